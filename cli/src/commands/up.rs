@@ -1,0 +1,201 @@
+//! `crowdgate up`: the whole system on this machine in one process tree.
+//!
+//! Starts a durable redis-server (data under `--data-dir`), core, a settlement
+//! worker and the Wasm edge host serving `spin.toml`; seeds the demo round and
+//! accounts; prints where to go. Ctrl-C stops every child. Running it again
+//! keeps the data (Redis AOF and the generated secrets).
+
+use anyhow::{Context, bail};
+use clap::Args;
+use crowdgate::local_redis::LocalRedis;
+use crowdgate::secrets::Secrets;
+use crowdgate::supervisor;
+use crowdgate_core::RoundConfig;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// Round config file (TOML).
+    #[arg(long, default_value = "crowdgate.toml")]
+    pub config: PathBuf,
+    /// Spin manifest whose components the edge host serves.
+    #[arg(long, default_value = "spin.toml")]
+    pub manifest: PathBuf,
+    /// Where Redis data and generated secrets live.
+    #[arg(long, default_value = ".crowdgate")]
+    pub data_dir: PathBuf,
+    /// Investor-facing address (the Wasm edge).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// core's address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub core_listen: SocketAddr,
+    /// Port of our own redis-server (loopback only).
+    #[arg(long, default_value_t = 6390)]
+    pub redis_port: u16,
+    /// Prometheus metrics of the edge host.
+    #[arg(long, default_value = "127.0.0.1:9101")]
+    pub host_metrics: SocketAddr,
+    /// Prometheus metrics of the settlement worker.
+    #[arg(long, default_value = "127.0.0.1:9102")]
+    pub settle_metrics: SocketAddr,
+}
+
+/// A named child process.
+struct Part {
+    name: &'static str,
+    child: Child,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let round = RoundConfig::load(&args.config)?;
+    let round_id = round.round.id.clone();
+    for addr in [args.listen, args.core_listen, args.host_metrics, args.settle_metrics] {
+        ensure_free(addr)?;
+    }
+    ensure_free(SocketAddr::from(([127, 0, 0, 1], args.redis_port)))?;
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let secrets = Secrets::load_or_create(&args.data_dir.join("secrets.toml"))?;
+
+    let mut redis = LocalRedis::start(args.redis_port, &args.data_dir.join("redis"))?;
+    tracing::info!(port = args.redis_port, "redis-server up (appendonly, fsync always)");
+
+    let exe = std::env::current_exe().context("cannot find our own executable")?;
+    let redis_url = redis.url();
+    let core_url = format!("http://{}", args.core_listen);
+    let mut parts: Vec<Part> = Vec::new();
+
+    let result = async {
+        parts.push(spawn(
+            "core",
+            Command::new(&exe)
+                .arg("core")
+                .arg("--config")
+                .arg(&args.config)
+                .args(["--listen", &args.core_listen.to_string()])
+                .env("CROWDGATE_REDIS_URL", &redis_url)
+                .env("CROWDGATE_SIGNING_KEYS", &secrets.signing_keys)
+                .env("CROWDGATE_OPS_TOKENS", &secrets.ops_tokens),
+        )?);
+        wait_until_ok(&format!("{core_url}/healthz"), &mut parts).await?;
+
+        seed_demo_accounts(&redis_url, &round_id).await?;
+
+        parts.push(spawn(
+            "settle",
+            Command::new(&exe)
+                .arg("settle")
+                .args(["--round", &round_id])
+                .args(["--metrics-listen", &args.settle_metrics.to_string()])
+                .env("CROWDGATE_REDIS_URL", &redis_url),
+        )?);
+        parts.push(spawn(
+            "host",
+            Command::new(&exe)
+                .arg("host")
+                .arg("--manifest")
+                .arg(&args.manifest)
+                .args(["--listen", &args.listen.to_string()])
+                .args(["--metrics-listen", &args.host_metrics.to_string()])
+                .env("SPIN_VARIABLE_CORE_URL", &core_url)
+                .env("SPIN_VARIABLE_ROUND_ID", &round_id)
+                .env("SPIN_VARIABLE_SIGNING_KEYS", &secrets.signing_keys),
+        )?);
+        wait_until_ok(&format!("http://{}/api/round", args.listen), &mut parts).await?;
+
+        print_banner(&args, &round_id, &secrets, &args.data_dir);
+        supervise(&mut parts).await
+    }
+    .await;
+
+    for part in parts.iter_mut().rev() {
+        supervisor::terminate(&mut part.child, Duration::from_secs(10));
+    }
+    redis.stop();
+    eprintln!("crowdgate: stopped; data kept in {}", args.data_dir.display());
+    result
+}
+
+fn spawn(name: &'static str, command: &mut Command) -> anyhow::Result<Part> {
+    command.stdin(Stdio::null());
+    supervisor::die_with_parent(command);
+    let child = command.spawn().with_context(|| format!("cannot start {name}"))?;
+    Ok(Part { name, child })
+}
+
+/// Polls `url` until it answers 200, failing fast if a child died.
+async fn wait_until_ok(url: &str, parts: &mut [Part]) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for part in parts.iter_mut() {
+            if let Some(status) = part.child.try_wait()? {
+                bail!("{} exited during startup ({status}); see its log above", part.name);
+            }
+        }
+        if let Ok(response) = client.get(url).timeout(Duration::from_secs(2)).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{url} did not answer within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn seed_demo_accounts(redis_url: &str, round: &str) -> anyhow::Result<()> {
+    let client = redis::Client::open(redis_url)?;
+    let mut redis = redis::aio::ConnectionManager::new(client).await?;
+    let accounts = crowdgate::demo::accounts();
+    crowdgate_settlement::Ledger::new(round)
+        .open_accounts(&mut redis, &accounts)
+        .await
+        .context("seeding demo accounts")?;
+    tracing::info!(accounts = accounts.len(), "demo accounts ready");
+    Ok(())
+}
+
+/// Waits for Ctrl-C/SIGTERM, or for a child to exit on its own (an error).
+async fn supervise(parts: &mut [Part]) -> anyhow::Result<()> {
+    let shutdown = super::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        for part in parts.iter_mut() {
+            if let Some(status) = part.child.try_wait()? {
+                bail!("{} exited unexpectedly ({status}); stopping everything", part.name);
+            }
+        }
+    }
+}
+
+fn ensure_free(addr: SocketAddr) -> anyhow::Result<()> {
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .with_context(|| format!("{addr} is in use: stop what is using it or choose another address (see `crowdgate up --help`)"))
+}
+
+fn print_banner(args: &UpArgs, round: &str, secrets: &Secrets, data_dir: &Path) {
+    let token = secrets.first_ops_token();
+    println!();
+    println!("Crowdgate is up — round {round:?}.");
+    println!("  Investors:  http://{}/", args.listen);
+    println!("  Ops:        http://{}/ops/v1/rounds/{round}", args.core_listen);
+    println!("  Ops token:  {token}");
+    println!("              curl -H 'Authorization: Bearer {token}' http://{}/ops/v1/rounds/{round}", args.core_listen);
+    println!(
+        "  Metrics:    http://{}/metrics  http://{}/metrics  http://{}/metrics",
+        args.core_listen, args.host_metrics, args.settle_metrics
+    );
+    println!("  Demo investors: demo-001 … demo-200 (£5,000 each), demo-skint (£5)");
+    println!("  Data:       {} (kept between runs)", data_dir.display());
+    println!("Press Ctrl-C to stop.");
+}

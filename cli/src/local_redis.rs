@@ -1,0 +1,150 @@
+//! A redis-server of our own, configured so that an acknowledged write
+//! survives kill -9: `appendonly yes`, `appendfsync always`, and
+//! `aof-load-truncated no` (a torn AOF tail stops startup with a clear
+//! message instead of silently dropping a write; see the brief).
+//!
+//! Used by `crowdgate up` and by the end-to-end tests, which each start one on
+//! a free loopback port with a temp dir.
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running redis-server child.
+pub struct LocalRedis {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl LocalRedis {
+    /// Starts redis-server on 127.0.0.1:`port` with data in `dir` and waits
+    /// until it answers PING.
+    pub fn start(port: u16, dir: &Path) -> anyhow::Result<LocalRedis> {
+        which_redis()?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut redis = LocalRedis {
+            port,
+            dir: dir.to_path_buf(),
+            child: None,
+        };
+        redis.spawn()?;
+        Ok(redis)
+    }
+
+    /// Starts it again after [`LocalRedis::kill`], on the same port and data.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.spawn()
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = self.dir.join("redis.log");
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--protected-mode", "yes"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--appendonly", "yes"])
+            .args(["--appendfsync", "always"])
+            .args(["--aof-load-truncated", "no"])
+            .args(["--save", ""])
+            .arg("--logfile")
+            .arg(&log)
+            .args(["--daemonize", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        crate::supervisor::die_with_parent(&mut command);
+        let mut child = command.spawn().context("cannot start redis-server")?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = tail.lines().rev().take(8).collect();
+                let hint = if tail.iter().any(|l| l.contains("truncated") || l.contains("Bad file format")) {
+                    format!(
+                        "\nThe append-only file has a torn tail from a crash. Inspect it, then repair with:\n  redis-check-aof --fix {}/appendonlydir/*.incr.aof",
+                        self.dir.display()
+                    )
+                } else {
+                    String::new()
+                };
+                bail!(
+                    "redis-server exited ({status}) on port {}; last log lines:\n{}{hint}",
+                    self.port,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            if ping(self.port) {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("redis-server on port {} did not answer within 15 s (log: {})", self.port, log.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// SIGKILL: the crash the durability promises are about.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait: Redis flushes and exits cleanly.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            crate::supervisor::terminate(&mut child, Duration::from_secs(10));
+        }
+    }
+}
+
+impl Drop for LocalRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Whether redis-server is on PATH; the error says how to install it.
+pub fn which_redis() -> anyhow::Result<()> {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join("redis-server").is_file()))
+        .unwrap_or(false);
+    if !found {
+        bail!("redis-server is not installed. Install it with `sudo apt-get install -y redis-server`, or run `./dev up`, which installs it");
+    }
+    Ok(())
+}
+
+fn ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 7];
+    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+}
+
+/// A free loopback TCP port (bound then released; fine for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("loopback has free ports")
+}

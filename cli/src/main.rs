@@ -1,0 +1,52 @@
+//! `crowdgate`: run Crowdgate's parts. See `crowdgate --help`.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "crowdgate", version, about = "A fair virtual waiting room and investment core for crowdfunding rounds")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything on this machine: Redis, core, settlement, the Wasm edge.
+    Up(commands::up::UpArgs),
+    /// Run core: queue numbers, admission, investments, ops API.
+    Core(commands::core::CoreArgs),
+    /// Run a settlement worker.
+    Settle(commands::settle::SettleArgs),
+    /// Serve the Spin components of a spin.toml with the wasmtime host.
+    Host(commands::host::HostArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crowdgate::telemetry::init_logs();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => commands::up::run(args).await,
+            Command::Core(args) => commands::core::run(args).await,
+            Command::Settle(args) => commands::settle::run(args).await,
+            Command::Host(args) => commands::host::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

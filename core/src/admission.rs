@@ -1,0 +1,62 @@
+//! The admission controller: moves the admitted-up-to cursor forward in
+//! batches at the rate ops set.
+//!
+//! Every core replica runs one. Each ticks often and asks Redis to advance;
+//! the advance script admits a batch only when a whole batch interval has
+//! passed since the last advance, so N replicas still admit one batch per
+//! interval, and a replica dying costs nothing.
+
+use crate::store::RoundStore;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often each replica offers to advance. Well under any batch interval,
+/// so batches start within this much of their due time.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Advances admission for one round until `shutdown` flips to true.
+pub struct AdmissionController {
+    store: RoundStore,
+}
+
+impl AdmissionController {
+    pub fn new(store: RoundStore) -> AdmissionController {
+        AdmissionController { store }
+    }
+
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_state_refresh = std::time::Instant::now() - Duration::from_secs(10);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            match self.store.advance_admission(crate::clock::now_ms()).await {
+                Ok(0) => {}
+                Ok(admitted) => {
+                    metrics::counter!("crowdgate_core_admitted_total").increment(admitted);
+                    tracing::debug!(round = %self.store.round, admitted, "admitted a batch");
+                }
+                Err(err) => tracing::warn!(round = %self.store.round, error = %err, "admission step failed"),
+            }
+            if last_state_refresh.elapsed() >= Duration::from_secs(1) {
+                last_state_refresh = std::time::Instant::now();
+                self.publish_gauges().await;
+            }
+        }
+    }
+
+    /// Room figures as Prometheus gauges, refreshed once a second.
+    async fn publish_gauges(&self) {
+        if let Ok(Some(room)) = self.store.room_state(crate::clock::now_ms()).await {
+            metrics::gauge!("crowdgate_round_issued").set(room.issued as f64);
+            metrics::gauge!("crowdgate_round_admitted_up_to").set(room.admitted_up_to as f64);
+            metrics::gauge!("crowdgate_round_queue_length")
+                .set(room.issued.saturating_sub(room.admitted_up_to) as f64);
+            metrics::gauge!("crowdgate_round_raised_pence").set(room.raised_pence as f64);
+            metrics::gauge!("crowdgate_round_cap_pence").set(room.cap_pence as f64);
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! core's HTTP surface: the routes, shared state, and the load-shedding layer.
+//!
+//! - `/v1/...` is called by the edge components (queue numbers, room state,
+//!   investments). It is bounded: past `max_in_flight` concurrent requests core
+//!   answers 503 with `Retry-After` at once instead of queueing.
+//! - `/ops/v1/...` requires an ops bearer token.
+//! - `/healthz` and `/metrics` are for the platform.
+
+use crate::error::Failure;
+use crate::investments;
+use crate::ops_auth::OpsTokens;
+use crate::store::RoundStore;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use crowdgate_protocol::api::QueuePlace;
+use crowdgate_protocol::{ApiError, Keyring, RoomState};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: RoundStore,
+    pub keyring: Keyring,
+    pub ops_tokens: OpsTokens,
+    pub metrics: Option<PrometheusHandle>,
+    /// Permits for in-flight `/v1` requests.
+    pub in_flight: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// core serves one round; any other round id is a 404.
+    pub fn check_round(&self, round: &str) -> Result<(), Failure> {
+        if round == self.store.round {
+            Ok(())
+        } else {
+            Err(Failure::not_found(format!("no round {round:?} here")))
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/v1/rounds/{round}/queue", post(take_queue_place))
+        .route("/v1/rounds/{round}/state", get(room_state))
+        .route("/v1/rounds/{round}/investments", post(investments::create))
+        .route("/v1/rounds/{round}/investments/{id}", get(investments::show))
+        .route_layer(middleware::from_fn_with_state(state.clone(), shed_load));
+    Router::new()
+        .merge(api)
+        .route("/ops/v1/rounds/{round}", get(ops_round))
+        .route("/healthz", get(health))
+        .route("/metrics", get(render_metrics))
+        .fallback(|| async { Failure::not_found("no such endpoint") })
+        .with_state(state)
+}
+
+/// Answers 503 at once when `max_in_flight` requests are already running.
+async fn shed_load(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        metrics::counter!("crowdgate_core_shed_total").increment(1);
+        let mut failure = Failure::unavailable("core is at capacity; retry shortly, your place is kept");
+        failure.body.error = "overloaded".into();
+        return failure.into_response();
+    };
+    let started = std::time::Instant::now();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let endpoint = path.rsplit('/').find(|s| !s.starts_with("inv_")).unwrap_or("").to_string();
+    metrics::histogram!("crowdgate_core_request_duration_seconds", "endpoint" => endpoint)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `POST /v1/rounds/{round}/queue`: a fresh place at the back of the queue.
+async fn take_queue_place(
+    State(state): State<AppState>,
+    Path(round): Path<String>,
+) -> Result<(StatusCode, Json<QueuePlace>), Failure> {
+    state.check_round(&round)?;
+    let queue_number = state.store.take_queue_number().await?;
+    let ticket_id = crate::ids::new_ticket_id();
+    metrics::counter!("crowdgate_core_joins_total").increment(1);
+    tracing::debug!(round = %round, ticket = %ticket_id, queue_number, "queue place issued");
+    Ok((StatusCode::CREATED, Json(QueuePlace { ticket_id, queue_number })))
+}
+
+/// `GET /v1/rounds/{round}/state`: what the edge caches for status polls.
+async fn room_state(State(state): State<AppState>, Path(round): Path<String>) -> Result<Json<RoomState>, Failure> {
+    state.check_round(&round)?;
+    match state.store.room_state(crate::clock::now_ms()).await? {
+        Some(room) => Ok(Json(room)),
+        None => Err(Failure::not_found(format!("round {round:?} is not seeded"))),
+    }
+}
+
+/// `GET /ops/v1/rounds/{round}`: every live figure of the round.
+async fn ops_round(
+    State(state): State<AppState>,
+    Path(round): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<serde_json::Value>, Failure> {
+    let operator = authenticate_ops(&state, &headers)?;
+    state.check_round(&round)?;
+    let fields = state.store.round_fields().await?;
+    let published = state.store.settlement_stream_len().await?;
+    tracing::info!(round = %round, operator, "ops read round");
+    Ok(Json(serde_json::json!({
+        "round": round,
+        "fields": fields,
+        "settlement_stream_length": published,
+    })))
+}
+
+/// The operator's name for a valid ops token, or 401.
+pub fn authenticate_ops<'a>(state: &'a AppState, headers: &axum::http::HeaderMap) -> Result<&'a str, Failure> {
+    let unauthorized = |message: &str| {
+        Failure::new(
+            StatusCode::UNAUTHORIZED,
+            ApiError::for_field("unauthorized", "Authorization", message),
+        )
+    };
+    let token = investments::bearer_token(headers).ok_or_else(|| unauthorized("send `Authorization: Bearer <ops token>`"))?;
+    state.ops_tokens.identify(token).ok_or_else(|| unauthorized("ops token not recognised"))
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(serde_json::json!({"status": "ok", "round": state.store.round})).into_response(),
+        Err(err) => {
+            let mut failure = Failure::unavailable(format!("redis: {err}"));
+            failure.body.error = "unhealthy".into();
+            failure.into_response()
+        }
+    }
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(handle) => handle.render().into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics recorder not installed").into_response(),
+    }
+}

@@ -1,0 +1,10 @@
+//! Random identifiers core hands out.
+
+use rand::Rng;
+
+/// A ticket id: 96 random bits, hex. Unguessable, so a ticket id in a URL or
+/// log does not let anyone take over a place.
+pub fn new_ticket_id() -> String {
+    let bytes: [u8; 12] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

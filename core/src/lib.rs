@@ -1,0 +1,99 @@
+//! crowdgate-core: the central service behind the edge. It hands out queue
+//! numbers, runs the admission controller, enforces the raise cap with one
+//! atomic Redis script per investment, and serves the ops API.
+//!
+//! core is stateless: run as many replicas as you like against one Redis.
+//! Every decision that must be made once (a queue number, an admission batch,
+//! an investment against the cap) is a single atomic Redis operation.
+//!
+//! # Layout
+//! - [`round_config`]: the round's TOML file, validated at load.
+//! - [`store`]: the round's data in Redis and the scripts that change it
+//!   (`scripts/*.lua`, each headed by its keys, arguments and invariant).
+//! - [`admission`]: the [`admission::AdmissionController`] loop.
+//! - [`investments`]: the invest endpoint.
+//! - [`http`]: routes, shared state, load shedding, health and metrics.
+//! - [`ops_auth`]: constant-time ops bearer tokens.
+//! - [`error`]: every failure as a status and a JSON body.
+
+pub mod admission;
+pub mod clock;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod investments;
+pub mod ops_auth;
+pub mod round_config;
+pub mod store;
+
+use anyhow::Context;
+use crowdgate_protocol::Keyring;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub use ops_auth::OpsTokens;
+pub use round_config::RoundConfig;
+
+/// Everything core needs to start.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub listen: SocketAddr,
+    pub redis_url: String,
+    pub round: RoundConfig,
+    pub keyring: Keyring,
+    pub ops_tokens: OpsTokens,
+    /// Start even if Redis could lose acknowledged writes (tests only).
+    pub allow_unsafe_redis: bool,
+    /// Most `/v1` requests served at once before shedding.
+    pub max_in_flight: usize,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// Connects to Redis, checks it is durable, seeds the round, then serves HTTP
+/// and runs the admission controller until `shutdown` resolves.
+pub async fn run(config: CoreConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let client = redis::Client::open(config.redis_url.as_str())
+        .with_context(|| format!("invalid Redis URL {:?}", config.redis_url))?;
+    let manager_config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(5)))
+        .set_number_of_retries(3);
+    let mut redis = redis::aio::ConnectionManager::new_with_config(client, manager_config)
+        .await
+        .with_context(|| format!("cannot connect to Redis at {}", config.redis_url))?;
+    if let Err(problem) = store::check_durability(&mut redis).await {
+        if config.allow_unsafe_redis {
+            tracing::warn!(%problem, "starting against a non-durable Redis (--allow-unsafe-redis)");
+        } else {
+            anyhow::bail!(problem);
+        }
+    }
+
+    let store = store::RoundStore::new(&config.round.round.id, redis);
+    if store.seed(&config.round).await.context("seeding the round in Redis")? {
+        tracing::info!(round = %store.round, "seeded round config fields");
+    }
+
+    let state = http::AppState {
+        store: store.clone(),
+        keyring: config.keyring.clone(),
+        ops_tokens: config.ops_tokens.clone(),
+        metrics: config.metrics.clone(),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, round = %store.round, "core listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let controller = tokio::spawn(admission::AdmissionController::new(store).run(stop_rx));
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
+    let _ = stop_tx.send(true);
+    let _ = controller.await;
+    Ok(())
+}

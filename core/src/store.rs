@@ -1,0 +1,232 @@
+//! core's view of a round in Redis: seeding it, reading the room state, handing
+//! out queue numbers and running the invest and admission scripts.
+//!
+//! Scripts run through `redis::Script`, which sends `EVALSHA` and falls back to
+//! `EVAL` on `NOSCRIPT`, so a restarted Redis (empty script cache) costs one
+//! extra round trip, never an error.
+
+use crate::round_config::RoundConfig;
+use crowdgate_protocol::api::{Investment, InvestmentStatus};
+use crowdgate_protocol::keys::RoundKeys;
+use crowdgate_protocol::{RoomPhase, RoomState};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use std::collections::HashMap;
+
+/// A round's data in Redis.
+#[derive(Clone)]
+pub struct RoundStore {
+    pub round: String,
+    keys: RoundKeys,
+    redis: ConnectionManager,
+    invest: Script,
+    advance: Script,
+}
+
+/// What the invest script decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvestOutcome {
+    pub status: u16,
+    pub code: String,
+    pub investment_id: String,
+    pub amount_pence: i64,
+    pub shares: i64,
+    pub accepted_at_ms: u64,
+    /// Meaning depends on `code` (remaining pence, the minimum, ...).
+    pub extra: i64,
+}
+
+/// The fields of a new investment the script needs.
+pub struct NewInvestment<'a> {
+    pub investment_id: &'a str,
+    pub ticket_id: &'a str,
+    pub investor_id: &'a str,
+    pub amount_pence: i64,
+    pub fingerprint: &'a str,
+    pub now_ms: u64,
+    pub binding_ttl_s: u64,
+}
+
+impl RoundStore {
+    pub fn new(round: &str, redis: ConnectionManager) -> RoundStore {
+        RoundStore {
+            round: round.to_string(),
+            keys: RoundKeys::new(round),
+            redis,
+            invest: Script::new(include_str!("scripts/invest.lua")),
+            advance: Script::new(include_str!("scripts/advance.lua")),
+        }
+    }
+
+    /// Writes the round's config fields that are not there yet. Live values
+    /// (raised, cursor, and anything ops changed) are never overwritten, so a
+    /// restart keeps the round where it was.
+    pub async fn seed(&self, config: &RoundConfig) -> redis::RedisResult<bool> {
+        let r = &config.round;
+        let a = &config.admission;
+        let fields: Vec<(&str, String)> = vec![
+            ("name", r.name.clone()),
+            ("cap_pence", r.cap_pence.to_string()),
+            ("min_investment_pence", r.min_investment_pence.to_string()),
+            ("max_investment_pence", r.max_investment_pence.to_string()),
+            ("share_price_pence", r.share_price_pence.to_string()),
+            ("phase", config.initial_phase().as_str().to_string()),
+            ("rate_per_minute", a.rate_per_minute.to_string()),
+            ("batch_interval_ms", a.batch_interval_ms.to_string()),
+            ("max_active", a.max_active.to_string()),
+            ("pass_ttl_seconds", a.pass_ttl_seconds.to_string()),
+            ("raised_pence", "0".into()),
+            ("accepted_pence", "0".into()),
+            ("released_pence", "0".into()),
+            ("accepted_count", "0".into()),
+            ("investor_count", "0".into()),
+            ("issued", "0".into()),
+            ("admitted_up_to", "0".into()),
+            ("last_advance_ms", "0".into()),
+        ];
+        let key = self.keys.round();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (field, value) in &fields {
+            pipe.hset_nx(&key, field, value);
+        }
+        let written: Vec<bool> = pipe.query_async(&mut self.redis.clone()).await?;
+        Ok(written.iter().any(|w| *w))
+    }
+
+    /// The room state the edge caches.
+    pub async fn room_state(&self, now_ms: u64) -> redis::RedisResult<Option<RoomState>> {
+        let fields: HashMap<String, String> = self.redis.clone().hgetall(self.keys.round()).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let int = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let phase = fields
+            .get("phase")
+            .and_then(|p| RoomPhase::parse(p))
+            .unwrap_or(RoomPhase::Closed);
+        Ok(Some(RoomState {
+            round: self.round.clone(),
+            phase,
+            admitted_up_to: int("admitted_up_to").max(0) as u64,
+            issued: int("issued").max(0) as u64,
+            rate_per_minute: int("rate_per_minute").max(0) as u64,
+            raised_pence: int("raised_pence"),
+            cap_pence: int("cap_pence"),
+            min_investment_pence: int("min_investment_pence"),
+            max_investment_pence: int("max_investment_pence"),
+            share_price_pence: int("share_price_pence"),
+            pass_ttl_seconds: int("pass_ttl_seconds").max(0) as u64,
+            as_of_ms: now_ms,
+        }))
+    }
+
+    /// Every field of the round hash, for ops.
+    pub async fn round_fields(&self) -> redis::RedisResult<HashMap<String, String>> {
+        self.redis.clone().hgetall(self.keys.round()).await
+    }
+
+    /// Hands out the next queue number: one `HINCRBY`, so numbers are unique
+    /// and strictly increasing however many core replicas run.
+    pub async fn take_queue_number(&self) -> redis::RedisResult<u64> {
+        self.redis.clone().hincr(self.keys.round(), "issued", 1).await
+    }
+
+    /// Runs the admission controller's step; returns how many were admitted.
+    pub async fn advance_admission(&self, now_ms: u64) -> redis::RedisResult<u64> {
+        self.advance
+            .key(self.keys.round())
+            .arg(now_ms)
+            .invoke_async(&mut self.redis.clone())
+            .await
+    }
+
+    /// Runs the invest script.
+    pub async fn invest(&self, new: &NewInvestment<'_>) -> redis::RedisResult<InvestOutcome> {
+        let (status, code, investment_id, amount_pence, shares, accepted_at_ms, extra): (
+            u16,
+            String,
+            String,
+            i64,
+            i64,
+            u64,
+            i64,
+        ) = self
+            .invest
+            .key(self.keys.round())
+            .key(self.keys.investor_totals())
+            .key(self.keys.pass_binding(new.ticket_id))
+            .key(self.keys.investment(new.investment_id))
+            .key(self.keys.settlement_stream())
+            .arg(new.investment_id)
+            .arg(new.investor_id)
+            .arg(new.amount_pence)
+            .arg(new.fingerprint)
+            .arg(new.now_ms)
+            .arg(new.binding_ttl_s)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(InvestOutcome {
+            status,
+            code,
+            investment_id,
+            amount_pence,
+            shares,
+            accepted_at_ms,
+            extra,
+        })
+    }
+
+    /// One investment's record, if it exists.
+    pub async fn investment(&self, investment_id: &str) -> redis::RedisResult<Option<Investment>> {
+        let f: HashMap<String, String> = self.redis.clone().hgetall(self.keys.investment(investment_id)).await?;
+        if f.is_empty() {
+            return Ok(None);
+        }
+        let int = |name: &str| f.get(name).and_then(|v| v.parse::<i64>().ok());
+        let status = match f.get("status").map(String::as_str) {
+            Some("settled") => InvestmentStatus::Settled,
+            Some("failed") => InvestmentStatus::Failed,
+            _ => InvestmentStatus::Accepted,
+        };
+        Ok(Some(Investment {
+            investment_id: investment_id.to_string(),
+            round: self.round.clone(),
+            investor_id: f.get("investor_id").cloned().unwrap_or_default(),
+            amount_pence: int("amount_pence").unwrap_or(0),
+            shares: int("shares").unwrap_or(0),
+            status,
+            accepted_at_ms: int("accepted_at_ms").unwrap_or(0) as u64,
+            settled_at_ms: int("settled_at_ms").map(|v| v as u64),
+            failure_reason: f.get("failure_reason").cloned(),
+        }))
+    }
+
+    /// Length of the settlement stream (accepted investments ever published).
+    pub async fn settlement_stream_len(&self) -> redis::RedisResult<u64> {
+        self.redis.clone().xlen(self.keys.settlement_stream()).await
+    }
+
+    /// Round trip to Redis, for health checks.
+    pub async fn ping(&self) -> redis::RedisResult<()> {
+        redis::cmd("PING").query_async(&mut self.redis.clone()).await
+    }
+}
+
+/// Refuses a Redis that could lose an acknowledged investment on a crash.
+pub async fn check_durability(redis: &mut ConnectionManager) -> Result<(), String> {
+    let appendonly: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("appendonly").query_async(redis).await
+        .map_err(|e| format!("cannot read Redis config (CONFIG GET appendonly): {e}"))?;
+    let fsync: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("appendfsync").query_async(redis).await
+        .map_err(|e| format!("cannot read Redis config (CONFIG GET appendfsync): {e}"))?;
+    let appendonly = appendonly.get(1).map(String::as_str).unwrap_or("");
+    let fsync = fsync.get(1).map(String::as_str).unwrap_or("");
+    if appendonly != "yes" || fsync != "always" {
+        return Err(format!(
+            "Redis has appendonly={appendonly}, appendfsync={fsync}: an acknowledged investment could be lost \
+             in a crash. Start redis-server with `--appendonly yes --appendfsync always` \
+             (or pass --allow-unsafe-redis to core for a throwaway test)"
+        ));
+    }
+    Ok(())
+}

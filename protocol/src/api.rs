@@ -1,0 +1,183 @@
+//! JSON bodies exchanged between browsers/apps, the Wasm components and core.
+//!
+//! Keeping them in one crate means the edge and core cannot drift apart on a
+//! field name. Money is always integer pence (`*_pence`, `i64`).
+
+use serde::{Deserialize, Serialize};
+
+/// The error body every Crowdgate endpoint returns with a 4xx or 5xx.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Stable machine-readable code, e.g. `amount_below_minimum`.
+    pub error: String,
+    /// The request field at fault, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// A sentence for a person.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(error: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError {
+            error: error.into(),
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn for_field(error: impl Into<String>, field: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            error: error.into(),
+            field: Some(field.to_string()),
+            message: message.into(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("ApiError serialises")
+    }
+}
+
+/// Where a round is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomPhase {
+    /// Not yet open: visitors may join, nobody is admitted.
+    Scheduled,
+    /// Admitting visitors and taking investments.
+    Open,
+    /// Ops paused admission; passes already handed out stay valid.
+    Paused,
+    /// The cap is reached; reopens if amounts are released.
+    Full,
+    /// No more investments.
+    Closed,
+}
+
+impl RoomPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomPhase::Scheduled => "scheduled",
+            RoomPhase::Open => "open",
+            RoomPhase::Paused => "paused",
+            RoomPhase::Full => "full",
+            RoomPhase::Closed => "closed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RoomPhase> {
+        Some(match text {
+            "scheduled" => RoomPhase::Scheduled,
+            "open" => RoomPhase::Open,
+            "paused" => RoomPhase::Paused,
+            "full" => RoomPhase::Full,
+            "closed" => RoomPhase::Closed,
+            _ => return None,
+        })
+    }
+}
+
+/// The small shared state the edge caches (about a second) to answer status
+/// polls without asking core.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomState {
+    pub round: String,
+    pub phase: RoomPhase,
+    /// Every queue number `<=` this is admitted.
+    pub admitted_up_to: u64,
+    /// Queue numbers handed out so far (the last one issued).
+    pub issued: u64,
+    /// Admission rate ops set, people per minute.
+    pub rate_per_minute: u64,
+    pub raised_pence: i64,
+    pub cap_pence: i64,
+    pub min_investment_pence: i64,
+    pub max_investment_pence: i64,
+    pub share_price_pence: i64,
+    /// Lifetime of a pass handed out now.
+    pub pass_ttl_seconds: u64,
+    /// Unix milliseconds when core produced this state.
+    pub as_of_ms: u64,
+}
+
+/// core's answer to a join: a fresh place at the back of the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuePlace {
+    pub ticket_id: String,
+    pub queue_number: u64,
+}
+
+/// What a visitor's poll returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub round: String,
+    /// `waiting`, `admitted`, or the room phase when it overrides
+    /// (`scheduled`, `paused`, `full`, `closed`).
+    pub state: VisitorState,
+    pub queue_number: u64,
+    /// 1-based position among those not yet admitted; 0 once admitted.
+    pub position: u64,
+    pub people_ahead: u64,
+    /// Seconds until admission at the current rate; `None` when unknown.
+    pub eta_seconds: Option<u64>,
+    /// Ask again after this long.
+    pub poll_after_ms: u64,
+    pub raised_pence: i64,
+    pub cap_pence: i64,
+}
+
+/// A visitor's state as shown on the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisitorState {
+    Scheduled,
+    Waiting,
+    Admitted,
+    Paused,
+    Full,
+    Closed,
+}
+
+/// Answer to join (and to a rejoin with a valid ticket: the same ticket).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joined {
+    pub ticket: String,
+    pub status: Status,
+}
+
+/// Answer to a pass request once admitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassGrant {
+    pub pass: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// Lifecycle of one investment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvestmentStatus {
+    /// Recorded against the cap, waiting for settlement.
+    Accepted,
+    /// Debited, escrow credited, shares allocated.
+    Settled,
+    /// Settlement refused (e.g. insufficient funds); amount released.
+    Failed,
+}
+
+/// An investment as core reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Investment {
+    pub investment_id: String,
+    pub round: String,
+    pub investor_id: String,
+    pub amount_pence: i64,
+    pub shares: i64,
+    pub status: InvestmentStatus,
+    pub accepted_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+}

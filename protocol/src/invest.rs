@@ -1,0 +1,174 @@
+//! Parsing an investment request so that every mistake names its field.
+//!
+//! serde's derived errors say "invalid type at line 1 column 30"; investors
+//! and app developers need "amount_pence must be a whole number of pence".
+//! So the body is read as a JSON object and each field checked by hand. Both
+//! the edge (to refuse early) and core (which trusts nobody) call this.
+
+use crate::api::ApiError;
+use serde::{Deserialize, Serialize};
+
+/// Longest investor id we accept.
+pub const MAX_INVESTOR_ID_LEN: usize = 64;
+/// Longest `Idempotency-Key` we accept.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+/// Largest single amount we even consider: £1bn. Keeps sums far from i64 overflow.
+pub const MAX_AMOUNT_PENCE: i64 = 100_000_000_000;
+
+/// A well-formed investment request. Round limits are checked later, by the
+/// atomic script in core, because they depend on live totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvestRequest {
+    pub investor_id: String,
+    pub amount_pence: i64,
+}
+
+impl InvestRequest {
+    /// Parses a JSON body, naming the field at fault on error.
+    pub fn parse(body: &[u8]) -> Result<InvestRequest, ApiError> {
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::new("malformed_json", format!("request body is not valid JSON: {e}")))?;
+        let serde_json::Value::Object(object) = value else {
+            return Err(ApiError::new("malformed_json", "request body must be a JSON object"));
+        };
+
+        let investor_id = match object.get("investor_id") {
+            None | Some(serde_json::Value::Null) => {
+                return Err(missing("investor_id"));
+            }
+            Some(serde_json::Value::String(id)) => id.trim().to_string(),
+            Some(_) => {
+                return Err(ApiError::for_field("invalid_field", "investor_id", "investor_id must be a string"));
+            }
+        };
+        validate_investor_id(&investor_id)?;
+
+        let amount_pence = match object.get("amount_pence") {
+            None | Some(serde_json::Value::Null) => return Err(missing("amount_pence")),
+            Some(serde_json::Value::Number(n)) => match n.as_i64() {
+                Some(pence) => pence,
+                None if n.is_u64() => return Err(too_large()),
+                None => {
+                    return Err(ApiError::for_field(
+                        "invalid_amount",
+                        "amount_pence",
+                        "amount_pence must be a whole number of pence (no fractions)",
+                    ));
+                }
+            },
+            Some(_) => {
+                return Err(ApiError::for_field(
+                    "invalid_amount",
+                    "amount_pence",
+                    "amount_pence must be a JSON integer number of pence",
+                ));
+            }
+        };
+        if amount_pence <= 0 {
+            return Err(ApiError::for_field(
+                "invalid_amount",
+                "amount_pence",
+                "amount_pence must be greater than zero",
+            ));
+        }
+        if amount_pence > MAX_AMOUNT_PENCE {
+            return Err(too_large());
+        }
+        Ok(InvestRequest {
+            investor_id,
+            amount_pence,
+        })
+    }
+}
+
+/// Investor ids are printable ASCII tokens: they end up in Redis keys and logs.
+pub fn validate_investor_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() {
+        return Err(missing("investor_id"));
+    }
+    if id.len() > MAX_INVESTOR_ID_LEN
+        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
+    {
+        return Err(ApiError::for_field(
+            "invalid_field",
+            "investor_id",
+            format!("investor_id must be 1-{MAX_INVESTOR_ID_LEN} characters of letters, digits, - _ . @"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an `Idempotency-Key` header value.
+pub fn validate_idempotency_key(key: Option<&str>) -> Result<String, ApiError> {
+    let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
+        return Err(ApiError::for_field(
+            "missing_field",
+            "Idempotency-Key",
+            "the Idempotency-Key header is required (any unique string per investment attempt)",
+        ));
+    };
+    if key.len() > MAX_IDEMPOTENCY_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::for_field(
+            "invalid_field",
+            "Idempotency-Key",
+            format!("Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters"),
+        ));
+    }
+    Ok(key.to_string())
+}
+
+fn missing(field: &str) -> ApiError {
+    ApiError::for_field("missing_field", field, format!("{field} is required"))
+}
+
+fn too_large() -> ApiError {
+    ApiError::for_field(
+        "invalid_amount",
+        "amount_pence",
+        format!("amount_pence must be at most {MAX_AMOUNT_PENCE}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(body: &str) -> Option<String> {
+        InvestRequest::parse(body.as_bytes()).unwrap_err().field
+    }
+
+    #[test]
+    fn accepts_a_good_request() {
+        let req = InvestRequest::parse(br#"{"investor_id":"inv-1","amount_pence":5000}"#).unwrap();
+        assert_eq!(req, InvestRequest { investor_id: "inv-1".into(), amount_pence: 5000 });
+    }
+
+    #[test]
+    fn names_the_field_at_fault() {
+        assert_eq!(field_of(r#"{"amount_pence":5000}"#).as_deref(), Some("investor_id"));
+        assert_eq!(field_of(r#"{"investor_id":"a"}"#).as_deref(), Some("amount_pence"));
+        for amount in ["0", "-1", "10.5", "\"100\"", "1e3", "99999999999999999999", "100000000001", "true"] {
+            let body = format!(r#"{{"investor_id":"a","amount_pence":{amount}}}"#);
+            assert_eq!(field_of(&body).as_deref(), Some("amount_pence"), "{amount}");
+        }
+        assert_eq!(field_of(r#"{"investor_id":7,"amount_pence":1}"#).as_deref(), Some("investor_id"));
+        assert_eq!(field_of(r#"{"investor_id":"a b","amount_pence":1}"#).as_deref(), Some("investor_id"));
+    }
+
+    #[test]
+    fn malformed_bodies_have_no_field() {
+        for body in ["", "{", "[]", "null", "\"x\""] {
+            let err = InvestRequest::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(err.error, "malformed_json", "{body}");
+        }
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert!(validate_idempotency_key(None).is_err());
+        assert!(validate_idempotency_key(Some("  ")).is_err());
+        assert!(validate_idempotency_key(Some("has space")).is_err());
+        assert!(validate_idempotency_key(Some(&"k".repeat(129))).is_err());
+        assert_eq!(validate_idempotency_key(Some("abc-123")).unwrap(), "abc-123");
+    }
+}

@@ -1,0 +1,77 @@
+//! The Redis key layout of one round.
+//!
+//! Every key of a round carries the hash tag `{<round>}` so the whole round
+//! lives in one cluster slot and a single script may touch any of its keys.
+
+/// Names of a round's Redis keys.
+#[derive(Debug, Clone)]
+pub struct RoundKeys {
+    prefix: String,
+}
+
+impl RoundKeys {
+    pub fn new(round: &str) -> RoundKeys {
+        RoundKeys {
+            prefix: format!("cg:{{{round}}}"),
+        }
+    }
+
+    /// Hash: round config (cap, limits, admission settings) and live counters
+    /// (raised, issued, admitted_up_to, phase). One hash so one script reads
+    /// it all.
+    pub fn round(&self) -> String {
+        format!("{}:round", self.prefix)
+    }
+    /// Hash: investor id → total accepted pence in this round.
+    pub fn investor_totals(&self) -> String {
+        format!("{}:investor_totals", self.prefix)
+    }
+    /// Hash: one investment's record.
+    pub fn investment(&self, investment_id: &str) -> String {
+        format!("{}:investment:{investment_id}", self.prefix)
+    }
+    /// String: the stored result of an idempotent invest call.
+    pub fn idempotency(&self, key: &str) -> String {
+        format!("{}:idem:{key}", self.prefix)
+    }
+    /// String: the investor a pass (by ticket id) is bound to.
+    pub fn pass_binding(&self, ticket_id: &str) -> String {
+        format!("{}:pass:{ticket_id}", self.prefix)
+    }
+    /// Stream: accepted investments waiting for settlement.
+    pub fn settlement_stream(&self) -> String {
+        format!("{}:settlement", self.prefix)
+    }
+    /// Hash: investor id → available balance in pence.
+    pub fn balances(&self) -> String {
+        format!("{}:balances", self.prefix)
+    }
+    /// Hash: investor id → shares allocated.
+    pub fn shares(&self) -> String {
+        format!("{}:shares", self.prefix)
+    }
+    /// Hash: ledger totals (escrow balance, total debits, total credits, counts).
+    pub fn ledger(&self) -> String {
+        format!("{}:ledger", self.prefix)
+    }
+    /// Stream: the append-only journal of postings.
+    pub fn journal(&self) -> String {
+        format!("{}:journal", self.prefix)
+    }
+}
+
+/// The consumer group settlement workers share.
+pub const SETTLEMENT_GROUP: &str = "settlement";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_keys_share_the_round_hash_tag() {
+        let k = RoundKeys::new("demo");
+        for key in [k.round(), k.investment("i"), k.settlement_stream(), k.balances(), k.journal()] {
+            assert!(key.starts_with("cg:{demo}:"), "{key}");
+        }
+    }
+}

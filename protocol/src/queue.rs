@@ -1,0 +1,132 @@
+//! Queue arithmetic: what a ticket holder is told on each poll.
+//!
+//! Pure functions of the ticket's number and the cached [`RoomState`], so a
+//! status poll needs no call to core and the answer is the same on every edge.
+
+use crate::api::{RoomPhase, RoomState, Status, VisitorState};
+
+/// Closest to the front, poll every second.
+pub const MIN_POLL_MS: u64 = 1_000;
+/// Far back, poll at most every 30 seconds.
+pub const MAX_POLL_MS: u64 = 30_000;
+
+/// The status of queue number `number` in `room`. `jitter_seed` spreads polls
+/// of people at the same distance so they do not arrive in lockstep.
+pub fn status_of(number: u64, room: &RoomState, jitter_seed: u64) -> Status {
+    let admitted = number <= room.admitted_up_to;
+    let people_ahead = if admitted {
+        0
+    } else {
+        number - room.admitted_up_to - 1
+    };
+    let position = if admitted { 0 } else { people_ahead + 1 };
+    let state = match room.phase {
+        RoomPhase::Closed => VisitorState::Closed,
+        RoomPhase::Full => VisitorState::Full,
+        _ if admitted => VisitorState::Admitted,
+        RoomPhase::Scheduled => VisitorState::Scheduled,
+        RoomPhase::Paused => VisitorState::Paused,
+        RoomPhase::Open => VisitorState::Waiting,
+    };
+    let eta_seconds = match state {
+        VisitorState::Admitted => Some(0),
+        VisitorState::Waiting => eta_seconds(position, room.rate_per_minute),
+        _ => None,
+    };
+    Status {
+        round: room.round.clone(),
+        state,
+        queue_number: number,
+        position,
+        people_ahead,
+        eta_seconds,
+        poll_after_ms: poll_after_ms(people_ahead, room.rate_per_minute, jitter_seed),
+        raised_pence: room.raised_pence,
+        cap_pence: room.cap_pence,
+    }
+}
+
+/// Seconds until `position` is reached at `rate_per_minute`; `None` at rate 0.
+pub fn eta_seconds(position: u64, rate_per_minute: u64) -> Option<u64> {
+    if rate_per_minute == 0 {
+        return None;
+    }
+    Some((position * 60).div_ceil(rate_per_minute))
+}
+
+/// Poll interval: about a tenth of the time left, within [1 s, 30 s], plus up
+/// to 20% jitter. People near the front poll often; the back polls rarely.
+pub fn poll_after_ms(people_ahead: u64, rate_per_minute: u64, jitter_seed: u64) -> u64 {
+    let base = match eta_seconds(people_ahead, rate_per_minute) {
+        Some(eta_s) => (eta_s * 1000 / 10).clamp(MIN_POLL_MS, MAX_POLL_MS),
+        None => MAX_POLL_MS / 3,
+    };
+    let jitter = splitmix(jitter_seed) % (base / 5 + 1);
+    (base + jitter).min(MAX_POLL_MS)
+}
+
+/// A cheap, well-mixed hash for jitter (not for anything secret).
+fn splitmix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(phase: RoomPhase, admitted_up_to: u64, rate: u64) -> RoomState {
+        RoomState {
+            round: "r".into(),
+            phase,
+            admitted_up_to,
+            issued: 1000,
+            rate_per_minute: rate,
+            raised_pence: 0,
+            cap_pence: 100,
+            min_investment_pence: 1,
+            max_investment_pence: 100,
+            share_price_pence: 1,
+            pass_ttl_seconds: 60,
+            as_of_ms: 0,
+        }
+    }
+
+    #[test]
+    fn position_and_people_ahead() {
+        let s = status_of(15, &room(RoomPhase::Open, 10, 60), 1);
+        assert_eq!((s.position, s.people_ahead, s.state), (5, 4, VisitorState::Waiting));
+        assert_eq!(s.eta_seconds, Some(5));
+        let s = status_of(10, &room(RoomPhase::Open, 10, 60), 1);
+        assert_eq!((s.position, s.people_ahead, s.state), (0, 0, VisitorState::Admitted));
+    }
+
+    #[test]
+    fn room_phase_overrides() {
+        assert_eq!(status_of(5, &room(RoomPhase::Full, 10, 60), 0).state, VisitorState::Full);
+        assert_eq!(status_of(50, &room(RoomPhase::Paused, 10, 60), 0).state, VisitorState::Paused);
+        assert_eq!(status_of(5, &room(RoomPhase::Paused, 10, 60), 0).state, VisitorState::Admitted);
+        assert_eq!(status_of(50, &room(RoomPhase::Scheduled, 0, 60), 0).eta_seconds, None);
+    }
+
+    #[test]
+    fn poll_interval_grows_with_distance_and_stays_bounded() {
+        let near = poll_after_ms(0, 600, 7);
+        let far = poll_after_ms(100_000, 600, 7);
+        assert!((MIN_POLL_MS..=MIN_POLL_MS * 6 / 5).contains(&near), "{near}");
+        assert!(far > near && far <= MAX_POLL_MS, "{far}");
+        for seed in 0..1000 {
+            let p = poll_after_ms(seed * 37, 120, seed);
+            assert!((MIN_POLL_MS..=MAX_POLL_MS).contains(&p));
+        }
+    }
+
+    #[test]
+    fn zero_rate_has_no_eta() {
+        assert_eq!(eta_seconds(10, 0), None);
+        assert_eq!(eta_seconds(0, 0), None);
+        assert_eq!(eta_seconds(1, 60), Some(1));
+    }
+}

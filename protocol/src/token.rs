@@ -1,0 +1,377 @@
+//! Signed tokens: tickets (a place in the queue) and passes (permission to
+//! invest).
+//!
+//! A token is `v1.<kid>.<payload>.<mac>`: `payload` is base64url JSON claims,
+//! `mac` is base64url HMAC-SHA256 over `v1.<kid>.<payload>` with the key named
+//! by `kid`. The key id lets ops rotate keys: the [`Keyring`] signs with its
+//! first key and accepts every key it holds, so tokens issued before a rotation
+//! stay valid until they expire.
+//!
+//! Claims carry their kind (`"ticket"` or `"pass"`), so a ticket can never be
+//! replayed as a pass even though both are signed by the same keys.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const VERSION: &str = "v1";
+/// Shortest secret we accept: 32 bytes, the HMAC-SHA256 block of entropy.
+pub const MIN_SECRET_LEN: usize = 32;
+/// Longest token we will even try to parse; real ones are ~250 bytes.
+const MAX_TOKEN_LEN: usize = 2048;
+
+/// Why a token was refused. Each maps to a clear 4xx for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("token is malformed")]
+    Malformed,
+    #[error("token was signed with an unknown key")]
+    UnknownKey,
+    #[error("token signature is invalid")]
+    BadSignature,
+    #[error("token is a {found}, expected a {expected}")]
+    WrongKind {
+        expected: &'static str,
+        found: String,
+    },
+    #[error("token has expired")]
+    Expired,
+    #[error("token belongs to round {found:?}, not {expected:?}")]
+    WrongRound { expected: String, found: String },
+}
+
+impl TokenError {
+    /// Stable machine-readable code for JSON error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::Malformed => "token_malformed",
+            TokenError::UnknownKey | TokenError::BadSignature => "token_invalid",
+            TokenError::WrongKind { .. } => "token_wrong_kind",
+            TokenError::Expired => "token_expired",
+            TokenError::WrongRound { .. } => "token_wrong_round",
+        }
+    }
+}
+
+/// Why a keyring specification was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyringError {
+    #[error("no signing keys given; expected `kid:secret[,kid:secret]`")]
+    Empty,
+    #[error("signing key entry {0} is not `kid:secret`")]
+    NotAPair(usize),
+    #[error("signing key {kid:?} is shorter than {MIN_SECRET_LEN} bytes")]
+    TooShort { kid: String },
+    #[error("signing key id {0:?} must be 1-16 characters of [A-Za-z0-9_-]")]
+    BadKeyId(String),
+    #[error("signing key id {0:?} appears twice")]
+    Duplicate(String),
+}
+
+/// One signing key. The secret never appears in `Debug` output.
+#[derive(Clone)]
+struct SigningKey {
+    kid: String,
+    secret: Vec<u8>,
+}
+
+/// The keys a service signs and verifies with. The first key signs; all keys
+/// verify (so a rotation is: prepend the new key, later drop the old one).
+#[derive(Clone)]
+pub struct Keyring {
+    keys: Vec<SigningKey>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self.keys.iter().map(|k| k.kid.as_str()).collect();
+        f.debug_struct("Keyring")
+            .field("kids", &kids)
+            .field("secrets", &"<secret>")
+            .finish()
+    }
+}
+
+impl Keyring {
+    /// Parses `kid:secret[,kid:secret...]`; the first key is the signing key.
+    pub fn parse(spec: &str) -> Result<Keyring, KeyringError> {
+        let mut keys: Vec<SigningKey> = Vec::new();
+        for (index, entry) in spec.split(',').map(str::trim).enumerate() {
+            if entry.is_empty() {
+                continue;
+            }
+            let (kid, secret) = entry.split_once(':').ok_or(KeyringError::NotAPair(index + 1))?;
+            let valid_kid = !kid.is_empty()
+                && kid.len() <= 16
+                && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid_kid {
+                return Err(KeyringError::BadKeyId(kid.to_string()));
+            }
+            if secret.len() < MIN_SECRET_LEN {
+                return Err(KeyringError::TooShort { kid: kid.to_string() });
+            }
+            if keys.iter().any(|k| k.kid == kid) {
+                return Err(KeyringError::Duplicate(kid.to_string()));
+            }
+            keys.push(SigningKey {
+                kid: kid.to_string(),
+                secret: secret.as_bytes().to_vec(),
+            });
+        }
+        if keys.is_empty() {
+            return Err(KeyringError::Empty);
+        }
+        Ok(Keyring { keys })
+    }
+
+    /// The key id new tokens are signed with.
+    pub fn signing_kid(&self) -> &str {
+        &self.keys[0].kid
+    }
+
+    /// Signs `claims` with the first key.
+    pub fn sign<C: Claims>(&self, claims: &C) -> String {
+        let key = &self.keys[0];
+        let envelope = Envelope {
+            kind: C::KIND.to_string(),
+            claims,
+        };
+        // Serialising our own plain structs cannot fail.
+        let json = serde_json::to_vec(&envelope).expect("claims serialise to JSON");
+        let payload = URL_SAFE_NO_PAD.encode(json);
+        let signed = format!("{VERSION}.{}.{payload}", key.kid);
+        let mac = mac_for(&key.secret, signed.as_bytes()).finalize().into_bytes();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(mac))
+    }
+
+    /// Verifies the signature (in constant time), the kind, the round and the
+    /// expiry of `token` at `now_s` (Unix seconds).
+    pub fn verify<C: Claims>(&self, token: &str, round: &str, now_s: u64) -> Result<C, TokenError> {
+        if token.len() > MAX_TOKEN_LEN || !token.is_ascii() {
+            return Err(TokenError::Malformed);
+        }
+        let mut parts = token.split('.');
+        let (Some(version), Some(kid), Some(payload), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        if version != VERSION {
+            return Err(TokenError::Malformed);
+        }
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or(TokenError::UnknownKey)?;
+        let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| TokenError::Malformed)?;
+        let signed_len = token.len() - mac_len_in(token);
+        mac_for(&key.secret, &token.as_bytes()[..signed_len])
+            .verify_slice(&mac)
+            .map_err(|_| TokenError::BadSignature)?;
+
+        // Only a correctly signed payload is parsed.
+        let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
+        let envelope: Envelope<C> = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+        if envelope.kind != C::KIND {
+            return Err(TokenError::WrongKind {
+                expected: C::KIND,
+                found: envelope.kind,
+            });
+        }
+        let claims = envelope.claims;
+        if claims.round() != round {
+            return Err(TokenError::WrongRound {
+                expected: round.to_string(),
+                found: claims.round().to_string(),
+            });
+        }
+        if now_s >= claims.expires_at() {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+/// Length of the `.mac` suffix of a token (the last dot and what follows).
+fn mac_len_in(token: &str) -> usize {
+    token.len() - token.rfind('.').unwrap_or(token.len())
+}
+
+fn mac_for(secret: &[u8], message: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length.
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(message);
+    mac
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<C> {
+    #[serde(rename = "k")]
+    kind: String,
+    #[serde(flatten)]
+    claims: C,
+}
+
+/// What a signed token says. Each kind names itself so kinds cannot be mixed.
+pub trait Claims: Serialize + DeserializeOwned {
+    const KIND: &'static str;
+    fn round(&self) -> &str;
+    /// Unix seconds after which the token is refused.
+    fn expires_at(&self) -> u64;
+}
+
+/// A visitor's place in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// Round this place belongs to.
+    #[serde(rename = "r")]
+    pub round: String,
+    /// Ticket id, chosen by core, unique within the round.
+    #[serde(rename = "t")]
+    pub id: String,
+    /// Queue number: admitted when `number <= admitted_up_to`.
+    #[serde(rename = "n")]
+    pub number: u64,
+    /// Issued at, Unix seconds.
+    #[serde(rename = "iat")]
+    pub issued_at: u64,
+    /// Expires at, Unix seconds.
+    #[serde(rename = "exp")]
+    pub expires_at: u64,
+}
+
+impl Claims for Ticket {
+    const KIND: &'static str = "ticket";
+    fn round(&self) -> &str {
+        &self.round
+    }
+    fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+}
+
+/// Permission to invest, handed out once a ticket's number is admitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pass {
+    #[serde(rename = "r")]
+    pub round: String,
+    /// The ticket this pass was issued for; core binds it to one investor.
+    #[serde(rename = "t")]
+    pub ticket: String,
+    #[serde(rename = "n")]
+    pub number: u64,
+    #[serde(rename = "iat")]
+    pub issued_at: u64,
+    #[serde(rename = "exp")]
+    pub expires_at: u64,
+}
+
+impl Claims for Pass {
+    const KIND: &'static str = "pass";
+    fn round(&self) -> &str {
+        &self.round
+    }
+    fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "ka:0123456789abcdef0123456789abcdef";
+    const B: &str = "kb:fedcba9876543210fedcba9876543210";
+
+    fn ticket(exp: u64) -> Ticket {
+        Ticket {
+            round: "r1".into(),
+            id: "t-1".into(),
+            number: 42,
+            issued_at: 100,
+            expires_at: exp,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let ring = Keyring::parse(A).unwrap();
+        let token = ring.sign(&ticket(200));
+        assert_eq!(ring.verify::<Ticket>(&token, "r1", 150).unwrap(), ticket(200));
+    }
+
+    #[test]
+    fn rotation_accepts_old_key_and_signs_with_new() {
+        let old = Keyring::parse(A).unwrap();
+        let rotated = Keyring::parse(&format!("{B},{A}")).unwrap();
+        let token = old.sign(&ticket(200));
+        assert!(rotated.verify::<Ticket>(&token, "r1", 150).is_ok());
+        assert_eq!(rotated.signing_kid(), "kb");
+        let new_token = rotated.sign(&ticket(200));
+        assert_eq!(old.verify::<Ticket>(&new_token, "r1", 150), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn tampered_payload_is_refused() {
+        let ring = Keyring::parse(A).unwrap();
+        let token = ring.sign(&ticket(200));
+        let parts: Vec<&str> = token.split('.').collect();
+        let forged_claims = Ticket { number: 1, ..ticket(200) };
+        let forged_payload = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(&Envelope { kind: "ticket".into(), claims: &forged_claims }).unwrap(),
+        );
+        let forged = format!("{}.{}.{}.{}", parts[0], parts[1], forged_payload, parts[3]);
+        assert_eq!(ring.verify::<Ticket>(&forged, "r1", 150), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn same_kid_other_secret_is_refused() {
+        let ring = Keyring::parse(A).unwrap();
+        let impostor = Keyring::parse("ka:ffffffffffffffffffffffffffffffff").unwrap();
+        let token = impostor.sign(&ticket(200));
+        assert_eq!(ring.verify::<Ticket>(&token, "r1", 150), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn expiry_round_and_kind_are_checked() {
+        let ring = Keyring::parse(A).unwrap();
+        let token = ring.sign(&ticket(200));
+        assert_eq!(ring.verify::<Ticket>(&token, "r1", 200), Err(TokenError::Expired));
+        assert!(matches!(ring.verify::<Ticket>(&token, "r2", 150), Err(TokenError::WrongRound { .. })));
+        assert!(matches!(ring.verify::<Pass>(&token, "r1", 150), Err(TokenError::WrongKind { .. })));
+    }
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        let ring = Keyring::parse(A).unwrap();
+        for junk in ["", ".", "v1", "v1.ka", "v1.ka.x.y", "v2.ka.x.y", "v1.ka.@@.@@", "v1.ka.a.b.c", "é.é.é.é"] {
+            assert!(ring.verify::<Ticket>(junk, "r1", 0).is_err(), "{junk:?}");
+        }
+        assert_eq!(ring.verify::<Ticket>(&"a".repeat(5000), "r1", 0), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn keyring_spec_errors() {
+        assert_eq!(Keyring::parse("").unwrap_err(), KeyringError::Empty);
+        assert_eq!(Keyring::parse("nocolon").unwrap_err(), KeyringError::NotAPair(1));
+        assert!(matches!(Keyring::parse("k:short").unwrap_err(), KeyringError::TooShort { .. }));
+        assert!(matches!(Keyring::parse(&format!("{A},{A}")).unwrap_err(), KeyringError::Duplicate(_)));
+        assert!(matches!(
+            Keyring::parse("bad kid:0123456789abcdef0123456789abcdef").unwrap_err(),
+            KeyringError::BadKeyId(_)
+        ));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let ring = Keyring::parse(A).unwrap();
+        let shown = format!("{ring:?}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+    }
+}

@@ -1,0 +1,219 @@
+//! The settlement worker: a Redis Streams consumer that settles each accepted
+//! investment exactly once.
+//!
+//! Order of work on each pass of the loop:
+//! 1. at start, entries this consumer already took but never acked (it
+//!    crashed) are settled first (`XREADGROUP ... 0`);
+//! 2. entries idle longer than `claim_idle` in other consumers' hands (they
+//!    died) are taken over with `XAUTOCLAIM`;
+//! 3. new entries are read with `XREADGROUP ... >`.
+//!
+//! Exactly-once comes from the settle script, not from the delivery: an entry
+//! may be delivered twice, but the script posts only while the investment is
+//! still `accepted`, and acks in the same atomic step.
+
+use crate::ledger::{Ledger, Posting};
+use crowdgate_protocol::keys::SETTLEMENT_GROUP;
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How a worker behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub round: String,
+    /// This worker's consumer name in the group; unique per worker.
+    pub consumer: String,
+    /// Take over entries another consumer has held this long.
+    pub claim_idle: Duration,
+    /// Entries read per call.
+    pub batch: usize,
+    /// A poison entry is dead-lettered after this many deliveries.
+    pub max_deliveries: usize,
+}
+
+pub struct SettlementWorker {
+    settings: WorkerSettings,
+    ledger: Ledger,
+    redis: ConnectionManager,
+}
+
+impl SettlementWorker {
+    pub fn new(settings: WorkerSettings, redis: ConnectionManager) -> SettlementWorker {
+        let ledger = Ledger::new(&settings.round);
+        SettlementWorker {
+            settings,
+            ledger,
+            redis,
+        }
+    }
+
+    /// Runs until `shutdown` flips to true. Redis outages are waited out with
+    /// backoff; they never end the loop.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(100);
+        let mut own_pending_done = false;
+        let mut last_claim = std::time::Instant::now() - self.settings.claim_idle;
+        while !*shutdown.borrow() {
+            let step = async {
+                self.ensure_group().await?;
+                if !own_pending_done {
+                    // Entries we took before a crash: settle them first.
+                    let n = self.read_and_settle("0", None).await?;
+                    if n == 0 {
+                        own_pending_done = true;
+                        tracing::info!(consumer = %self.settings.consumer, "own pending entries finished");
+                    }
+                    return Ok::<usize, redis::RedisError>(n);
+                }
+                let mut settled = 0;
+                if last_claim.elapsed() >= self.settings.claim_idle / 2 {
+                    last_claim = std::time::Instant::now();
+                    settled += self.claim_abandoned().await?;
+                }
+                settled += self.read_and_settle(">", Some(1_000)).await?;
+                Ok(settled)
+            };
+            let result = tokio::select! {
+                result = step => result,
+                _ = shutdown.changed() => break,
+            };
+            match result {
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(err) => {
+                    metrics::counter!("crowdgate_settlement_errors_total").increment(1);
+                    tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "settlement step failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        tracing::info!(consumer = %self.settings.consumer, "settlement worker stopped");
+    }
+
+    async fn ensure_group(&mut self) -> redis::RedisResult<()> {
+        let created: redis::RedisResult<()> = self
+            .redis
+            .xgroup_create_mkstream(self.ledger.keys().settlement_stream(), SETTLEMENT_GROUP, "0")
+            .await;
+        match created {
+            Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Reads entries after `from` (`0` = our pending, `>` = new) and settles them.
+    async fn read_and_settle(&mut self, from: &str, block_ms: Option<usize>) -> redis::RedisResult<usize> {
+        let mut options = StreamReadOptions::default()
+            .group(SETTLEMENT_GROUP, &self.settings.consumer)
+            .count(self.settings.batch);
+        if let Some(ms) = block_ms {
+            options = options.block(ms);
+        }
+        let reply: Option<StreamReadReply> = self
+            .redis
+            .xread_options(&[self.ledger.keys().settlement_stream()], &[from], &options)
+            .await?;
+        let entries: Vec<StreamId> = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
+        self.settle_all(&entries).await
+    }
+
+    /// Takes over entries idle past `claim_idle` (their consumer died or hung).
+    async fn claim_abandoned(&mut self) -> redis::RedisResult<usize> {
+        let mut start = "0-0".to_string();
+        let mut settled = 0;
+        loop {
+            let reply: redis::streams::StreamAutoClaimReply = self
+                .redis
+                .xautoclaim_options(
+                    self.ledger.keys().settlement_stream(),
+                    SETTLEMENT_GROUP,
+                    &self.settings.consumer,
+                    self.settings.claim_idle.as_millis() as u64,
+                    &start,
+                    StreamAutoClaimOptions::default().count(self.settings.batch),
+                )
+                .await?;
+            if !reply.claimed.is_empty() {
+                tracing::info!(count = reply.claimed.len(), "reclaimed abandoned entries");
+                metrics::counter!("crowdgate_settlement_reclaimed_total").increment(reply.claimed.len() as u64);
+            }
+            settled += self.settle_all(&reply.claimed).await?;
+            if reply.next_stream_id == "0-0" {
+                return Ok(settled);
+            }
+            start = reply.next_stream_id;
+        }
+    }
+
+    async fn settle_all(&mut self, entries: &[StreamId]) -> redis::RedisResult<usize> {
+        for entry in entries {
+            self.settle_one(entry).await?;
+        }
+        Ok(entries.len())
+    }
+
+    async fn settle_one(&mut self, entry: &StreamId) -> redis::RedisResult<()> {
+        let investment_id: Option<String> = entry.get("investment_id");
+        let accepted_at_ms: Option<u64> = entry.get("accepted_at_ms");
+        let now_ms = now_ms();
+        let posting = match &investment_id {
+            Some(id) => self.ledger.settle(&mut self.redis, id, &entry.id, now_ms).await?,
+            None => Posting::Missing,
+        };
+        let id = investment_id.as_deref().unwrap_or("?");
+        match &posting {
+            Posting::Settled => {
+                metrics::counter!("crowdgate_settlement_settled_total").increment(1);
+                if let Some(accepted) = accepted_at_ms {
+                    metrics::histogram!("crowdgate_settlement_lag_seconds")
+                        .record(now_ms.saturating_sub(accepted) as f64 / 1000.0);
+                }
+                tracing::debug!(investment_id = id, entry = %entry.id, "settled");
+            }
+            Posting::Failed(reason) => {
+                metrics::counter!("crowdgate_settlement_failed_total").increment(1);
+                tracing::info!(investment_id = id, entry = %entry.id, reason, "settlement failed; amount released");
+            }
+            Posting::Already => tracing::debug!(investment_id = id, entry = %entry.id, "already settled; acked"),
+            Posting::Missing => self.dead_letter(entry, "no such investment").await?,
+        }
+        Ok(())
+    }
+
+    /// Moves a poison entry to the dead-letter stream and acks it, atomically.
+    async fn dead_letter(&mut self, entry: &StreamId, reason: &str) -> redis::RedisResult<()> {
+        let keys = self.ledger.keys();
+        let stream = keys.settlement_stream();
+        let mut fields: Vec<(String, String)> = entry
+            .map
+            .keys()
+            .map(|k| (k.clone(), entry.get::<String>(k).unwrap_or_default()))
+            .collect();
+        fields.push(("source_entry".into(), entry.id.clone()));
+        fields.push(("reason".into(), reason.to_string()));
+        redis::pipe()
+            .atomic()
+            .xadd(format!("{stream}:dead"), "*", &fields)
+            .ignore()
+            .xack(&stream, SETTLEMENT_GROUP, &[&entry.id])
+            .ignore()
+            .query_async::<()>(&mut self.redis)
+            .await?;
+        metrics::counter!("crowdgate_settlement_dead_letters_total").increment(1);
+        tracing::error!(entry = %entry.id, reason, "entry dead-lettered");
+        Ok(())
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,42 @@
+//! Responses the components send: JSON bodies and JSON errors.
+
+use crowdgate_protocol::ApiError;
+use serde::Serialize;
+use spin_sdk::http::Response;
+
+/// `status` with `body` as JSON.
+pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .body(serde_json::to_vec(body).expect("our types serialise"))
+        .build()
+}
+
+/// An error: `status` with the [`ApiError`] body.
+pub fn error(status: u16, body: ApiError) -> Response {
+    json(status, &body)
+}
+
+/// 503 with `Retry-After`: core is away or shedding; the visitor keeps their
+/// ticket or pass and simply tries again.
+pub fn unavailable(message: &str) -> Response {
+    let mut response = error(503, ApiError::new("unavailable", message));
+    response.set_header("retry-after", "1");
+    response
+}
+
+/// 405 naming the methods that work.
+pub fn method_not_allowed(allowed: &str) -> Response {
+    let mut response = error(
+        405,
+        ApiError::new("method_not_allowed", format!("use {allowed} here")),
+    );
+    response.set_header("allow", allowed);
+    response
+}
+
+pub fn not_found(path: &str) -> Response {
+    error(404, ApiError::new("not_found", format!("no route for {path}")))
+}

@@ -1,0 +1,56 @@
+//! The room state, cached in Spin key-value for about a second.
+//!
+//! Every status poll needs the admitted-up-to cursor. Asking core each time
+//! would send the whole waiting crowd's polling load to the centre; instead
+//! each edge keeps the last state it fetched and refreshes it when it is older
+//! than [`FRESH_FOR_MS`]. If core is unreachable, a stale state (up to
+//! [`USABLE_FOR_MS`]) is better than an error: positions only lag.
+
+use crate::core_client::{self, CoreUnavailable};
+use crowdgate_protocol::RoomState;
+use spin_sdk::http::Method;
+use spin_sdk::key_value::Store;
+
+/// A cached state younger than this is used without asking core.
+pub const FRESH_FOR_MS: u64 = 1_000;
+/// A stale state is still served this long when core cannot be reached.
+pub const USABLE_FOR_MS: u64 = 30_000;
+
+/// The round's state, from the cache or from core.
+pub async fn room_state(core_url: &str, round: &str, now_ms: u64) -> Result<RoomState, CoreUnavailable> {
+    let store = Store::open_default().ok();
+    let key = format!("room:{round}");
+    let cached: Option<RoomState> = store
+        .as_ref()
+        .and_then(|s| s.get(&key).ok().flatten())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    if let Some(room) = &cached
+        && now_ms.saturating_sub(room.as_of_ms) < FRESH_FOR_MS
+    {
+        return Ok(room.clone());
+    }
+    match fetch(core_url, round).await {
+        Ok(mut room) => {
+            // Measure freshness by this edge's clock, not core's.
+            room.as_of_ms = now_ms;
+            if let Some(store) = &store
+                && let Ok(bytes) = serde_json::to_vec(&room)
+            {
+                let _ = store.set(&key, &bytes);
+            }
+            Ok(room)
+        }
+        Err(err) => match cached {
+            Some(room) if now_ms.saturating_sub(room.as_of_ms) < USABLE_FOR_MS => Ok(room),
+            _ => Err(err),
+        },
+    }
+}
+
+async fn fetch(core_url: &str, round: &str) -> Result<RoomState, CoreUnavailable> {
+    let response = core_client::call(core_url, Method::Get, &format!("/v1/rounds/{round}/state"), &[], vec![]).await?;
+    if *response.status() != 200 {
+        return Err(CoreUnavailable(format!("core answered {} for the room state", response.status())));
+    }
+    serde_json::from_slice(response.body()).map_err(|e| CoreUnavailable(format!("bad room state from core: {e}")))
+}

@@ -1,0 +1,40 @@
+//! Component settings from Spin application variables.
+//!
+//! Variables are read per request (a fresh instance serves each request, and
+//! reading a variable is a cheap host call), so ops can rotate keys by
+//! restarting the host with new `SPIN_VARIABLE_*` values.
+
+use crowdgate_protocol::{ApiError, Keyring};
+
+/// What a component needs to know about its deployment.
+pub struct Settings {
+    /// Base URL of core, e.g. `http://127.0.0.1:8080`.
+    pub core_url: String,
+    /// The round this edge serves.
+    pub round: String,
+    /// Keys that sign and verify tickets and passes. Never logged.
+    pub keyring: Keyring,
+}
+
+impl Settings {
+    /// Reads `core_url`, `round_id` and `signing_keys`. A missing or bad
+    /// variable is a deployment fault, reported as a 500 with the variable's
+    /// name (never its value).
+    pub fn load() -> Result<Settings, ApiError> {
+        let core_url = variable("core_url")?.trim_end_matches('/').to_string();
+        let round = variable("round_id")?;
+        let keyring = Keyring::parse(&variable("signing_keys")?).map_err(|e| {
+            ApiError::new("misconfigured", format!("variable signing_keys is invalid: {e}"))
+        })?;
+        Ok(Settings {
+            core_url,
+            round,
+            keyring,
+        })
+    }
+}
+
+fn variable(name: &str) -> Result<String, ApiError> {
+    spin_sdk::variables::get(name)
+        .map_err(|e| ApiError::new("misconfigured", format!("variable {name} is unavailable: {e:?}")))
+}

@@ -1,0 +1,42 @@
+//! The waiting-room Spin component: the page investors watch, and the JSON API
+//! behind it.
+//!
+//! - `GET /` — the page (HTML; `Accept: application/json` gets the status).
+//! - `POST /api/join` — a ticket: a fresh place, or the same place again when
+//!   the visitor already holds a valid ticket (refresh, new tab, rejoin).
+//! - `GET /api/status` — position, people ahead, ETA and `poll_after_ms`,
+//!   answered from the ticket and the cached room state: no call to core.
+//! - `POST /api/pass` — a signed pass once the ticket's number is admitted.
+//! - `GET /api/round` — public round progress (raised, cap, phase).
+//!
+//! Only join (one core call per visitor) and a stale room-state refresh (about
+//! once a second per edge) reach core.
+
+mod handlers;
+mod page;
+
+use spin_sdk::http::{IntoResponse, Method, Request};
+use spin_sdk::http_component;
+use spin_support::respond;
+
+#[http_component]
+async fn handle(request: Request) -> impl IntoResponse {
+    let settings = match spin_support::Settings::load() {
+        Ok(settings) => settings,
+        Err(err) => return respond::error(500, err),
+    };
+    let path = request.path().to_string();
+    match (request.method(), path.as_str()) {
+        (Method::Get, "/") => handlers::page(&settings, &request).await,
+        (_, "/") => respond::method_not_allowed("GET"),
+        (Method::Post, "/api/join") => handlers::join(&settings, &request).await,
+        (_, "/api/join") => respond::method_not_allowed("POST"),
+        (Method::Get, "/api/status") => handlers::status(&settings, &request).await,
+        (_, "/api/status") => respond::method_not_allowed("GET"),
+        (Method::Post, "/api/pass") => handlers::pass(&settings, &request).await,
+        (_, "/api/pass") => respond::method_not_allowed("POST"),
+        (Method::Get, "/api/round") => handlers::round(&settings).await,
+        (_, "/api/round") => respond::method_not_allowed("GET"),
+        _ => respond::not_found(&path),
+    }
+}

@@ -1,0 +1,330 @@
+//! The HTTP server: accepts connections and runs one fresh instance per request.
+//!
+//! Each request is routed, given the `spin-*` headers Spin components rely
+//! on, and handed to a new instance of its component (instantiation from the
+//! pooling allocator is cheap; sharing instances between requests would leak
+//! state between visitors). The guest runs in its own task so it can keep
+//! streaming the body after it has sent the response head.
+//!
+//! Failures stay contained: a guest that traps, times out or never responds
+//! turns into a 500 JSON error for that request only, and a full instance
+//! pool into 503. An epoch ticker makes running guests yield to the async
+//! runtime every [`EPOCH_TICK`] and enforces the request timeout, so one
+//! spinning guest can neither starve other requests nor run forever.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HOST, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::instance::InstanceState;
+use crate::loader::{App, LoadedComponent};
+
+/// How often running guests are interrupted to yield and check the deadline.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How long open connections may keep running after shutdown is requested.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub async fn serve(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let local = listener.local_addr()?;
+    let engine = app.engine.clone();
+    let ticker = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(EPOCH_TICK);
+        loop {
+            interval.tick().await;
+            engine.increment_epoch();
+        }
+    });
+    tracing::info!(%local, "serving");
+
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Typically out of file descriptors: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(&app, req, peer, local).await) }
+        });
+        let conn = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+
+    drop(listener);
+    tracing::info!("shutting down: waiting for open connections");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("connections still open after the grace period; closing them");
+        }
+    }
+    ticker.abort();
+    Ok(())
+}
+
+/// Routes and runs one request, and records its log line and metrics.
+async fn handle(
+    app: &App,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Response<HyperOutgoingBody> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+
+    let Some(matched) = app.router.route(&path) else {
+        let response = json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no route for {path}"),
+        );
+        record("none", "", &method, &path, response.status(), started);
+        return response;
+    };
+    let component = &app.components[matched.component];
+    let id = component.config.id.clone();
+
+    set_spin_headers(&mut req, &matched, peer, local);
+    let route = matched.matched_route.to_string();
+    let response = match run(app, component, req).await {
+        Ok(response) => response,
+        Err(failure) => failure.into_response(&id),
+    };
+    record(&id, &route, &method, &path, response.status(), started);
+    response
+}
+
+fn record(
+    component: &str,
+    route: &str,
+    method: &http::Method,
+    path: &str,
+    status: StatusCode,
+    started: Instant,
+) {
+    let elapsed = started.elapsed();
+    tracing::info!(
+        component,
+        route,
+        %method,
+        path,
+        status = status.as_u16(),
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    metrics::counter!(
+        "crowdgate_host_requests_total",
+        "component" => component.to_string(),
+        "status" => status.as_u16().to_string()
+    )
+    .increment(1);
+    metrics::histogram!(
+        "crowdgate_host_request_duration_seconds",
+        "component" => component.to_string()
+    )
+    .record(elapsed.as_secs_f64());
+}
+
+/// Replaces any client-sent `spin-*` headers with the host's own, so a
+/// client cannot spoof e.g. `spin-client-addr`.
+fn set_spin_headers(
+    req: &mut Request<Incoming>,
+    matched: &crate::routes::RouteMatch<'_>,
+    peer: SocketAddr,
+    local: SocketAddr,
+) {
+    let authority = match req.headers().get(HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) => host.to_string(),
+        None => {
+            // HTTP/1.0 clients may omit Host; wasi:http needs an authority.
+            let host = local.to_string();
+            if let Ok(value) = HeaderValue::from_str(&host) {
+                req.headers_mut().insert(HOST, value);
+            }
+            host
+        }
+    };
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let headers = req.headers_mut();
+    let spoofed: Vec<_> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("spin-"))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set("spin-full-url", &format!("http://{authority}{path_and_query}"));
+    set("spin-path-info", &matched.path_info);
+    set("spin-matched-route", matched.matched_route);
+    set("spin-raw-component-route", matched.matched_route);
+    set("spin-component-route", matched.component_route);
+    set("spin-base-path", "/");
+    set("spin-client-addr", &peer.to_string());
+}
+
+/// Why a request could not be answered by its component.
+enum Failure {
+    /// The instance pool is exhausted.
+    Overloaded,
+    /// The guest trapped, timed out, never responded or answered with an error.
+    Component(String),
+}
+
+impl Failure {
+    fn into_response(self, component: &str) -> Response<HyperOutgoingBody> {
+        match self {
+            Failure::Overloaded => json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "too many requests in progress; retry shortly",
+            ),
+            Failure::Component(detail) => {
+                tracing::warn!(component, %detail, "component failed");
+                json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "component_failed",
+                    &format!("component `{component}` failed to handle the request"),
+                )
+            }
+        }
+    }
+}
+
+/// Runs `req` in a fresh instance of `component`.
+async fn run(
+    app: &App,
+    component: &LoadedComponent,
+    req: Request<Incoming>,
+) -> Result<Response<HyperOutgoingBody>, Failure> {
+    let deadline = Instant::now() + app.config.request_timeout;
+    let state = InstanceState::new(
+        component.config.clone(),
+        app.key_value.clone(),
+        app.client.clone(),
+    );
+    let mut store = Store::new(&app.engine, state);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(wasmtime::format_err!("request timed out"))
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let wasi_req = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, req)
+        .map_err(|e| Failure::Component(format!("bad request: {e:#}")))?;
+    let out = store
+        .data_mut()
+        .http()
+        .new_response_outparam(sender)
+        .map_err(|e| Failure::Component(format!("{e:#}")))?;
+
+    let pre = component.pre.clone();
+    let id = component.config.id.clone();
+    // The guest may keep writing the body after sending the head, so it
+    // runs in its own task rather than inside this request future.
+    let task = tokio::spawn(async move {
+        let proxy = match pre.instantiate_async(&mut store).await {
+            Ok(proxy) => proxy,
+            Err(e) => {
+                let overloaded = e.is::<wasmtime::PoolConcurrencyLimitError>();
+                return Err((overloaded, format!("instantiation failed: {e:#}")));
+            }
+        };
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, wasi_req, out)
+            .await
+            .map_err(|e| {
+                let detail = format!("{e:?}");
+                tracing::warn!(component = %id, error = %detail, "guest trapped");
+                (false, detail)
+            })
+    });
+
+    match tokio::time::timeout_at(deadline.into(), receiver).await {
+        Ok(Ok(Ok(response))) => Ok(response),
+        Ok(Ok(Err(code))) => Err(Failure::Component(format!(
+            "guest answered with error code {code:?}"
+        ))),
+        // The sender was dropped with the store: the guest finished or
+        // failed without calling `response-outparam.set`.
+        Ok(Err(_)) => match task.await {
+            Ok(Ok(())) => Err(Failure::Component(
+                "guest returned without sending a response".into(),
+            )),
+            Ok(Err((true, _))) => Err(Failure::Overloaded),
+            Ok(Err((false, detail))) => Err(Failure::Component(detail)),
+            Err(join) => Err(Failure::Component(format!("guest task panicked: {join}"))),
+        },
+        Err(_) => {
+            task.abort();
+            Err(Failure::Component("request timed out".into()))
+        }
+    }
+}
+
+fn json_error(status: StatusCode, error: &str, message: &str) -> Response<HyperOutgoingBody> {
+    let body = serde_json::json!({ "error": error, "message": message }).to_string();
+    let body = Full::new(Bytes::from(body))
+        .map_err(|never: Infallible| -> wasmtime_wasi_http::Error { match never {} })
+        .boxed_unsync();
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .expect("static response parts are valid")
+}
