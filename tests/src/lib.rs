@@ -10,7 +10,7 @@
 //! When a test panics, the logs of every process it started are printed, so a
 //! failure in CI explains itself.
 
-use crowdgate::local_redis::{LocalRedis, free_port};
+pub use crowdgate::local_redis::{LocalRedis, free_port};
 use crowdgate_protocol::Keyring;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -36,9 +36,12 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// The `crowdgate` binary built by `cargo build -p crowdgate`.
+/// The `crowdgate` binary: `$CROWDGATE_BIN` if set (benchmarks use the
+/// release build), else the one built by `cargo build -p crowdgate`.
 pub fn crowdgate_bin() -> PathBuf {
-    let bin = target_dir().join("debug").join("crowdgate");
+    let bin = std::env::var_os("CROWDGATE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("debug").join("crowdgate"));
     assert!(
         bin.is_file(),
         "{} is missing: run `./dev test`, or `cargo build -p crowdgate` first",
