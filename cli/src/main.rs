@@ -22,6 +22,10 @@ enum Command {
     Settle(commands::settle::SettleArgs),
     /// Serve the Spin components of a spin.toml with the wasmtime host.
     Host(commands::host::HostArgs),
+    /// Manage investor accounts.
+    Accounts(commands::accounts::AccountsArgs),
+    /// Check every invariant of a round; non-zero exit on any violation.
+    Reconcile(commands::reconcile::ReconcileArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,8 @@ fn main() -> ExitCode {
             Command::Core(args) => commands::core::run(args).await,
             Command::Settle(args) => commands::settle::run(args).await,
             Command::Host(args) => commands::host::run(args).await,
+            Command::Accounts(args) => commands::accounts::run(args).await,
+            Command::Reconcile(args) => commands::reconcile::run(args).await,
         }
     });
     match result {

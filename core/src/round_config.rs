@@ -43,13 +43,16 @@ pub struct RoundTerms {
     pub min_investment_pence: i64,
     pub max_investment_pence: i64,
     pub share_price_pence: i64,
-    /// Phase the round starts in the first time it is seeded.
-    #[serde(default = "default_phase")]
-    pub initial_phase: String,
-}
-
-fn default_phase() -> String {
-    "open".to_string()
+    /// Phase the round starts in the first time it is seeded. Default:
+    /// `scheduled` when `opens_at` is set, else `open`.
+    #[serde(default)]
+    pub initial_phase: Option<String>,
+    /// When a scheduled round opens, RFC 3339 (e.g. `2026-12-01T10:00:00Z`).
+    #[serde(default)]
+    pub opens_at: Option<String>,
+    /// When the round closes, RFC 3339.
+    #[serde(default)]
+    pub closes_at: Option<String>,
 }
 
 /// How the waiting room admits people; ops can change these live.
@@ -103,7 +106,21 @@ impl RoundConfig {
 
     /// The phase the round is seeded in.
     pub fn initial_phase(&self) -> RoomPhase {
-        RoomPhase::parse(&self.round.initial_phase).expect("validated at load")
+        match &self.round.initial_phase {
+            Some(phase) => RoomPhase::parse(phase).expect("validated at load"),
+            None if self.round.opens_at.is_some() => RoomPhase::Scheduled,
+            None => RoomPhase::Open,
+        }
+    }
+
+    /// Opening time in Unix milliseconds, if scheduled.
+    pub fn opens_at_ms(&self) -> Option<u64> {
+        self.round.opens_at.as_deref().map(|t| rfc3339_ms(t).expect("validated at load"))
+    }
+
+    /// Closing time in Unix milliseconds, if set.
+    pub fn closes_at_ms(&self) -> Option<u64> {
+        self.round.closes_at.as_deref().map(|t| rfc3339_ms(t).expect("validated at load"))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -145,11 +162,26 @@ impl RoundConfig {
                 return Err(invalid(field, "must be a whole number of shares (a multiple of share_price_pence)"));
             }
         }
-        if RoomPhase::parse(&r.initial_phase).is_none() {
+        if let Some(phase) = &r.initial_phase
+            && !matches!(RoomPhase::parse(phase), Some(p) if p != RoomPhase::Full)
+        {
             return Err(invalid(
                 "round.initial_phase",
                 "must be one of scheduled, open, paused, closed",
             ));
+        }
+        let opens = match &r.opens_at {
+            Some(t) => Some(rfc3339_ms(t).ok_or_else(|| invalid("round.opens_at", "must be an RFC 3339 time such as 2026-12-01T10:00:00Z"))?),
+            None => None,
+        };
+        let closes = match &r.closes_at {
+            Some(t) => Some(rfc3339_ms(t).ok_or_else(|| invalid("round.closes_at", "must be an RFC 3339 time such as 2026-12-01T13:00:00Z"))?),
+            None => None,
+        };
+        if let (Some(opens), Some(closes)) = (opens, closes)
+            && closes <= opens
+        {
+            return Err(invalid("round.closes_at", "must be after round.opens_at"));
         }
         let a = &self.admission;
         if a.batch_interval_ms < 100 || a.batch_interval_ms > 60_000 {
@@ -166,6 +198,13 @@ impl RoundConfig {
         }
         Ok(())
     }
+}
+
+/// Unix milliseconds of an RFC 3339 time.
+fn rfc3339_ms(text: &str) -> Option<u64> {
+    let time = humantime::parse_rfc3339_weak(text.trim()).ok()?;
+    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(since.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -204,11 +243,30 @@ mod tests {
             ("cap_pence = 100000", "cap_pence = 100050", "round.cap_pence"),
             ("batch_interval_ms = 500", "batch_interval_ms = 5", "admission.batch_interval_ms"),
             ("pass_ttl_seconds = 600", "pass_ttl_seconds = 1", "admission.pass_ttl_seconds"),
+            ("share_price_pence = 100", "share_price_pence = 100\nopens_at = \"tomorrow\"", "round.opens_at"),
+            (
+                "share_price_pence = 100",
+                "share_price_pence = 100\nopens_at = \"2026-12-01T10:00:00Z\"\ncloses_at = \"2026-12-01T09:00:00Z\"",
+                "round.closes_at",
+            ),
+            ("share_price_pence = 100", "share_price_pence = 100\ninitial_phase = \"full\"", "round.initial_phase"),
         ];
         for (from, to, field) in cases {
             let err = RoundConfig::parse(&GOOD.replace(from, to)).unwrap_err().to_string();
             assert!(err.contains(field), "{to}: {err}");
         }
+    }
+
+    #[test]
+    fn scheduled_rounds_start_scheduled() {
+        let text = GOOD.replace(
+            "share_price_pence = 100",
+            "share_price_pence = 100\nopens_at = \"2026-12-01T10:00:00Z\"\ncloses_at = \"2026-12-01T13:00:00+00:00\"",
+        );
+        let c = RoundConfig::parse(&text).unwrap();
+        assert_eq!(c.initial_phase(), RoomPhase::Scheduled);
+        assert_eq!(c.opens_at_ms(), Some(1_796_119_200_000));
+        assert_eq!(c.closes_at_ms(), Some(1_796_119_200_000 + 3 * 3_600_000));
     }
 
     #[test]

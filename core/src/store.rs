@@ -13,6 +13,11 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 
+/// The invest script's source (also run by the benchmarks).
+pub const INVEST_SCRIPT: &str = include_str!("scripts/invest.lua");
+/// The admission step's source.
+pub const ADVANCE_SCRIPT: &str = include_str!("scripts/advance.lua");
+
 /// A round's data in Redis.
 #[derive(Clone)]
 pub struct RoundStore {
@@ -53,8 +58,8 @@ impl RoundStore {
             round: round.to_string(),
             keys: RoundKeys::new(round),
             redis,
-            invest: Script::new(include_str!("scripts/invest.lua")),
-            advance: Script::new(include_str!("scripts/advance.lua")),
+            invest: Script::new(INVEST_SCRIPT),
+            advance: Script::new(ADVANCE_SCRIPT),
         }
     }
 
@@ -83,6 +88,8 @@ impl RoundStore {
             ("issued", "0".into()),
             ("admitted_up_to", "0".into()),
             ("last_advance_ms", "0".into()),
+            ("opens_at_ms", config.opens_at_ms().unwrap_or(0).to_string()),
+            ("closes_at_ms", config.closes_at_ms().unwrap_or(0).to_string()),
         ];
         let key = self.keys.round();
         let mut pipe = redis::pipe();
@@ -112,6 +119,7 @@ impl RoundStore {
             issued: int("issued").max(0) as u64,
             rate_per_minute: int("rate_per_minute").max(0) as u64,
             raised_pence: int("raised_pence"),
+            investor_count: int("investor_count").max(0) as u64,
             cap_pence: int("cap_pence"),
             min_investment_pence: int("min_investment_pence"),
             max_investment_pence: int("max_investment_pence"),

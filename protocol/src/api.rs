@@ -91,6 +91,8 @@ pub struct RoomState {
     /// Admission rate ops set, people per minute.
     pub rate_per_minute: u64,
     pub raised_pence: i64,
+    /// Investors with at least one accepted investment.
+    pub investor_count: u64,
     pub cap_pence: i64,
     pub min_investment_pence: i64,
     pub max_investment_pence: i64,

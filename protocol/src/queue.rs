@@ -85,6 +85,7 @@ mod tests {
             issued: 1000,
             rate_per_minute: rate,
             raised_pence: 0,
+            investor_count: 0,
             cap_pence: 100,
             min_investment_pence: 1,
             max_investment_pence: 100,

@@ -67,19 +67,4 @@ impl Ledger {
             _ => Posting::Missing,
         })
     }
-
-    /// Opens accounts that do not exist yet with the given balances (pence);
-    /// existing accounts are left as they are, so re-seeding never resets money.
-    pub async fn open_accounts(
-        &self,
-        redis: &mut ConnectionManager,
-        accounts: &[(String, i64)],
-    ) -> redis::RedisResult<()> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for (investor, pence) in accounts {
-            pipe.hset_nx(self.keys.balances(), investor, pence).ignore();
-        }
-        pipe.query_async::<()>(redis).await
-    }
 }

@@ -11,9 +11,14 @@
 //! - [`ledger`]: balances, escrow, shares and journal, and the settle script
 //!   (`scripts/settle.lua`, headed by its keys, arguments and invariants).
 //! - [`worker`]: the [`worker::SettlementWorker`] loop: own pending first, then
-//!   reclaim abandoned entries, then new ones; backoff on Redis outages.
+//!   reclaim abandoned entries, then new ones; backoff on Redis outages;
+//!   poison entries to the dead-letter stream.
+//! - [`reconcile`]: checks every invariant and reports violations.
+//! - [`accounts`]: investor accounts from CSV, imported all or nothing.
 
+pub mod accounts;
 pub mod ledger;
+pub mod reconcile;
 pub mod worker;
 
 pub use ledger::{Ledger, Posting};

@@ -54,16 +54,19 @@ impl SettlementWorker {
     /// backoff; they never end the loop.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
-        let mut own_pending_done = false;
+        // Where the scan of our own pending entries has got to; None when done.
+        let mut own_pending_from = Some("0".to_string());
         let mut last_claim = std::time::Instant::now() - self.settings.claim_idle;
         while !*shutdown.borrow() {
             let step = async {
                 self.ensure_group().await?;
-                if !own_pending_done {
-                    // Entries we took before a crash: settle them first.
-                    let n = self.read_and_settle("0", None).await?;
-                    if n == 0 {
-                        own_pending_done = true;
+                if let Some(from) = own_pending_from.clone() {
+                    // Entries we took before a crash: settle them first. The
+                    // scan moves past each entry, so one that keeps failing
+                    // is left for the reclaim step instead of looping here.
+                    let (n, last) = self.read_and_settle(&from, None).await?;
+                    own_pending_from = last;
+                    if own_pending_from.is_none() {
                         tracing::info!(consumer = %self.settings.consumer, "own pending entries finished");
                     }
                     return Ok::<usize, redis::RedisError>(n);
@@ -73,7 +76,7 @@ impl SettlementWorker {
                     last_claim = std::time::Instant::now();
                     settled += self.claim_abandoned().await?;
                 }
-                settled += self.read_and_settle(">", Some(1_000)).await?;
+                settled += self.read_and_settle(">", Some(1_000)).await?.0;
                 Ok(settled)
             };
             let result = tokio::select! {
@@ -107,8 +110,9 @@ impl SettlementWorker {
         }
     }
 
-    /// Reads entries after `from` (`0` = our pending, `>` = new) and settles them.
-    async fn read_and_settle(&mut self, from: &str, block_ms: Option<usize>) -> redis::RedisResult<usize> {
+    /// Reads entries after `from` (an id = our pending after it, `>` = new),
+    /// settles them, and returns how many and the last id read.
+    async fn read_and_settle(&mut self, from: &str, block_ms: Option<usize>) -> redis::RedisResult<(usize, Option<String>)> {
         let mut options = StreamReadOptions::default()
             .group(SETTLEMENT_GROUP, &self.settings.consumer)
             .count(self.settings.batch);
@@ -120,7 +124,8 @@ impl SettlementWorker {
             .xread_options(&[self.ledger.keys().settlement_stream()], &[from], &options)
             .await?;
         let entries: Vec<StreamId> = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
-        self.settle_all(&entries).await
+        let last = entries.last().map(|e| e.id.clone());
+        Ok((self.settle_all(&entries).await?, last))
     }
 
     /// Takes over entries idle past `claim_idle` (their consumer died or hung).
@@ -163,7 +168,13 @@ impl SettlementWorker {
         let accepted_at_ms: Option<u64> = entry.get("accepted_at_ms");
         let now_ms = now_ms();
         let posting = match &investment_id {
-            Some(id) => self.ledger.settle(&mut self.redis, id, &entry.id, now_ms).await?,
+            Some(id) => match self.ledger.settle(&mut self.redis, id, &entry.id, now_ms).await {
+                Ok(posting) => posting,
+                Err(err) if is_transient(&err) => return Err(err),
+                // The script refused this entry (bad data): retry it later,
+                // and dead-letter it once it has failed too often.
+                Err(err) => return self.poisoned(entry, &err.to_string()).await,
+            },
             None => Posting::Missing,
         };
         let id = investment_id.as_deref().unwrap_or("?");
@@ -183,6 +194,23 @@ impl SettlementWorker {
             Posting::Already => tracing::debug!(investment_id = id, entry = %entry.id, "already settled; acked"),
             Posting::Missing => self.dead_letter(entry, "no such investment").await?,
         }
+        Ok(())
+    }
+
+    /// An entry the settle script failed on. It stays pending (so it is
+    /// retried when reclaimed) until it has been delivered `max_deliveries`
+    /// times, then goes to the dead-letter stream.
+    async fn poisoned(&mut self, entry: &StreamId, error: &str) -> redis::RedisResult<()> {
+        let pending: redis::streams::StreamPendingCountReply = self
+            .redis
+            .xpending_count(self.ledger.keys().settlement_stream(), SETTLEMENT_GROUP, &entry.id, &entry.id, 1)
+            .await?;
+        let deliveries = pending.ids.first().map(|p| p.times_delivered).unwrap_or(0);
+        if deliveries >= self.settings.max_deliveries {
+            return self.dead_letter(entry, &format!("failed {deliveries} times: {error}")).await;
+        }
+        metrics::counter!("crowdgate_settlement_errors_total").increment(1);
+        tracing::warn!(entry = %entry.id, deliveries, error, "settlement of entry failed; will retry");
         Ok(())
     }
 
@@ -209,6 +237,16 @@ impl SettlementWorker {
         tracing::error!(entry = %entry.id, reason, "entry dead-lettered");
         Ok(())
     }
+}
+
+/// Errors worth waiting out (Redis down or slow), as opposed to an entry the
+/// script refuses.
+fn is_transient(err: &redis::RedisError) -> bool {
+    err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+        || matches!(err.code(), Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN"))
 }
 
 fn now_ms() -> u64 {

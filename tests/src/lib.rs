@@ -106,6 +106,14 @@ impl Proc {
         }
     }
 
+    /// Sends `signal` (e.g. `libc::SIGSTOP`).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.pid() as libc::pid_t, signal);
+        }
+    }
+
     /// SIGKILL and reap.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -140,7 +148,11 @@ pub struct RoundOptions {
     pub min_investment_pence: i64,
     pub max_investment_pence: i64,
     pub share_price_pence: i64,
-    pub initial_phase: &'static str,
+    /// `None`: the config's default (scheduled if `opens_at` is set, else open).
+    pub initial_phase: Option<&'static str>,
+    /// RFC 3339 opening and closing times.
+    pub opens_at: Option<String>,
+    pub closes_at: Option<String>,
     pub rate_per_minute: u64,
     pub batch_interval_ms: u64,
 }
@@ -152,7 +164,9 @@ impl Default for RoundOptions {
             min_investment_pence: 1_000,
             max_investment_pence: 200_000,
             share_price_pence: 100,
-            initial_phase: "open",
+            initial_phase: None,
+            opens_at: None,
+            closes_at: None,
             rate_per_minute: 60_000,
             batch_interval_ms: 200,
         }
@@ -161,18 +175,25 @@ impl Default for RoundOptions {
 
 impl RoundOptions {
     fn to_toml(&self) -> String {
-        format!(
+        let mut toml = format!(
             "[round]\nid = \"{ROUND}\"\nname = \"Test round\"\ncap_pence = {}\nmin_investment_pence = {}\n\
-             max_investment_pence = {}\nshare_price_pence = {}\ninitial_phase = \"{}\"\n\
-             [admission]\nrate_per_minute = {}\nbatch_interval_ms = {}\nmax_active = 100000\npass_ttl_seconds = 600\n",
-            self.cap_pence,
-            self.min_investment_pence,
-            self.max_investment_pence,
-            self.share_price_pence,
-            self.initial_phase,
-            self.rate_per_minute,
-            self.batch_interval_ms,
-        )
+             max_investment_pence = {}\nshare_price_pence = {}\n",
+            self.cap_pence, self.min_investment_pence, self.max_investment_pence, self.share_price_pence,
+        );
+        for (key, value) in [
+            ("initial_phase", self.initial_phase.map(str::to_string)),
+            ("opens_at", self.opens_at.clone()),
+            ("closes_at", self.closes_at.clone()),
+        ] {
+            if let Some(value) = value {
+                toml.push_str(&format!("{key} = \"{value}\"\n"));
+            }
+        }
+        toml.push_str(&format!(
+            "[admission]\nrate_per_minute = {}\nbatch_interval_ms = {}\nmax_active = 100000\npass_ttl_seconds = 600\n",
+            self.rate_per_minute, self.batch_interval_ms,
+        ));
+        toml
     }
 }
 
@@ -206,21 +227,9 @@ impl System {
 
         let core_port = free_port();
         let core_url = format!("http://127.0.0.1:{core_port}");
-        let core = Proc::spawn(
-            "core",
-            Command::new(crowdgate_bin())
-                .arg("core")
-                .arg("--config")
-                .arg(&config)
-                .args(["--listen", &format!("127.0.0.1:{core_port}")])
-                .env("CROWDGATE_REDIS_URL", redis.url())
-                .env("CROWDGATE_SIGNING_KEYS", SIGNING_KEYS)
-                .env("CROWDGATE_OPS_TOKENS", format!("tester:{OPS_TOKEN}")),
-            dir.path(),
-        );
-        let mut core = core;
+        let mut core = spawn_core(&redis, dir.path(), core_port, "core");
         wait_for(&format!("{core_url}/healthz"), &mut [&mut core]).await;
-        let settle = with_settlement.then(|| spawn_worker(&redis, dir.path(), "settle"));
+        let settle = with_settlement.then(|| spawn_worker(&redis, dir.path(), "settle", &[]));
 
         let edge_port = free_port();
         let edge_url = format!("http://127.0.0.1:{edge_port}");
@@ -248,9 +257,54 @@ impl System {
         }
     }
 
+    /// kill -9 of core.
+    pub fn kill_core(&mut self) {
+        self.core.kill();
+    }
+
+    /// Starts core again on the same port (after [`System::kill_core`]).
+    pub async fn restart_core(&mut self) {
+        let port: u16 = self.core_url.rsplit(':').next().unwrap().parse().unwrap();
+        let restarts = self.dir.path().read_dir().unwrap().count();
+        self.core = spawn_core(&self.redis, self.dir.path(), port, &format!("core-{restarts}"));
+        wait_for(&format!("{}/healthz", self.core_url), &mut [&mut self.core]).await;
+    }
+
     /// Starts another settlement worker named `consumer`.
     pub fn spawn_worker(&self, consumer: &str) -> Proc {
-        spawn_worker(&self.redis, self.dir.path(), consumer)
+        spawn_worker(&self.redis, self.dir.path(), consumer, &[])
+    }
+
+    /// Starts a settlement worker with extra `crowdgate settle` flags.
+    pub fn spawn_worker_with(&self, consumer: &str, flags: &[&str]) -> Proc {
+        spawn_worker(&self.redis, self.dir.path(), consumer, flags)
+    }
+
+    /// Runs a `crowdgate` subcommand against this system's Redis and round;
+    /// returns (success, stdout, stderr).
+    pub fn crowdgate(&self, args: &[&str]) -> (bool, String, String) {
+        let output = Command::new(crowdgate_bin())
+            .args(args)
+            .env("CROWDGATE_REDIS_URL", self.redis.url())
+            .output()
+            .expect("crowdgate runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    }
+
+    /// A field of the ledger hash as an integer.
+    pub async fn ledger_field(&self, field: &str) -> i64 {
+        let mut redis = self.redis().await;
+        let value: Option<i64> = redis::cmd("HGET")
+            .arg(format!("cg:{{{ROUND}}}:ledger"))
+            .arg(field)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        value.unwrap_or(0)
     }
 
     /// A Redis connection to the system's own server.
@@ -299,12 +353,29 @@ impl System {
     }
 }
 
-fn spawn_worker(redis: &LocalRedis, log_dir: &Path, consumer: &str) -> Proc {
+fn spawn_core(redis: &LocalRedis, dir: &Path, port: u16, name: &str) -> Proc {
+    Proc::spawn(
+        name,
+        Command::new(crowdgate_bin())
+            .arg("core")
+            .arg("--config")
+            .arg(dir.join("round.toml"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("CROWDGATE_REDIS_URL", redis.url())
+            .env("CROWDGATE_SIGNING_KEYS", SIGNING_KEYS)
+            .env("CROWDGATE_OPS_TOKENS", format!("tester:{OPS_TOKEN}")),
+        dir,
+    )
+}
+
+fn spawn_worker(redis: &LocalRedis, log_dir: &Path, consumer: &str, flags: &[&str]) -> Proc {
     Proc::spawn(
         consumer,
         Command::new(crowdgate_bin())
             .arg("settle")
-            .args(["--round", ROUND, "--consumer", consumer, "--claim-idle-ms", "2000"])
+            .args(["--round", ROUND, "--consumer", consumer])
+            .args(if flags.contains(&"--claim-idle-ms") { &[][..] } else { &["--claim-idle-ms", "2000"][..] })
+            .args(flags)
             .env("CROWDGATE_REDIS_URL", redis.url()),
         log_dir,
     )

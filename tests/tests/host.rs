@@ -266,6 +266,28 @@ async fn runaway_guest_is_stopped_by_the_request_timeout() {
     assert_eq!(host.get("/hello").await, (200, "hello".to_string()));
 }
 
+// Multi-threaded so the spinning guest cannot hold up the I/O driver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_instance_pool_answers_503() {
+    let host = start(APP, |c| {
+        c.max_concurrent_requests = 1;
+        c.request_timeout = Duration::from_secs(2);
+    })
+    .await;
+    // Occupy the only instance slot with a guest that spins until the timeout.
+    let (client, url) = (host.client.clone(), host.url("/loop"));
+    let busy = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let resp = host.client.get(host.url("/hello")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "overloaded");
+    assert_eq!(busy.await.unwrap(), 500);
+    // The slot is free again.
+    assert_eq!(host.get("/hello").await, (200, "hello".to_string()));
+}
+
 #[tokio::test]
 async fn many_concurrent_requests_each_get_an_instance() {
     let host = start(APP, |_| {}).await;
@@ -303,7 +325,10 @@ async fn spin_headers_are_set_and_not_spoofable() {
         headers["spin-full-url"],
         format!("http://{}/locked/headers?x=1", host.addr)
     );
-    assert!(headers["spin-client-addr"].starts_with("127.0.0.1:"), "{body}");
+    assert!(
+        headers["spin-client-addr"].starts_with("127.0.0.1:"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -321,7 +346,10 @@ async fn route_precedence_exact_then_longest_wildcard() {
 
 #[tokio::test]
 async fn broken_component_source_fails_the_load_naming_the_file() {
-    let missing = APP.replace("source = \"{wasm}\"\nallowed", "source = \"nope.wasm\"\nallowed");
+    let missing = APP.replace(
+        "source = \"{wasm}\"\nallowed",
+        "source = \"nope.wasm\"\nallowed",
+    );
     let err = load_error(&missing, |_| {}).await;
     assert!(err.contains("`probe`"), "{err}");
     assert!(err.contains("nope.wasm"), "{err}");

@@ -137,6 +137,8 @@ pub async fn round(settings: &Settings) -> Response {
                 "phase": room.phase,
                 "raised_pence": room.raised_pence,
                 "cap_pence": room.cap_pence,
+                "remaining_pence": (room.cap_pence - room.raised_pence).max(0),
+                "investor_count": room.investor_count,
                 "min_investment_pence": room.min_investment_pence,
                 "max_investment_pence": room.max_investment_pence,
                 "share_price_pence": room.share_price_pence,

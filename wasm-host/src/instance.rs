@@ -49,10 +49,7 @@ impl InstanceState {
         key_value: KeyValueStore,
         client: OutboundClient,
     ) -> InstanceState {
-        let wasi = WasiCtx::builder()
-            .inherit_stdout()
-            .inherit_stderr()
-            .build();
+        let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().build();
         InstanceState {
             table: ResourceTable::new(),
             wasi,

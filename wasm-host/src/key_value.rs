@@ -97,7 +97,11 @@ impl wit::HostStore for KeyValueView<'_> {
         Ok(Ok(()))
     }
 
-    fn delete(&mut self, _: Resource<OpenStore>, key: String) -> wasmtime::Result<Result<(), Error>> {
+    fn delete(
+        &mut self,
+        _: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
         self.store.delete(&key);
         Ok(Ok(()))
     }

@@ -54,16 +54,21 @@ pub struct App {
 }
 
 impl App {
+    /// Loads and precompiles the application described by `config`.
     pub async fn load(config: HostConfig) -> Result<App, LoadError> {
         let manifest = Manifest::from_file(&config.manifest)?;
-        let app_vars = AppVariables::resolve(&manifest.variables, &config.variable_overrides, |k| {
-            std::env::var(k).ok()
-        })?;
+        let app_vars =
+            AppVariables::resolve(&manifest.variables, &config.variable_overrides, |k| {
+                std::env::var(k).ok()
+            })?;
 
         let ids: Vec<&String> = manifest.components.keys().collect();
         let router = Router::new(manifest.triggers.iter().map(|t| {
             let index = ids.iter().position(|id| **id == t.component);
-            (t.route.as_str(), index.expect("manifest checks trigger components"))
+            (
+                t.route.as_str(),
+                index.expect("manifest checks trigger components"),
+            )
         }))
         .map_err(|message| LoadError::Manifest {
             path: config.manifest.clone(),
@@ -109,6 +114,7 @@ impl App {
         })
     }
 
+    /// `(route, component id)` pairs in manifest order.
     pub fn routes(&self) -> Vec<(String, String)> {
         self.route_list.clone()
     }
@@ -180,11 +186,8 @@ fn compile_all(
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(|e| err(format!("cannot link: {e:#}")))?;
-            let pre = ProxyPre::new(pre).map_err(|e| {
-                err(format!(
-                    "does not export wasi:http/incoming-handler: {e:#}"
-                ))
-            })?;
+            let pre = ProxyPre::new(pre)
+                .map_err(|e| err(format!("does not export wasi:http/incoming-handler: {e:#}")))?;
             tracing::info!(
                 component = %decl.id,
                 source = %decl.source.display(),

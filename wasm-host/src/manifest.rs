@@ -116,10 +116,26 @@ impl Manifest {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        Manifest::parse(&text, &dir).map_err(|message| LoadError::Manifest {
+        let mut manifest = Manifest::parse(&text, &dir).map_err(|message| LoadError::Manifest {
             path: path.to_path_buf(),
             message,
-        })
+        })?;
+        if let Some(target_dir) = std::env::var_os("CARGO_TARGET_DIR") {
+            manifest.redirect_target_dir(&dir, Path::new(&target_dir));
+        }
+        Ok(manifest)
+    }
+
+    /// Sources under `<manifest dir>/target/` point at cargo's build output;
+    /// when cargo builds elsewhere (`CARGO_TARGET_DIR`), follow it, as
+    /// `spin build` users with a shared target dir would expect.
+    pub fn redirect_target_dir(&mut self, manifest_dir: &Path, target_dir: &Path) {
+        let default_target = manifest_dir.join("target");
+        for component in self.components.values_mut() {
+            if let Ok(rest) = component.source.strip_prefix(&default_target) {
+                component.source = target_dir.join(rest);
+            }
+        }
     }
 
     /// Parses manifest text; relative sources are resolved against `dir`.
@@ -230,6 +246,19 @@ command = "cargo build --target wasm32-wasip2 --release"
         );
         assert_eq!(c.variables["core_url"], "{{ core_url }}");
         assert_eq!(c.key_value_stores, ["default"]);
+    }
+
+    #[test]
+    fn sources_under_target_follow_cargo_target_dir() {
+        let mut m = Manifest::parse(EXAMPLE, Path::new("/app")).unwrap();
+        m.redirect_target_dir(Path::new("/app"), Path::new("/builds/shared"));
+        assert_eq!(
+            m.components["waiting-room"].source,
+            Path::new("/builds/shared/wasm32-wasip2/release/waiting_room.wasm")
+        );
+        let mut other = Manifest::parse(&EXAMPLE.replace("source = \"target/", "source = \"dist/"), Path::new("/app")).unwrap();
+        other.redirect_target_dir(Path::new("/app"), Path::new("/builds/shared"));
+        assert!(other.components["waiting-room"].source.starts_with("/app/dist"));
     }
 
     #[test]

@@ -105,7 +105,9 @@ impl AllowedHost {
         } else if host.is_empty() || host.contains('*') {
             return Err(bad("invalid host"));
         } else if host == "self" {
-            return Err(bad("`self` is not supported by this host; name the address"));
+            return Err(bad(
+                "`self` is not supported by this host; name the address",
+            ));
         } else {
             HostPattern::Exact(host)
         };
@@ -213,7 +215,8 @@ pub struct OutboundHttp {
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
-type SendFuture = Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send>;
+type SendFuture =
+    Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send>;
 
 impl WasiHttpHooks for OutboundHttp {
     fn send_request(

@@ -15,6 +15,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,7 +25,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
@@ -36,6 +37,8 @@ use crate::loader::{App, LoadedComponent};
 
 /// How often running guests are interrupted to yield and check the deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long open connections may keep running after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -45,14 +48,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
-    let engine = app.engine.clone();
-    let ticker = tokio::spawn(async move {
-        let mut interval = tokio::time::interval(EPOCH_TICK);
-        loop {
-            interval.tick().await;
-            engine.increment_epoch();
-        }
-    });
+    let ticker = EpochTicker::start(app.engine.clone());
     tracing::info!(%local, "serving");
 
     let graceful = GracefulShutdown::new();
@@ -78,6 +74,9 @@ pub async fn serve(
         });
         let conn = http1::Builder::new()
             .keep_alive(true)
+            // Drop clients that trickle their headers (slowloris).
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -95,8 +94,40 @@ pub async fn serve(
             tracing::warn!("connections still open after the grace period; closing them");
         }
     }
-    ticker.abort();
+    drop(ticker);
     Ok(())
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+///
+/// It is a plain thread, not a tokio task: a guest that never yields would
+/// otherwise keep the task from running (always on a current-thread
+/// runtime) and so never be interrupted.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: wasmtime::Engine) -> EpochTicker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("can spawn the epoch thread");
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Routes and runs one request, and records its log line and metrics.
@@ -141,7 +172,9 @@ fn record(
     started: Instant,
 ) {
     let elapsed = started.elapsed();
-    tracing::info!(
+    // Per request, so debug: at thousands of requests a second an info line
+    // each would cost more than the request. Metrics count every one.
+    tracing::debug!(
         component,
         route,
         %method,
@@ -201,7 +234,10 @@ fn set_spin_headers(
             headers.insert(name, value);
         }
     };
-    set("spin-full-url", &format!("http://{authority}{path_and_query}"));
+    set(
+        "spin-full-url",
+        &format!("http://{authority}{path_and_query}"),
+    );
     set("spin-path-info", &matched.path_info);
     set("spin-matched-route", matched.matched_route);
     set("spin-raw-component-route", matched.matched_route);
@@ -221,11 +257,18 @@ enum Failure {
 impl Failure {
     fn into_response(self, component: &str) -> Response<HyperOutgoingBody> {
         match self {
-            Failure::Overloaded => json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "too many requests in progress; retry shortly",
-            ),
+            Failure::Overloaded => {
+                let mut response = json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "too many requests in progress; retry shortly",
+                );
+                // Clients back off and retry; nothing was done for them.
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                response
+            }
             Failure::Component(detail) => {
                 tracing::warn!(component, %detail, "component failed");
                 json_error(
@@ -311,7 +354,10 @@ async fn run(
             Err(join) => Err(Failure::Component(format!("guest task panicked: {join}"))),
         },
         Err(_) => {
+            // Wait for the cancelled task so its instance slot is free
+            // before we answer (the guest yields every tick, so this is quick).
             task.abort();
+            let _ = task.await;
             Err(Failure::Component("request timed out".into()))
         }
     }

@@ -1,6 +1,5 @@
 //! `crowdgate settle`
 
-use anyhow::Context;
 use clap::Args;
 use crowdgate_settlement::{SettlementWorker, WorkerSettings};
 use std::net::SocketAddr;
@@ -37,13 +36,15 @@ pub async fn run(args: SettleArgs) -> anyhow::Result<()> {
     if args.batch == 0 || args.max_deliveries == 0 {
         anyhow::bail!("--batch and --max-deliveries must be at least 1");
     }
-    let client = redis::Client::open(args.redis_url.as_str()).with_context(|| format!("invalid Redis URL {:?}", args.redis_url))?;
-    let manager_config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    let redis = redis::aio::ConnectionManager::new_with_config(client, manager_config)
-        .await
-        .with_context(|| format!("cannot connect to Redis at {}", args.redis_url))?;
+    let mut redis = super::connect(&args.redis_url).await?;
+    match crowdgate_settlement::reconcile::reconcile(&mut redis, &args.round).await {
+        Ok(report) if report.is_clean() => tracing::info!(
+            round = %args.round, accepted = report.accepted, settled = report.settled, failed = report.failed,
+            pending = report.pending, dead_lettered = report.dead_lettered, "reconciliation at startup: clean"
+        ),
+        Ok(report) => tracing::error!(round = %args.round, violations = ?report.violations, "reconciliation at startup found violations"),
+        Err(err) => tracing::warn!(error = %err, "reconciliation at startup could not run"),
+    }
     let settings = WorkerSettings {
         round: args.round,
         consumer: args.consumer.unwrap_or_else(|| format!("settle-{}", std::process::id())),

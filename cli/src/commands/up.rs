@@ -152,11 +152,14 @@ async fn seed_demo_accounts(redis_url: &str, round: &str) -> anyhow::Result<()> 
     let client = redis::Client::open(redis_url)?;
     let mut redis = redis::aio::ConnectionManager::new(client).await?;
     let accounts = crowdgate::demo::accounts();
-    crowdgate_settlement::Ledger::new(round)
-        .open_accounts(&mut redis, &accounts)
-        .await
-        .context("seeding demo accounts")?;
-    tracing::info!(accounts = accounts.len(), "demo accounts ready");
+    match crowdgate_settlement::accounts::open_accounts(&mut redis, round, &accounts).await {
+        Ok(()) => tracing::info!(accounts = accounts.len(), "demo accounts opened"),
+        // A re-run: the accounts (and whatever they have spent) are kept.
+        Err(crowdgate_settlement::accounts::ImportError::AlreadyExist(_)) => {
+            tracing::info!("demo accounts already exist; kept as they are")
+        }
+        Err(err) => return Err(err).context("seeding demo accounts"),
+    }
     Ok(())
 }
 

@@ -1,7 +1,11 @@
--- advance.lua: the admission controller's one step.
+-- advance.lua: the admission controller's one step, and the round's clock.
 --
 -- KEYS[1] round hash  cg:{r}:round
 -- ARGV[1] now, Unix milliseconds
+--
+-- First the lifecycle: a `scheduled` round opens once now >= opens_at_ms; any
+-- round closes once now >= closes_at_ms (0 = no time set). Then, if open,
+-- admits one batch when a whole batch interval has passed since the last.
 --
 -- Returns how many queue numbers this call admitted (0 when it is not yet
 -- time, the room is not open, or nobody is waiting).
@@ -13,8 +17,18 @@
 
 local now_ms = tonumber(ARGV[1])
 local r = redis.call('HMGET', KEYS[1], 'phase', 'admitted_up_to', 'issued', 'rate_per_minute',
-  'batch_interval_ms', 'last_advance_ms')
-if r[1] ~= 'open' then return 0 end
+  'batch_interval_ms', 'last_advance_ms', 'opens_at_ms', 'closes_at_ms')
+local phase = r[1]
+local opens_at, closes_at = tonumber(r[7] or '0'), tonumber(r[8] or '0')
+if closes_at > 0 and now_ms >= closes_at and phase ~= 'closed' then
+  redis.call('HSET', KEYS[1], 'phase', 'closed')
+  return 0
+end
+if phase == 'scheduled' and opens_at > 0 and now_ms >= opens_at then
+  phase = 'open'
+  redis.call('HSET', KEYS[1], 'phase', 'open')
+end
+if phase ~= 'open' then return 0 end
 local cursor, issued = tonumber(r[2]), tonumber(r[3])
 local rate, interval, last = tonumber(r[4]), tonumber(r[5]), tonumber(r[6])
 if now_ms - last < interval then return 0 end

@@ -50,8 +50,11 @@ end
 
 -- 3. The round must be taking investments.
 local r = redis.call('HMGET', round, 'phase', 'cap_pence', 'raised_pence', 'min_investment_pence',
-  'max_investment_pence', 'share_price_pence')
+  'max_investment_pence', 'share_price_pence', 'closes_at_ms')
 local phase = r[1]
+local closes_at = tonumber(r[7] or '0')
+-- The closing time binds even before the admission controller notices it.
+if closes_at > 0 and now_ms >= closes_at then phase = 'closed' end
 local cap, raised = tonumber(r[2]), tonumber(r[3])
 local minimum, maximum, price = tonumber(r[4]), tonumber(r[5]), tonumber(r[6])
 if phase == 'scheduled' then return {409, 'round_not_open', '', 0, 0, 0, 0} end

@@ -79,11 +79,7 @@ async fn outbound(query: &str) -> Response {
     match spin_sdk::http::send::<_, Response>(request).await {
         Ok(resp) => text(
             200,
-            format!(
-                "{} {}",
-                resp.status(),
-                String::from_utf8_lossy(resp.body())
-            ),
+            format!("{} {}", resp.status(), String::from_utf8_lossy(resp.body())),
         ),
         Err(e) => text(502, format!("send failed: {e:?} ({e})")),
     }
