@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use crowdgate_protocol::api::QueuePlace;
-use crowdgate_protocol::{ApiError, Keyring, RoomState};
+use crowdgate_protocol::{Keyring, RoomState};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -53,7 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), shed_load));
     Router::new()
         .merge(api)
-        .route("/ops/v1/rounds/{round}", get(ops_round))
+        .merge(crate::ops::routes())
         .route("/healthz", get(health))
         .route("/metrics", get(render_metrics))
         .fallback(|| async { Failure::not_found("no such endpoint") })
@@ -97,36 +97,6 @@ async fn room_state(State(state): State<AppState>, Path(round): Path<String>) ->
         Some(room) => Ok(Json(room)),
         None => Err(Failure::not_found(format!("round {round:?} is not seeded"))),
     }
-}
-
-/// `GET /ops/v1/rounds/{round}`: every live figure of the round.
-async fn ops_round(
-    State(state): State<AppState>,
-    Path(round): Path<String>,
-    headers: axum::http::HeaderMap,
-) -> Result<Json<serde_json::Value>, Failure> {
-    let operator = authenticate_ops(&state, &headers)?;
-    state.check_round(&round)?;
-    let fields = state.store.round_fields().await?;
-    let published = state.store.settlement_stream_len().await?;
-    tracing::info!(round = %round, operator, "ops read round");
-    Ok(Json(serde_json::json!({
-        "round": round,
-        "fields": fields,
-        "settlement_stream_length": published,
-    })))
-}
-
-/// The operator's name for a valid ops token, or 401.
-pub fn authenticate_ops<'a>(state: &'a AppState, headers: &axum::http::HeaderMap) -> Result<&'a str, Failure> {
-    let unauthorized = |message: &str| {
-        Failure::new(
-            StatusCode::UNAUTHORIZED,
-            ApiError::for_field("unauthorized", "Authorization", message),
-        )
-    };
-    let token = investments::bearer_token(headers).ok_or_else(|| unauthorized("send `Authorization: Bearer <ops token>`"))?;
-    state.ops_tokens.identify(token).ok_or_else(|| unauthorized("ops token not recognised"))
 }
 
 async fn health(State(state): State<AppState>) -> Response {

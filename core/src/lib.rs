@@ -13,6 +13,7 @@
 //! - [`admission`]: the [`admission::AdmissionController`] loop.
 //! - [`investments`]: the invest endpoint.
 //! - [`http`]: routes, shared state, load shedding, health and metrics.
+//! - [`ops`]: the ops API (token required).
 //! - [`ops_auth`]: constant-time ops bearer tokens.
 //! - [`error`]: every failure as a status and a JSON body.
 
@@ -22,6 +23,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod investments;
+pub mod ops;
 pub mod ops_auth;
 pub mod round_config;
 pub mod store;
