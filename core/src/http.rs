@@ -9,7 +9,7 @@
 use crate::error::Failure;
 use crate::investments;
 use crate::ops_auth::OpsTokens;
-use crate::store::RoundStore;
+use crate::store::{Placement, RoundStore};
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -48,6 +48,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/rounds/{round}/queue", post(take_queue_place))
         .route("/v1/rounds/{round}/state", get(room_state))
+        .route("/v1/rounds/{round}/prequeue/{ticket}", get(crate::passes::prequeue_number))
+        .route("/v1/rounds/{round}/passes", post(crate::passes::claim))
         .route("/v1/rounds/{round}/investments", post(investments::create))
         .route("/v1/rounds/{round}/investments/{id}", get(investments::show))
         .route_layer(middleware::from_fn_with_state(state.clone(), shed_load));
@@ -83,10 +85,17 @@ async fn take_queue_place(
     Path(round): Path<String>,
 ) -> Result<(StatusCode, Json<QueuePlace>), Failure> {
     state.check_round(&round)?;
-    let queue_number = state.store.take_queue_number().await?;
     let ticket_id = crate::ids::new_ticket_id();
-    metrics::counter!("crowdgate_core_joins_total").increment(1);
-    tracing::debug!(round = %round, ticket = %ticket_id, queue_number, "queue place issued");
+    let placement = state
+        .store
+        .join(&ticket_id, crate::ids::lottery_score(), crate::clock::now_ms())
+        .await?;
+    let queue_number = match placement {
+        Placement::Numbered(number) => Some(number),
+        Placement::Prequeue => None,
+    };
+    metrics::counter!("crowdgate_core_joins_total", "prequeue" => queue_number.is_none().to_string()).increment(1);
+    tracing::debug!(round = %round, ticket = %ticket_id, ?queue_number, "queue place issued");
     Ok((StatusCode::CREATED, Json(QueuePlace { ticket_id, queue_number })))
 }
 

@@ -8,3 +8,11 @@ pub fn new_ticket_id() -> String {
     let bytes: [u8; 12] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A pre-queue lottery score: uniform over [0, 2^52), so it is exact as a
+/// Redis sorted-set score (a double). Drawn server-side from the thread-local
+/// CSPRNG (ChaCha, seeded by the OS), so a visitor cannot choose or predict
+/// their place.
+pub fn lottery_score() -> u64 {
+    rand::rng().random::<u64>() >> 12
+}

@@ -12,6 +12,7 @@
 //!   (`scripts/*.lua`, each headed by its keys, arguments and invariant).
 //! - [`admission`]: the [`admission::AdmissionController`] loop.
 //! - [`investments`]: the invest endpoint.
+//! - [`passes`]: pass claims (once per ticket) and pre-queue numbers.
 //! - [`http`]: routes, shared state, load shedding, health and metrics.
 //! - [`ops`]: the ops API (token required).
 //! - [`ops_auth`]: constant-time ops bearer tokens.
@@ -25,6 +26,7 @@ pub mod ids;
 pub mod investments;
 pub mod ops;
 pub mod ops_auth;
+pub mod passes;
 pub mod round_config;
 pub mod store;
 
@@ -72,7 +74,8 @@ pub async fn run(config: CoreConfig, shutdown: impl std::future::Future<Output =
         }
     }
 
-    let store = store::RoundStore::new(&config.round.round.id, redis);
+    let store = store::RoundStore::new(&config.round.round.id, redis.clone());
+    let ops_backend = ops::OpsBackend::new(&config.round.round.id, redis);
     if store.seed(&config.round).await.context("seeding the round in Redis")? {
         tracing::info!(round = %store.round, "seeded round config fields");
     }
@@ -91,7 +94,7 @@ pub async fn run(config: CoreConfig, shutdown: impl std::future::Future<Output =
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let controller = tokio::spawn(admission::AdmissionController::new(store).run(stop_rx));
-    axum::serve(listener, http::router(state))
+    axum::serve(listener, http::router(state).layer(axum::Extension(ops_backend)))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;

@@ -67,6 +67,9 @@ pub struct AdmissionSettings {
     pub max_active: u64,
     /// How long a pass lasts once handed out.
     pub pass_ttl_seconds: u64,
+    /// How long an admitted visitor's place among the active investors is
+    /// held for them to claim their pass; a no-show frees it after this.
+    pub claim_window_seconds: u64,
 }
 
 impl Default for AdmissionSettings {
@@ -76,6 +79,7 @@ impl Default for AdmissionSettings {
             batch_interval_ms: 1_000,
             max_active: 1_000,
             pass_ttl_seconds: 900,
+            claim_window_seconds: 60,
         }
     }
 }
@@ -192,6 +196,9 @@ impl RoundConfig {
         }
         if a.max_active == 0 {
             return Err(invalid("admission.max_active", "must be at least 1"));
+        }
+        if !(1..=3_600).contains(&a.claim_window_seconds) {
+            return Err(invalid("admission.claim_window_seconds", "must be between 1 and 3600"));
         }
         if !(30..=86_400).contains(&a.pass_ttl_seconds) {
             return Err(invalid("admission.pass_ttl_seconds", "must be between 30 and 86400"));

@@ -17,6 +17,8 @@ use std::collections::HashMap;
 pub const INVEST_SCRIPT: &str = include_str!("scripts/invest.lua");
 /// The admission step's source.
 pub const ADVANCE_SCRIPT: &str = include_str!("scripts/advance.lua");
+const JOIN_SCRIPT: &str = include_str!("scripts/join.lua");
+const CLAIM_SCRIPT: &str = include_str!("scripts/claim.lua");
 
 /// A round's data in Redis.
 #[derive(Clone)]
@@ -26,6 +28,30 @@ pub struct RoundStore {
     redis: ConnectionManager,
     invest: Script,
     advance: Script,
+    join: Script,
+    claim: Script,
+}
+
+/// Where a join put the visitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Before opening: a lottery score in the pre-queue, number drawn at opening.
+    Prequeue,
+    /// A queue number.
+    Numbered(u64),
+}
+
+/// The outcome of a pass claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed (now or before); the pass lasts until this Unix ms.
+    Granted { expires_at_ms: u64 },
+    NotAdmitted,
+    /// The ticket's pass expired at this Unix ms.
+    Expired { expired_at_ms: u64 },
+    RoundClosed,
+    /// Admitted, but the claim window lapsed and the room is full right now.
+    RoomFull,
 }
 
 /// What the invest script decided.
@@ -60,6 +86,8 @@ impl RoundStore {
             redis,
             invest: Script::new(INVEST_SCRIPT),
             advance: Script::new(ADVANCE_SCRIPT),
+            join: Script::new(JOIN_SCRIPT),
+            claim: Script::new(CLAIM_SCRIPT),
         }
     }
 
@@ -80,6 +108,7 @@ impl RoundStore {
             ("batch_interval_ms", a.batch_interval_ms.to_string()),
             ("max_active", a.max_active.to_string()),
             ("pass_ttl_seconds", a.pass_ttl_seconds.to_string()),
+            ("claim_window_seconds", a.claim_window_seconds.to_string()),
             ("raised_pence", "0".into()),
             ("accepted_pence", "0".into()),
             ("released_pence", "0".into()),
@@ -125,6 +154,8 @@ impl RoundStore {
             max_investment_pence: int("max_investment_pence"),
             share_price_pence: int("share_price_pence"),
             pass_ttl_seconds: int("pass_ttl_seconds").max(0) as u64,
+            opens_at_ms: int("opens_at_ms").max(0) as u64,
+            prequeue_size: int("prequeue_size").max(0) as u64,
             as_of_ms: now_ms,
         }))
     }
@@ -134,16 +165,64 @@ impl RoundStore {
         self.redis.clone().hgetall(self.keys.round()).await
     }
 
-    /// Hands out the next queue number: one `HINCRBY`, so numbers are unique
-    /// and strictly increasing however many core replicas run.
-    pub async fn take_queue_number(&self) -> redis::RedisResult<u64> {
-        self.redis.clone().hincr(self.keys.round(), "issued", 1).await
+    /// Places a new ticket: in the pre-queue with lottery `score` before
+    /// opening, else the next number (unique and increasing across replicas).
+    pub async fn join(&self, ticket_id: &str, score: u64, now_ms: u64) -> redis::RedisResult<Placement> {
+        let (numbered, number): (u8, u64) = self
+            .join
+            .key(self.keys.round())
+            .key(self.keys.prequeue())
+            .arg(ticket_id)
+            .arg(score)
+            .arg(now_ms)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(if numbered == 1 { Placement::Numbered(number) } else { Placement::Prequeue })
+    }
+
+    /// The number a pre-queue ticket drew, once the pre-queue is sealed at
+    /// opening: its rank by lottery score, 1-based. `Ok(None)` while the draw
+    /// has not happened; an error-free `Some(None)` for an unknown ticket.
+    pub async fn prequeue_number(&self, ticket_id: &str) -> redis::RedisResult<Option<Option<u64>>> {
+        let mut redis = self.redis.clone();
+        let sealed: Option<String> = redis.hget(self.keys.round(), "prequeue_sealed").await?;
+        if sealed.as_deref() != Some("1") {
+            return Ok(None);
+        }
+        // After sealing nothing is added to the pre-queue, so ranks are final.
+        let rank: Option<u64> = redis.zrank(self.keys.prequeue(), ticket_id).await?;
+        Ok(Some(rank.map(|r| r + 1)))
+    }
+
+    /// Records a ticket's pass claim (once) and returns its expiry.
+    pub async fn claim_pass(&self, ticket_id: &str, number: u64, now_ms: u64) -> redis::RedisResult<Claim> {
+        let (status, at): (u16, u64) = self
+            .claim
+            .key(self.keys.round())
+            .key(self.keys.pass_claims())
+            .key(self.keys.active_passes())
+            .key(self.keys.reserved())
+            .arg(ticket_id)
+            .arg(number)
+            .arg(now_ms)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(match status {
+            200 => Claim::Granted { expires_at_ms: at },
+            409 => Claim::NotAdmitted,
+            410 => Claim::Expired { expired_at_ms: at },
+            429 => Claim::RoomFull,
+            _ => Claim::RoundClosed,
+        })
     }
 
     /// Runs the admission controller's step; returns how many were admitted.
     pub async fn advance_admission(&self, now_ms: u64) -> redis::RedisResult<u64> {
         self.advance
             .key(self.keys.round())
+            .key(self.keys.prequeue())
+            .key(self.keys.active_passes())
+            .key(self.keys.reserved())
             .arg(now_ms)
             .invoke_async(&mut self.redis.clone())
             .await
@@ -166,12 +245,14 @@ impl RoundStore {
             .key(self.keys.pass_binding(new.ticket_id))
             .key(self.keys.investment(new.investment_id))
             .key(self.keys.settlement_stream())
+            .key(self.keys.active_passes())
             .arg(new.investment_id)
             .arg(new.investor_id)
             .arg(new.amount_pence)
             .arg(new.fingerprint)
             .arg(new.now_ms)
             .arg(new.binding_ttl_s)
+            .arg(new.ticket_id)
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(InvestOutcome {
@@ -208,6 +289,17 @@ impl RoundStore {
             settled_at_ms: int("settled_at_ms").map(|v| v as u64),
             failure_reason: f.get("failure_reason").cloned(),
         }))
+    }
+
+    /// Active investors: live, unfinished pass claims plus admitted visitors
+    /// still inside their claim window.
+    pub async fn active_count(&self, now_ms: u64) -> redis::RedisResult<u64> {
+        let (active, reserved): (u64, u64) = redis::pipe()
+            .zcount(self.keys.active_passes(), now_ms, "+inf")
+            .zcount(self.keys.reserved(), now_ms, "+inf")
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(active + reserved)
     }
 
     /// Length of the settlement stream (accepted investments ever published).

@@ -71,7 +71,7 @@ async fn invest(settings: &Settings, request: &Request) -> Response {
     )
     .await;
     match forwarded {
-        Ok(response) => relay(response),
+        Ok(response) => respond::relay(response),
         Err(_) => {
             eprintln!("edge: core unavailable for ticket {}", pass.ticket);
             respond::unavailable("investments are busy right now; your pass and place are kept — try again in a moment")
@@ -85,21 +85,7 @@ async fn show(settings: &Settings, id: &str) -> Response {
     }
     let path = format!("/v1/rounds/{}/investments/{id}", settings.round);
     match core_client::call(&settings.core_url, Method::Get, &path, &[], vec![]).await {
-        Ok(response) => relay(response),
+        Ok(response) => respond::relay(response),
         Err(_) => respond::unavailable("investment status is unavailable for a moment"),
     }
-}
-
-/// Passes core's status and JSON body through unchanged.
-fn relay(response: Response) -> Response {
-    let mut out = Response::builder()
-        .status(*response.status())
-        .header("content-type", "application/json")
-        .header("cache-control", "no-store")
-        .body(response.body().to_vec())
-        .build();
-    if let Some(remaining) = response.header("x-crowdgate-remaining-pence").and_then(|v| v.as_str()) {
-        out.set_header("x-crowdgate-remaining-pence", remaining);
-    }
-    out
 }

@@ -99,15 +99,22 @@ pub struct RoomState {
     pub share_price_pence: i64,
     /// Lifetime of a pass handed out now.
     pub pass_ttl_seconds: u64,
+    /// When a scheduled round opens (Unix ms); 0 when not scheduled.
+    #[serde(default)]
+    pub opens_at_ms: u64,
+    /// How many joined before opening (their numbers are 1..=this).
+    #[serde(default)]
+    pub prequeue_size: u64,
     /// Unix milliseconds when core produced this state.
     pub as_of_ms: u64,
 }
 
-/// core's answer to a join: a fresh place at the back of the queue.
+/// core's answer to a join: a fresh place at the back of the queue, or a
+/// place in the pre-queue (`queue_number` is `None`) before opening.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuePlace {
     pub ticket_id: String,
-    pub queue_number: u64,
+    pub queue_number: Option<u64>,
 }
 
 /// What a visitor's poll returns.
@@ -117,7 +124,8 @@ pub struct Status {
     /// `waiting`, `admitted`, or the room phase when it overrides
     /// (`scheduled`, `paused`, `full`, `closed`).
     pub state: VisitorState,
-    pub queue_number: u64,
+    /// `None` while in the pre-queue (drawn at opening).
+    pub queue_number: Option<u64>,
     /// 1-based position among those not yet admitted; 0 once admitted.
     pub position: u64,
     pub people_ahead: u64,
@@ -125,6 +133,14 @@ pub struct Status {
     pub eta_seconds: Option<u64>,
     /// Ask again after this long.
     pub poll_after_ms: u64,
+    /// Seconds until a scheduled round opens (pre-queue countdown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opens_in_seconds: Option<u64>,
+    /// A re-issued ticket (a pre-queue ticket that just learned its number):
+    /// apps should store it in place of the old one. Browsers get it as a
+    /// cookie too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
     pub raised_pence: i64,
     pub cap_pence: i64,
 }
@@ -133,6 +149,8 @@ pub struct Status {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VisitorState {
+    /// Joined before opening: waiting for the opening lottery.
+    Prequeue,
     Scheduled,
     Waiting,
     Admitted,

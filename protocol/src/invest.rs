@@ -117,6 +117,33 @@ pub fn validate_idempotency_key(key: Option<&str>) -> Result<String, ApiError> {
     Ok(key.to_string())
 }
 
+/// Parses an amount typed by a person in pounds (`250`, `250.5`, `£1,250.00`)
+/// into pence, exactly (no floating point).
+pub fn parse_pounds(text: &str) -> Result<i64, ApiError> {
+    let invalid = || {
+        ApiError::for_field(
+            "invalid_amount",
+            "amount",
+            "enter an amount in pounds, such as 250 or 250.00",
+        )
+    };
+    let cleaned: String = text.trim().trim_start_matches('£').chars().filter(|c| *c != ',').collect();
+    let (whole, fraction) = cleaned.split_once('.').unwrap_or((&cleaned, ""));
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || whole.len() > 12 {
+        return Err(invalid());
+    }
+    if fraction.len() > 2 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let whole: i64 = whole.parse().map_err(|_| invalid())?;
+    let pence: i64 = format!("{fraction:0<2}").parse().map_err(|_| invalid())?;
+    let amount = whole * 100 + pence;
+    if amount <= 0 {
+        return Err(ApiError::for_field("invalid_amount", "amount", "the amount must be more than zero"));
+    }
+    Ok(amount)
+}
+
 fn missing(field: &str) -> ApiError {
     ApiError::for_field("missing_field", field, format!("{field} is required"))
 }
@@ -160,6 +187,21 @@ mod tests {
         for body in ["", "{", "[]", "null", "\"x\""] {
             let err = InvestRequest::parse(body.as_bytes()).unwrap_err();
             assert_eq!(err.error, "malformed_json", "{body}");
+        }
+    }
+
+    #[test]
+    fn pounds_to_pence_exactly() {
+        for (text, pence) in [("250", 25_000), ("250.5", 25_050), ("£1,250.07", 125_007), (" 0.01 ", 1)] {
+            assert_eq!(parse_pounds(text).unwrap(), pence, "{text}");
+        }
+        for text in ["", "abc", "1.234", "-5", "0", "0.00", "1e3", "12.", ".5", "1 000"] {
+            let result = parse_pounds(text);
+            if text == "12." {
+                assert_eq!(result.unwrap(), 1_200);
+                continue;
+            }
+            assert!(result.is_err(), "{text:?}");
         }
     }
 

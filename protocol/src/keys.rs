@@ -38,6 +38,25 @@ impl RoundKeys {
     pub fn pass_binding(&self, ticket_id: &str) -> String {
         format!("{}:pass:{ticket_id}", self.prefix)
     }
+    /// Sorted set: pre-queue ticket ids scored by their lottery draw.
+    pub fn prequeue(&self) -> String {
+        format!("{}:prequeue", self.prefix)
+    }
+    /// Hash: ticket id → when its pass claim expires (Unix ms). A ticket
+    /// claims a pass once.
+    pub fn pass_claims(&self) -> String {
+        format!("{}:pass_claims", self.prefix)
+    }
+    /// Sorted set: tickets holding a live, unfinished pass, scored by expiry
+    /// (Unix ms). Its size is the number of active investors.
+    pub fn active_passes(&self) -> String {
+        format!("{}:active", self.prefix)
+    }
+    /// Sorted set: admitted queue numbers that have not claimed their pass
+    /// yet, scored by when their reservation lapses (Unix ms).
+    pub fn reserved(&self) -> String {
+        format!("{}:reserved", self.prefix)
+    }
     /// Stream: accepted investments waiting for settlement.
     pub fn settlement_stream(&self) -> String {
         format!("{}:settlement", self.prefix)

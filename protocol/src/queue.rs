@@ -36,15 +36,46 @@ pub fn status_of(number: u64, room: &RoomState, jitter_seed: u64) -> Status {
     Status {
         round: room.round.clone(),
         state,
-        queue_number: number,
+        queue_number: Some(number),
         position,
         people_ahead,
         eta_seconds,
         poll_after_ms: poll_after_ms(people_ahead, room.rate_per_minute, jitter_seed),
+        opens_in_seconds: None,
+        ticket: None,
         raised_pence: room.raised_pence,
         cap_pence: room.cap_pence,
     }
 }
+
+/// The status of a pre-queue ticket while the round is still scheduled: no
+/// number yet (the draw happens at opening), a countdown, and a poll time that
+/// lands shortly after opening, spread over [`OPENING_SPREAD_MS`] so the whole
+/// pre-queue does not poll in the same millisecond.
+pub fn prequeue_status(room: &RoomState, now_ms: u64, jitter_seed: u64) -> Status {
+    let opens_in_ms = room.opens_at_ms.saturating_sub(now_ms);
+    let until_open = if room.opens_at_ms == 0 {
+        MAX_POLL_MS / 3
+    } else {
+        (opens_in_ms / 10).clamp(MIN_POLL_MS, MAX_POLL_MS).min(opens_in_ms + splitmix(jitter_seed) % OPENING_SPREAD_MS)
+    };
+    Status {
+        round: room.round.clone(),
+        state: VisitorState::Prequeue,
+        queue_number: None,
+        position: 0,
+        people_ahead: 0,
+        eta_seconds: None,
+        poll_after_ms: until_open.max(MIN_POLL_MS / 4),
+        opens_in_seconds: (room.opens_at_ms > 0).then(|| opens_in_ms.div_ceil(1000)),
+        ticket: None,
+        raised_pence: room.raised_pence,
+        cap_pence: room.cap_pence,
+    }
+}
+
+/// Pre-queue polls after opening are spread over this long.
+pub const OPENING_SPREAD_MS: u64 = 3_000;
 
 /// Seconds until `position` is reached at `rate_per_minute`; `None` at rate 0.
 pub fn eta_seconds(position: u64, rate_per_minute: u64) -> Option<u64> {
@@ -91,6 +122,8 @@ mod tests {
             max_investment_pence: 100,
             share_price_pence: 1,
             pass_ttl_seconds: 60,
+            opens_at_ms: 0,
+            prequeue_size: 0,
             as_of_ms: 0,
         }
     }
@@ -121,6 +154,20 @@ mod tests {
         for seed in 0..1000 {
             let p = poll_after_ms(seed * 37, 120, seed);
             assert!((MIN_POLL_MS..=MAX_POLL_MS).contains(&p));
+        }
+    }
+
+    #[test]
+    fn prequeue_counts_down_and_polls_soon_after_opening() {
+        let mut r = room(RoomPhase::Scheduled, 0, 60);
+        r.opens_at_ms = 100_000;
+        let s = prequeue_status(&r, 40_000, 3);
+        assert_eq!((s.state, s.queue_number, s.opens_in_seconds), (VisitorState::Prequeue, None, Some(60)));
+        assert_eq!(s.poll_after_ms, 6_000);
+        // Close to opening: the next poll lands within the spread after it.
+        for seed in 0..100 {
+            let s = prequeue_status(&r, 99_500, seed);
+            assert!(s.poll_after_ms <= 500 + OPENING_SPREAD_MS, "{}", s.poll_after_ms);
         }
     }
 

@@ -235,9 +235,11 @@ pub struct Ticket {
     /// Ticket id, chosen by core, unique within the round.
     #[serde(rename = "t")]
     pub id: String,
-    /// Queue number: admitted when `number <= admitted_up_to`.
-    #[serde(rename = "n")]
-    pub number: u64,
+    /// Queue number: admitted when `number <= admitted_up_to`. `None` marks
+    /// a pre-queue ticket (joined before opening): its number is drawn by
+    /// lottery at opening, and the ticket is re-issued with it.
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
     /// Issued at, Unix seconds.
     #[serde(rename = "iat")]
     pub issued_at: u64,
@@ -293,7 +295,7 @@ mod tests {
         Ticket {
             round: "r1".into(),
             id: "t-1".into(),
-            number: 42,
+            number: Some(42),
             issued_at: 100,
             expires_at: exp,
         }
@@ -304,6 +306,14 @@ mod tests {
         let ring = Keyring::parse(A).unwrap();
         let token = ring.sign(&ticket(200));
         assert_eq!(ring.verify::<Ticket>(&token, "r1", 150).unwrap(), ticket(200));
+    }
+
+    #[test]
+    fn prequeue_tickets_have_no_number() {
+        let ring = Keyring::parse(A).unwrap();
+        let prequeue = Ticket { number: None, ..ticket(200) };
+        let token = ring.sign(&prequeue);
+        assert_eq!(ring.verify::<Ticket>(&token, "r1", 150).unwrap(), prequeue);
     }
 
     #[test]
@@ -322,7 +332,7 @@ mod tests {
         let ring = Keyring::parse(A).unwrap();
         let token = ring.sign(&ticket(200));
         let parts: Vec<&str> = token.split('.').collect();
-        let forged_claims = Ticket { number: 1, ..ticket(200) };
+        let forged_claims = Ticket { number: Some(1), ..ticket(200) };
         let forged_payload = URL_SAFE_NO_PAD.encode(
             serde_json::to_vec(&Envelope { kind: "ticket".into(), claims: &forged_claims }).unwrap(),
         );

@@ -156,32 +156,38 @@ impl SettlementWorker {
         }
     }
 
+    /// Settles `entries` in one pipelined batch, then handles each result.
     async fn settle_all(&mut self, entries: &[StreamId]) -> redis::RedisResult<usize> {
-        for entry in entries {
-            self.settle_one(entry).await?;
+        let ids: Vec<Option<String>> = entries.iter().map(|e| e.get("investment_id")).collect();
+        let batch: Vec<(&str, &str)> = entries
+            .iter()
+            .zip(&ids)
+            .filter_map(|(entry, id)| id.as_deref().map(|id| (id, entry.id.as_str())))
+            .collect();
+        let now_ms = now_ms();
+        let mut results = self.ledger.settle_batch(&mut self.redis, &batch, now_ms).await?.into_iter();
+        for (entry, id) in entries.iter().zip(&ids) {
+            let posting = match id {
+                Some(_) => results.next().expect("one result per call"),
+                None => Ok(Posting::Missing),
+            };
+            match posting {
+                Ok(posting) => self.record(entry, id.as_deref().unwrap_or("?"), posting, now_ms).await?,
+                Err(err) if is_transient(&err) => return Err(err),
+                // The script refused this entry (bad data): retry it later,
+                // and dead-letter it once it has failed too often.
+                Err(err) => self.poisoned(entry, &err.to_string()).await?,
+            }
         }
         Ok(entries.len())
     }
 
-    async fn settle_one(&mut self, entry: &StreamId) -> redis::RedisResult<()> {
-        let investment_id: Option<String> = entry.get("investment_id");
-        let accepted_at_ms: Option<u64> = entry.get("accepted_at_ms");
-        let now_ms = now_ms();
-        let posting = match &investment_id {
-            Some(id) => match self.ledger.settle(&mut self.redis, id, &entry.id, now_ms).await {
-                Ok(posting) => posting,
-                Err(err) if is_transient(&err) => return Err(err),
-                // The script refused this entry (bad data): retry it later,
-                // and dead-letter it once it has failed too often.
-                Err(err) => return self.poisoned(entry, &err.to_string()).await,
-            },
-            None => Posting::Missing,
-        };
-        let id = investment_id.as_deref().unwrap_or("?");
+    /// Metrics and logs for one posting; dead-letters an entry naming nothing.
+    async fn record(&mut self, entry: &StreamId, id: &str, posting: Posting, now_ms: u64) -> redis::RedisResult<()> {
         match &posting {
             Posting::Settled => {
                 metrics::counter!("crowdgate_settlement_settled_total").increment(1);
-                if let Some(accepted) = accepted_at_ms {
+                if let Some(accepted) = entry.get::<u64>("accepted_at_ms") {
                     metrics::histogram!("crowdgate_settlement_lag_seconds")
                         .record(now_ms.saturating_sub(accepted) as f64 / 1000.0);
                 }

@@ -40,3 +40,20 @@ pub fn method_not_allowed(allowed: &str) -> Response {
 pub fn not_found(path: &str) -> Response {
     error(404, ApiError::new("not_found", format!("no route for {path}")))
 }
+
+/// Passes core's status and JSON body through unchanged (plus the
+/// `Retry-After` and remaining-pence headers clients rely on).
+pub fn relay(response: Response) -> Response {
+    let mut out = Response::builder()
+        .status(*response.status())
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .body(response.body().to_vec())
+        .build();
+    for name in ["retry-after", "x-crowdgate-remaining-pence"] {
+        if let Some(value) = response.header(name).and_then(|v| v.as_str()) {
+            out.set_header(name, value);
+        }
+    }
+    out
+}

@@ -15,6 +15,9 @@ use spin_sdk::key_value::Store;
 pub const FRESH_FOR_MS: u64 = 1_000;
 /// A stale state is still served this long when core cannot be reached.
 pub const USABLE_FOR_MS: u64 = 30_000;
+/// While one request refreshes a stale state, others keep using the old one
+/// for this long, so a crowd of polls does not all call core at once.
+pub const REFRESH_LEASE_MS: u64 = 250;
 
 /// The round's state, from the cache or from core.
 pub async fn room_state(core_url: &str, round: &str, now_ms: u64) -> Result<RoomState, CoreUnavailable> {
@@ -28,6 +31,15 @@ pub async fn room_state(core_url: &str, round: &str, now_ms: u64) -> Result<Room
         && now_ms.saturating_sub(room.as_of_ms) < FRESH_FOR_MS
     {
         return Ok(room.clone());
+    }
+    // Take a short lease: mark the old state fresh for a moment so concurrent
+    // polls use it while this one asks core.
+    if let (Some(store), Some(room)) = (&store, &cached) {
+        let mut leased = room.clone();
+        leased.as_of_ms = now_ms.saturating_sub(FRESH_FOR_MS) + REFRESH_LEASE_MS;
+        if let Ok(bytes) = serde_json::to_vec(&leased) {
+            let _ = store.set(&key, &bytes);
+        }
     }
     match fetch(core_url, round).await {
         Ok(mut room) => {

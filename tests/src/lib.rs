@@ -155,6 +155,8 @@ pub struct RoundOptions {
     pub closes_at: Option<String>,
     pub rate_per_minute: u64,
     pub batch_interval_ms: u64,
+    pub max_active: u64,
+    pub claim_window_seconds: u64,
 }
 
 impl Default for RoundOptions {
@@ -169,6 +171,8 @@ impl Default for RoundOptions {
             closes_at: None,
             rate_per_minute: 60_000,
             batch_interval_ms: 200,
+            max_active: 100_000,
+            claim_window_seconds: 60,
         }
     }
 }
@@ -190,8 +194,8 @@ impl RoundOptions {
             }
         }
         toml.push_str(&format!(
-            "[admission]\nrate_per_minute = {}\nbatch_interval_ms = {}\nmax_active = 100000\npass_ttl_seconds = 600\n",
-            self.rate_per_minute, self.batch_interval_ms,
+            "[admission]\nrate_per_minute = {}\nbatch_interval_ms = {}\nmax_active = {}\npass_ttl_seconds = 600\nclaim_window_seconds = {}\n",
+            self.rate_per_minute, self.batch_interval_ms, self.max_active, self.claim_window_seconds,
         ));
         toml
     }
@@ -268,6 +272,16 @@ impl System {
         let restarts = self.dir.path().read_dir().unwrap().count();
         self.core = spawn_core(&self.redis, self.dir.path(), port, &format!("core-{restarts}"));
         wait_for(&format!("{}/healthz", self.core_url), &mut [&mut self.core]).await;
+    }
+
+    /// Starts a second core replica on another port against the same Redis;
+    /// returns it and its URL.
+    pub async fn spawn_core_replica(&self, name: &str) -> (Proc, String) {
+        let port = free_port();
+        let mut replica = spawn_core(&self.redis, self.dir.path(), port, name);
+        let url = format!("http://127.0.0.1:{port}");
+        wait_for(&format!("{url}/healthz"), &mut [&mut replica]).await;
+        (replica, url)
     }
 
     /// Starts another settlement worker named `consumer`.

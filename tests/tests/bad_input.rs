@@ -8,7 +8,7 @@ use serde_json::json;
 use std::time::Duration;
 
 fn ticket(round: &str, number: u64, expires_at: u64) -> Ticket {
-    Ticket { round: round.into(), id: format!("tk{number}"), number, issued_at: now_s() - 10, expires_at }
+    Ticket { round: round.into(), id: format!("tk{number}"), number: Some(number), issued_at: now_s() - 10, expires_at }
 }
 
 fn pass(round: &str, expires_at: u64) -> Pass {

@@ -94,6 +94,8 @@ const BIG_ROUND: RoundOptions = RoundOptions {
     closes_at: None,
     rate_per_minute: 60_000,
     batch_interval_ms: 200,
+    max_active: 100_000,
+    claim_window_seconds: 60,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,8 @@
 //! The waiting room's endpoints.
 
 use crate::page;
-use crowdgate_protocol::api::{Joined, PassGrant, QueuePlace, VisitorState};
-use crowdgate_protocol::{ApiError, Pass, Ticket, queue};
+use crowdgate_protocol::api::{Joined, QueuePlace, Status};
+use crowdgate_protocol::{ApiError, RoomPhase, RoomState, Ticket, queue};
 use spin_sdk::http::{Method, Request, Response};
 use spin_support::credentials::{self, TICKET_COOKIE};
 use spin_support::{Settings, core_client, now_ms, respond, room_cache};
@@ -10,6 +10,8 @@ use spin_support::{Settings, core_client, now_ms, respond, room_cache};
 /// How long a ticket stays valid: longer than any round's queue.
 const TICKET_TTL_S: u64 = 24 * 3600;
 
+/// `GET /`: the page, with the visitor's status rendered in (so it works
+/// without JavaScript); `Accept: application/json` gets the status itself.
 pub async fn page(settings: &Settings, request: &Request) -> Response {
     let wants_json = request
         .header("accept")
@@ -18,13 +20,48 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
     if wants_json {
         return status(settings, request).await;
     }
+    let now = now_ms();
+    let mut reissued = None;
+    let current = match ticket_of(settings, request, now) {
+        Ok((ticket, token)) => {
+            let had_number = ticket.number.is_some();
+            match status_of(settings, ticket, token, now).await {
+                Ok((status, token)) => {
+                    if !had_number && status.queue_number.is_some() {
+                        reissued = Some(token);
+                    }
+                    Some(status)
+                }
+                Err(_) => None,
+            }
+        }
+        Err(_) => None,
+    };
+    let mut response = html_page(settings, current.as_ref(), None, now);
+    if let Some(token) = reissued {
+        set_ticket_cookie(&mut response, request, &token);
+    }
+    response
+}
+
+fn html_page(settings: &Settings, status: Option<&Status>, message: Option<&str>, now: u64) -> Response {
+    let form_key = format!("nojs-{now:x}");
+    let view = page::View { round: &settings.round, status, message, form_key: &form_key };
     Response::builder()
         .status(200)
         .header("content-type", "text/html; charset=utf-8")
         .header("cache-control", "no-store")
         .header("content-security-policy", "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'")
-        .body(page::render(&settings.round))
+        .body(page::render(&view))
         .build()
+}
+
+/// Whether the request came from a plain HTML form (no JavaScript).
+fn from_html_form(request: &Request) -> bool {
+    request
+        .header("content-type")
+        .and_then(|v| v.as_str())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
 }
 
 /// `POST /api/join`: keep a valid ticket's place, or take a new one.
@@ -34,7 +71,7 @@ pub async fn join(settings: &Settings, request: &Request) -> Response {
         && let Ok(ticket) = settings.keyring.verify::<Ticket>(&token, &settings.round, now / 1000)
     {
         // Same ticket, same place: refreshing or rejoining never moves you.
-        return joined(settings, request, token, &ticket, now, 200).await;
+        return joined(settings, request, token, ticket, now, 200).await;
     }
     let place = match core_client::call(
         &settings.core_url,
@@ -65,71 +102,173 @@ pub async fn join(settings: &Settings, request: &Request) -> Response {
         expires_at: now / 1000 + TICKET_TTL_S,
     };
     let token = settings.keyring.sign(&ticket);
-    joined(settings, request, token, &ticket, now, 201).await
+    joined(settings, request, token, ticket, now, 201).await
 }
 
-async fn joined(settings: &Settings, request: &Request, token: String, ticket: &Ticket, now: u64, code: u16) -> Response {
-    let status = match room_cache::room_state(&settings.core_url, &settings.round, now).await {
-        Ok(room) => queue::status_of(ticket.number, &room, jitter_seed(ticket, now)),
-        Err(_) => return respond::unavailable("the queue is busy; try again in a moment"),
+async fn joined(settings: &Settings, request: &Request, token: String, ticket: Ticket, now: u64, code: u16) -> Response {
+    let (status, token) = match status_of(settings, ticket, token, now).await {
+        Ok(answer) => answer,
+        Err(response) => return response,
     };
-    let mut response = respond::json(code, &Joined { ticket: token.clone(), status });
-    let secure = if credentials::is_https(request) { "; Secure" } else { "" };
-    response.set_header(
-        "set-cookie",
-        format!("{TICKET_COOKIE}={token}; Path=/; Max-Age={TICKET_TTL_S}; HttpOnly; SameSite=Lax{secure}"),
-    );
+    let mut response = if from_html_form(request) {
+        // A browser without JavaScript: back to the page, now with a ticket.
+        Response::builder().status(303).header("location", "/").body(Vec::new()).build()
+    } else {
+        respond::json(code, &Joined { ticket: token.clone(), status })
+    };
+    set_ticket_cookie(&mut response, request, &token);
     response
+}
+
+/// The no-JavaScript invest form's fields.
+#[derive(serde::Deserialize)]
+struct InvestForm {
+    investor_id: String,
+    amount: String,
+    key: String,
+}
+
+/// `POST /invest` (an HTML form, for browsers without JavaScript): claims
+/// the pass and invests through core, then shows the result on the page.
+pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
+    let now = now_ms();
+    let (ticket, token) = match ticket_of(settings, request, now) {
+        Ok(found) => found,
+        Err(_) => return html_page(settings, None, Some("Your ticket is missing or expired: join the queue again."), now),
+    };
+    let status = status_of(settings, ticket, token.clone(), now).await.ok().map(|(s, _)| s);
+    let show = |message: &str| html_page(settings, status.as_ref(), Some(message), now);
+    let Ok(form) = serde_urlencoded::from_bytes::<InvestForm>(request.body()) else {
+        return show("Fill in your investor id and an amount.");
+    };
+    let amount_pence = match crowdgate_protocol::invest::parse_pounds(&form.amount) {
+        Ok(pence) => pence,
+        Err(err) => return show(&err.message),
+    };
+    let claim_path = format!("/v1/rounds/{}/passes", settings.round);
+    let pass = match core_client::call(&settings.core_url, Method::Post, &claim_path, &[("authorization", format!("Bearer {token}"))], vec![]).await {
+        Ok(response) if *response.status() == 200 => serde_json::from_slice::<crowdgate_protocol::api::PassGrant>(response.body()).ok(),
+        Ok(response) => {
+            let body: ApiError = serde_json::from_slice(response.body()).unwrap_or_else(|_| ApiError::new("error", "your pass could not be issued"));
+            return show(&body.message);
+        }
+        Err(_) => return show("Investments are busy right now; your place is kept — press Invest again in a moment."),
+    };
+    let Some(pass) = pass else {
+        return show("Your pass could not be read; press Invest again.");
+    };
+    let body = serde_json::json!({"investor_id": form.investor_id.trim(), "amount_pence": amount_pence}).to_string();
+    let invest_path = format!("/v1/rounds/{}/investments", settings.round);
+    let headers = [("authorization", format!("Bearer {}", pass.pass)), ("idempotency-key", form.key.chars().take(128).collect())];
+    match core_client::call(&settings.core_url, Method::Post, &invest_path, &headers, body.into_bytes()).await {
+        Ok(response) if *response.status() == 201 => {
+            let investment: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+            show(&format!(
+                "Accepted: £{}.{:02} for {} shares (reference {}). It settles in a moment.",
+                amount_pence / 100,
+                amount_pence % 100,
+                investment["shares"],
+                investment["investment_id"].as_str().unwrap_or("?")
+            ))
+        }
+        Ok(response) => {
+            let body: ApiError = serde_json::from_slice(response.body()).unwrap_or_else(|_| ApiError::new("error", "not accepted"));
+            show(&format!("Not accepted: {}", body.message))
+        }
+        Err(_) => show("Investments are busy right now; your place is kept — press Invest again in a moment."),
+    }
 }
 
 /// `GET /api/status`: answered from the ticket and the cached room state.
 pub async fn status(settings: &Settings, request: &Request) -> Response {
     let now = now_ms();
-    let ticket = match ticket_of(settings, request, now) {
-        Ok(ticket) => ticket,
+    let (ticket, token) = match ticket_of(settings, request, now) {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    match room_cache::room_state(&settings.core_url, &settings.round, now).await {
-        Ok(room) => respond::json(200, &queue::status_of(ticket.number, &room, jitter_seed(&ticket, now))),
-        Err(_) => respond::unavailable("status is unavailable for a moment; your place is kept"),
+    let number_was_known = ticket.number.is_some();
+    match status_of(settings, ticket, token, now).await {
+        Ok((mut status, token)) => {
+            if number_was_known {
+                return respond::json(200, &status);
+            }
+            // A pre-queue ticket that just learned its number (or still waits).
+            let reissued = status.queue_number.is_some();
+            if reissued {
+                status.ticket = Some(token.clone());
+            }
+            let mut response = respond::json(200, &status);
+            if reissued {
+                set_ticket_cookie(&mut response, request, &token);
+            }
+            response
+        }
+        Err(response) => response,
     }
 }
 
-/// `POST /api/pass`: a signed pass, once the ticket's number is admitted.
+/// The status of `ticket`, and its token (re-issued if a pre-queue ticket
+/// learned its number: one call to core, once per visitor).
+async fn status_of(settings: &Settings, mut ticket: Ticket, token: String, now: u64) -> Result<(Status, String), Response> {
+    let room = room_state(settings, now).await?;
+    let number = match ticket.number {
+        Some(number) => number,
+        None if room.phase == RoomPhase::Scheduled => {
+            return Ok((queue::prequeue_status(&room, now, jitter_seed(&ticket, now)), token));
+        }
+        None => match drawn_number(settings, &ticket.id).await {
+            Ok(Some(number)) => number,
+            // Opening is under way (the draw is sealed on core's next step).
+            Ok(None) => return Ok((queue::prequeue_status(&room, now, jitter_seed(&ticket, now)), token)),
+            Err(response) => return Err(response),
+        },
+    };
+    let token = if ticket.number.is_none() {
+        ticket.number = Some(number);
+        settings.keyring.sign(&ticket)
+    } else {
+        token
+    };
+    Ok((queue::status_of(number, &room, jitter_seed(&ticket, now)), token))
+}
+
+/// Asks core which number a pre-queue ticket drew; `None` while not drawn.
+async fn drawn_number(settings: &Settings, ticket_id: &str) -> Result<Option<u64>, Response> {
+    let path = format!("/v1/rounds/{}/prequeue/{ticket_id}", settings.round);
+    match core_client::call(&settings.core_url, Method::Get, &path, &[], vec![]).await {
+        Ok(response) if *response.status() == 200 => {
+            let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+            Ok(body["queue_number"].as_u64())
+        }
+        Ok(response) if *response.status() == 409 => Ok(None),
+        Ok(response) => Err(respond::error(
+            502,
+            ApiError::new("core_error", format!("core answered {} for a pre-queue number", response.status())),
+        )),
+        Err(_) => Err(respond::unavailable("the draw is busy; your place is kept — try again in a moment")),
+    }
+}
+
+/// `POST /api/pass`: core records the claim (once per ticket) and signs the
+/// pass; its answer is passed on.
 pub async fn pass(settings: &Settings, request: &Request) -> Response {
     let now = now_ms();
-    let ticket = match ticket_of(settings, request, now) {
-        Ok(ticket) => ticket,
+    let (_, token) = match ticket_of(settings, request, now) {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let room = match room_cache::room_state(&settings.core_url, &settings.round, now).await {
-        Ok(room) => room,
-        Err(_) => return respond::unavailable("passes are unavailable for a moment; your place is kept"),
-    };
-    let status = queue::status_of(ticket.number, &room, 0);
-    if status.state != VisitorState::Admitted {
-        return respond::error(
-            409,
-            ApiError::new(
-                "not_admitted",
-                format!("not your turn yet: {} people ahead (state {:?})", status.people_ahead, status.state),
-            ),
-        );
+    let path = format!("/v1/rounds/{}/passes", settings.round);
+    match core_client::call(&settings.core_url, Method::Post, &path, &[("authorization", format!("Bearer {token}"))], vec![])
+        .await
+    {
+        Ok(response) => respond::relay(response),
+        Err(_) => respond::unavailable("passes are unavailable for a moment; your place is kept"),
     }
-    let expires_at = now / 1000 + room.pass_ttl_seconds.max(30);
-    let pass = Pass {
-        round: settings.round.clone(),
-        ticket: ticket.id.clone(),
-        number: ticket.number,
-        issued_at: now / 1000,
-        expires_at,
-    };
-    respond::json(200, &PassGrant { pass: settings.keyring.sign(&pass), expires_at })
 }
 
 /// `GET /api/round`: public progress of the round.
 pub async fn round(settings: &Settings) -> Response {
-    match room_cache::room_state(&settings.core_url, &settings.round, now_ms()).await {
+    match room_state(settings, now_ms()).await {
         Ok(room) => respond::json(
             200,
             &serde_json::json!({
@@ -142,13 +281,21 @@ pub async fn round(settings: &Settings) -> Response {
                 "min_investment_pence": room.min_investment_pence,
                 "max_investment_pence": room.max_investment_pence,
                 "share_price_pence": room.share_price_pence,
+                "opens_at_ms": room.opens_at_ms,
             }),
         ),
-        Err(_) => respond::unavailable("round figures are unavailable for a moment"),
+        Err(response) => response,
     }
 }
 
-fn ticket_of(settings: &Settings, request: &Request, now: u64) -> Result<Ticket, Response> {
+async fn room_state(settings: &Settings, now: u64) -> Result<RoomState, Response> {
+    room_cache::room_state(&settings.core_url, &settings.round, now)
+        .await
+        .map_err(|_| respond::unavailable("the waiting room is busy for a moment; your place is kept"))
+}
+
+/// The visitor's verified ticket and its token.
+fn ticket_of(settings: &Settings, request: &Request, now: u64) -> Result<(Ticket, String), Response> {
     let Some(token) = credentials::ticket_token(request) else {
         return Err(respond::error(
             401,
@@ -156,10 +303,20 @@ fn ticket_of(settings: &Settings, request: &Request, now: u64) -> Result<Ticket,
         ));
     };
     credentials::verify::<Ticket>(&settings.keyring, &token, &settings.round, now / 1000, "ticket")
+        .map(|ticket| (ticket, token))
         .map_err(|(code, body)| respond::error(code, body))
+}
+
+fn set_ticket_cookie(response: &mut Response, request: &Request, token: &str) {
+    let secure = if credentials::is_https(request) { "; Secure" } else { "" };
+    response.set_header(
+        "set-cookie",
+        format!("{TICKET_COOKIE}={token}; Path=/; Max-Age={TICKET_TTL_S}; HttpOnly; SameSite=Lax{secure}"),
+    );
 }
 
 /// Different for each ticket and each second, so polls spread out.
 fn jitter_seed(ticket: &Ticket, now_ms: u64) -> u64 {
-    ticket.number.wrapping_mul(0x9E37_79B9) ^ (now_ms / 1000)
+    let id_hash = ticket.id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    id_hash ^ (now_ms / 1000)
 }

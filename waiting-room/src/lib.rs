@@ -8,6 +8,7 @@
 //!   answered from the ticket and the cached room state: no call to core.
 //! - `POST /api/pass` — a signed pass once the ticket's number is admitted.
 //! - `GET /api/round` — public round progress (raised, cap, phase).
+//! - `POST /invest` — the investment form for browsers without JavaScript.
 //!
 //! Only join (one core call per visitor) and a stale room-state refresh (about
 //! once a second per edge) reach core.
@@ -36,6 +37,8 @@ async fn handle(request: Request) -> impl IntoResponse {
         (Method::Post, "/api/pass") => handlers::pass(&settings, &request).await,
         (_, "/api/pass") => respond::method_not_allowed("POST"),
         (Method::Get, "/api/round") => handlers::round(&settings).await,
+        (Method::Post, "/invest") => handlers::invest_form(&settings, &request).await,
+        (_, "/invest") => respond::method_not_allowed("POST"),
         (_, "/api/round") => respond::method_not_allowed("GET"),
         _ => respond::not_found(&path),
     }

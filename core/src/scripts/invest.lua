@@ -5,6 +5,7 @@
 -- KEYS[3] pass binding        cg:{r}:pass:<ticket>
 -- KEYS[4] investment record   cg:{r}:investment:<id>
 -- KEYS[5] settlement stream   cg:{r}:settlement
+-- KEYS[6] active passes       cg:{r}:active (an accepted investment finishes the pass's turn)
 -- ARGV[1] investment id: derived by core from (round, ticket, Idempotency-Key),
 --         so every retry of one request names the same record
 -- ARGV[2] investor id
@@ -12,6 +13,7 @@
 -- ARGV[4] request fingerprint (hash of investor id and amount)
 -- ARGV[5] now, Unix milliseconds
 -- ARGV[6] pass binding lifetime, seconds
+-- ARGV[7] ticket id (of the pass)
 --
 -- Returns {status, code, investment_id, amount, shares, accepted_at_ms, extra}:
 --   201 "accepted" | "replayed"  the investment (new, or the one this key made)
@@ -27,7 +29,7 @@
 -- script that fails half-way, so every read and check comes before the first
 -- write.
 
-local round, totals, binding, record, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local round, totals, binding, record, stream, active = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local investment_id, investor = ARGV[1], ARGV[2]
 local amount = tonumber(ARGV[3])
 local fingerprint, now_ms = ARGV[4], tonumber(ARGV[5])
@@ -86,4 +88,5 @@ redis.call('HSET', record, 'investment_id', investment_id, 'investor_id', invest
 redis.call('XADD', stream, '*', 'investment_id', investment_id, 'investor_id', investor,
   'amount_pence', amount_s, 'shares', shares_s, 'accepted_at_ms', now_s)
 if not bound_to then redis.call('SET', binding, investor, 'EX', binding_ttl) end
+redis.call('ZREM', active, ARGV[7])
 return {201, 'accepted', investment_id, amount, shares, now_ms, 0}
