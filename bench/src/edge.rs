@@ -2,22 +2,28 @@
 
 use crate::Args;
 use crate::wrk::{wrk, write_token_script};
-use anyhow::bail;
-use crowdgate_tests::{Proc, RoundOptions, System, Visitor, crowdgate_bin, free_port, wait_for, wasm};
+use anyhow::{Context, bail};
+use crowdgate_protocol::Ticket;
+use crowdgate_tests::{Proc, ROUND, RoundOptions, System, Visitor, crowdgate_bin, free_port, keyring, now_s, wait_for, wasm};
 use std::process::Command;
 
 pub async fn run(args: &Args) -> anyhow::Result<()> {
     crate::require("wrk", "sudo apt-get install wrk")?;
-    // 1. Status polls through the waiting-room component.
+    // 1. Status polls through the waiting-room component, with `tickets`
+    // visitors queued (joined through core, as the edge would).
     let system = System::start(RoundOptions { rate_per_minute: 60, ..Default::default() }).await;
-    eprintln!("issuing {} tickets…", args.tickets);
-    let mut tokens = Vec::with_capacity(args.tickets);
-    for _ in 0..args.tickets {
-        let (code, body) = Visitor::new(&system.edge_url).join().await;
-        if code != 201 {
-            bail!("join failed: {code} {body}");
-        }
-        tokens.push(body["ticket"].as_str().unwrap().to_string());
+    let memory_before = used_memory(&system).await?;
+    let places = join_many(&system.core_url, args.tickets).await?;
+    let per_visitor = (used_memory(&system).await? - memory_before) as f64 / args.tickets as f64;
+    let tokens: Vec<String> = places
+        .iter()
+        .take(POLLED_TICKETS)
+        .map(|(id, number)| ticket_token(id, *number))
+        .collect();
+    // The edge's own join path still works with this many queued.
+    let (code, body) = Visitor::new(&system.edge_url).join().await;
+    if code != 201 {
+        bail!("join through the edge failed: {code} {body}");
     }
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("status.lua");
@@ -62,11 +68,70 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     println!();
     println!("status polls / trivial: {:.2}", status.requests_per_s / trivial.requests_per_s);
     println!(
-        "core room-state requests per 1,000 status polls: {core_per_1000:.2} ({} tickets, {} polls)",
-        args.tickets, status.requests
+        "core room-state requests per 1,000 status polls: {core_per_1000:.2} ({} tickets queued, polls cycle through {}, {} polls)",
+        args.tickets,
+        tokens.len(),
+        status.requests
+    );
+    let prequeue_per_visitor = prequeue_memory(args.tickets.min(20_000)).await?;
+    println!(
+        "Redis memory per queued visitor: {per_visitor:.1} bytes after opening (a number is one HINCRBY: no per-visitor key); \
+         {prequeue_per_visitor:.1} bytes in the pre-queue (one sorted-set entry)"
     );
     println!();
     Ok(())
+}
+
+/// Tickets the status load cycles through (a wrk script holds them all).
+const POLLED_TICKETS: usize = 20_000;
+
+/// Joins `count` visitors through core, 32 at a time; (ticket id, number).
+async fn join_many(core_url: &str, count: usize) -> anyhow::Result<Vec<(String, u64)>> {
+    eprintln!("joining {count} visitors through core…");
+    let http = reqwest::Client::new();
+    let url = format!("{core_url}/v1/rounds/{ROUND}/queue");
+    let mut places = Vec::with_capacity(count);
+    while places.len() < count {
+        let batch = (count - places.len()).min(32);
+        let joins = (0..batch).map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            async move { http.post(url).send().await?.json::<serde_json::Value>().await }
+        });
+        for place in futures::future::join_all(joins).await {
+            let place = place?;
+            let id = place["ticket_id"].as_str().unwrap_or_default().to_string();
+            places.push((id, place["queue_number"].as_u64().unwrap_or(0)));
+        }
+    }
+    Ok(places)
+}
+
+fn ticket_token(id: &str, number: u64) -> String {
+    keyring().sign(&Ticket {
+        round: ROUND.into(),
+        id: id.into(),
+        number: Some(number),
+        issued_at: now_s(),
+        expires_at: now_s() + 3_600,
+    })
+}
+
+async fn used_memory(system: &System) -> anyhow::Result<i64> {
+    let mut redis = system.redis().await;
+    let info: String = redis::cmd("INFO").arg("memory").query_async(&mut redis).await?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("INFO memory has no used_memory")
+}
+
+/// Redis bytes per pre-queue visitor, measured on a scheduled round.
+async fn prequeue_memory(count: usize) -> anyhow::Result<f64> {
+    let opens = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + std::time::Duration::from_secs(3_600));
+    let system = System::start_with(RoundOptions { opens_at: Some(opens.to_string()), ..Default::default() }, false).await;
+    let before = used_memory(&system).await?;
+    join_many(&system.core_url, count).await?;
+    Ok((used_memory(&system).await? - before) as f64 / count as f64)
 }
 
 /// core's count of room-state requests (from its Prometheus metrics).

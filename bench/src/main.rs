@@ -33,8 +33,8 @@ pub struct Args {
     /// wrk threads.
     #[arg(long, default_value_t = 2)]
     threads: u32,
-    /// Distinct tickets the status load cycles through.
-    #[arg(long, default_value_t = 1_000)]
+    /// Visitors queued while status polls are measured.
+    #[arg(long, default_value_t = 100_000)]
     tickets: usize,
     /// Accepted investments in the settlement burst.
     #[arg(long, default_value_t = 36_000)]

@@ -26,6 +26,8 @@ enum Command {
     Accounts(commands::accounts::AccountsArgs),
     /// Check every invariant of a round; non-zero exit on any violation.
     Reconcile(commands::reconcile::ReconcileArgs),
+    /// Control a live round through core's ops API (status, rate, pause, ...).
+    Ops(commands::ops::OpsArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
             Command::Host(args) => commands::host::run(args).await,
             Command::Accounts(args) => commands::accounts::run(args).await,
             Command::Reconcile(args) => commands::reconcile::run(args).await,
+            Command::Ops(args) => commands::ops::run(args).await,
         }
     });
     match result {

@@ -10,6 +10,7 @@
 //! When a test panics, the logs of every process it started are printed, so a
 //! failure in CI explains itself.
 
+pub mod browser;
 pub use crowdgate::local_redis::{LocalRedis, free_port};
 use crowdgate_protocol::Keyring;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod core;
 pub mod host;
+pub mod ops;
 pub mod reconcile;
 pub mod settle;
 pub mod up;

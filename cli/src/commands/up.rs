@@ -191,8 +191,9 @@ fn print_banner(args: &UpArgs, round: &str, secrets: &Secrets, data_dir: &Path) 
     println!();
     println!("Crowdgate is up — round {round:?}.");
     println!("  Investors:  http://{}/", args.listen);
-    println!("  Ops:        http://{}/ops/v1/rounds/{round}", args.core_listen);
+    println!("  Ops:        http://{}/ops  (dashboard; paste the token)", args.core_listen);
     println!("  Ops token:  {token}");
+    println!("              CROWDGATE_OPS_TOKEN={token} crowdgate ops status");
     println!("              curl -H 'Authorization: Bearer {token}' http://{}/ops/v1/rounds/{round}", args.core_listen);
     println!(
         "  Metrics:    http://{}/metrics  http://{}/metrics  http://{}/metrics",

@@ -1,49 +1,175 @@
-//! The ops API: authenticated control and inspection of a round.
+//! The ops API: authenticated, audited control and inspection of a round, and
+//! the live dashboard.
 //!
-//! Every route here requires an ops bearer token ([`authenticate_ops`]).
+//! Every `/ops/v1` route requires an ops bearer token ([`authenticate_ops`]);
+//! the dashboard page itself (`GET /ops`) is static and asks for the token.
+//!
+//! # Layout
+//! - [`controls`]: parsing and range-checking a change (pure), and applying it
+//!   with `change.lua`, which checks the phase transition and the cap against
+//!   live values, writes the change and its audit entry in one atomic step.
+//! - [`status`]: the round's live figures (queue, money, settlement backlog).
+//! - [`audit`]: reading the audit stream `cg:{r}:audit`, newest first.
+//! - [`dashboard`]: the self-contained HTML dashboard.
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/ops` | dashboard |
+//! | GET | `/ops/v1/rounds` | the round this core serves |
+//! | GET | `/ops/v1/rounds/{round}` | live figures |
+//! | PATCH | `/ops/v1/rounds/{round}/admission` | rate, batch interval, max active, pass TTL |
+//! | POST | `/ops/v1/rounds/{round}/pause` · `resume` · `close` | phase changes |
+//! | POST | `/ops/v1/rounds/{round}/open` | open now, or `{"opens_at"}` later |
+//! | PUT | `/ops/v1/rounds/{round}/cap` | `{"cap_pence"}` |
+//! | GET | `/ops/v1/rounds/{round}/audit?limit=N` | audit entries, newest first |
+
+pub mod audit;
+pub mod controls;
+pub mod dashboard;
+pub mod status;
 
 use crate::error::Failure;
 use crate::http::AppState;
 use crate::investments;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::get;
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, patch, post, put};
 use crowdgate_protocol::ApiError;
+use crowdgate_protocol::keys::RoundKeys;
+use redis::Script;
+use redis::aio::ConnectionManager;
+
+/// What the ops handlers need beyond [`AppState`]: their own handle on the
+/// round's Redis and the change script. Installed as an axum [`Extension`]
+/// by [`crate::run`]; an extension rather than a field of `AppState` keeps
+/// the ops code out of the shared router and store (a handler without it
+/// answers 503, never panics).
+#[derive(Clone)]
+pub struct OpsBackend {
+    pub(crate) keys: RoundKeys,
+    pub(crate) redis: ConnectionManager,
+    pub(crate) change: Script,
+}
+
+/// The change script's source.
+pub const CHANGE_SCRIPT: &str = include_str!("change.lua");
+
+impl OpsBackend {
+    pub fn new(round: &str, redis: ConnectionManager) -> OpsBackend {
+        OpsBackend {
+            keys: RoundKeys::new(round),
+            redis,
+            change: Script::new(CHANGE_SCRIPT),
+        }
+    }
+
+    /// The audit stream: one entry per applied change. (Candidates for
+    /// `RoundKeys` in the protocol crate, with the dead-letter key below.)
+    pub(crate) fn audit_key(&self) -> String {
+        format!("{}:audit", self.keys.round().trim_end_matches(":round"))
+    }
+
+    /// The settlement dead-letter stream.
+    pub(crate) fn dead_letter_key(&self) -> String {
+        format!("{}:dead", self.keys.settlement_stream())
+    }
+}
 
 /// The ops routes, merged into core's router.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/ops/v1/rounds/{round}", get(ops_round))
+    Router::new()
+        .route("/ops", get(dashboard::page).fallback(method_not_allowed))
+        .route("/ops/", get(dashboard::page).fallback(method_not_allowed))
+        .route(
+            "/ops/v1/rounds",
+            get(list_rounds).fallback(method_not_allowed),
+        )
+        .route(
+            "/ops/v1/rounds/{round}",
+            get(status::show).fallback(method_not_allowed),
+        )
+        .route(
+            "/ops/v1/rounds/{round}/admission",
+            patch(controls::admission).fallback(method_not_allowed),
+        )
+        .route(
+            "/ops/v1/rounds/{round}/pause",
+            post(controls::pause).fallback(method_not_allowed),
+        )
+        .route(
+            "/ops/v1/rounds/{round}/resume",
+            post(controls::resume).fallback(method_not_allowed),
+        )
+        .route(
+            "/ops/v1/rounds/{round}/open",
+            post(controls::open).fallback(method_not_allowed),
+        )
+        .route(
+            "/ops/v1/rounds/{round}/close",
+            post(controls::close).fallback(method_not_allowed),
+        )
+        .route(
+            "/ops/v1/rounds/{round}/cap",
+            put(controls::set_cap).fallback(method_not_allowed),
+        )
+        .route(
+            "/ops/v1/rounds/{round}/audit",
+            get(audit::list).fallback(method_not_allowed),
+        )
 }
 
-/// `GET /ops/v1/rounds/{round}`: every live figure of the round.
-async fn ops_round(
+/// A JSON 405 for a known ops path called with the wrong method.
+async fn method_not_allowed() -> Failure {
+    Failure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ApiError::new(
+            "method_not_allowed",
+            "this ops endpoint does not take that method; see docs/OPS.md",
+        ),
+    )
+}
+
+/// `GET /ops/v1/rounds`: the round this core serves (one per core).
+async fn list_rounds(
     State(state): State<AppState>,
-    Path(round): Path<String>,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, Failure> {
-    let operator = authenticate_ops(&state, &headers)?;
-    state.check_round(&round)?;
-    let fields = state.store.round_fields().await?;
-    let published = state.store.settlement_stream_len().await?;
-    tracing::info!(round = %round, operator, "ops read round");
-    Ok(Json(serde_json::json!({
-        "round": round,
-        "fields": fields,
-        "settlement_stream_length": published,
-    })))
+    authenticate_ops(&state, &headers)?;
+    Ok(Json(serde_json::json!({ "rounds": [state.store.round] })))
+}
+
+/// Authenticates, then checks the round; the order keeps a 404 from telling
+/// an unauthenticated caller which rounds exist.
+pub(crate) fn authorize<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+    round: &str,
+) -> Result<&'a str, Failure> {
+    let operator = authenticate_ops(state, headers)?;
+    state.check_round(round)?;
+    Ok(operator)
+}
+
+/// The ops backend, or a 503 if core was started without one.
+pub(crate) fn backend(ext: Option<Extension<OpsBackend>>) -> Result<OpsBackend, Failure> {
+    ext.map(|Extension(b)| b)
+        .ok_or_else(|| Failure::unavailable("the ops API is not configured on this core"))
 }
 
 /// The operator's name for a valid ops token, or 401.
-pub fn authenticate_ops<'a>(state: &'a AppState, headers: &axum::http::HeaderMap) -> Result<&'a str, Failure> {
+pub fn authenticate_ops<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a str, Failure> {
     let unauthorized = |message: &str| {
         Failure::new(
             StatusCode::UNAUTHORIZED,
             ApiError::for_field("unauthorized", "Authorization", message),
         )
     };
-    let token = investments::bearer_token(headers).ok_or_else(|| unauthorized("send `Authorization: Bearer <ops token>`"))?;
-    state.ops_tokens.identify(token).ok_or_else(|| unauthorized("ops token not recognised"))
+    let token = investments::bearer_token(headers)
+        .ok_or_else(|| unauthorized("send `Authorization: Bearer <ops token>`"))?;
+    state
+        .ops_tokens
+        .identify(token)
+        .ok_or_else(|| unauthorized("ops token not recognised"))
 }
-

@@ -1,0 +1,347 @@
+//! `crowdgate ops ...`: live control of a round through core's ops API.
+//!
+//! Every verb is one HTTP call to core (`--core-url`) with the ops bearer
+//! token (`--token` or `CROWDGATE_OPS_TOKEN`). Output is for people by
+//! default; `--json` prints core's answer as it came. Failures say what to
+//! fix. See docs/OPS.md.
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct OpsArgs {
+    /// Base URL of core.
+    #[arg(
+        long,
+        global = true,
+        env = "CROWDGATE_CORE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub core_url: String,
+    /// Ops bearer token (the one `crowdgate up` printed).
+    #[arg(
+        long,
+        global = true,
+        env = "CROWDGATE_OPS_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Round id.
+    #[arg(long, global = true, default_value = "demo")]
+    pub round: String,
+    /// Print core's JSON answer instead of a summary.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: OpsCommand,
+}
+
+#[derive(Subcommand)]
+pub enum OpsCommand {
+    /// Live figures: phase, queue, admission, money, settlement.
+    Status,
+    /// Set how many people are admitted per minute (and optionally the other
+    /// admission settings).
+    SetRate {
+        /// People admitted per minute (0 stops admission without pausing).
+        per_minute: u64,
+        /// One batch every this many milliseconds (100–60000).
+        #[arg(long)]
+        batch_interval_ms: Option<u64>,
+        /// Most investors holding a live pass at once.
+        #[arg(long)]
+        max_active: Option<u64>,
+        /// How long a pass lasts, seconds (30–86400).
+        #[arg(long)]
+        pass_ttl_seconds: Option<u64>,
+    },
+    /// Stop admitting people (open → paused). Passes already given stay valid.
+    Pause,
+    /// Admit people again (paused → open).
+    Resume,
+    /// Open a scheduled round now, or at `--at`.
+    Open {
+        /// RFC 3339 time, e.g. 2026-12-01T10:00:00Z.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Close the round for good: no more investments.
+    Close,
+    /// Set the cap in pence; must be above what is already raised. A full
+    /// round reopens.
+    SetCap {
+        /// The new cap, pence.
+        cap_pence: i64,
+    },
+    /// Recent ops changes, newest first.
+    Audit {
+        /// How many entries (1–1000).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+pub async fn run(args: OpsArgs) -> anyhow::Result<()> {
+    let client = OpsClient::new(&args)?;
+    let round = &args.round;
+    let (method, path, body) = match &args.command {
+        OpsCommand::Status => (reqwest::Method::GET, format!("rounds/{round}"), None),
+        OpsCommand::SetRate {
+            per_minute,
+            batch_interval_ms,
+            max_active,
+            pass_ttl_seconds,
+        } => {
+            let mut body = json!({ "rate_per_minute": per_minute });
+            for (name, value) in [
+                ("batch_interval_ms", batch_interval_ms),
+                ("max_active", max_active),
+                ("pass_ttl_seconds", pass_ttl_seconds),
+            ] {
+                if let Some(v) = value {
+                    body[name] = json!(v);
+                }
+            }
+            (
+                reqwest::Method::PATCH,
+                format!("rounds/{round}/admission"),
+                Some(body),
+            )
+        }
+        OpsCommand::Pause => (
+            reqwest::Method::POST,
+            format!("rounds/{round}/pause"),
+            Some(json!({})),
+        ),
+        OpsCommand::Resume => (
+            reqwest::Method::POST,
+            format!("rounds/{round}/resume"),
+            Some(json!({})),
+        ),
+        OpsCommand::Open { at } => {
+            let body = match at {
+                Some(at) => json!({ "opens_at": at }),
+                None => json!({}),
+            };
+            (
+                reqwest::Method::POST,
+                format!("rounds/{round}/open"),
+                Some(body),
+            )
+        }
+        OpsCommand::Close => (
+            reqwest::Method::POST,
+            format!("rounds/{round}/close"),
+            Some(json!({})),
+        ),
+        OpsCommand::SetCap { cap_pence } => (
+            reqwest::Method::PUT,
+            format!("rounds/{round}/cap"),
+            Some(json!({ "cap_pence": cap_pence })),
+        ),
+        OpsCommand::Audit { limit } => (
+            reqwest::Method::GET,
+            format!("rounds/{round}/audit?limit={limit}"),
+            None,
+        ),
+    };
+    let answer = client.call(method, &path, body).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    match &args.command {
+        OpsCommand::Status => print!("{}", render_status(&answer)),
+        OpsCommand::Audit { .. } => {
+            let entries = answer["entries"].as_array().cloned().unwrap_or_default();
+            if entries.is_empty() {
+                println!("no ops changes recorded for round {round}");
+            }
+            for entry in &entries {
+                println!("{}", render_entry(entry));
+            }
+        }
+        _ => println!("{}", render_entry(&answer["applied"])),
+    }
+    Ok(())
+}
+
+/// An HTTP client bound to one core and token.
+struct OpsClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    round: String,
+}
+
+impl OpsClient {
+    fn new(args: &OpsArgs) -> anyhow::Result<OpsClient> {
+        let token = args.token.clone().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+            anyhow::anyhow!("no ops token: set CROWDGATE_OPS_TOKEN to the token `crowdgate up` printed, or pass --token")
+        })?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(OpsClient {
+            http,
+            base: format!("{}/ops/v1", args.core_url.trim_end_matches('/')),
+            token,
+            round: args.round.clone(),
+        })
+    }
+
+    /// One call; any failure becomes an error that says what to do.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method, format!("{}/{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|err| {
+            if err.is_connect() || err.is_timeout() {
+                anyhow::anyhow!(
+                    "cannot reach core at {}: is core running? start it with `./dev up` (or pass --core-url)",
+                    self.base.trim_end_matches("/ops/v1")
+                )
+            } else {
+                anyhow::anyhow!("calling core failed: {err}")
+            }
+        })?;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        Err(anyhow::anyhow!(explain(status, &body, &self.round)))
+    }
+}
+
+/// What went wrong, and what to do about it.
+fn explain(status: u16, body: &Value, round: &str) -> String {
+    let message = body["message"].as_str().unwrap_or("no details");
+    let field = body["field"]
+        .as_str()
+        .map(|f| format!(" `{f}`"))
+        .unwrap_or_default();
+    match status {
+        401 => "core refused the ops token: set CROWDGATE_OPS_TOKEN to the token `crowdgate up` printed (or pass --token)"
+            .to_string(),
+        404 => format!("core does not serve round {round:?} ({message}): pass --round with the round id"),
+        409 => format!("refused: {message}"),
+        400 | 422 => format!("invalid{field}: {message}"),
+        503 => format!("core is up but its data store is not: {message}; try again shortly"),
+        _ => format!("core answered {status}: {message}"),
+    }
+}
+
+/// `crowdgate ops status` for people.
+fn render_status(s: &Value) -> String {
+    let n = |v: &Value| {
+        v.as_i64()
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    let pounds = |v: &Value| format!("£{:.2}", v.as_i64().unwrap_or(0) as f64 / 100.0);
+    let q = &s["queue"];
+    let a = &s["admission"];
+    let m = &s["money"];
+    let st = &s["settlement"];
+    let lag = st["oldest_unsettled_age_ms"]
+        .as_u64()
+        .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
+        .unwrap_or_else(|| "none".into());
+    format!(
+        "round       {} ({})\n\
+         phase       {}\n\
+         queue       {} waiting; admitted up to {} of {} issued; {} active investors; {} in pre-queue\n\
+         admission   {}/min, batch every {} ms, max active {}, pass {} s\n\
+         money       raised {} of cap {} from {} investors ({} investments)\n\
+         settlement  {} settled, {} failed; backlog {} ({} pending); oldest unsettled {}; {} dead letters\n",
+        s["round"].as_str().unwrap_or("?"),
+        s["name"].as_str().unwrap_or(""),
+        s["phase"].as_str().unwrap_or("?"),
+        n(&q["queue_length"]),
+        n(&q["admitted_up_to"]),
+        n(&q["issued"]),
+        n(&q["active_investors"]),
+        n(&q["prequeue"]),
+        n(&a["rate_per_minute"]),
+        n(&a["batch_interval_ms"]),
+        n(&a["max_active"]),
+        n(&a["pass_ttl_seconds"]),
+        pounds(&m["raised_pence"]),
+        pounds(&m["cap_pence"]),
+        n(&m["investor_count"]),
+        n(&m["accepted_count"]),
+        n(&st["settled_count"]),
+        n(&st["failed_count"]),
+        n(&st["backlog"]),
+        n(&st["pending"]),
+        lag,
+        n(&st["dead_letters"]),
+    )
+}
+
+/// One audit entry on one line: `when  who  action  field: old → new, ...`.
+fn render_entry(e: &Value) -> String {
+    let changes: Vec<String> = e["new"]
+        .as_object()
+        .map(|new| {
+            new.iter()
+                .map(|(field, value)| {
+                    format!("{field}: {} → {}", show(&e["old"][field]), show(value))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "{}  {}  {}  {}",
+        e["at"].as_str().unwrap_or("?"),
+        e["operator"].as_str().unwrap_or("?"),
+        e["action"].as_str().unwrap_or("?"),
+        changes.join(", ")
+    )
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explains_failures() {
+        assert!(explain(401, &Value::Null, "demo").contains("CROWDGATE_OPS_TOKEN"));
+        let body =
+            json!({"error": "invalid_field", "field": "cap_pence", "message": "must be above"});
+        assert_eq!(
+            explain(422, &body, "demo"),
+            "invalid `cap_pence`: must be above"
+        );
+    }
+
+    #[test]
+    fn renders_an_entry() {
+        let e = json!({"at": "t", "operator": "ann", "action": "admission",
+            "old": {"rate_per_minute": 0}, "new": {"rate_per_minute": 600}});
+        assert_eq!(
+            render_entry(&e),
+            "t  ann  admission  rate_per_minute: 0 → 600"
+        );
+    }
+}
