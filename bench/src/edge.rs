@@ -1,17 +1,24 @@
 //! Status polls through the Wasm edge vs a trivial component, with wrk.
 
 use crate::Args;
-use crate::wrk::{wrk, write_token_script};
+use crate::wrk::{write_token_script, wrk};
 use anyhow::{Context, bail};
 use crowdgate_protocol::Ticket;
-use crowdgate_tests::{Proc, ROUND, RoundOptions, System, Visitor, crowdgate_bin, free_port, keyring, now_s, wait_for, wasm};
+use crowdgate_tests::{
+    Proc, ROUND, RoundOptions, System, Visitor, crowdgate_bin, free_port, keyring, now_s, wait_for,
+    wasm,
+};
 use std::process::Command;
 
 pub async fn run(args: &Args) -> anyhow::Result<()> {
     crate::require("wrk", "sudo apt-get install wrk")?;
     // 1. Status polls through the waiting-room component, with `tickets`
     // visitors queued (joined through core, as the edge would).
-    let system = System::start(RoundOptions { rate_per_minute: 60, ..Default::default() }).await;
+    let system = System::start(RoundOptions {
+        rate_per_minute: 60,
+        ..Default::default()
+    })
+    .await;
     let memory_before = used_memory(&system).await?;
     let places = join_many(&system.core_url, args.tickets).await?;
     let per_visitor = (used_memory(&system).await? - memory_before) as f64 / args.tickets as f64;
@@ -29,7 +36,11 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let script = dir.path().join("status.lua");
     write_token_script(&script, &tokens)?;
     let before = core_state_requests(&system.core_url).await?;
-    let status = wrk(args, &format!("{}/api/status", system.edge_url), Some(&script))?;
+    let status = wrk(
+        args,
+        &format!("{}/api/status", system.edge_url),
+        Some(&script),
+    )?;
     let after = core_state_requests(&system.core_url).await?;
     let core_per_1000 = (after - before) as f64 * 1000.0 / status.requests.max(1) as f64;
     drop(system);
@@ -59,14 +70,26 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let trivial = wrk(args, &hello, None)?;
     drop(host);
 
-    println!("### Status polls through the Wasm edge (wrk, {} threads)\n", args.threads);
+    println!(
+        "### Status polls through the Wasm edge (wrk, {} threads)\n",
+        args.threads
+    );
     println!("| what | req/s | p50 ms | p99 ms | non-2xx |");
     println!("|---|---:|---:|---:|---:|");
-    for (name, f) in [("status poll (waiting-room component)", &status), ("trivial component (/hello)", &trivial)] {
-        println!("| {name} | {:.0} | {:.2} | {:.2} | {} |", f.requests_per_s, f.p50_ms, f.p99_ms, f.non_2xx);
+    for (name, f) in [
+        ("status poll (waiting-room component)", &status),
+        ("trivial component (/hello)", &trivial),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.2} | {} |",
+            f.requests_per_s, f.p50_ms, f.p99_ms, f.non_2xx
+        );
     }
     println!();
-    println!("status polls / trivial: {:.2}", status.requests_per_s / trivial.requests_per_s);
+    println!(
+        "status polls / trivial: {:.2}",
+        status.requests_per_s / trivial.requests_per_s
+    );
     println!(
         "core room-state requests per 1,000 status polls: {core_per_1000:.2} ({} tickets queued, polls cycle through {}, {} polls)",
         args.tickets,
@@ -95,7 +118,13 @@ async fn join_many(core_url: &str, count: usize) -> anyhow::Result<Vec<(String, 
         let batch = (count - places.len()).min(32);
         let joins = (0..batch).map(|_| {
             let (http, url) = (http.clone(), url.clone());
-            async move { http.post(url).send().await?.json::<serde_json::Value>().await }
+            async move {
+                http.post(url)
+                    .send()
+                    .await?
+                    .json::<serde_json::Value>()
+                    .await
+            }
         });
         for place in futures::future::join_all(joins).await {
             let place = place?;
@@ -118,7 +147,10 @@ fn ticket_token(id: &str, number: u64) -> String {
 
 async fn used_memory(system: &System) -> anyhow::Result<i64> {
     let mut redis = system.redis().await;
-    let info: String = redis::cmd("INFO").arg("memory").query_async(&mut redis).await?;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut redis)
+        .await?;
     info.lines()
         .find_map(|l| l.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
@@ -127,8 +159,17 @@ async fn used_memory(system: &System) -> anyhow::Result<i64> {
 
 /// Redis bytes per pre-queue visitor, measured on a scheduled round.
 async fn prequeue_memory(count: usize) -> anyhow::Result<f64> {
-    let opens = humantime::format_rfc3339_seconds(std::time::SystemTime::now() + std::time::Duration::from_secs(3_600));
-    let system = System::start_with(RoundOptions { opens_at: Some(opens.to_string()), ..Default::default() }, false).await;
+    let opens = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(3_600),
+    );
+    let system = System::start_with(
+        RoundOptions {
+            opens_at: Some(opens.to_string()),
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
     let before = used_memory(&system).await?;
     join_many(&system.core_url, count).await?;
     Ok((used_memory(&system).await? - before) as f64 / count as f64)
@@ -136,11 +177,16 @@ async fn prequeue_memory(count: usize) -> anyhow::Result<f64> {
 
 /// core's count of room-state requests (from its Prometheus metrics).
 async fn core_state_requests(core_url: &str) -> anyhow::Result<u64> {
-    let text = reqwest::get(format!("{core_url}/metrics")).await?.text().await?;
+    let text = reqwest::get(format!("{core_url}/metrics"))
+        .await?
+        .text()
+        .await?;
     Ok(text
         .lines()
-        .filter(|l| l.starts_with("crowdgate_core_request_duration_seconds_count") && l.contains("endpoint=\"state\""))
+        .filter(|l| {
+            l.starts_with("crowdgate_core_request_duration_seconds_count")
+                && l.contains("endpoint=\"state\"")
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64)
 }
-

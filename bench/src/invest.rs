@@ -27,17 +27,36 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     let system = System::start_with(round, false).await;
-    let core = load(args, &format!("{}/v1/rounds/{ROUND}/investments", system.core_url), "core").await?;
-    let edge = load(args, &format!("{}/api/investments", system.edge_url), "edge").await?;
+    let core = load(
+        args,
+        &format!("{}/v1/rounds/{ROUND}/investments", system.core_url),
+        "core",
+    )
+    .await?;
+    let edge = load(
+        args,
+        &format!("{}/api/investments", system.edge_url),
+        "edge",
+    )
+    .await?;
     let redis_rps = redis_benchmark(args, &system).await?;
 
     println!("### Accepted investments per second (appendfsync always)\n");
     println!("| path | accepted/s | p50 ms | p99 ms | refused |");
     println!("|---|---:|---:|---:|---:|");
-    for (name, f) in [("through core (HTTP)", &core), ("through edge (Wasm) + core", &edge)] {
-        println!("| {name} | {:.0} | {:.2} | {:.2} | {} |", f.accepted_per_s, f.p50_ms, f.p99_ms, f.refused);
+    for (name, f) in [
+        ("through core (HTTP)", &core),
+        ("through edge (Wasm) + core", &edge),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.2} | {} |",
+            f.accepted_per_s, f.p50_ms, f.p99_ms, f.refused
+        );
     }
-    println!("| redis-benchmark, same script, {} clients | {redis_rps:.0} | | | |", args.connections);
+    println!(
+        "| redis-benchmark, same script, {} clients | {redis_rps:.0} | | | |",
+        args.connections
+    );
     println!();
     println!(
         "core / redis-benchmark: {:.2}; edge+core / redis-benchmark: {:.2}",
@@ -52,14 +71,21 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 /// Idempotency-Key each time) for `seconds`.
 async fn load(args: &Args, url: &str, label: &str) -> anyhow::Result<LoadFigures> {
     eprintln!("invest load through {label} for {} s…", args.seconds);
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.connections as usize).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections as usize)
+        .build()?;
     let accepted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let until = Instant::now() + Duration::from_secs(args.seconds.into());
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.connections)
         .map(|c| {
-            let (http, url, accepted, refused) = (http.clone(), url.to_string(), accepted.clone(), refused.clone());
+            let (http, url, accepted, refused) = (
+                http.clone(),
+                url.to_string(),
+                accepted.clone(),
+                refused.clone(),
+            );
             let label = label.to_string();
             tokio::spawn(async move {
                 let mut histogram = Histogram::<u64>::new(3).expect("histogram");
@@ -71,7 +97,8 @@ async fn load(args: &Args, url: &str, label: &str) -> anyhow::Result<LoadFigures
                     issued_at: now_s(),
                     expires_at: now_s() + 3_600,
                 });
-                let body = serde_json::json!({"investor_id": investor, "amount_pence": 1_000}).to_string();
+                let body =
+                    serde_json::json!({"investor_id": investor, "amount_pence": 1_000}).to_string();
                 let mut n = 0u64;
                 while Instant::now() < until {
                     n += 1;
@@ -122,14 +149,33 @@ async fn redis_benchmark(args: &Args, system: &System) -> anyhow::Result<f64> {
     let k = |suffix: &str| format!("cg:{{{ROUND}}}:{suffix}");
     eprintln!("redis-benchmark EVALSHA invest.lua, {requests} calls…");
     let output = std::process::Command::new("redis-benchmark")
-        .args(["-p", &system.redis.port.to_string(), "-c", &args.connections.to_string()])
+        .args([
+            "-p",
+            &system.redis.port.to_string(),
+            "-c",
+            &args.connections.to_string(),
+        ])
         .args(["-n", &requests, "-r", "1000000000", "-q"])
         .args(["EVALSHA", &sha, "5"])
-        .args([k("round"), k("investor_totals"), k("pass:__rand_int__"), k("investment:__rand_int__"), k("settlement")])
-        .args(["inv__rand_int__", "rb-__rand_int__", "1000", "fp", "1795680000000", "600"])
+        .args([
+            k("round"),
+            k("investor_totals"),
+            k("pass:__rand_int__"),
+            k("investment:__rand_int__"),
+            k("settlement"),
+        ])
+        .args([
+            "inv__rand_int__",
+            "rb-__rand_int__",
+            "1000",
+            "fp",
+            "1795680000000",
+            "600",
+        ])
         .output()
         .context("running redis-benchmark")?;
-    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
     // `-q` prints `EVALSHA ...: 12345.67 requests per second, p50=...`.
     let rps = text
         .split("requests per second")

@@ -64,7 +64,9 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("using {}", crowdgate_tests::crowdgate_bin().display());
     println!(
         "machine: {} cores; load: {} connections, {} s per measurement\n",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
         args.connections,
         args.seconds
     );

@@ -14,7 +14,10 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     for workers in [1, 2] {
         rows.push((workers, drain(args, workers).await?));
     }
-    println!("### Settlement after a burst of {} accepted investments\n", args.burst);
+    println!(
+        "### Settlement after a burst of {} accepted investments\n",
+        args.burst
+    );
     println!("| workers | settlements/s | lag after burst (s) |");
     println!("|---:|---:|---:|");
     for (workers, (rate, lag)) in rows {
@@ -33,7 +36,9 @@ async fn drain(args: &Args, workers: usize) -> anyhow::Result<(f64, f64)> {
     };
     let system = System::start_with(round, false).await;
     let investors = 1_000;
-    let accounts: Vec<(String, i64)> = (0..investors).map(|i| (format!("b-{i}"), 1_000_000_000)).collect();
+    let accounts: Vec<(String, i64)> = (0..investors)
+        .map(|i| (format!("b-{i}"), 1_000_000_000))
+        .collect();
     let refs: Vec<(&str, i64)> = accounts.iter().map(|(n, b)| (n.as_str(), *b)).collect();
     system.fund(&refs).await;
 
@@ -44,7 +49,11 @@ async fn drain(args: &Args, workers: usize) -> anyhow::Result<(f64, f64)> {
         "{msg} {bar:40} {pos}/{len} ({per_sec})",
     )?);
     progress.set_message(format!("burst for {workers} worker(s)"));
-    let chunks: Vec<Vec<usize>> = (0..args.burst).collect::<Vec<_>>().chunks(args.burst.div_ceil(32)).map(<[usize]>::to_vec).collect();
+    let chunks: Vec<Vec<usize>> = (0..args.burst)
+        .collect::<Vec<_>>()
+        .chunks(args.burst.div_ceil(32))
+        .map(<[usize]>::to_vec)
+        .collect();
     let tasks: Vec<_> = chunks
         .into_iter()
         .map(|chunk| {
@@ -77,7 +86,9 @@ async fn drain(args: &Args, workers: usize) -> anyhow::Result<(f64, f64)> {
     progress.finish();
     let burst_end = Instant::now();
 
-    let _workers: Vec<_> = (0..workers).map(|w| system.spawn_worker(&format!("bench-{w}"))).collect();
+    let _workers: Vec<_> = (0..workers)
+        .map(|w| system.spawn_worker(&format!("bench-{w}")))
+        .collect();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(600);
     loop {
@@ -89,9 +100,15 @@ async fn drain(args: &Args, workers: usize) -> anyhow::Result<(f64, f64)> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let drain_s = started.elapsed().as_secs_f64();
-    Ok((args.burst as f64 / drain_s, burst_end.elapsed().as_secs_f64()))
+    Ok((
+        args.burst as f64 / drain_s,
+        burst_end.elapsed().as_secs_f64(),
+    ))
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

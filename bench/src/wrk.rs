@@ -32,7 +32,12 @@ pub fn wrk(args: &Args, url: &str, script: Option<&Path>) -> anyhow::Result<WrkF
     eprintln!("wrk {url} …");
     let mut command = Command::new("wrk");
     command
-        .args(["-t", &args.threads.to_string(), "-c", &args.connections.to_string()])
+        .args([
+            "-t",
+            &args.threads.to_string(),
+            "-c",
+            &args.connections.to_string(),
+        ])
         .args(["-d", &format!("{}s", args.seconds), "--latency"]);
     if let Some(script) = script {
         command.arg("-s").arg(script);
@@ -40,13 +45,22 @@ pub fn wrk(args: &Args, url: &str, script: Option<&Path>) -> anyhow::Result<WrkF
     let output = command.arg(url).output().context("running wrk")?;
     let text = String::from_utf8_lossy(&output.stdout).to_string();
     if !output.status.success() {
-        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "wrk failed: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     parse_wrk(&text).with_context(|| format!("cannot read wrk output:\n{text}"))
 }
 
 fn parse_wrk(text: &str) -> Option<WrkFigures> {
-    let mut figures = WrkFigures { requests_per_s: 0.0, p50_ms: 0.0, p99_ms: 0.0, requests: 0, non_2xx: 0 };
+    let mut figures = WrkFigures {
+        requests_per_s: 0.0,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        requests: 0,
+        non_2xx: 0,
+    };
     for line in text.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
@@ -54,7 +68,9 @@ fn parse_wrk(text: &str) -> Option<WrkFigures> {
             ["50%", value] => figures.p50_ms = millis(value)?,
             ["99%", value] => figures.p99_ms = millis(value)?,
             [count, "requests", "in", ..] => figures.requests = count.parse().ok()?,
-            ["Non-2xx", "or", "3xx", "responses:", count] => figures.non_2xx = count.parse().ok()?,
+            ["Non-2xx", "or", "3xx", "responses:", count] => {
+                figures.non_2xx = count.parse().ok()?
+            }
             _ => {}
         }
     }
@@ -69,6 +85,9 @@ fn millis(value: &str) -> Option<f64> {
     if let Some(ms) = value.strip_suffix("ms") {
         return ms.parse().ok();
     }
-    value.strip_suffix('s')?.parse::<f64>().ok().map(|v| v * 1000.0)
+    value
+        .strip_suffix('s')?
+        .parse::<f64>()
+        .ok()
+        .map(|v| v * 1000.0)
 }
-

@@ -64,7 +64,10 @@ impl LocalRedis {
             if let Some(status) = child.try_wait()? {
                 let tail = std::fs::read_to_string(&log).unwrap_or_default();
                 let tail: Vec<&str> = tail.lines().rev().take(8).collect();
-                let hint = if tail.iter().any(|l| l.contains("truncated") || l.contains("Bad file format")) {
+                let hint = if tail
+                    .iter()
+                    .any(|l| l.contains("truncated") || l.contains("Bad file format"))
+                {
                     format!(
                         "\nThe append-only file has a torn tail from a crash. Inspect it, then repair with:\n  redis-check-aof --fix {}/appendonlydir/*.incr.aof",
                         self.dir.display()
@@ -83,7 +86,11 @@ impl LocalRedis {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                bail!("redis-server on port {} did not answer within 15 s (log: {})", self.port, log.display());
+                bail!(
+                    "redis-server on port {} did not answer within 15 s (log: {})",
+                    self.port,
+                    log.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -123,7 +130,9 @@ pub fn which_redis() -> anyhow::Result<()> {
         .map(|paths| std::env::split_paths(&paths).any(|p| p.join("redis-server").is_file()))
         .unwrap_or(false);
     if !found {
-        bail!("redis-server is not installed. Install it with `sudo apt-get install -y redis-server`, or run `./dev up`, which installs it");
+        bail!(
+            "redis-server is not installed. Install it with `sudo apt-get install -y redis-server`, or run `./dev up`, which installs it"
+        );
     }
     Ok(())
 }

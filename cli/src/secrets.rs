@@ -29,8 +29,14 @@ impl Secrets {
     /// Loads `path`, or creates it with fresh random secrets.
     pub fn load_or_create(path: &Path) -> anyhow::Result<Secrets> {
         if path.exists() {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            return toml::from_str(&text).with_context(|| format!("{} is damaged; delete it to make new secrets", path.display()));
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            return toml::from_str(&text).with_context(|| {
+                format!(
+                    "{} is damaged; delete it to make new secrets",
+                    path.display()
+                )
+            });
         }
         let secrets = Secrets::generate();
         let text = toml::to_string(&secrets)?;

@@ -9,7 +9,9 @@ use tracing_subscriber::EnvFilter;
 
 pub fn init_logs() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("CROWDGATE_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -24,6 +26,8 @@ pub fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
 
 /// Installs the recorder with its own HTTP listener serving `/metrics`.
 pub fn metrics_listener(addr: SocketAddr) -> anyhow::Result<()> {
-    PrometheusBuilder::new().with_http_listener(addr).install()?;
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()?;
     Ok(())
 }

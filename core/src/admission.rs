@@ -39,7 +39,9 @@ impl AdmissionController {
                     metrics::counter!("crowdgate_core_admitted_total").increment(admitted);
                     tracing::debug!(round = %self.store.round, admitted, "admitted a batch");
                 }
-                Err(err) => tracing::warn!(round = %self.store.round, error = %err, "admission step failed"),
+                Err(err) => {
+                    tracing::warn!(round = %self.store.round, error = %err, "admission step failed")
+                }
             }
             if last_state_refresh.elapsed() >= Duration::from_secs(1) {
                 last_state_refresh = std::time::Instant::now();

@@ -48,10 +48,16 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/rounds/{round}/queue", post(take_queue_place))
         .route("/v1/rounds/{round}/state", get(room_state))
-        .route("/v1/rounds/{round}/prequeue/{ticket}", get(crate::passes::prequeue_number))
+        .route(
+            "/v1/rounds/{round}/prequeue/{ticket}",
+            get(crate::passes::prequeue_number),
+        )
         .route("/v1/rounds/{round}/passes", post(crate::passes::claim))
         .route("/v1/rounds/{round}/investments", post(investments::create))
-        .route("/v1/rounds/{round}/investments/{id}", get(investments::show))
+        .route(
+            "/v1/rounds/{round}/investments/{id}",
+            get(investments::show),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), shed_load));
     Router::new()
         .merge(api)
@@ -66,14 +72,19 @@ pub fn router(state: AppState) -> Router {
 async fn shed_load(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         metrics::counter!("crowdgate_core_shed_total").increment(1);
-        let mut failure = Failure::unavailable("core is at capacity; retry shortly, your place is kept");
+        let mut failure =
+            Failure::unavailable("core is at capacity; retry shortly, your place is kept");
         failure.body.error = "overloaded".into();
         return failure.into_response();
     };
     let started = std::time::Instant::now();
     let path = request.uri().path().to_string();
     let response = next.run(request).await;
-    let endpoint = path.rsplit('/').find(|s| !s.starts_with("inv_")).unwrap_or("").to_string();
+    let endpoint = path
+        .rsplit('/')
+        .find(|s| !s.starts_with("inv_"))
+        .unwrap_or("")
+        .to_string();
     metrics::histogram!("crowdgate_core_request_duration_seconds", "endpoint" => endpoint)
         .record(started.elapsed().as_secs_f64());
     response
@@ -88,7 +99,11 @@ async fn take_queue_place(
     let ticket_id = crate::ids::new_ticket_id();
     let placement = state
         .store
-        .join(&ticket_id, crate::ids::lottery_score(), crate::clock::now_ms())
+        .join(
+            &ticket_id,
+            crate::ids::lottery_score(),
+            crate::clock::now_ms(),
+        )
         .await?;
     let queue_number = match placement {
         Placement::Numbered(number) => Some(number),
@@ -96,11 +111,20 @@ async fn take_queue_place(
     };
     metrics::counter!("crowdgate_core_joins_total", "prequeue" => queue_number.is_none().to_string()).increment(1);
     tracing::debug!(round = %round, ticket = %ticket_id, ?queue_number, "queue place issued");
-    Ok((StatusCode::CREATED, Json(QueuePlace { ticket_id, queue_number })))
+    Ok((
+        StatusCode::CREATED,
+        Json(QueuePlace {
+            ticket_id,
+            queue_number,
+        }),
+    ))
 }
 
 /// `GET /v1/rounds/{round}/state`: what the edge caches for status polls.
-async fn room_state(State(state): State<AppState>, Path(round): Path<String>) -> Result<Json<RoomState>, Failure> {
+async fn room_state(
+    State(state): State<AppState>,
+    Path(round): Path<String>,
+) -> Result<Json<RoomState>, Failure> {
     state.check_round(&round)?;
     match state.store.room_state(crate::clock::now_ms()).await? {
         Some(room) => Ok(Json(room)),
@@ -110,7 +134,9 @@ async fn room_state(State(state): State<AppState>, Path(round): Path<String>) ->
 
 async fn health(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => Json(serde_json::json!({"status": "ok", "round": state.store.round})).into_response(),
+        Ok(()) => {
+            Json(serde_json::json!({"status": "ok", "round": state.store.round})).into_response()
+        }
         Err(err) => {
             let mut failure = Failure::unavailable(format!("redis: {err}"));
             failure.body.error = "unhealthy".into();

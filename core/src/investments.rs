@@ -31,7 +31,8 @@ pub async fn create(
     state.check_round(&round)?;
     let pass = verify_pass(&state, &headers)?;
     require_json(&headers)?;
-    let key = validate_idempotency_key(headers.get("idempotency-key").and_then(|v| v.to_str().ok()))?;
+    let key =
+        validate_idempotency_key(headers.get("idempotency-key").and_then(|v| v.to_str().ok()))?;
     let request = InvestRequest::parse(&body)?;
 
     let investment_id = investment_id_for(&round, &pass.ticket, &key);
@@ -62,7 +63,8 @@ pub async fn create(
             Err(err) => return Err(err.into()),
         }
     };
-    metrics::counter!("crowdgate_core_invest_total", "outcome" => outcome.code.clone()).increment(1);
+    metrics::counter!("crowdgate_core_invest_total", "outcome" => outcome.code.clone())
+        .increment(1);
     tracing::info!(
         round = %round, ticket = %pass.ticket, investment_id, status = outcome.status,
         outcome = %outcome.code, amount_pence = request.amount_pence, "invest"
@@ -84,7 +86,9 @@ pub async fn show(
     }
     match state.store.investment(&id).await? {
         Some(investment) => Ok(Json(investment)),
-        None => Err(Failure::not_found(format!("no investment {id} in round {round}"))),
+        None => Err(Failure::not_found(format!(
+            "no investment {id} in round {round}"
+        ))),
     }
 }
 
@@ -92,7 +96,11 @@ fn verify_pass(state: &AppState, headers: &HeaderMap) -> Result<Pass, Failure> {
     let token = bearer_token(headers).ok_or_else(|| {
         Failure::new(
             StatusCode::UNAUTHORIZED,
-            ApiError::for_field("missing_pass", "Authorization", "send your pass as `Authorization: Bearer <pass>`"),
+            ApiError::for_field(
+                "missing_pass",
+                "Authorization",
+                "send your pass as `Authorization: Bearer <pass>`",
+            ),
         )
     })?;
     state
@@ -103,30 +111,45 @@ fn verify_pass(state: &AppState, headers: &HeaderMap) -> Result<Pass, Failure> {
                 crowdgate_protocol::TokenError::Malformed => StatusCode::BAD_REQUEST,
                 _ => StatusCode::FORBIDDEN,
             };
-            Failure::new(status, ApiError::for_field(err.code(), "pass", format!("pass refused: {err}")))
+            Failure::new(
+                status,
+                ApiError::for_field(err.code(), "pass", format!("pass refused: {err}")),
+            )
         })
 }
 
 /// The token from `Authorization: Bearer <token>`.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
     Some(token.trim()).filter(|t| !t.is_empty())
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), Failure> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if content_type.split(';').next().map(str::trim) != Some("application/json") {
         return Err(Failure::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::for_field("unsupported_content_type", "Content-Type", "send the body as application/json"),
+            ApiError::for_field(
+                "unsupported_content_type",
+                "Content-Type",
+                "send the body as application/json",
+            ),
         ));
     }
     Ok(())
 }
 
 fn is_retryable(err: &redis::RedisError) -> bool {
-    err.is_io_error() || err.is_connection_dropped() || err.is_timeout() || err.is_connection_refusal()
+    err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_timeout()
+        || err.is_connection_refusal()
 }
 
 /// Stable id for (round, ticket, Idempotency-Key): each visitor's keys are
@@ -175,27 +198,44 @@ fn answer(round: &str, request: &InvestRequest, o: InvestOutcome) -> Result<Resp
     let (field, message) = match o.code.as_str() {
         "round_full" if o.extra > 0 => (
             Some("amount_pence"),
-            format!("the round is nearly full: only {} ({} pence) remains", pounds(o.extra), o.extra),
+            format!(
+                "the round is nearly full: only {} ({} pence) remains",
+                pounds(o.extra),
+                o.extra
+            ),
         ),
         "round_full" => (None, "the round is full".to_string()),
         "round_not_open" => (None, "the round is not open yet".to_string()),
         "round_closed" => (None, "the round is closed".to_string()),
-        "pass_bound_to_other_investor" => (Some("pass"), "this pass is already used by another investor".to_string()),
+        "pass_bound_to_other_investor" => (
+            Some("pass"),
+            "this pass is already used by another investor".to_string(),
+        ),
         "idempotency_key_reused" => (
             Some("Idempotency-Key"),
             "this Idempotency-Key was used for a different investment; use a new key".to_string(),
         ),
         "amount_below_minimum" => (
             Some("amount_pence"),
-            format!("the minimum investment is {} ({} pence)", pounds(o.extra), o.extra),
+            format!(
+                "the minimum investment is {} ({} pence)",
+                pounds(o.extra),
+                o.extra
+            ),
         ),
         "amount_not_whole_shares" => (
             Some("amount_pence"),
-            format!("amount must be a whole number of shares at {} pence each", o.extra),
+            format!(
+                "amount must be a whole number of shares at {} pence each",
+                o.extra
+            ),
         ),
         "investor_limit_exceeded" => (
             Some("amount_pence"),
-            format!("this would exceed the per-investor maximum; you may invest up to {} more", pounds(o.extra)),
+            format!(
+                "this would exceed the per-investor maximum; you may invest up to {} more",
+                pounds(o.extra)
+            ),
         ),
         other => (None, format!("refused: {other}")),
     };
@@ -220,7 +260,10 @@ mod tests {
         let a = investment_id_for("r", "t1", "k");
         assert_eq!(a, investment_id_for("r", "t1", "k"));
         assert_ne!(a, investment_id_for("r", "t2", "k"));
-        assert_ne!(investment_id_for("r", "t1k", ""), investment_id_for("r", "t1", "k"));
+        assert_ne!(
+            investment_id_for("r", "t1k", ""),
+            investment_id_for("r", "t1", "k")
+        );
         assert!(a.starts_with("inv_") && a.len() == 28);
     }
 }

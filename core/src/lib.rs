@@ -56,7 +56,10 @@ pub struct CoreConfig {
 
 /// Connects to Redis, checks it is durable, seeds the round, then serves HTTP
 /// and runs the admission controller until `shutdown` resolves.
-pub async fn run(config: CoreConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    config: CoreConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let client = redis::Client::open(config.redis_url.as_str())
         .with_context(|| format!("invalid Redis URL {:?}", config.redis_url))?;
     let manager_config = redis::aio::ConnectionManagerConfig::new()
@@ -76,7 +79,11 @@ pub async fn run(config: CoreConfig, shutdown: impl std::future::Future<Output =
 
     let store = store::RoundStore::new(&config.round.round.id, redis.clone());
     let ops_backend = ops::OpsBackend::new(&config.round.round.id, redis);
-    if store.seed(&config.round).await.context("seeding the round in Redis")? {
+    if store
+        .seed(&config.round)
+        .await
+        .context("seeding the round in Redis")?
+    {
         tracing::info!(round = %store.round, "seeded round config fields");
     }
 
@@ -94,10 +101,13 @@ pub async fn run(config: CoreConfig, shutdown: impl std::future::Future<Output =
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let controller = tokio::spawn(admission::AdmissionController::new(store).run(stop_rx));
-    axum::serve(listener, http::router(state).layer(axum::Extension(ops_backend)))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    axum::serve(
+        listener,
+        http::router(state).layer(axum::Extension(ops_backend)),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving HTTP")?;
     let _ = stop_tx.send(true);
     let _ = controller.await;
     Ok(())

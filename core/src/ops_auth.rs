@@ -18,7 +18,9 @@ pub struct OpsTokens {
 impl std::fmt::Debug for OpsTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.tokens.iter().map(|(n, _)| n.as_str()).collect();
-        f.debug_struct("OpsTokens").field("names", &names).finish_non_exhaustive()
+        f.debug_struct("OpsTokens")
+            .field("names", &names)
+            .finish_non_exhaustive()
     }
 }
 
@@ -61,7 +63,8 @@ mod tests {
 
     #[test]
     fn identifies_by_token() {
-        let t = OpsTokens::parse("alice:aaaaaaaaaaaaaaaaaaaaaaaaaa,bob:bbbbbbbbbbbbbbbbbbbbbbbbbb").unwrap();
+        let t = OpsTokens::parse("alice:aaaaaaaaaaaaaaaaaaaaaaaaaa,bob:bbbbbbbbbbbbbbbbbbbbbbbbbb")
+            .unwrap();
         assert_eq!(t.identify("bbbbbbbbbbbbbbbbbbbbbbbbbb"), Some("bob"));
         assert_eq!(t.identify("bbbbbbbbbbbbbbbbbbbbbbbbb"), None);
         assert_eq!(t.identify(""), None);

@@ -26,14 +26,21 @@ pub async fn claim(
     let Some(number) = ticket.number else {
         return Err(Failure::new(
             StatusCode::CONFLICT,
-            ApiError::for_field("number_not_drawn", "ticket", "this pre-queue ticket has no number yet; poll your status"),
+            ApiError::for_field(
+                "number_not_drawn",
+                "ticket",
+                "this pre-queue ticket has no number yet; poll your status",
+            ),
         ));
     };
     let now_ms = crate::clock::now_ms();
     let expires_at_ms = match state.store.claim_pass(&ticket.id, number, now_ms).await? {
         Claim::Granted { expires_at_ms } => expires_at_ms,
         Claim::NotAdmitted => {
-            return Err(Failure::new(StatusCode::CONFLICT, ApiError::new("not_admitted", "not your turn yet")));
+            return Err(Failure::new(
+                StatusCode::CONFLICT,
+                ApiError::new("not_admitted", "not your turn yet"),
+            ));
         }
         Claim::Expired { expired_at_ms } => {
             return Err(Failure::new(
@@ -51,13 +58,19 @@ pub async fn claim(
         Claim::RoomFull => {
             let mut failure = Failure::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                ApiError::new("room_full_now", "it is your turn, but the room is at its limit of active investors; retry in a moment"),
+                ApiError::new(
+                    "room_full_now",
+                    "it is your turn, but the room is at its limit of active investors; retry in a moment",
+                ),
             );
             failure.retry_after_s = Some(2);
             return Err(failure);
         }
         Claim::RoundClosed => {
-            return Err(Failure::new(StatusCode::CONFLICT, ApiError::new("round_closed", "the round is closed")));
+            return Err(Failure::new(
+                StatusCode::CONFLICT,
+                ApiError::new("round_closed", "the round is closed"),
+            ));
         }
     };
     let pass = Pass {
@@ -91,10 +104,17 @@ pub async fn prequeue_number(
     match state.store.prequeue_number(&ticket).await? {
         None => Err(Failure::new(
             StatusCode::CONFLICT,
-            ApiError::new("not_drawn_yet", "the round has not opened; numbers are drawn at opening"),
+            ApiError::new(
+                "not_drawn_yet",
+                "the round has not opened; numbers are drawn at opening",
+            ),
         )),
-        Some(None) => Err(Failure::not_found(format!("ticket {ticket} is not in the pre-queue"))),
-        Some(Some(number)) => Ok(Json(serde_json::json!({ "ticket_id": ticket, "queue_number": number }))),
+        Some(None) => Err(Failure::not_found(format!(
+            "ticket {ticket} is not in the pre-queue"
+        ))),
+        Some(Some(number)) => Ok(Json(
+            serde_json::json!({ "ticket_id": ticket, "queue_number": number }),
+        )),
     }
 }
 
@@ -102,7 +122,11 @@ fn verify_ticket(state: &AppState, headers: &HeaderMap) -> Result<Ticket, Failur
     let token = bearer_token(headers).ok_or_else(|| {
         Failure::new(
             StatusCode::UNAUTHORIZED,
-            ApiError::for_field("missing_ticket", "Authorization", "send the ticket as `Authorization: Bearer <ticket>`"),
+            ApiError::for_field(
+                "missing_ticket",
+                "Authorization",
+                "send the ticket as `Authorization: Bearer <ticket>`",
+            ),
         )
     })?;
     state
@@ -114,6 +138,9 @@ fn verify_ticket(state: &AppState, headers: &HeaderMap) -> Result<Ticket, Failur
                 TokenError::Expired => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::FORBIDDEN,
             };
-            Failure::new(status, ApiError::for_field(err.code(), "ticket", format!("ticket refused: {err}")))
+            Failure::new(
+                status,
+                ApiError::for_field(err.code(), "ticket", format!("ticket refused: {err}")),
+            )
         })
 }

@@ -19,7 +19,10 @@ pub enum ConfigError {
     #[error("round config {path} is not valid TOML: {message}")]
     Parse { path: String, message: String },
     #[error("round config: `{field}` {problem}")]
-    Invalid { field: &'static str, problem: String },
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
 }
 
 /// The whole file.
@@ -119,12 +122,18 @@ impl RoundConfig {
 
     /// Opening time in Unix milliseconds, if scheduled.
     pub fn opens_at_ms(&self) -> Option<u64> {
-        self.round.opens_at.as_deref().map(|t| rfc3339_ms(t).expect("validated at load"))
+        self.round
+            .opens_at
+            .as_deref()
+            .map(|t| rfc3339_ms(t).expect("validated at load"))
     }
 
     /// Closing time in Unix milliseconds, if set.
     pub fn closes_at_ms(&self) -> Option<u64> {
-        self.round.closes_at.as_deref().map(|t| rfc3339_ms(t).expect("validated at load"))
+        self.round
+            .closes_at
+            .as_deref()
+            .map(|t| rfc3339_ms(t).expect("validated at load"))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -135,24 +144,41 @@ impl RoundConfig {
         };
         let id_ok = !r.id.is_empty()
             && r.id.len() <= 32
-            && r.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && r.id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !id_ok {
-            return Err(invalid("round.id", "must be 1-32 characters of a-z, 0-9 and -"));
+            return Err(invalid(
+                "round.id",
+                "must be 1-32 characters of a-z, 0-9 and -",
+            ));
         }
         if r.name.trim().is_empty() {
             return Err(invalid("round.name", "must not be empty"));
         }
         if r.share_price_pence <= 0 {
-            return Err(invalid("round.share_price_pence", "must be greater than zero"));
+            return Err(invalid(
+                "round.share_price_pence",
+                "must be greater than zero",
+            ));
         }
         if r.min_investment_pence <= 0 {
-            return Err(invalid("round.min_investment_pence", "must be greater than zero"));
+            return Err(invalid(
+                "round.min_investment_pence",
+                "must be greater than zero",
+            ));
         }
         if r.max_investment_pence < r.min_investment_pence {
-            return Err(invalid("round.max_investment_pence", "must be at least min_investment_pence"));
+            return Err(invalid(
+                "round.max_investment_pence",
+                "must be at least min_investment_pence",
+            ));
         }
         if r.cap_pence < r.min_investment_pence {
-            return Err(invalid("round.cap_pence", "must be at least min_investment_pence"));
+            return Err(invalid(
+                "round.cap_pence",
+                "must be at least min_investment_pence",
+            ));
         }
         if r.cap_pence > crowdgate_protocol::invest::MAX_AMOUNT_PENCE * 1000 {
             return Err(invalid("round.cap_pence", "is implausibly large"));
@@ -163,7 +189,10 @@ impl RoundConfig {
             ("round.max_investment_pence", r.max_investment_pence),
         ] {
             if value % r.share_price_pence != 0 {
-                return Err(invalid(field, "must be a whole number of shares (a multiple of share_price_pence)"));
+                return Err(invalid(
+                    field,
+                    "must be a whole number of shares (a multiple of share_price_pence)",
+                ));
             }
         }
         if let Some(phase) = &r.initial_phase
@@ -175,11 +204,21 @@ impl RoundConfig {
             ));
         }
         let opens = match &r.opens_at {
-            Some(t) => Some(rfc3339_ms(t).ok_or_else(|| invalid("round.opens_at", "must be an RFC 3339 time such as 2026-12-01T10:00:00Z"))?),
+            Some(t) => Some(rfc3339_ms(t).ok_or_else(|| {
+                invalid(
+                    "round.opens_at",
+                    "must be an RFC 3339 time such as 2026-12-01T10:00:00Z",
+                )
+            })?),
             None => None,
         };
         let closes = match &r.closes_at {
-            Some(t) => Some(rfc3339_ms(t).ok_or_else(|| invalid("round.closes_at", "must be an RFC 3339 time such as 2026-12-01T13:00:00Z"))?),
+            Some(t) => Some(rfc3339_ms(t).ok_or_else(|| {
+                invalid(
+                    "round.closes_at",
+                    "must be an RFC 3339 time such as 2026-12-01T13:00:00Z",
+                )
+            })?),
             None => None,
         };
         if let (Some(opens), Some(closes)) = (opens, closes)
@@ -189,19 +228,31 @@ impl RoundConfig {
         }
         let a = &self.admission;
         if a.batch_interval_ms < 100 || a.batch_interval_ms > 60_000 {
-            return Err(invalid("admission.batch_interval_ms", "must be between 100 and 60000"));
+            return Err(invalid(
+                "admission.batch_interval_ms",
+                "must be between 100 and 60000",
+            ));
         }
         if a.rate_per_minute > 1_000_000 {
-            return Err(invalid("admission.rate_per_minute", "must be at most 1000000"));
+            return Err(invalid(
+                "admission.rate_per_minute",
+                "must be at most 1000000",
+            ));
         }
         if a.max_active == 0 {
             return Err(invalid("admission.max_active", "must be at least 1"));
         }
         if !(1..=3_600).contains(&a.claim_window_seconds) {
-            return Err(invalid("admission.claim_window_seconds", "must be between 1 and 3600"));
+            return Err(invalid(
+                "admission.claim_window_seconds",
+                "must be between 1 and 3600",
+            ));
         }
         if !(30..=86_400).contains(&a.pass_ttl_seconds) {
-            return Err(invalid("admission.pass_ttl_seconds", "must be between 30 and 86400"));
+            return Err(invalid(
+                "admission.pass_ttl_seconds",
+                "must be between 30 and 86400",
+            ));
         }
         Ok(())
     }
@@ -245,21 +296,51 @@ mod tests {
     fn names_the_bad_field() {
         let cases = [
             ("id = \"demo\"", "id = \"Bad Id\"", "round.id"),
-            ("share_price_pence = 100", "share_price_pence = 0", "round.share_price_pence"),
-            ("max_investment_pence = 20000", "max_investment_pence = 500", "round.max_investment_pence"),
-            ("cap_pence = 100000", "cap_pence = 100050", "round.cap_pence"),
-            ("batch_interval_ms = 500", "batch_interval_ms = 5", "admission.batch_interval_ms"),
-            ("pass_ttl_seconds = 600", "pass_ttl_seconds = 1", "admission.pass_ttl_seconds"),
-            ("share_price_pence = 100", "share_price_pence = 100\nopens_at = \"tomorrow\"", "round.opens_at"),
+            (
+                "share_price_pence = 100",
+                "share_price_pence = 0",
+                "round.share_price_pence",
+            ),
+            (
+                "max_investment_pence = 20000",
+                "max_investment_pence = 500",
+                "round.max_investment_pence",
+            ),
+            (
+                "cap_pence = 100000",
+                "cap_pence = 100050",
+                "round.cap_pence",
+            ),
+            (
+                "batch_interval_ms = 500",
+                "batch_interval_ms = 5",
+                "admission.batch_interval_ms",
+            ),
+            (
+                "pass_ttl_seconds = 600",
+                "pass_ttl_seconds = 1",
+                "admission.pass_ttl_seconds",
+            ),
+            (
+                "share_price_pence = 100",
+                "share_price_pence = 100\nopens_at = \"tomorrow\"",
+                "round.opens_at",
+            ),
             (
                 "share_price_pence = 100",
                 "share_price_pence = 100\nopens_at = \"2026-12-01T10:00:00Z\"\ncloses_at = \"2026-12-01T09:00:00Z\"",
                 "round.closes_at",
             ),
-            ("share_price_pence = 100", "share_price_pence = 100\ninitial_phase = \"full\"", "round.initial_phase"),
+            (
+                "share_price_pence = 100",
+                "share_price_pence = 100\ninitial_phase = \"full\"",
+                "round.initial_phase",
+            ),
         ];
         for (from, to, field) in cases {
-            let err = RoundConfig::parse(&GOOD.replace(from, to)).unwrap_err().to_string();
+            let err = RoundConfig::parse(&GOOD.replace(from, to))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(field), "{to}: {err}");
         }
     }

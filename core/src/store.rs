@@ -45,10 +45,14 @@ pub enum Placement {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// Claimed (now or before); the pass lasts until this Unix ms.
-    Granted { expires_at_ms: u64 },
+    Granted {
+        expires_at_ms: u64,
+    },
     NotAdmitted,
     /// The ticket's pass expired at this Unix ms.
-    Expired { expired_at_ms: u64 },
+    Expired {
+        expired_at_ms: u64,
+    },
     RoundClosed,
     /// Admitted, but the claim window lapsed and the room is full right now.
     RoomFull,
@@ -118,7 +122,10 @@ impl RoundStore {
             ("admitted_up_to", "0".into()),
             ("last_advance_ms", "0".into()),
             ("opens_at_ms", config.opens_at_ms().unwrap_or(0).to_string()),
-            ("closes_at_ms", config.closes_at_ms().unwrap_or(0).to_string()),
+            (
+                "closes_at_ms",
+                config.closes_at_ms().unwrap_or(0).to_string(),
+            ),
         ];
         let key = self.keys.round();
         let mut pipe = redis::pipe();
@@ -136,7 +143,12 @@ impl RoundStore {
         if fields.is_empty() {
             return Ok(None);
         }
-        let int = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let int = |name: &str| {
+            fields
+                .get(name)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
         let phase = fields
             .get("phase")
             .and_then(|p| RoomPhase::parse(p))
@@ -167,7 +179,12 @@ impl RoundStore {
 
     /// Places a new ticket: in the pre-queue with lottery `score` before
     /// opening, else the next number (unique and increasing across replicas).
-    pub async fn join(&self, ticket_id: &str, score: u64, now_ms: u64) -> redis::RedisResult<Placement> {
+    pub async fn join(
+        &self,
+        ticket_id: &str,
+        score: u64,
+        now_ms: u64,
+    ) -> redis::RedisResult<Placement> {
         let (numbered, number): (u8, u64) = self
             .join
             .key(self.keys.round())
@@ -177,13 +194,20 @@ impl RoundStore {
             .arg(now_ms)
             .invoke_async(&mut self.redis.clone())
             .await?;
-        Ok(if numbered == 1 { Placement::Numbered(number) } else { Placement::Prequeue })
+        Ok(if numbered == 1 {
+            Placement::Numbered(number)
+        } else {
+            Placement::Prequeue
+        })
     }
 
     /// The number a pre-queue ticket drew, once the pre-queue is sealed at
     /// opening: its rank by lottery score, 1-based. `Ok(None)` while the draw
     /// has not happened; an error-free `Some(None)` for an unknown ticket.
-    pub async fn prequeue_number(&self, ticket_id: &str) -> redis::RedisResult<Option<Option<u64>>> {
+    pub async fn prequeue_number(
+        &self,
+        ticket_id: &str,
+    ) -> redis::RedisResult<Option<Option<u64>>> {
         let mut redis = self.redis.clone();
         let sealed: Option<String> = redis.hget(self.keys.round(), "prequeue_sealed").await?;
         if sealed.as_deref() != Some("1") {
@@ -195,7 +219,12 @@ impl RoundStore {
     }
 
     /// Records a ticket's pass claim (once) and returns its expiry.
-    pub async fn claim_pass(&self, ticket_id: &str, number: u64, now_ms: u64) -> redis::RedisResult<Claim> {
+    pub async fn claim_pass(
+        &self,
+        ticket_id: &str,
+        number: u64,
+        now_ms: u64,
+    ) -> redis::RedisResult<Claim> {
         let (status, at): (u16, u64) = self
             .claim
             .key(self.keys.round())
@@ -268,7 +297,11 @@ impl RoundStore {
 
     /// One investment's record, if it exists.
     pub async fn investment(&self, investment_id: &str) -> redis::RedisResult<Option<Investment>> {
-        let f: HashMap<String, String> = self.redis.clone().hgetall(self.keys.investment(investment_id)).await?;
+        let f: HashMap<String, String> = self
+            .redis
+            .clone()
+            .hgetall(self.keys.investment(investment_id))
+            .await?;
         if f.is_empty() {
             return Ok(None);
         }
@@ -309,15 +342,25 @@ impl RoundStore {
 
     /// Round trip to Redis, for health checks.
     pub async fn ping(&self) -> redis::RedisResult<()> {
-        redis::cmd("PING").query_async(&mut self.redis.clone()).await
+        redis::cmd("PING")
+            .query_async(&mut self.redis.clone())
+            .await
     }
 }
 
 /// Refuses a Redis that could lose an acknowledged investment on a crash.
 pub async fn check_durability(redis: &mut ConnectionManager) -> Result<(), String> {
-    let appendonly: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("appendonly").query_async(redis).await
+    let appendonly: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("appendonly")
+        .query_async(redis)
+        .await
         .map_err(|e| format!("cannot read Redis config (CONFIG GET appendonly): {e}"))?;
-    let fsync: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("appendfsync").query_async(redis).await
+    let fsync: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("appendfsync")
+        .query_async(redis)
+        .await
         .map_err(|e| format!("cannot read Redis config (CONFIG GET appendfsync): {e}"))?;
     let appendonly = appendonly.get(1).map(String::as_str).unwrap_or("");
     let fsync = fsync.get(1).map(String::as_str).unwrap_or("");

@@ -36,10 +36,20 @@ async fn invest(settings: &Settings, request: &Request) -> Response {
     let Some(token) = credentials::bearer(request) else {
         return respond::error(
             401,
-            ApiError::for_field("missing_pass", "Authorization", "send your pass as `Authorization: Bearer <pass>`"),
+            ApiError::for_field(
+                "missing_pass",
+                "Authorization",
+                "send your pass as `Authorization: Bearer <pass>`",
+            ),
         );
     };
-    let pass = match credentials::verify::<Pass>(&settings.keyring, &token, &settings.round, now_ms() / 1000, "pass") {
+    let pass = match credentials::verify::<Pass>(
+        &settings.keyring,
+        &token,
+        &settings.round,
+        now_ms() / 1000,
+        "pass",
+    ) {
         Ok(pass) => pass,
         Err((401, mut body)) => {
             body.message = "your pass has expired: go back to the waiting room for a new one (your place is kept)".into();
@@ -47,26 +57,42 @@ async fn invest(settings: &Settings, request: &Request) -> Response {
         }
         Err((code, body)) => return respond::error(code, body),
     };
-    let content_type = request.header("content-type").and_then(|v| v.as_str()).unwrap_or("");
+    let content_type = request
+        .header("content-type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     if content_type.split(';').next().map(str::trim) != Some("application/json") {
         return respond::error(
             415,
-            ApiError::for_field("unsupported_content_type", "Content-Type", "send the body as application/json"),
+            ApiError::for_field(
+                "unsupported_content_type",
+                "Content-Type",
+                "send the body as application/json",
+            ),
         );
     }
-    let key = match validate_idempotency_key(request.header("idempotency-key").and_then(|v| v.as_str())) {
+    let key = match validate_idempotency_key(
+        request.header("idempotency-key").and_then(|v| v.as_str()),
+    ) {
         Ok(key) => key,
         Err(err) => return respond::error(422, err),
     };
     if let Err(err) = InvestRequest::parse(request.body()) {
-        let code = if err.error == "malformed_json" { 400 } else { 422 };
+        let code = if err.error == "malformed_json" {
+            400
+        } else {
+            422
+        };
         return respond::error(code, err);
     }
     let forwarded = core_client::call(
         &settings.core_url,
         Method::Post,
         &format!("/v1/rounds/{}/investments", settings.round),
-        &[("authorization", format!("Bearer {token}")), ("idempotency-key", key)],
+        &[
+            ("authorization", format!("Bearer {token}")),
+            ("idempotency-key", key),
+        ],
         request.body().to_vec(),
     )
     .await;
@@ -74,14 +100,20 @@ async fn invest(settings: &Settings, request: &Request) -> Response {
         Ok(response) => respond::relay(response),
         Err(_) => {
             eprintln!("edge: core unavailable for ticket {}", pass.ticket);
-            respond::unavailable("investments are busy right now; your pass and place are kept — try again in a moment")
+            respond::unavailable(
+                "investments are busy right now; your pass and place are kept — try again in a moment",
+            )
         }
     }
 }
 
 async fn show(settings: &Settings, id: &str) -> Response {
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return respond::error(400, ApiError::for_field("invalid_field", "investment_id", "not an investment id"));
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return respond::error(
+            400,
+            ApiError::for_field("invalid_field", "investment_id", "not an investment id"),
+        );
     }
     let path = format!("/v1/rounds/{}/investments/{id}", settings.round);
     match core_client::call(&settings.core_url, Method::Get, &path, &[], vec![]).await {

@@ -26,7 +26,11 @@ impl ApiError {
         }
     }
 
-    pub fn for_field(error: impl Into<String>, field: &str, message: impl Into<String>) -> ApiError {
+    pub fn for_field(
+        error: impl Into<String>,
+        field: &str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             error: error.into(),
             field: Some(field.to_string()),

@@ -26,10 +26,17 @@ pub struct InvestRequest {
 impl InvestRequest {
     /// Parses a JSON body, naming the field at fault on error.
     pub fn parse(body: &[u8]) -> Result<InvestRequest, ApiError> {
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::new("malformed_json", format!("request body is not valid JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                "malformed_json",
+                format!("request body is not valid JSON: {e}"),
+            )
+        })?;
         let serde_json::Value::Object(object) = value else {
-            return Err(ApiError::new("malformed_json", "request body must be a JSON object"));
+            return Err(ApiError::new(
+                "malformed_json",
+                "request body must be a JSON object",
+            ));
         };
 
         let investor_id = match object.get("investor_id") {
@@ -38,7 +45,11 @@ impl InvestRequest {
             }
             Some(serde_json::Value::String(id)) => id.trim().to_string(),
             Some(_) => {
-                return Err(ApiError::for_field("invalid_field", "investor_id", "investor_id must be a string"));
+                return Err(ApiError::for_field(
+                    "invalid_field",
+                    "investor_id",
+                    "investor_id must be a string",
+                ));
             }
         };
         validate_investor_id(&investor_id)?;
@@ -87,12 +98,16 @@ pub fn validate_investor_id(id: &str) -> Result<(), ApiError> {
         return Err(missing("investor_id"));
     }
     if id.len() > MAX_INVESTOR_ID_LEN
-        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
     {
         return Err(ApiError::for_field(
             "invalid_field",
             "investor_id",
-            format!("investor_id must be 1-{MAX_INVESTOR_ID_LEN} characters of letters, digits, - _ . @"),
+            format!(
+                "investor_id must be 1-{MAX_INVESTOR_ID_LEN} characters of letters, digits, - _ . @"
+            ),
         ));
     }
     Ok(())
@@ -111,7 +126,9 @@ pub fn validate_idempotency_key(key: Option<&str>) -> Result<String, ApiError> {
         return Err(ApiError::for_field(
             "invalid_field",
             "Idempotency-Key",
-            format!("Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters"),
+            format!(
+                "Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters"
+            ),
         ));
     }
     Ok(key.to_string())
@@ -127,7 +144,12 @@ pub fn parse_pounds(text: &str) -> Result<i64, ApiError> {
             "enter an amount in pounds, such as 250 or 250.00",
         )
     };
-    let cleaned: String = text.trim().trim_start_matches('£').chars().filter(|c| *c != ',').collect();
+    let cleaned: String = text
+        .trim()
+        .trim_start_matches('£')
+        .chars()
+        .filter(|c| *c != ',')
+        .collect();
     let (whole, fraction) = cleaned.split_once('.').unwrap_or((&cleaned, ""));
     if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || whole.len() > 12 {
         return Err(invalid());
@@ -139,7 +161,11 @@ pub fn parse_pounds(text: &str) -> Result<i64, ApiError> {
     let pence: i64 = format!("{fraction:0<2}").parse().map_err(|_| invalid())?;
     let amount = whole * 100 + pence;
     if amount <= 0 {
-        return Err(ApiError::for_field("invalid_amount", "amount", "the amount must be more than zero"));
+        return Err(ApiError::for_field(
+            "invalid_amount",
+            "amount",
+            "the amount must be more than zero",
+        ));
     }
     Ok(amount)
 }
@@ -167,19 +193,46 @@ mod tests {
     #[test]
     fn accepts_a_good_request() {
         let req = InvestRequest::parse(br#"{"investor_id":"inv-1","amount_pence":5000}"#).unwrap();
-        assert_eq!(req, InvestRequest { investor_id: "inv-1".into(), amount_pence: 5000 });
+        assert_eq!(
+            req,
+            InvestRequest {
+                investor_id: "inv-1".into(),
+                amount_pence: 5000
+            }
+        );
     }
 
     #[test]
     fn names_the_field_at_fault() {
-        assert_eq!(field_of(r#"{"amount_pence":5000}"#).as_deref(), Some("investor_id"));
-        assert_eq!(field_of(r#"{"investor_id":"a"}"#).as_deref(), Some("amount_pence"));
-        for amount in ["0", "-1", "10.5", "\"100\"", "1e3", "99999999999999999999", "100000000001", "true"] {
+        assert_eq!(
+            field_of(r#"{"amount_pence":5000}"#).as_deref(),
+            Some("investor_id")
+        );
+        assert_eq!(
+            field_of(r#"{"investor_id":"a"}"#).as_deref(),
+            Some("amount_pence")
+        );
+        for amount in [
+            "0",
+            "-1",
+            "10.5",
+            "\"100\"",
+            "1e3",
+            "99999999999999999999",
+            "100000000001",
+            "true",
+        ] {
             let body = format!(r#"{{"investor_id":"a","amount_pence":{amount}}}"#);
             assert_eq!(field_of(&body).as_deref(), Some("amount_pence"), "{amount}");
         }
-        assert_eq!(field_of(r#"{"investor_id":7,"amount_pence":1}"#).as_deref(), Some("investor_id"));
-        assert_eq!(field_of(r#"{"investor_id":"a b","amount_pence":1}"#).as_deref(), Some("investor_id"));
+        assert_eq!(
+            field_of(r#"{"investor_id":7,"amount_pence":1}"#).as_deref(),
+            Some("investor_id")
+        );
+        assert_eq!(
+            field_of(r#"{"investor_id":"a b","amount_pence":1}"#).as_deref(),
+            Some("investor_id")
+        );
     }
 
     #[test]
@@ -192,10 +245,17 @@ mod tests {
 
     #[test]
     fn pounds_to_pence_exactly() {
-        for (text, pence) in [("250", 25_000), ("250.5", 25_050), ("£1,250.07", 125_007), (" 0.01 ", 1)] {
+        for (text, pence) in [
+            ("250", 25_000),
+            ("250.5", 25_050),
+            ("£1,250.07", 125_007),
+            (" 0.01 ", 1),
+        ] {
             assert_eq!(parse_pounds(text).unwrap(), pence, "{text}");
         }
-        for text in ["", "abc", "1.234", "-5", "0", "0.00", "1e3", "12.", ".5", "1 000"] {
+        for text in [
+            "", "abc", "1.234", "-5", "0", "0.00", "1e3", "12.", ".5", "1 000",
+        ] {
             let result = parse_pounds(text);
             if text == "12." {
                 assert_eq!(result.unwrap(), 1_200);
@@ -211,6 +271,9 @@ mod tests {
         assert!(validate_idempotency_key(Some("  ")).is_err());
         assert!(validate_idempotency_key(Some("has space")).is_err());
         assert!(validate_idempotency_key(Some(&"k".repeat(129))).is_err());
-        assert_eq!(validate_idempotency_key(Some("abc-123")).unwrap(), "abc-123");
+        assert_eq!(
+            validate_idempotency_key(Some("abc-123")).unwrap(),
+            "abc-123"
+        );
     }
 }

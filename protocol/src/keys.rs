@@ -89,7 +89,13 @@ mod tests {
     #[test]
     fn all_keys_share_the_round_hash_tag() {
         let k = RoundKeys::new("demo");
-        for key in [k.round(), k.investment("i"), k.settlement_stream(), k.balances(), k.journal()] {
+        for key in [
+            k.round(),
+            k.investment("i"),
+            k.settlement_stream(),
+            k.balances(),
+            k.journal(),
+        ] {
             assert!(key.starts_with("cg:{demo}:"), "{key}");
         }
     }

@@ -57,7 +57,9 @@ pub fn prequeue_status(room: &RoomState, now_ms: u64, jitter_seed: u64) -> Statu
     let until_open = if room.opens_at_ms == 0 {
         MAX_POLL_MS / 3
     } else {
-        (opens_in_ms / 10).clamp(MIN_POLL_MS, MAX_POLL_MS).min(opens_in_ms + splitmix(jitter_seed) % OPENING_SPREAD_MS)
+        (opens_in_ms / 10)
+            .clamp(MIN_POLL_MS, MAX_POLL_MS)
+            .min(opens_in_ms + splitmix(jitter_seed) % OPENING_SPREAD_MS)
     };
     Status {
         round: room.round.clone(),
@@ -131,25 +133,46 @@ mod tests {
     #[test]
     fn position_and_people_ahead() {
         let s = status_of(15, &room(RoomPhase::Open, 10, 60), 1);
-        assert_eq!((s.position, s.people_ahead, s.state), (5, 4, VisitorState::Waiting));
+        assert_eq!(
+            (s.position, s.people_ahead, s.state),
+            (5, 4, VisitorState::Waiting)
+        );
         assert_eq!(s.eta_seconds, Some(5));
         let s = status_of(10, &room(RoomPhase::Open, 10, 60), 1);
-        assert_eq!((s.position, s.people_ahead, s.state), (0, 0, VisitorState::Admitted));
+        assert_eq!(
+            (s.position, s.people_ahead, s.state),
+            (0, 0, VisitorState::Admitted)
+        );
     }
 
     #[test]
     fn room_phase_overrides() {
-        assert_eq!(status_of(5, &room(RoomPhase::Full, 10, 60), 0).state, VisitorState::Full);
-        assert_eq!(status_of(50, &room(RoomPhase::Paused, 10, 60), 0).state, VisitorState::Paused);
-        assert_eq!(status_of(5, &room(RoomPhase::Paused, 10, 60), 0).state, VisitorState::Admitted);
-        assert_eq!(status_of(50, &room(RoomPhase::Scheduled, 0, 60), 0).eta_seconds, None);
+        assert_eq!(
+            status_of(5, &room(RoomPhase::Full, 10, 60), 0).state,
+            VisitorState::Full
+        );
+        assert_eq!(
+            status_of(50, &room(RoomPhase::Paused, 10, 60), 0).state,
+            VisitorState::Paused
+        );
+        assert_eq!(
+            status_of(5, &room(RoomPhase::Paused, 10, 60), 0).state,
+            VisitorState::Admitted
+        );
+        assert_eq!(
+            status_of(50, &room(RoomPhase::Scheduled, 0, 60), 0).eta_seconds,
+            None
+        );
     }
 
     #[test]
     fn poll_interval_grows_with_distance_and_stays_bounded() {
         let near = poll_after_ms(0, 600, 7);
         let far = poll_after_ms(100_000, 600, 7);
-        assert!((MIN_POLL_MS..=MIN_POLL_MS * 6 / 5).contains(&near), "{near}");
+        assert!(
+            (MIN_POLL_MS..=MIN_POLL_MS * 6 / 5).contains(&near),
+            "{near}"
+        );
         assert!(far > near && far <= MAX_POLL_MS, "{far}");
         for seed in 0..1000 {
             let p = poll_after_ms(seed * 37, 120, seed);
@@ -162,12 +185,19 @@ mod tests {
         let mut r = room(RoomPhase::Scheduled, 0, 60);
         r.opens_at_ms = 100_000;
         let s = prequeue_status(&r, 40_000, 3);
-        assert_eq!((s.state, s.queue_number, s.opens_in_seconds), (VisitorState::Prequeue, None, Some(60)));
+        assert_eq!(
+            (s.state, s.queue_number, s.opens_in_seconds),
+            (VisitorState::Prequeue, None, Some(60))
+        );
         assert_eq!(s.poll_after_ms, 6_000);
         // Close to opening: the next poll lands within the spread after it.
         for seed in 0..100 {
             let s = prequeue_status(&r, 99_500, seed);
-            assert!(s.poll_after_ms <= 500 + OPENING_SPREAD_MS, "{}", s.poll_after_ms);
+            assert!(
+                s.poll_after_ms <= 500 + OPENING_SPREAD_MS,
+                "{}",
+                s.poll_after_ms
+            );
         }
     }
 

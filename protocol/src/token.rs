@@ -105,15 +105,21 @@ impl Keyring {
             if entry.is_empty() {
                 continue;
             }
-            let (kid, secret) = entry.split_once(':').ok_or(KeyringError::NotAPair(index + 1))?;
+            let (kid, secret) = entry
+                .split_once(':')
+                .ok_or(KeyringError::NotAPair(index + 1))?;
             let valid_kid = !kid.is_empty()
                 && kid.len() <= 16
-                && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                && kid
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
             if !valid_kid {
                 return Err(KeyringError::BadKeyId(kid.to_string()));
             }
             if secret.len() < MIN_SECRET_LEN {
-                return Err(KeyringError::TooShort { kid: kid.to_string() });
+                return Err(KeyringError::TooShort {
+                    kid: kid.to_string(),
+                });
             }
             if keys.iter().any(|k| k.kid == kid) {
                 return Err(KeyringError::Duplicate(kid.to_string()));
@@ -145,7 +151,9 @@ impl Keyring {
         let json = serde_json::to_vec(&envelope).expect("claims serialise to JSON");
         let payload = URL_SAFE_NO_PAD.encode(json);
         let signed = format!("{VERSION}.{}.{payload}", key.kid);
-        let mac = mac_for(&key.secret, signed.as_bytes()).finalize().into_bytes();
+        let mac = mac_for(&key.secret, signed.as_bytes())
+            .finalize()
+            .into_bytes();
         format!("{signed}.{}", URL_SAFE_NO_PAD.encode(mac))
     }
 
@@ -156,9 +164,13 @@ impl Keyring {
             return Err(TokenError::Malformed);
         }
         let mut parts = token.split('.');
-        let (Some(version), Some(kid), Some(payload), Some(mac), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(version), Some(kid), Some(payload), Some(mac), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(TokenError::Malformed);
         };
         if version != VERSION {
@@ -169,15 +181,20 @@ impl Keyring {
             .iter()
             .find(|k| k.kid == kid)
             .ok_or(TokenError::UnknownKey)?;
-        let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| TokenError::Malformed)?;
+        let mac = URL_SAFE_NO_PAD
+            .decode(mac)
+            .map_err(|_| TokenError::Malformed)?;
         let signed_len = token.len() - mac_len_in(token);
         mac_for(&key.secret, &token.as_bytes()[..signed_len])
             .verify_slice(&mac)
             .map_err(|_| TokenError::BadSignature)?;
 
         // Only a correctly signed payload is parsed.
-        let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
-        let envelope: Envelope<C> = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+        let json = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| TokenError::Malformed)?;
+        let envelope: Envelope<C> =
+            serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
         if envelope.kind != C::KIND {
             return Err(TokenError::WrongKind {
                 expected: C::KIND,
@@ -305,13 +322,19 @@ mod tests {
     fn round_trip() {
         let ring = Keyring::parse(A).unwrap();
         let token = ring.sign(&ticket(200));
-        assert_eq!(ring.verify::<Ticket>(&token, "r1", 150).unwrap(), ticket(200));
+        assert_eq!(
+            ring.verify::<Ticket>(&token, "r1", 150).unwrap(),
+            ticket(200)
+        );
     }
 
     #[test]
     fn prequeue_tickets_have_no_number() {
         let ring = Keyring::parse(A).unwrap();
-        let prequeue = Ticket { number: None, ..ticket(200) };
+        let prequeue = Ticket {
+            number: None,
+            ..ticket(200)
+        };
         let token = ring.sign(&prequeue);
         assert_eq!(ring.verify::<Ticket>(&token, "r1", 150).unwrap(), prequeue);
     }
@@ -324,7 +347,10 @@ mod tests {
         assert!(rotated.verify::<Ticket>(&token, "r1", 150).is_ok());
         assert_eq!(rotated.signing_kid(), "kb");
         let new_token = rotated.sign(&ticket(200));
-        assert_eq!(old.verify::<Ticket>(&new_token, "r1", 150), Err(TokenError::UnknownKey));
+        assert_eq!(
+            old.verify::<Ticket>(&new_token, "r1", 150),
+            Err(TokenError::UnknownKey)
+        );
     }
 
     #[test]
@@ -332,12 +358,22 @@ mod tests {
         let ring = Keyring::parse(A).unwrap();
         let token = ring.sign(&ticket(200));
         let parts: Vec<&str> = token.split('.').collect();
-        let forged_claims = Ticket { number: Some(1), ..ticket(200) };
+        let forged_claims = Ticket {
+            number: Some(1),
+            ..ticket(200)
+        };
         let forged_payload = URL_SAFE_NO_PAD.encode(
-            serde_json::to_vec(&Envelope { kind: "ticket".into(), claims: &forged_claims }).unwrap(),
+            serde_json::to_vec(&Envelope {
+                kind: "ticket".into(),
+                claims: &forged_claims,
+            })
+            .unwrap(),
         );
         let forged = format!("{}.{}.{}.{}", parts[0], parts[1], forged_payload, parts[3]);
-        assert_eq!(ring.verify::<Ticket>(&forged, "r1", 150), Err(TokenError::BadSignature));
+        assert_eq!(
+            ring.verify::<Ticket>(&forged, "r1", 150),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
@@ -345,33 +381,67 @@ mod tests {
         let ring = Keyring::parse(A).unwrap();
         let impostor = Keyring::parse("ka:ffffffffffffffffffffffffffffffff").unwrap();
         let token = impostor.sign(&ticket(200));
-        assert_eq!(ring.verify::<Ticket>(&token, "r1", 150), Err(TokenError::BadSignature));
+        assert_eq!(
+            ring.verify::<Ticket>(&token, "r1", 150),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
     fn expiry_round_and_kind_are_checked() {
         let ring = Keyring::parse(A).unwrap();
         let token = ring.sign(&ticket(200));
-        assert_eq!(ring.verify::<Ticket>(&token, "r1", 200), Err(TokenError::Expired));
-        assert!(matches!(ring.verify::<Ticket>(&token, "r2", 150), Err(TokenError::WrongRound { .. })));
-        assert!(matches!(ring.verify::<Pass>(&token, "r1", 150), Err(TokenError::WrongKind { .. })));
+        assert_eq!(
+            ring.verify::<Ticket>(&token, "r1", 200),
+            Err(TokenError::Expired)
+        );
+        assert!(matches!(
+            ring.verify::<Ticket>(&token, "r2", 150),
+            Err(TokenError::WrongRound { .. })
+        ));
+        assert!(matches!(
+            ring.verify::<Pass>(&token, "r1", 150),
+            Err(TokenError::WrongKind { .. })
+        ));
     }
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
         let ring = Keyring::parse(A).unwrap();
-        for junk in ["", ".", "v1", "v1.ka", "v1.ka.x.y", "v2.ka.x.y", "v1.ka.@@.@@", "v1.ka.a.b.c", "é.é.é.é"] {
+        for junk in [
+            "",
+            ".",
+            "v1",
+            "v1.ka",
+            "v1.ka.x.y",
+            "v2.ka.x.y",
+            "v1.ka.@@.@@",
+            "v1.ka.a.b.c",
+            "é.é.é.é",
+        ] {
             assert!(ring.verify::<Ticket>(junk, "r1", 0).is_err(), "{junk:?}");
         }
-        assert_eq!(ring.verify::<Ticket>(&"a".repeat(5000), "r1", 0), Err(TokenError::Malformed));
+        assert_eq!(
+            ring.verify::<Ticket>(&"a".repeat(5000), "r1", 0),
+            Err(TokenError::Malformed)
+        );
     }
 
     #[test]
     fn keyring_spec_errors() {
         assert_eq!(Keyring::parse("").unwrap_err(), KeyringError::Empty);
-        assert_eq!(Keyring::parse("nocolon").unwrap_err(), KeyringError::NotAPair(1));
-        assert!(matches!(Keyring::parse("k:short").unwrap_err(), KeyringError::TooShort { .. }));
-        assert!(matches!(Keyring::parse(&format!("{A},{A}")).unwrap_err(), KeyringError::Duplicate(_)));
+        assert_eq!(
+            Keyring::parse("nocolon").unwrap_err(),
+            KeyringError::NotAPair(1)
+        );
+        assert!(matches!(
+            Keyring::parse("k:short").unwrap_err(),
+            KeyringError::TooShort { .. }
+        ));
+        assert!(matches!(
+            Keyring::parse(&format!("{A},{A}")).unwrap_err(),
+            KeyringError::Duplicate(_)
+        ));
         assert!(matches!(
             Keyring::parse("bad kid:0123456789abcdef0123456789abcdef").unwrap_err(),
             KeyringError::BadKeyId(_)

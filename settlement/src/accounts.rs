@@ -43,16 +43,26 @@ pub enum ImportError {
 }
 
 fn list(errors: &[LineError]) -> String {
-    errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Parses and checks a CSV file's text.
 pub fn parse_csv(text: &str) -> Result<Vec<Account>, ImportError> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let mut errors = Vec::new();
     let headers = reader.headers().map(|h| h.clone()).unwrap_or_default();
     if headers.iter().collect::<Vec<_>>() != ["investor_id", "balance_pence"] {
-        errors.push(LineError { line: 1, message: "the header must be `investor_id,balance_pence`".into() });
+        errors.push(LineError {
+            line: 1,
+            message: "the header must be `investor_id,balance_pence`".into(),
+        });
         return Err(ImportError::BadLines(errors));
     }
     let mut accounts = Vec::new();
@@ -62,18 +72,27 @@ pub fn parse_csv(text: &str) -> Result<Vec<Account>, ImportError> {
             Ok(record) => record,
             Err(err) => {
                 let line = err.position().map(|p| p.line()).unwrap_or(0);
-                errors.push(LineError { line, message: format!("unreadable: {err}") });
+                errors.push(LineError {
+                    line,
+                    message: format!("unreadable: {err}"),
+                });
                 continue;
             }
         };
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         if record.len() != 2 {
-            errors.push(LineError { line, message: format!("expected 2 fields, found {}", record.len()) });
+            errors.push(LineError {
+                line,
+                message: format!("expected 2 fields, found {}", record.len()),
+            });
             continue;
         }
         let investor_id = record[0].to_string();
         if let Err(err) = validate_investor_id(&investor_id) {
-            errors.push(LineError { line, message: err.message });
+            errors.push(LineError {
+                line,
+                message: err.message,
+            });
             continue;
         }
         let balance_pence = match record[1].parse::<i64>() {
@@ -87,26 +106,49 @@ pub fn parse_csv(text: &str) -> Result<Vec<Account>, ImportError> {
             }
         };
         if !seen.insert(investor_id.clone()) {
-            errors.push(LineError { line, message: format!("investor {investor_id} appears twice") });
+            errors.push(LineError {
+                line,
+                message: format!("investor {investor_id} appears twice"),
+            });
             continue;
         }
-        accounts.push(Account { investor_id, balance_pence });
+        accounts.push(Account {
+            investor_id,
+            balance_pence,
+        });
     }
     if accounts.is_empty() && errors.is_empty() {
-        errors.push(LineError { line: 2, message: "the file has no accounts".into() });
+        errors.push(LineError {
+            line: 2,
+            message: "the file has no accounts".into(),
+        });
     }
-    if errors.is_empty() { Ok(accounts) } else { Err(ImportError::BadLines(errors)) }
+    if errors.is_empty() {
+        Ok(accounts)
+    } else {
+        Err(ImportError::BadLines(errors))
+    }
 }
 
 /// Opens `accounts` in round `round`, all or none.
-pub async fn open_accounts(redis: &mut ConnectionManager, round: &str, accounts: &[Account]) -> Result<(), ImportError> {
+pub async fn open_accounts(
+    redis: &mut ConnectionManager,
+    round: &str,
+    accounts: &[Account],
+) -> Result<(), ImportError> {
     let script = Script::new(include_str!("scripts/open_accounts.lua"));
     let mut invocation = script.key(RoundKeys::new(round).balances());
     for account in accounts {
-        invocation.arg(&account.investor_id).arg(account.balance_pence);
+        invocation
+            .arg(&account.investor_id)
+            .arg(account.balance_pence);
     }
     let existing: Vec<String> = invocation.invoke_async(redis).await?;
-    if existing.is_empty() { Ok(()) } else { Err(ImportError::AlreadyExist(existing)) }
+    if existing.is_empty() {
+        Ok(())
+    } else {
+        Err(ImportError::AlreadyExist(existing))
+    }
 }
 
 #[cfg(test)]
@@ -123,12 +165,19 @@ mod tests {
     #[test]
     fn parses_a_good_file() {
         let accounts = parse_csv("investor_id,balance_pence\nalice,100\n bob , 0\n").unwrap();
-        assert_eq!(accounts[1], Account { investor_id: "bob".into(), balance_pence: 0 });
+        assert_eq!(
+            accounts[1],
+            Account {
+                investor_id: "bob".into(),
+                balance_pence: 0
+            }
+        );
     }
 
     #[test]
     fn reports_every_bad_line() {
-        let text = "investor_id,balance_pence\nalice,100\nbad id,5\ncarol,-1\ndave,1.5\nalice,7\nerin\n";
+        let text =
+            "investor_id,balance_pence\nalice,100\nbad id,5\ncarol,-1\ndave,1.5\nalice,7\nerin\n";
         assert_eq!(lines(text), vec![3, 4, 5, 6, 7]);
         assert_eq!(lines("name,money\nalice,1\n"), vec![1]);
         assert_eq!(lines("investor_id,balance_pence\n"), vec![2]);

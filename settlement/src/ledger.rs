@@ -71,12 +71,18 @@ impl Ledger {
                 .arg(now_ms);
         }
         let results: Vec<redis::RedisResult<(String, String)>> = pipe.query_async(redis).await?;
-        if results.iter().any(|r| matches!(r, Err(e) if e.code() == Some("NOSCRIPT"))) {
+        if results
+            .iter()
+            .any(|r| matches!(r, Err(e) if e.code() == Some("NOSCRIPT")))
+        {
             // A restarted Redis has an empty script cache: load and redo.
             self.settle.prepare_invoke().load_async(redis).await?;
             return Box::pin(self.settle_batch(redis, entries, now_ms)).await;
         }
-        Ok(results.into_iter().map(|r| r.map(|(outcome, detail)| posting_of(&outcome, detail))).collect())
+        Ok(results
+            .into_iter()
+            .map(|r| r.map(|(outcome, detail)| posting_of(&outcome, detail)))
+            .collect())
     }
 }
 

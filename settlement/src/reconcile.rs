@@ -55,9 +55,21 @@ impl std::fmt::Display for Report {
         writeln!(f, "  failed               {}", self.failed)?;
         writeln!(f, "  pending              {}", self.pending)?;
         writeln!(f, "  dead-lettered        {}", self.dead_lettered)?;
-        writeln!(f, "raised / cap           {} / {} pence", self.raised_pence, self.cap_pence)?;
-        writeln!(f, "accepted − released    {} − {} pence", self.accepted_pence, self.released_pence)?;
-        writeln!(f, "debits / credits       {} / {} pence", self.debits_pence, self.credits_pence)?;
+        writeln!(
+            f,
+            "raised / cap           {} / {} pence",
+            self.raised_pence, self.cap_pence
+        )?;
+        writeln!(
+            f,
+            "accepted − released    {} − {} pence",
+            self.accepted_pence, self.released_pence
+        )?;
+        writeln!(
+            f,
+            "debits / credits       {} / {} pence",
+            self.debits_pence, self.credits_pence
+        )?;
         writeln!(f, "escrow                 {} pence", self.escrow_pence)?;
         writeln!(f, "journal entries        {}", self.journal_entries)?;
         writeln!(f, "accounts               {}", self.accounts)?;
@@ -91,10 +103,14 @@ pub async fn reconcile(redis: &mut ConnectionManager, round: &str) -> redis::Red
 
     // Every accepted investment, from the stream.
     let stream_ids = all_field_values(redis, &keys.settlement_stream(), "investment_id").await?;
-    let dead: HashSet<String> = all_field_values(redis, &format!("{}:dead", keys.settlement_stream()), "investment_id")
-        .await?
-        .into_iter()
-        .collect();
+    let dead: HashSet<String> = all_field_values(
+        redis,
+        &format!("{}:dead", keys.settlement_stream()),
+        "investment_id",
+    )
+    .await?
+    .into_iter()
+    .collect();
     let mut seen = HashSet::new();
     let (mut sum_live, mut sum_failed, mut sum_settled) = (0i64, 0i64, 0i64);
     let mut totals_by_investor: HashMap<String, i64> = HashMap::new();
@@ -106,15 +122,22 @@ pub async fn reconcile(redis: &mut ConnectionManager, round: &str) -> redis::Red
         let records: Vec<HashMap<String, String>> = pipe.query_async(redis).await?;
         for (id, record) in chunk.iter().zip(records) {
             if !seen.insert(id.clone()) {
-                violations.push(format!("investment {id} was published to the settlement stream twice"));
+                violations.push(format!(
+                    "investment {id} was published to the settlement stream twice"
+                ));
                 continue;
             }
             if record.is_empty() {
-                violations.push(format!("stream entry names investment {id}, which has no record"));
+                violations.push(format!(
+                    "stream entry names investment {id}, which has no record"
+                ));
                 continue;
             }
             report.accepted += 1;
-            let amount: i64 = record.get("amount_pence").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let amount: i64 = record
+                .get("amount_pence")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let investor = record.get("investor_id").cloned().unwrap_or_default();
             match record.get("status").map(String::as_str) {
                 Some("settled") => {
@@ -143,7 +166,10 @@ pub async fn reconcile(redis: &mut ConnectionManager, round: &str) -> redis::Red
     }
 
     if report.raised_pence > report.cap_pence {
-        violations.push(format!("raised {} exceeds cap {}", report.raised_pence, report.cap_pence));
+        violations.push(format!(
+            "raised {} exceeds cap {}",
+            report.raised_pence, report.cap_pence
+        ));
     }
     if report.raised_pence != report.accepted_pence - report.released_pence {
         violations.push(format!(
@@ -152,26 +178,44 @@ pub async fn reconcile(redis: &mut ConnectionManager, round: &str) -> redis::Red
         ));
     }
     if report.raised_pence != sum_live {
-        violations.push(format!("raised {} ≠ Σ live investments {}", report.raised_pence, sum_live));
+        violations.push(format!(
+            "raised {} ≠ Σ live investments {}",
+            report.raised_pence, sum_live
+        ));
     }
     if report.released_pence != sum_failed {
-        violations.push(format!("released {} ≠ Σ failed investments {}", report.released_pence, sum_failed));
+        violations.push(format!(
+            "released {} ≠ Σ failed investments {}",
+            report.released_pence, sum_failed
+        ));
     }
     let accepted_count = get(&round_hash, "accepted_count");
     if accepted_count != report.accepted as i64 {
-        violations.push(format!("accepted_count {accepted_count} ≠ {} investments in the stream", report.accepted));
+        violations.push(format!(
+            "accepted_count {accepted_count} ≠ {} investments in the stream",
+            report.accepted
+        ));
     }
     if report.debits_pence != report.credits_pence {
-        violations.push(format!("debits {} ≠ credits {}", report.debits_pence, report.credits_pence));
+        violations.push(format!(
+            "debits {} ≠ credits {}",
+            report.debits_pence, report.credits_pence
+        ));
     }
     if report.escrow_pence != sum_settled {
-        violations.push(format!("escrow {} ≠ Σ settled investments {}", report.escrow_pence, sum_settled));
+        violations.push(format!(
+            "escrow {} ≠ Σ settled investments {}",
+            report.escrow_pence, sum_settled
+        ));
     }
-    let recorded_totals: HashMap<String, i64> = int_fields(redis.hgetall(keys.investor_totals()).await?);
+    let recorded_totals: HashMap<String, i64> =
+        int_fields(redis.hgetall(keys.investor_totals()).await?);
     for (investor, total) in &recorded_totals {
         let expected = totals_by_investor.get(investor).copied().unwrap_or(0);
         if *total != expected {
-            violations.push(format!("investor {investor}: recorded total {total} ≠ Σ live investments {expected}"));
+            violations.push(format!(
+                "investor {investor}: recorded total {total} ≠ Σ live investments {expected}"
+            ));
         }
     }
 
@@ -185,7 +229,10 @@ pub async fn reconcile(redis: &mut ConnectionManager, round: &str) -> redis::Red
         }
     }
     if report.journal_entries != report.settled {
-        violations.push(format!("{} journal postings ≠ {} settled investments", report.journal_entries, report.settled));
+        violations.push(format!(
+            "{} journal postings ≠ {} settled investments",
+            report.journal_entries, report.settled
+        ));
     }
 
     let balances: HashMap<String, i64> = int_fields(redis.hgetall(keys.balances()).await?);
@@ -201,11 +248,17 @@ pub async fn reconcile(redis: &mut ConnectionManager, round: &str) -> redis::Red
 }
 
 fn int_fields(raw: HashMap<String, String>) -> HashMap<String, i64> {
-    raw.into_iter().filter_map(|(k, v)| v.parse().ok().map(|v| (k, v))).collect()
+    raw.into_iter()
+        .filter_map(|(k, v)| v.parse().ok().map(|v| (k, v)))
+        .collect()
 }
 
 /// Every value of `field` in stream `key`, oldest first.
-async fn all_field_values(redis: &mut ConnectionManager, key: &str, field: &str) -> redis::RedisResult<Vec<String>> {
+async fn all_field_values(
+    redis: &mut ConnectionManager,
+    key: &str,
+    field: &str,
+) -> redis::RedisResult<Vec<String>> {
     let mut values = Vec::new();
     let mut start = "-".to_string();
     loop {

@@ -102,7 +102,11 @@ impl SettlementWorker {
     async fn ensure_group(&mut self) -> redis::RedisResult<()> {
         let created: redis::RedisResult<()> = self
             .redis
-            .xgroup_create_mkstream(self.ledger.keys().settlement_stream(), SETTLEMENT_GROUP, "0")
+            .xgroup_create_mkstream(
+                self.ledger.keys().settlement_stream(),
+                SETTLEMENT_GROUP,
+                "0",
+            )
             .await;
         match created {
             Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
@@ -112,7 +116,11 @@ impl SettlementWorker {
 
     /// Reads entries after `from` (an id = our pending after it, `>` = new),
     /// settles them, and returns how many and the last id read.
-    async fn read_and_settle(&mut self, from: &str, block_ms: Option<usize>) -> redis::RedisResult<(usize, Option<String>)> {
+    async fn read_and_settle(
+        &mut self,
+        from: &str,
+        block_ms: Option<usize>,
+    ) -> redis::RedisResult<(usize, Option<String>)> {
         let mut options = StreamReadOptions::default()
             .group(SETTLEMENT_GROUP, &self.settings.consumer)
             .count(self.settings.batch);
@@ -123,7 +131,11 @@ impl SettlementWorker {
             .redis
             .xread_options(&[self.ledger.keys().settlement_stream()], &[from], &options)
             .await?;
-        let entries: Vec<StreamId> = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
+        let entries: Vec<StreamId> = reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .collect();
         let last = entries.last().map(|e| e.id.clone());
         Ok((self.settle_all(&entries).await?, last))
     }
@@ -146,7 +158,8 @@ impl SettlementWorker {
                 .await?;
             if !reply.claimed.is_empty() {
                 tracing::info!(count = reply.claimed.len(), "reclaimed abandoned entries");
-                metrics::counter!("crowdgate_settlement_reclaimed_total").increment(reply.claimed.len() as u64);
+                metrics::counter!("crowdgate_settlement_reclaimed_total")
+                    .increment(reply.claimed.len() as u64);
             }
             settled += self.settle_all(&reply.claimed).await?;
             if reply.next_stream_id == "0-0" {
@@ -165,14 +178,21 @@ impl SettlementWorker {
             .filter_map(|(entry, id)| id.as_deref().map(|id| (id, entry.id.as_str())))
             .collect();
         let now_ms = now_ms();
-        let mut results = self.ledger.settle_batch(&mut self.redis, &batch, now_ms).await?.into_iter();
+        let mut results = self
+            .ledger
+            .settle_batch(&mut self.redis, &batch, now_ms)
+            .await?
+            .into_iter();
         for (entry, id) in entries.iter().zip(&ids) {
             let posting = match id {
                 Some(_) => results.next().expect("one result per call"),
                 None => Ok(Posting::Missing),
             };
             match posting {
-                Ok(posting) => self.record(entry, id.as_deref().unwrap_or("?"), posting, now_ms).await?,
+                Ok(posting) => {
+                    self.record(entry, id.as_deref().unwrap_or("?"), posting, now_ms)
+                        .await?
+                }
                 Err(err) if is_transient(&err) => return Err(err),
                 // The script refused this entry (bad data): retry it later,
                 // and dead-letter it once it has failed too often.
@@ -183,7 +203,13 @@ impl SettlementWorker {
     }
 
     /// Metrics and logs for one posting; dead-letters an entry naming nothing.
-    async fn record(&mut self, entry: &StreamId, id: &str, posting: Posting, now_ms: u64) -> redis::RedisResult<()> {
+    async fn record(
+        &mut self,
+        entry: &StreamId,
+        id: &str,
+        posting: Posting,
+        now_ms: u64,
+    ) -> redis::RedisResult<()> {
         match &posting {
             Posting::Settled => {
                 metrics::counter!("crowdgate_settlement_settled_total").increment(1);
@@ -197,7 +223,9 @@ impl SettlementWorker {
                 metrics::counter!("crowdgate_settlement_failed_total").increment(1);
                 tracing::info!(investment_id = id, entry = %entry.id, reason, "settlement failed; amount released");
             }
-            Posting::Already => tracing::debug!(investment_id = id, entry = %entry.id, "already settled; acked"),
+            Posting::Already => {
+                tracing::debug!(investment_id = id, entry = %entry.id, "already settled; acked")
+            }
             Posting::Missing => self.dead_letter(entry, "no such investment").await?,
         }
         Ok(())
@@ -209,11 +237,19 @@ impl SettlementWorker {
     async fn poisoned(&mut self, entry: &StreamId, error: &str) -> redis::RedisResult<()> {
         let pending: redis::streams::StreamPendingCountReply = self
             .redis
-            .xpending_count(self.ledger.keys().settlement_stream(), SETTLEMENT_GROUP, &entry.id, &entry.id, 1)
+            .xpending_count(
+                self.ledger.keys().settlement_stream(),
+                SETTLEMENT_GROUP,
+                &entry.id,
+                &entry.id,
+                1,
+            )
             .await?;
         let deliveries = pending.ids.first().map(|p| p.times_delivered).unwrap_or(0);
         if deliveries >= self.settings.max_deliveries {
-            return self.dead_letter(entry, &format!("failed {deliveries} times: {error}")).await;
+            return self
+                .dead_letter(entry, &format!("failed {deliveries} times: {error}"))
+                .await;
         }
         metrics::counter!("crowdgate_settlement_errors_total").increment(1);
         tracing::warn!(entry = %entry.id, deliveries, error, "settlement of entry failed; will retry");
@@ -252,7 +288,10 @@ fn is_transient(err: &redis::RedisError) -> bool {
         || err.is_connection_dropped()
         || err.is_connection_refusal()
         || err.is_timeout()
-        || matches!(err.code(), Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN"))
+        || matches!(
+            err.code(),
+            Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN")
+        )
 }
 
 fn now_ms() -> u64 {

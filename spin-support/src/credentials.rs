@@ -13,7 +13,9 @@ pub const TICKET_COOKIE: &str = "cg_ticket";
 /// The raw bearer token, if any.
 pub fn bearer(request: &Request) -> Option<String> {
     let value = request.header("authorization")?.as_str()?;
-    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
     Some(token.trim().to_string()).filter(|t| !t.is_empty())
 }
 
@@ -33,20 +35,32 @@ pub fn ticket_token(request: &Request) -> Option<String> {
 
 /// Verifies `token`, mapping failures to 400 (malformed), 401 (expired,
 /// must rejoin) or 403 (forged, other round, wrong kind), each with a reason.
-pub fn verify<C: Claims>(keyring: &Keyring, token: &str, round: &str, now_s: u64, what: &str) -> Result<C, (u16, ApiError)> {
+pub fn verify<C: Claims>(
+    keyring: &Keyring,
+    token: &str,
+    round: &str,
+    now_s: u64,
+    what: &str,
+) -> Result<C, (u16, ApiError)> {
     keyring.verify::<C>(token, round, now_s).map_err(|err| {
         let status = match err {
             TokenError::Malformed => 400,
             TokenError::Expired => 401,
             _ => 403,
         };
-        (status, ApiError::for_field(err.code(), what, format!("{what} refused: {err}")))
+        (
+            status,
+            ApiError::for_field(err.code(), what, format!("{what} refused: {err}")),
+        )
     })
 }
 
 /// Whether the visitor reached us over https (so cookies get `Secure`).
 pub fn is_https(request: &Request) -> bool {
-    let full = request.header("spin-full-url").and_then(|v| v.as_str()).unwrap_or("");
+    let full = request
+        .header("spin-full-url")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     full.starts_with("https://")
         || request.header("x-forwarded-proto").and_then(|v| v.as_str()) == Some("https")
 }

@@ -38,7 +38,10 @@ pub fn method_not_allowed(allowed: &str) -> Response {
 }
 
 pub fn not_found(path: &str) -> Response {
-    error(404, ApiError::new("not_found", format!("no route for {path}")))
+    error(
+        404,
+        ApiError::new("not_found", format!("no route for {path}")),
+    )
 }
 
 /// Passes core's status and JSON body through unchanged (plus the

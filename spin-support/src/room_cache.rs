@@ -20,7 +20,11 @@ pub const USABLE_FOR_MS: u64 = 30_000;
 pub const REFRESH_LEASE_MS: u64 = 250;
 
 /// The round's state, from the cache or from core.
-pub async fn room_state(core_url: &str, round: &str, now_ms: u64) -> Result<RoomState, CoreUnavailable> {
+pub async fn room_state(
+    core_url: &str,
+    round: &str,
+    now_ms: u64,
+) -> Result<RoomState, CoreUnavailable> {
     let store = Store::open_default().ok();
     let key = format!("room:{round}");
     let cached: Option<RoomState> = store
@@ -60,9 +64,20 @@ pub async fn room_state(core_url: &str, round: &str, now_ms: u64) -> Result<Room
 }
 
 async fn fetch(core_url: &str, round: &str) -> Result<RoomState, CoreUnavailable> {
-    let response = core_client::call(core_url, Method::Get, &format!("/v1/rounds/{round}/state"), &[], vec![]).await?;
+    let response = core_client::call(
+        core_url,
+        Method::Get,
+        &format!("/v1/rounds/{round}/state"),
+        &[],
+        vec![],
+    )
+    .await?;
     if *response.status() != 200 {
-        return Err(CoreUnavailable(format!("core answered {} for the room state", response.status())));
+        return Err(CoreUnavailable(format!(
+            "core answered {} for the room state",
+            response.status()
+        )));
     }
-    serde_json::from_slice(response.body()).map_err(|e| CoreUnavailable(format!("bad room state from core: {e}")))
+    serde_json::from_slice(response.body())
+        .map_err(|e| CoreUnavailable(format!("bad room state from core: {e}")))
 }

@@ -24,7 +24,10 @@ impl Settings {
         let core_url = variable("core_url")?.trim_end_matches('/').to_string();
         let round = variable("round_id")?;
         let keyring = Keyring::parse(&variable("signing_keys")?).map_err(|e| {
-            ApiError::new("misconfigured", format!("variable signing_keys is invalid: {e}"))
+            ApiError::new(
+                "misconfigured",
+                format!("variable signing_keys is invalid: {e}"),
+            )
         })?;
         Ok(Settings {
             core_url,
@@ -35,6 +38,10 @@ impl Settings {
 }
 
 fn variable(name: &str) -> Result<String, ApiError> {
-    spin_sdk::variables::get(name)
-        .map_err(|e| ApiError::new("misconfigured", format!("variable {name} is unavailable: {e:?}")))
+    spin_sdk::variables::get(name).map_err(|e| {
+        ApiError::new(
+            "misconfigured",
+            format!("variable {name} is unavailable: {e:?}"),
+        )
+    })
 }

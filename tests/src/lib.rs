@@ -26,7 +26,10 @@ pub const OPS_TOKEN: &str = "test-ops-token-0123456789abcdef";
 
 /// The workspace root (where spin.toml lives).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
 }
 
 /// Cargo's target directory, honouring `CARGO_TARGET_DIR`.
@@ -53,7 +56,9 @@ pub fn crowdgate_bin() -> PathBuf {
 
 /// A built Wasm component, e.g. `wasm("waiting_room")`.
 pub fn wasm(name: &str) -> PathBuf {
-    let path = target_dir().join("wasm32-wasip2/release").join(format!("{name}.wasm"));
+    let path = target_dir()
+        .join("wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
     assert!(
         path.is_file(),
         "{} is missing: run `./dev test`, or `cargo build --target wasm32-wasip2 --release -p waiting-room -p edge -p host-probe` first",
@@ -68,7 +73,10 @@ pub fn keyring() -> Keyring {
 
 /// Unix seconds now.
 pub fn now_s() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A child process whose output goes to a log file; killed on drop.
@@ -183,7 +191,10 @@ impl RoundOptions {
         let mut toml = format!(
             "[round]\nid = \"{ROUND}\"\nname = \"Test round\"\ncap_pence = {}\nmin_investment_pence = {}\n\
              max_investment_pence = {}\nshare_price_pence = {}\n",
-            self.cap_pence, self.min_investment_pence, self.max_investment_pence, self.share_price_pence,
+            self.cap_pence,
+            self.min_investment_pence,
+            self.max_investment_pence,
+            self.share_price_pence,
         );
         for (key, value) in [
             ("initial_phase", self.initial_phase.map(str::to_string)),
@@ -226,7 +237,8 @@ impl System {
 
     pub async fn start_with(round: RoundOptions, with_settlement: bool) -> System {
         let dir = tempfile::tempdir().expect("temp dir");
-        let redis = LocalRedis::start(free_port(), &dir.path().join("redis")).expect("redis-server starts");
+        let redis =
+            LocalRedis::start(free_port(), &dir.path().join("redis")).expect("redis-server starts");
         let config = dir.path().join("round.toml");
         std::fs::write(&config, round.to_toml()).unwrap();
 
@@ -250,7 +262,11 @@ impl System {
                 .env("SPIN_VARIABLE_SIGNING_KEYS", SIGNING_KEYS),
             dir.path(),
         );
-        wait_for(&format!("{edge_url}/api/round"), &mut [&mut core, &mut host]).await;
+        wait_for(
+            &format!("{edge_url}/api/round"),
+            &mut [&mut core, &mut host],
+        )
+        .await;
         System {
             redis,
             core,
@@ -271,7 +287,12 @@ impl System {
     pub async fn restart_core(&mut self) {
         let port: u16 = self.core_url.rsplit(':').next().unwrap().parse().unwrap();
         let restarts = self.dir.path().read_dir().unwrap().count();
-        self.core = spawn_core(&self.redis, self.dir.path(), port, &format!("core-{restarts}"));
+        self.core = spawn_core(
+            &self.redis,
+            self.dir.path(),
+            port,
+            &format!("core-{restarts}"),
+        );
         wait_for(&format!("{}/healthz", self.core_url), &mut [&mut self.core]).await;
     }
 
@@ -389,7 +410,11 @@ fn spawn_worker(redis: &LocalRedis, log_dir: &Path, consumer: &str, flags: &[&st
         Command::new(crowdgate_bin())
             .arg("settle")
             .args(["--round", ROUND, "--consumer", consumer])
-            .args(if flags.contains(&"--claim-idle-ms") { &[][..] } else { &["--claim-idle-ms", "2000"][..] })
+            .args(if flags.contains(&"--claim-idle-ms") {
+                &[][..]
+            } else {
+                &["--claim-idle-ms", "2000"][..]
+            })
             .args(flags)
             .env("CROWDGATE_REDIS_URL", redis.url()),
         log_dir,
@@ -412,7 +437,10 @@ pub async fn wait_for(url: &str, procs: &mut [&mut Proc]) {
         {
             return;
         }
-        assert!(Instant::now() < deadline, "{url} did not come up within 120 s");
+        assert!(
+            Instant::now() < deadline,
+            "{url} did not come up within 120 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -426,18 +454,35 @@ pub struct Visitor {
 impl Visitor {
     pub fn new(edge_url: &str) -> Visitor {
         Visitor {
-            http: reqwest::Client::builder().cookie_store(true).build().unwrap(),
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap(),
             edge_url: edge_url.to_string(),
         }
     }
 
     /// POST /api/join → (status code, body).
     pub async fn join(&self) -> (u16, serde_json::Value) {
-        json_of(self.http.post(format!("{}/api/join", self.edge_url)).send().await.unwrap()).await
+        json_of(
+            self.http
+                .post(format!("{}/api/join", self.edge_url))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     pub async fn status(&self) -> (u16, serde_json::Value) {
-        json_of(self.http.get(format!("{}/api/status", self.edge_url)).send().await.unwrap()).await
+        json_of(
+            self.http
+                .get(format!("{}/api/status", self.edge_url))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     /// Polls status (honouring `poll_after_ms`, capped at 500 ms) until admitted.
@@ -449,7 +494,10 @@ impl Visitor {
             if status["state"] == "admitted" {
                 return status;
             }
-            assert!(Instant::now() < deadline, "not admitted within {within:?}: {status}");
+            assert!(
+                Instant::now() < deadline,
+                "not admitted within {within:?}: {status}"
+            );
             let wait = status["poll_after_ms"].as_u64().unwrap_or(200).min(500);
             tokio::time::sleep(Duration::from_millis(wait)).await;
         }
@@ -457,13 +505,25 @@ impl Visitor {
 
     /// POST /api/pass → the pass token.
     pub async fn pass(&self) -> String {
-        let (code, body) = json_of(self.http.post(format!("{}/api/pass", self.edge_url)).send().await.unwrap()).await;
+        let (code, body) = json_of(
+            self.http
+                .post(format!("{}/api/pass", self.edge_url))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(code, 200, "pass refused: {body}");
         body["pass"].as_str().unwrap().to_string()
     }
 
     /// POST /api/investments through the edge.
-    pub async fn invest(&self, pass: &str, key: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    pub async fn invest(
+        &self,
+        pass: &str,
+        key: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
         json_of(
             self.http
                 .post(format!("{}/api/investments", self.edge_url))
@@ -483,6 +543,7 @@ impl Visitor {
 pub async fn json_of(response: reqwest::Response) -> (u16, serde_json::Value) {
     let code = response.status().as_u16();
     let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("status {code}: body is not JSON: {text:?}"));
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("status {code}: body is not JSON: {text:?}"));
     (code, body)
 }

@@ -8,11 +8,23 @@ use serde_json::json;
 use std::time::Duration;
 
 fn ticket(round: &str, number: u64, expires_at: u64) -> Ticket {
-    Ticket { round: round.into(), id: format!("tk{number}"), number: Some(number), issued_at: now_s() - 10, expires_at }
+    Ticket {
+        round: round.into(),
+        id: format!("tk{number}"),
+        number: Some(number),
+        issued_at: now_s() - 10,
+        expires_at,
+    }
 }
 
 fn pass(round: &str, expires_at: u64) -> Pass {
-    Pass { round: round.into(), ticket: "tk1".into(), number: 1, issued_at: now_s() - 10, expires_at }
+    Pass {
+        round: round.into(),
+        ticket: "tk1".into(),
+        number: 1,
+        issued_at: now_s() - 10,
+        expires_at,
+    }
 }
 
 /// Sends `request`, asserts the status, a JSON error body, and the error code.
@@ -20,47 +32,130 @@ async fn expect(request: reqwest::RequestBuilder, status: u16, code: &str) -> se
     let (got, body) = json_of(request.send().await.unwrap()).await;
     assert_eq!(got, status, "expected {status} {code}, got {got}: {body}");
     assert_eq!(body["error"], code, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tickets_and_passes_are_checked_at_the_edge() {
     // Rate 0: nobody is admitted, so a valid ticket cannot get a pass.
-    let system = System::start(RoundOptions { rate_per_minute: 0, ..Default::default() }).await;
+    let system = System::start(RoundOptions {
+        rate_per_minute: 0,
+        ..Default::default()
+    })
+    .await;
     let edge = &system.edge_url;
     let http = reqwest::Client::new();
     let ring = keyring();
-    let forger = crowdgate_protocol::Keyring::parse("t1:not-the-real-key-0123456789abcdef0123").unwrap();
+    let forger =
+        crowdgate_protocol::Keyring::parse("t1:not-the-real-key-0123456789abcdef0123").unwrap();
 
     // Status: missing, malformed, forged, expired, other round.
-    expect(http.get(format!("{edge}/api/status")), 401, "missing_ticket").await;
-    expect(http.get(format!("{edge}/api/status")).bearer_auth("garbage"), 400, "token_malformed").await;
+    expect(
+        http.get(format!("{edge}/api/status")),
+        401,
+        "missing_ticket",
+    )
+    .await;
+    expect(
+        http.get(format!("{edge}/api/status"))
+            .bearer_auth("garbage"),
+        400,
+        "token_malformed",
+    )
+    .await;
     let forged = forger.sign(&ticket(ROUND, 1, now_s() + 600));
-    expect(http.get(format!("{edge}/api/status")).bearer_auth(&forged), 403, "token_invalid").await;
+    expect(
+        http.get(format!("{edge}/api/status")).bearer_auth(&forged),
+        403,
+        "token_invalid",
+    )
+    .await;
     let expired = ring.sign(&ticket(ROUND, 1, now_s() - 1));
-    expect(http.get(format!("{edge}/api/status")).bearer_auth(&expired), 401, "token_expired").await;
+    expect(
+        http.get(format!("{edge}/api/status")).bearer_auth(&expired),
+        401,
+        "token_expired",
+    )
+    .await;
     let other_round = ring.sign(&ticket("other", 1, now_s() + 600));
-    expect(http.get(format!("{edge}/api/status")).bearer_auth(&other_round), 403, "token_wrong_round").await;
+    expect(
+        http.get(format!("{edge}/api/status"))
+            .bearer_auth(&other_round),
+        403,
+        "token_wrong_round",
+    )
+    .await;
     // A pass is not a ticket.
     let a_pass = ring.sign(&pass(ROUND, now_s() + 600));
-    expect(http.get(format!("{edge}/api/status")).bearer_auth(&a_pass), 403, "token_wrong_kind").await;
+    expect(
+        http.get(format!("{edge}/api/status")).bearer_auth(&a_pass),
+        403,
+        "token_wrong_kind",
+    )
+    .await;
     // A forged cookie is refused the same way.
-    expect(http.get(format!("{edge}/api/status")).header("cookie", format!("cg_ticket={forged}")), 403, "token_invalid").await;
+    expect(
+        http.get(format!("{edge}/api/status"))
+            .header("cookie", format!("cg_ticket={forged}")),
+        403,
+        "token_invalid",
+    )
+    .await;
 
     // Wrong methods and unknown routes.
-    expect(http.get(format!("{edge}/api/join")), 405, "method_not_allowed").await;
-    expect(http.delete(format!("{edge}/api/status")), 405, "method_not_allowed").await;
-    expect(http.get(format!("{edge}/api/nothing-here")), 404, "not_found").await;
-    expect(http.get(format!("{edge}/api/investments")), 405, "method_not_allowed").await;
-    expect(http.get(format!("{edge}/api/investments/not%20an%20id")), 400, "invalid_field").await;
-    expect(http.get(format!("{edge}/api/investments/inv_000000000000000000000000")), 404, "not_found").await;
+    expect(
+        http.get(format!("{edge}/api/join")),
+        405,
+        "method_not_allowed",
+    )
+    .await;
+    expect(
+        http.delete(format!("{edge}/api/status")),
+        405,
+        "method_not_allowed",
+    )
+    .await;
+    expect(
+        http.get(format!("{edge}/api/nothing-here")),
+        404,
+        "not_found",
+    )
+    .await;
+    expect(
+        http.get(format!("{edge}/api/investments")),
+        405,
+        "method_not_allowed",
+    )
+    .await;
+    expect(
+        http.get(format!("{edge}/api/investments/not%20an%20id")),
+        400,
+        "invalid_field",
+    )
+    .await;
+    expect(
+        http.get(format!(
+            "{edge}/api/investments/inv_000000000000000000000000"
+        )),
+        404,
+        "not_found",
+    )
+    .await;
 
     // A pass before admission is refused.
     let visitor = Visitor::new(edge);
     let (code, _) = visitor.join().await;
     assert_eq!(code, 201);
-    expect(visitor.http.post(format!("{edge}/api/pass")), 409, "not_admitted").await;
+    expect(
+        visitor.http.post(format!("{edge}/api/pass")),
+        409,
+        "not_admitted",
+    )
+    .await;
     expect(http.post(format!("{edge}/api/pass")), 401, "missing_ticket").await;
 }
 
@@ -80,7 +175,10 @@ async fn bad_investments_are_refused_and_record_nothing() {
     ];
     for url in &targets {
         let post = |pass: Option<&str>, key: Option<&str>, content_type: &str, body: &str| {
-            let mut request = http.post(url).header("content-type", content_type).body(body.to_string());
+            let mut request = http
+                .post(url)
+                .header("content-type", content_type)
+                .body(body.to_string());
             if let Some(pass) = pass {
                 request = request.bearer_auth(pass);
             }
@@ -94,21 +192,52 @@ async fn bad_investments_are_refused_and_record_nothing() {
 
         // Passes.
         expect(post(None, Some("k"), json, ok_body), 401, "missing_pass").await;
-        expect(post(Some("junk"), Some("k"), json, ok_body), 400, "token_malformed").await;
-        let forged = crowdgate_protocol::Keyring::parse("t1:forged-key-0123456789abcdef0123456789").unwrap()
+        expect(
+            post(Some("junk"), Some("k"), json, ok_body),
+            400,
+            "token_malformed",
+        )
+        .await;
+        let forged = crowdgate_protocol::Keyring::parse("t1:forged-key-0123456789abcdef0123456789")
+            .unwrap()
             .sign(&pass(ROUND, now_s() + 600));
-        expect(post(Some(&forged), Some("k"), json, ok_body), 403, "token_invalid").await;
+        expect(
+            post(Some(&forged), Some("k"), json, ok_body),
+            403,
+            "token_invalid",
+        )
+        .await;
         let expired = ring.sign(&pass(ROUND, now_s() - 1));
-        let body = expect(post(Some(&expired), Some("k"), json, ok_body), if url.contains("/v1/") { 403 } else { 401 }, "token_expired").await;
+        let body = expect(
+            post(Some(&expired), Some("k"), json, ok_body),
+            if url.contains("/v1/") { 403 } else { 401 },
+            "token_expired",
+        )
+        .await;
         assert_eq!(body["field"], "pass");
         let ticket_as_pass = ring.sign(&ticket(ROUND, 1, now_s() + 600));
-        expect(post(Some(&ticket_as_pass), Some("k"), json, ok_body), 403, "token_wrong_kind").await;
+        expect(
+            post(Some(&ticket_as_pass), Some("k"), json, ok_body),
+            403,
+            "token_wrong_kind",
+        )
+        .await;
         let other_round = ring.sign(&pass("elsewhere", now_s() + 600));
-        expect(post(Some(&other_round), Some("k"), json, ok_body), 403, "token_wrong_round").await;
+        expect(
+            post(Some(&other_round), Some("k"), json, ok_body),
+            403,
+            "token_wrong_round",
+        )
+        .await;
 
         // Headers.
         let p = Some(good_pass.as_str());
-        expect(post(p, Some("k"), "text/plain", ok_body), 415, "unsupported_content_type").await;
+        expect(
+            post(p, Some("k"), "text/plain", ok_body),
+            415,
+            "unsupported_content_type",
+        )
+        .await;
         let body = expect(post(p, None, json, ok_body), 422, "missing_field").await;
         assert_eq!(body["field"], "Idempotency-Key");
 
@@ -118,27 +247,68 @@ async fn bad_investments_are_refused_and_record_nothing() {
         for (body, field, code) in [
             (r#"{"amount_pence":5000}"#, "investor_id", "missing_field"),
             (r#"{"investor_id":"eve"}"#, "amount_pence", "missing_field"),
-            (r#"{"investor_id":"eve","amount_pence":0}"#, "amount_pence", "invalid_amount"),
-            (r#"{"investor_id":"eve","amount_pence":-5000}"#, "amount_pence", "invalid_amount"),
-            (r#"{"investor_id":"eve","amount_pence":50.5}"#, "amount_pence", "invalid_amount"),
-            (r#"{"investor_id":"eve","amount_pence":"5000"}"#, "amount_pence", "invalid_amount"),
-            (r#"{"investor_id":"eve","amount_pence":99999999999999999999999}"#, "amount_pence", "invalid_amount"),
-            (r#"{"investor_id":"eve","amount_pence":9223372036854775807}"#, "amount_pence", "invalid_amount"),
-            (r#"{"investor_id":"","amount_pence":5000}"#, "investor_id", "missing_field"),
-            (r#"{"investor_id":"e v e","amount_pence":5000}"#, "investor_id", "invalid_field"),
-            (r#"{"investor_id":12,"amount_pence":5000}"#, "investor_id", "invalid_field"),
+            (
+                r#"{"investor_id":"eve","amount_pence":0}"#,
+                "amount_pence",
+                "invalid_amount",
+            ),
+            (
+                r#"{"investor_id":"eve","amount_pence":-5000}"#,
+                "amount_pence",
+                "invalid_amount",
+            ),
+            (
+                r#"{"investor_id":"eve","amount_pence":50.5}"#,
+                "amount_pence",
+                "invalid_amount",
+            ),
+            (
+                r#"{"investor_id":"eve","amount_pence":"5000"}"#,
+                "amount_pence",
+                "invalid_amount",
+            ),
+            (
+                r#"{"investor_id":"eve","amount_pence":99999999999999999999999}"#,
+                "amount_pence",
+                "invalid_amount",
+            ),
+            (
+                r#"{"investor_id":"eve","amount_pence":9223372036854775807}"#,
+                "amount_pence",
+                "invalid_amount",
+            ),
+            (
+                r#"{"investor_id":"","amount_pence":5000}"#,
+                "investor_id",
+                "missing_field",
+            ),
+            (
+                r#"{"investor_id":"e v e","amount_pence":5000}"#,
+                "investor_id",
+                "invalid_field",
+            ),
+            (
+                r#"{"investor_id":12,"amount_pence":5000}"#,
+                "investor_id",
+                "invalid_field",
+            ),
         ] {
             let answer = expect(post(p, Some("k"), json, body), 422, code).await;
             assert_eq!(answer["field"], field, "{body}: {answer}");
         }
         // Round limits, decided by the atomic script.
         for (amount, code) in [
-            (500, "amount_below_minimum"),       // minimum is 1,000
-            (5_050, "amount_not_whole_shares"),  // share price is 100
+            (500, "amount_below_minimum"),        // minimum is 1,000
+            (5_050, "amount_not_whole_shares"),   // share price is 100
             (300_000, "investor_limit_exceeded"), // maximum is 200,000
         ] {
             let body = json!({"investor_id": "eve", "amount_pence": amount}).to_string();
-            let answer = expect(post(p, Some(&format!("limit-{amount}")), json, &body), 422, code).await;
+            let answer = expect(
+                post(p, Some(&format!("limit-{amount}")), json, &body),
+                422,
+                code,
+            )
+            .await;
             assert_eq!(answer["field"], "amount_pence", "{answer}");
         }
     }
@@ -158,7 +328,10 @@ async fn bad_investments_are_refused_and_record_nothing() {
     let (code, first) = json_of(core_invest("same", 5_000).send().await.unwrap()).await;
     assert_eq!(code, 201, "{first}");
     let (code, replay) = json_of(core_invest("same", 5_000).send().await.unwrap()).await;
-    assert_eq!((code, &replay["investment_id"]), (201, &first["investment_id"]));
+    assert_eq!(
+        (code, &replay["investment_id"]),
+        (201, &first["investment_id"])
+    );
     let answer = expect(core_invest("same", 6_000), 422, "idempotency_key_reused").await;
     assert_eq!(answer["field"], "Idempotency-Key");
     // The same pass cannot be used by another investor.
@@ -177,20 +350,60 @@ async fn core_endpoints_refuse_bad_requests() {
     let system = System::start_with(RoundOptions::default(), false).await;
     let core = &system.core_url;
     let http = reqwest::Client::new();
-    expect(http.post(format!("{core}/v1/rounds/nope/queue")), 404, "not_found").await;
-    expect(http.get(format!("{core}/v1/rounds/nope/state")), 404, "not_found").await;
+    expect(
+        http.post(format!("{core}/v1/rounds/nope/queue")),
+        404,
+        "not_found",
+    )
+    .await;
+    expect(
+        http.get(format!("{core}/v1/rounds/nope/state")),
+        404,
+        "not_found",
+    )
+    .await;
     expect(http.get(format!("{core}/v1/nothing")), 404, "not_found").await;
-    expect(http.get(format!("{core}/v1/rounds/{ROUND}/investments/bad%20id")), 400, "invalid_field").await;
+    expect(
+        http.get(format!("{core}/v1/rounds/{ROUND}/investments/bad%20id")),
+        400,
+        "invalid_field",
+    )
+    .await;
     // Ops needs a token, compared in constant time.
-    expect(http.get(format!("{core}/ops/v1/rounds/{ROUND}")), 401, "unauthorized").await;
-    expect(http.get(format!("{core}/ops/v1/rounds/{ROUND}")).bearer_auth("wrong-token-0123456789abcdef"), 401, "unauthorized").await;
-    let (code, body) = json_of(http.get(format!("{core}/ops/v1/rounds/{ROUND}")).bearer_auth(OPS_TOKEN).send().await.unwrap()).await;
+    expect(
+        http.get(format!("{core}/ops/v1/rounds/{ROUND}")),
+        401,
+        "unauthorized",
+    )
+    .await;
+    expect(
+        http.get(format!("{core}/ops/v1/rounds/{ROUND}"))
+            .bearer_auth("wrong-token-0123456789abcdef"),
+        401,
+        "unauthorized",
+    )
+    .await;
+    let (code, body) = json_of(
+        http.get(format!("{core}/ops/v1/rounds/{ROUND}"))
+            .bearer_auth(OPS_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["fields"]["cap_pence"], "10000000");
     // Health and metrics are up.
     let health = http.get(format!("{core}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let metrics = http.get(format!("{core}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = http
+        .get(format!("{core}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("crowdgate_round_cap_pence"), "{metrics}");
 }

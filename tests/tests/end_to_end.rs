@@ -15,7 +15,12 @@ async fn visitor_walks_from_queue_to_settled_investment() {
     // The page is served by the waiting-room component.
     let page = reqwest::get(format!("{}/", system.edge_url)).await.unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(page.text().await.unwrap().contains("/api/join"));
 
     let visitor = Visitor::new(&system.edge_url);
@@ -36,7 +41,11 @@ async fn visitor_walks_from_queue_to_settled_investment() {
     let pass = visitor.pass().await;
 
     let (code, accepted) = visitor
-        .invest(&pass, "first-try", json!({"investor_id": "alice", "amount_pence": 25_000}))
+        .invest(
+            &pass,
+            "first-try",
+            json!({"investor_id": "alice", "amount_pence": 25_000}),
+        )
         .await;
     assert_eq!(code, 201, "{accepted}");
     assert_eq!(accepted["amount_pence"], 25_000);
@@ -48,7 +57,9 @@ async fn visitor_walks_from_queue_to_settled_investment() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let settled = loop {
         let (code, body) = json_of(
-            reqwest::get(format!("{}/api/investments/{id}", system.edge_url)).await.unwrap(),
+            reqwest::get(format!("{}/api/investments/{id}", system.edge_url))
+                .await
+                .unwrap(),
         )
         .await;
         assert_eq!(code, 200, "{body}");
@@ -58,22 +69,40 @@ async fn visitor_walks_from_queue_to_settled_investment() {
         assert!(Instant::now() < deadline, "not settled in time: {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(settled["settled_at_ms"].as_u64().unwrap() >= settled["accepted_at_ms"].as_u64().unwrap());
+    assert!(
+        settled["settled_at_ms"].as_u64().unwrap() >= settled["accepted_at_ms"].as_u64().unwrap()
+    );
 
     // The ledger: investor debited, escrow credited, shares allocated.
     let mut redis = system.redis().await;
-    let balance: i64 = redis::cmd("HGET").arg(format!("cg:{{{ROUND}}}:balances")).arg("alice")
-        .query_async(&mut redis).await.unwrap();
-    let shares: i64 = redis::cmd("HGET").arg(format!("cg:{{{ROUND}}}:shares")).arg("alice")
-        .query_async(&mut redis).await.unwrap();
-    let escrow: i64 = redis::cmd("HGET").arg(format!("cg:{{{ROUND}}}:ledger")).arg("escrow_pence")
-        .query_async(&mut redis).await.unwrap();
+    let balance: i64 = redis::cmd("HGET")
+        .arg(format!("cg:{{{ROUND}}}:balances"))
+        .arg("alice")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let shares: i64 = redis::cmd("HGET")
+        .arg(format!("cg:{{{ROUND}}}:shares"))
+        .arg("alice")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let escrow: i64 = redis::cmd("HGET")
+        .arg(format!("cg:{{{ROUND}}}:ledger"))
+        .arg("escrow_pence")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     assert_eq!((balance, shares, escrow), (75_000, 250, 25_000));
     assert_eq!(system.round_field("raised_pence").await, 25_000);
 
     // A retry with the same key replays the first answer and posts nothing new.
     let (code, replay) = visitor
-        .invest(&pass, "first-try", json!({"investor_id": "alice", "amount_pence": 25_000}))
+        .invest(
+            &pass,
+            "first-try",
+            json!({"investor_id": "alice", "amount_pence": 25_000}),
+        )
         .await;
     assert_eq!(code, 201);
     assert_eq!(replay["investment_id"], id.as_str());
@@ -82,7 +111,12 @@ async fn visitor_walks_from_queue_to_settled_investment() {
 
     // The public round total reflects it (after the ~1 s edge cache).
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    let (code, round) = json_of(reqwest::get(format!("{}/api/round", system.edge_url)).await.unwrap()).await;
+    let (code, round) = json_of(
+        reqwest::get(format!("{}/api/round", system.edge_url))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(round["raised_pence"], 25_000);
 }
@@ -95,13 +129,24 @@ async fn insufficient_funds_fails_settlement_and_releases_the_amount() {
     visitor.join().await;
     visitor.wait_until_admitted(Duration::from_secs(20)).await;
     let pass = visitor.pass().await;
-    let (code, accepted) = visitor.invest(&pass, "k", json!({"investor_id": "bob", "amount_pence": 10_000})).await;
+    let (code, accepted) = visitor
+        .invest(
+            &pass,
+            "k",
+            json!({"investor_id": "bob", "amount_pence": 10_000}),
+        )
+        .await;
     assert_eq!(code, 201, "{accepted}");
     let id = accepted["investment_id"].as_str().unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (_, body) = json_of(reqwest::get(format!("{}/api/investments/{id}", system.edge_url)).await.unwrap()).await;
+        let (_, body) = json_of(
+            reqwest::get(format!("{}/api/investments/{id}", system.edge_url))
+                .await
+                .unwrap(),
+        )
+        .await;
         if body["status"] == "failed" {
             assert_eq!(body["failure_reason"], "insufficient_funds");
             break;
@@ -109,7 +154,11 @@ async fn insufficient_funds_fails_settlement_and_releases_the_amount() {
         assert!(Instant::now() < deadline, "not failed in time: {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(system.round_field("raised_pence").await, 0, "released from the cap");
+    assert_eq!(
+        system.round_field("raised_pence").await,
+        0,
+        "released from the cap"
+    );
     assert_eq!(system.round_field("released_pence").await, 10_000);
     assert_eq!(system.round_field("accepted_pence").await, 10_000);
 }

@@ -32,7 +32,13 @@ struct Answer {
 
 /// Invests and keeps retrying the SAME request (same Idempotency-Key) through
 /// 503s and connection errors, as a client should, until a definitive answer.
-async fn invest_until_answered(http: &reqwest::Client, url: &str, n: usize, amount: i64, give_up: Duration) -> Answer {
+async fn invest_until_answered(
+    http: &reqwest::Client,
+    url: &str,
+    n: usize,
+    amount: i64,
+    give_up: Duration,
+) -> Answer {
     let investor = format!("investor-{n}");
     let pass = pass_for(n);
     let deadline = Instant::now() + give_up;
@@ -51,9 +57,15 @@ async fn invest_until_answered(http: &reqwest::Client, url: &str, n: usize, amou
                 let (status, body) = json_of(response).await;
                 return Answer { status, body };
             }
-            assert!(response.headers().contains_key("retry-after") || status == 502, "503 without Retry-After");
+            assert!(
+                response.headers().contains_key("retry-after") || status == 502,
+                "503 without Retry-After"
+            );
         }
-        assert!(Instant::now() < deadline, "investor {n} got no definitive answer within {give_up:?}");
+        assert!(
+            Instant::now() < deadline,
+            "investor {n} got no definitive answer within {give_up:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -71,7 +83,8 @@ async fn check_books(system: &System, answers: &[Answer]) {
         .query_async(&mut redis)
         .await
         .unwrap();
-    let stream: redis::streams::StreamRangeReply = redis::FromRedisValue::from_redis_value(redis::Value::Array(entries)).unwrap();
+    let stream: redis::streams::StreamRangeReply =
+        redis::FromRedisValue::from_redis_value(redis::Value::Array(entries)).unwrap();
     let mut in_stream: HashMap<String, usize> = HashMap::new();
     let mut stream_total = 0i64;
     for entry in &stream.ids {
@@ -82,18 +95,37 @@ async fn check_books(system: &System, answers: &[Answer]) {
     }
     for answer in &accepted {
         let id = answer.body["investment_id"].as_str().unwrap();
-        assert_eq!(in_stream.get(id), Some(&1), "acknowledged {id} must be in the stream exactly once");
+        assert_eq!(
+            in_stream.get(id),
+            Some(&1),
+            "acknowledged {id} must be in the stream exactly once"
+        );
     }
-    let acked: HashSet<&str> = accepted.iter().map(|a| a.body["investment_id"].as_str().unwrap()).collect();
+    let acked: HashSet<&str> = accepted
+        .iter()
+        .map(|a| a.body["investment_id"].as_str().unwrap())
+        .collect();
     for id in in_stream.keys() {
-        assert!(acked.contains(id.as_str()), "{id} is in the stream but no client was told 201");
+        assert!(
+            acked.contains(id.as_str()),
+            "{id} is in the stream but no client was told 201"
+        );
     }
     let raised = system.round_field("raised_pence").await;
-    let told: i64 = accepted.iter().map(|a| a.body["amount_pence"].as_i64().unwrap()).sum();
+    let told: i64 = accepted
+        .iter()
+        .map(|a| a.body["amount_pence"].as_i64().unwrap())
+        .sum();
     assert_eq!(raised, told, "raised = Σ acknowledged amounts");
     assert_eq!(raised, stream_total, "raised = Σ recorded amounts");
-    assert_eq!(system.round_field("accepted_count").await as usize, accepted.len());
-    assert!(raised <= system.round_field("cap_pence").await, "raised ≤ cap");
+    assert_eq!(
+        system.round_field("accepted_count").await as usize,
+        accepted.len()
+    );
+    assert!(
+        raised <= system.round_field("cap_pence").await,
+        "raised ≤ cap"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,17 +134,25 @@ async fn racing_investors_fill_the_cap_exactly_and_never_beyond() {
     const AMOUNT: i64 = 5_000;
     const FIT: usize = 1_000;
     let system = System::start_with(
-        RoundOptions { cap_pence: AMOUNT * FIT as i64, ..Default::default() },
+        RoundOptions {
+            cap_pence: AMOUNT * FIT as i64,
+            ..Default::default()
+        },
         false,
     )
     .await;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(512).build().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .unwrap();
     let url = format!("{}/api/investments", system.edge_url);
     let tasks: Vec<_> = (0..INVESTORS)
         .map(|n| {
             let http = http.clone();
             let url = url.clone();
-            tokio::spawn(async move { invest_until_answered(&http, &url, n, AMOUNT, Duration::from_secs(120)).await })
+            tokio::spawn(async move {
+                invest_until_answered(&http, &url, n, AMOUNT, Duration::from_secs(120)).await
+            })
         })
         .collect();
     let mut answers = Vec::new();
@@ -120,14 +160,32 @@ async fn racing_investors_fill_the_cap_exactly_and_never_beyond() {
         answers.push(task.await.unwrap());
     }
     let accepted = answers.iter().filter(|a| a.status == 201).count();
-    let full = answers.iter().filter(|a| a.status == 409 && a.body["error"] == "round_full").count();
-    let other: Vec<_> = answers.iter().filter(|a| a.status != 201 && a.status != 409).collect();
-    assert!(other.is_empty(), "unexpected answers: {:?}", &other[..other.len().min(3)]);
+    let full = answers
+        .iter()
+        .filter(|a| a.status == 409 && a.body["error"] == "round_full")
+        .count();
+    let other: Vec<_> = answers
+        .iter()
+        .filter(|a| a.status != 201 && a.status != 409)
+        .collect();
+    assert!(
+        other.is_empty(),
+        "unexpected answers: {:?}",
+        &other[..other.len().min(3)]
+    );
     assert_eq!((accepted, full), (FIT, INVESTORS - FIT));
-    assert_eq!(system.round_field("raised_pence").await, AMOUNT * FIT as i64, "raised == cap exactly");
+    assert_eq!(
+        system.round_field("raised_pence").await,
+        AMOUNT * FIT as i64,
+        "raised == cap exactly"
+    );
     let mut redis = system.redis().await;
-    let phase: String = redis::cmd("HGET").arg(format!("cg:{{{ROUND}}}:round")).arg("phase")
-        .query_async(&mut redis).await.unwrap();
+    let phase: String = redis::cmd("HGET")
+        .arg(format!("cg:{{{ROUND}}}:round"))
+        .arg("phase")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     assert_eq!(phase, "full");
     check_books(&system, &answers).await;
 }
@@ -145,7 +203,8 @@ impl Load {
         let next = Arc::new(AtomicUsize::new(0));
         let workers = (0..16)
             .map(|_| {
-                let (http, url, acked, next) = (http.clone(), url.clone(), acked.clone(), next.clone());
+                let (http, url, acked, next) =
+                    (http.clone(), url.clone(), acked.clone(), next.clone());
                 tokio::spawn(async move {
                     let mut answers = Vec::new();
                     loop {
@@ -154,7 +213,9 @@ impl Load {
                             return answers;
                         }
                         let amount = 1_000 + (n as i64 % 5) * 100;
-                        let answer = invest_until_answered(&http, &url, n, amount, Duration::from_secs(90)).await;
+                        let answer =
+                            invest_until_answered(&http, &url, n, amount, Duration::from_secs(90))
+                                .await;
                         if answer.status == 201 {
                             acked.fetch_add(1, Ordering::SeqCst);
                         }
@@ -170,7 +231,10 @@ impl Load {
     async fn wait_for_acks(&self, count: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.acked.load(Ordering::SeqCst) < count {
-            assert!(Instant::now() < deadline, "load did not reach {count} acknowledgements");
+            assert!(
+                Instant::now() < deadline,
+                "load did not reach {count} acknowledgements"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -194,7 +258,10 @@ async fn acknowledged_investments_survive_kill_9_of_redis() {
     system.redis.restart().expect("redis restarts from its AOF");
     let answers = load.finish().await;
     assert_eq!(answers.len(), 600);
-    assert!(answers.iter().all(|a| a.status == 201), "every investor is eventually accepted");
+    assert!(
+        answers.iter().all(|a| a.status == 201),
+        "every investor is eventually accepted"
+    );
     check_books(&system, &answers).await;
 }
 
@@ -211,7 +278,10 @@ async fn acknowledged_investments_survive_kill_9_of_core() {
     system.restart_core().await;
     let answers = load.finish().await;
     assert_eq!(answers.len(), 400);
-    assert!(answers.iter().all(|a| a.status == 201), "every investor is eventually accepted");
+    assert!(
+        answers.iter().all(|a| a.status == 201),
+        "every investor is eventually accepted"
+    );
     check_books(&system, &answers).await;
 }
 
@@ -234,22 +304,41 @@ async fn edge_answers_503_with_retry_after_while_core_is_down() {
     assert_eq!(body["error"], "unavailable");
     // The same pass works once core is back.
     system.restart_core().await;
-    let answer = invest_until_answered(&http, &format!("{}/api/investments", system.edge_url), 1, 5_000, Duration::from_secs(20)).await;
+    let answer = invest_until_answered(
+        &http,
+        &format!("{}/api/investments", system.edge_url),
+        1,
+        5_000,
+        Duration::from_secs(20),
+    )
+    .await;
     assert_eq!(answer.status, 201, "{:?}", answer.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_round_opens_and_closes_on_time() {
-    let at = |offset_s: u64| humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(now_s() + offset_s)).to_string();
+    let at = |offset_s: u64| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_secs(now_s() + offset_s),
+        )
+        .to_string()
+    };
     let system = System::start_with(
-        RoundOptions { opens_at: Some(at(4)), closes_at: Some(at(8)), ..Default::default() },
+        RoundOptions {
+            opens_at: Some(at(4)),
+            closes_at: Some(at(8)),
+            ..Default::default()
+        },
         false,
     )
     .await;
     let http = reqwest::Client::new();
     let url = format!("{}/v1/rounds/{ROUND}/investments", system.core_url);
     let early = invest_until_answered(&http, &url, 1, 5_000, Duration::from_secs(5)).await;
-    assert_eq!((early.status, early.body["error"].as_str()), (409, Some("round_not_open")));
+    assert_eq!(
+        (early.status, early.body["error"].as_str()),
+        (409, Some("round_not_open"))
+    );
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let open = loop {
@@ -257,7 +346,11 @@ async fn a_scheduled_round_opens_and_closes_on_time() {
         if answer.status == 201 {
             break answer;
         }
-        assert!(Instant::now() < deadline, "round never opened: {:?}", answer.body);
+        assert!(
+            Instant::now() < deadline,
+            "round never opened: {:?}",
+            answer.body
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(open.body["status"], "accepted");
@@ -273,7 +366,13 @@ async fn a_scheduled_round_opens_and_closes_on_time() {
         assert!(Instant::now() < deadline, "round never closed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (_, state) = json_of(http.get(format!("{}/v1/rounds/{ROUND}/state", system.core_url)).send().await.unwrap()).await;
+    let (_, state) = json_of(
+        http.get(format!("{}/v1/rounds/{ROUND}/state", system.core_url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(state["phase"], "closed");
 }
 
@@ -284,7 +383,16 @@ async fn core_refuses_a_redis_that_could_lose_writes() {
     let mut redis = crowdgate_tests::Proc::spawn(
         "unsafe-redis",
         std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--appendonly", "no", "--save", ""])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--appendonly",
+                "no",
+                "--save",
+                "",
+            ])
             .arg("--dir")
             .arg(dir.path()),
         dir.path(),
@@ -296,14 +404,23 @@ async fn core_refuses_a_redis_that_could_lose_writes() {
         .arg("core")
         .arg("--config")
         .arg(&config)
-        .args(["--listen", &format!("127.0.0.1:{}", crowdgate_tests::free_port())])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", crowdgate_tests::free_port()),
+        ])
         .env("CROWDGATE_REDIS_URL", format!("redis://127.0.0.1:{port}/"))
         .env("CROWDGATE_SIGNING_KEYS", crowdgate_tests::SIGNING_KEYS)
-        .env("CROWDGATE_OPS_TOKENS", format!("t:{}", crowdgate_tests::OPS_TOKEN))
+        .env(
+            "CROWDGATE_OPS_TOKENS",
+            format!("t:{}", crowdgate_tests::OPS_TOKEN),
+        )
         .output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("appendfsync") && stderr.contains("--allow-unsafe-redis"), "{stderr}");
+    assert!(
+        stderr.contains("appendfsync") && stderr.contains("--allow-unsafe-redis"),
+        "{stderr}"
+    );
     redis.kill();
 }

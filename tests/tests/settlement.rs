@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 /// Accepts `count` investments of £10 from `investors` funded investors,
 /// straight through core (settlement is what is under test here).
 async fn accept_investments(system: &System, count: usize, investors: usize) {
-    let accounts: Vec<(String, i64)> = (0..investors).map(|i| (format!("inv-{i}"), 100_000_000)).collect();
+    let accounts: Vec<(String, i64)> = (0..investors)
+        .map(|i| (format!("inv-{i}"), 100_000_000))
+        .collect();
     let refs: Vec<(&str, i64)> = accounts.iter().map(|(n, b)| (n.as_str(), *b)).collect();
     system.fund(&refs).await;
     let http = reqwest::Client::new();
@@ -60,12 +62,16 @@ async fn accept_investments(system: &System, count: usize, investors: usize) {
 async fn wait_until_all_done(system: &System, count: i64, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
-        let done = system.ledger_field("settled_count").await + system.ledger_field("failed_count").await;
+        let done =
+            system.ledger_field("settled_count").await + system.ledger_field("failed_count").await;
         if done >= count {
             assert_eq!(done, count, "more postings than investments");
             return;
         }
-        assert!(Instant::now() < deadline, "only {done} of {count} settled within {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {count} settled within {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -139,7 +145,14 @@ async fn kill_9_of_redis_during_settlement_loses_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insufficient_funds_fails_releases_and_reopens_a_full_round() {
-    let system = System::start_with(RoundOptions { cap_pence: 10_000, ..Default::default() }, false).await;
+    let system = System::start_with(
+        RoundOptions {
+            cap_pence: 10_000,
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
     system.fund(&[("poor", 100), ("rich", 1_000_000)]).await;
     let http = reqwest::Client::new();
     let url = format!("{}/v1/rounds/{ROUND}/investments", system.core_url);
@@ -174,10 +187,22 @@ async fn insufficient_funds_fails_releases_and_reopens_a_full_round() {
         assert!(Instant::now() < deadline, "{body}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (_, state) = json_of(http.get(format!("{}/v1/rounds/{ROUND}/state", system.core_url)).send().await.unwrap()).await;
-    assert_eq!((state["phase"].as_str(), state["raised_pence"].as_i64()), (Some("open"), Some(0)));
+    let (_, state) = json_of(
+        http.get(format!("{}/v1/rounds/{ROUND}/state", system.core_url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (state["phase"].as_str(), state["raised_pence"].as_i64()),
+        (Some("open"), Some(0))
+    );
     let (code, body) = json_of(invest("t-rich", "rich", 5_000).await.unwrap()).await;
-    assert_eq!(code, 201, "the reopened round takes the next investor: {body}");
+    assert_eq!(
+        code, 201,
+        "the reopened round takes the next investor: {body}"
+    );
     wait_until_all_done(&system, 2, Duration::from_secs(20)).await;
     assert_reconciles(&system);
 }
@@ -188,30 +213,74 @@ async fn poison_entries_go_to_the_dead_letter_stream() {
     let mut redis = system.redis().await;
     let stream = format!("cg:{{{ROUND}}}:settlement");
     // An entry naming no investment, and one whose record is corrupt.
-    let _: String = redis::cmd("XADD").arg(&stream).arg("*").arg("investment_id").arg("inv_ghost")
-        .query_async(&mut redis).await.unwrap();
-    let _: () = redis::cmd("HSET").arg(format!("cg:{{{ROUND}}}:investment:inv_corrupt"))
-        .arg("status").arg("accepted").arg("investor_id").arg("x").arg("amount_pence").arg("lots")
-        .query_async(&mut redis).await.unwrap();
-    let _: String = redis::cmd("XADD").arg(&stream).arg("*").arg("investment_id").arg("inv_corrupt")
-        .query_async(&mut redis).await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("investment_id")
+        .arg("inv_ghost")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("cg:{{{ROUND}}}:investment:inv_corrupt"))
+        .arg("status")
+        .arg("accepted")
+        .arg("investor_id")
+        .arg("x")
+        .arg("amount_pence")
+        .arg("lots")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("investment_id")
+        .arg("inv_corrupt")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
 
-    let _worker = system.spawn_worker_with("worker", &["--claim-idle-ms", "300", "--max-deliveries", "3"]);
+    let _worker = system.spawn_worker_with(
+        "worker",
+        &["--claim-idle-ms", "300", "--max-deliveries", "3"],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let dead: u64 = redis::cmd("XLEN").arg(format!("{stream}:dead")).query_async(&mut redis).await.unwrap();
+        let dead: u64 = redis::cmd("XLEN")
+            .arg(format!("{stream}:dead"))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
         if dead == 2 {
             break;
         }
         assert!(Instant::now() < deadline, "dead letters: {dead}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let pending: Vec<redis::Value> = redis::cmd("XPENDING").arg(&stream).arg("settlement")
-        .query_async(&mut redis).await.unwrap();
-    assert_eq!(pending.first(), Some(&redis::Value::Int(0)), "dead letters are acked");
-    let reasons: redis::streams::StreamRangeReply = redis::cmd("XRANGE").arg(format!("{stream}:dead")).arg("-").arg("+")
-        .query_async(&mut redis).await.unwrap();
-    let reasons: Vec<String> = reasons.ids.iter().map(|e| e.get("reason").unwrap()).collect();
+    let pending: Vec<redis::Value> = redis::cmd("XPENDING")
+        .arg(&stream)
+        .arg("settlement")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.first(),
+        Some(&redis::Value::Int(0)),
+        "dead letters are acked"
+    );
+    let reasons: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("{stream}:dead"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let reasons: Vec<String> = reasons
+        .ids
+        .iter()
+        .map(|e| e.get("reason").unwrap())
+        .collect();
     assert!(reasons[0].contains("no such investment"), "{reasons:?}");
     assert!(reasons[1].contains("failed 3 times"), "{reasons:?}");
 }
@@ -221,11 +290,19 @@ async fn reconcile_reports_a_broken_invariant() {
     let system = System::start_with(RoundOptions::default(), false).await;
     assert_reconciles(&system);
     let mut redis = system.redis().await;
-    let _: i64 = redis::cmd("HINCRBY").arg(format!("cg:{{{ROUND}}}:round")).arg("raised_pence").arg(100)
-        .query_async(&mut redis).await.unwrap();
+    let _: i64 = redis::cmd("HINCRBY")
+        .arg(format!("cg:{{{ROUND}}}:round"))
+        .arg("raised_pence")
+        .arg(100)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     let (ok, stdout, stderr) = system.crowdgate(&["reconcile", "--round", ROUND]);
     assert!(!ok);
-    assert!(stdout.contains("raised 100 ≠ accepted 0 − released 0"), "{stdout}");
+    assert!(
+        stdout.contains("raised 100 ≠ accepted 0 − released 0"),
+        "{stdout}"
+    );
     assert!(stderr.contains("violation"), "{stderr}");
 }
 
@@ -234,30 +311,68 @@ async fn account_import_is_all_or_nothing() {
     let system = System::start_with(RoundOptions::default(), false).await;
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.csv");
-    std::fs::write(&bad, "investor_id,balance_pence\nann,1000\nbad id,5\nbob,-3\nann,7\n").unwrap();
-    let (ok, _, stderr) = system.crowdgate(&["accounts", "import", bad.to_str().unwrap(), "--round", ROUND]);
+    std::fs::write(
+        &bad,
+        "investor_id,balance_pence\nann,1000\nbad id,5\nbob,-3\nann,7\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = system.crowdgate(&[
+        "accounts",
+        "import",
+        bad.to_str().unwrap(),
+        "--round",
+        ROUND,
+    ]);
     assert!(!ok);
     for line in ["line 3", "line 4", "line 5", "nothing was imported"] {
         assert!(stderr.contains(line), "{line}: {stderr}");
     }
     let mut redis = system.redis().await;
     let balances = format!("cg:{{{ROUND}}}:balances");
-    let len: u64 = redis::cmd("HLEN").arg(&balances).query_async(&mut redis).await.unwrap();
+    let len: u64 = redis::cmd("HLEN")
+        .arg(&balances)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     assert_eq!(len, 0, "nothing half-imported");
 
     let good = dir.path().join("good.csv");
     std::fs::write(&good, "investor_id,balance_pence\nann,1000\nbob,2500\n").unwrap();
-    let (ok, stdout, stderr) = system.crowdgate(&["accounts", "import", good.to_str().unwrap(), "--round", ROUND]);
+    let (ok, stdout, stderr) = system.crowdgate(&[
+        "accounts",
+        "import",
+        good.to_str().unwrap(),
+        "--round",
+        ROUND,
+    ]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("imported 2 accounts"), "{stdout}");
-    let bob: i64 = redis::cmd("HGET").arg(&balances).arg("bob").query_async(&mut redis).await.unwrap();
+    let bob: i64 = redis::cmd("HGET")
+        .arg(&balances)
+        .arg("bob")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     assert_eq!(bob, 2_500);
 
     // Importing again would overwrite balances: refused, nothing changed.
     std::fs::write(&good, "investor_id,balance_pence\ncarol,5\nbob,1\n").unwrap();
-    let (ok, _, stderr) = system.crowdgate(&["accounts", "import", good.to_str().unwrap(), "--round", ROUND]);
+    let (ok, _, stderr) = system.crowdgate(&[
+        "accounts",
+        "import",
+        good.to_str().unwrap(),
+        "--round",
+        ROUND,
+    ]);
     assert!(!ok);
-    assert!(stderr.contains("already exist") && stderr.contains("bob"), "{stderr}");
-    let len: u64 = redis::cmd("HLEN").arg(&balances).query_async(&mut redis).await.unwrap();
+    assert!(
+        stderr.contains("already exist") && stderr.contains("bob"),
+        "{stderr}"
+    );
+    let len: u64 = redis::cmd("HLEN")
+        .arg(&balances)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     assert_eq!(len, 2);
 }

@@ -9,18 +9,36 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn rfc3339_in(seconds: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(now_s() + seconds)).to_string()
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_secs(now_s() + seconds),
+    )
+    .to_string()
 }
 
 /// POST /v1/rounds/{round}/queue → (ticket id, number or None for pre-queue).
 async fn join_core(http: &reqwest::Client, core: &str) -> (String, Option<u64>) {
-    let (code, body) = json_of(http.post(format!("{core}/v1/rounds/{ROUND}/queue")).send().await.unwrap()).await;
+    let (code, body) = json_of(
+        http.post(format!("{core}/v1/rounds/{ROUND}/queue"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(code, 201, "{body}");
-    (body["ticket_id"].as_str().unwrap().to_string(), body["queue_number"].as_u64())
+    (
+        body["ticket_id"].as_str().unwrap().to_string(),
+        body["queue_number"].as_u64(),
+    )
 }
 
 async fn admitted_up_to(http: &reqwest::Client, core: &str) -> u64 {
-    let (_, state) = json_of(http.get(format!("{core}/v1/rounds/{ROUND}/state")).send().await.unwrap()).await;
+    let (_, state) = json_of(
+        http.get(format!("{core}/v1/rounds/{ROUND}/state"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     state["admitted_up_to"].as_u64().unwrap()
 }
 
@@ -41,7 +59,11 @@ async fn prequeue_is_a_uniform_lottery_and_later_joiners_are_fifo() {
     const AFTER: usize = 5_000;
     let opens_in = 25;
     let system = System::start_with(
-        RoundOptions { opens_at: Some(rfc3339_in(opens_in)), rate_per_minute: 0, ..Default::default() },
+        RoundOptions {
+            opens_at: Some(rfc3339_in(opens_in)),
+            rate_per_minute: 0,
+            ..Default::default()
+        },
         false,
     )
     .await;
@@ -54,7 +76,8 @@ async fn prequeue_is_a_uniform_lottery_and_later_joiners_are_fifo() {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let tasks: Vec<_> = (0..16)
         .map(|_| {
-            let (http, core, arrivals, next) = (http.clone(), core.clone(), arrivals.clone(), next.clone());
+            let (http, core, arrivals, next) =
+                (http.clone(), core.clone(), arrivals.clone(), next.clone());
             tokio::spawn(async move {
                 while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < BEFORE {
                     let (ticket, number) = join_core(&http, &core).await;
@@ -67,11 +90,20 @@ async fn prequeue_is_a_uniform_lottery_and_later_joiners_are_fifo() {
     for task in tasks {
         task.await.unwrap();
     }
-    assert!(Instant::now() < opens_at, "the pre-queue joins took too long for the test's opening time");
+    assert!(
+        Instant::now() < opens_at,
+        "the pre-queue joins took too long for the test's opening time"
+    );
     let arrivals = Arc::try_unwrap(arrivals).unwrap().into_inner();
 
     // Before opening, nobody has a number.
-    let (code, _) = json_of(http.get(format!("{core}/v1/rounds/{ROUND}/prequeue/{}", arrivals[0])).send().await.unwrap()).await;
+    let (code, _) = json_of(
+        http.get(format!("{core}/v1/rounds/{ROUND}/prequeue/{}", arrivals[0]))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(code, 409);
     tokio::time::sleep_until((opens_at + Duration::from_millis(1_500)).into()).await;
 
@@ -80,7 +112,11 @@ async fn prequeue_is_a_uniform_lottery_and_later_joiners_are_fifo() {
     for _ in 0..AFTER {
         let (_, number) = join_core(&http, &core).await;
         let number = number.expect("after opening joiners get a number");
-        assert_eq!(number, last + 1, "post-open joiners are numbered in arrival order");
+        assert_eq!(
+            number,
+            last + 1,
+            "post-open joiners are numbered in arrival order"
+        );
         last = number;
     }
 
@@ -88,7 +124,10 @@ async fn prequeue_is_a_uniform_lottery_and_later_joiners_are_fifo() {
     let mut numbers = Vec::with_capacity(BEFORE);
     for chunk in arrivals.chunks(64) {
         let lookups = chunk.iter().map(|ticket| {
-            let (http, url) = (http.clone(), format!("{core}/v1/rounds/{ROUND}/prequeue/{ticket}"));
+            let (http, url) = (
+                http.clone(),
+                format!("{core}/v1/rounds/{ROUND}/prequeue/{ticket}"),
+            );
             async move { json_of(http.get(url).send().await.unwrap()).await }
         });
         for (code, body) in futures::future::join_all(lookups).await {
@@ -102,7 +141,11 @@ async fn prequeue_is_a_uniform_lottery_and_later_joiners_are_fifo() {
 
     // Uncorrelated with arrival: Spearman's rho of (arrival index, number).
     let n = BEFORE as f64;
-    let d2: f64 = numbers.iter().enumerate().map(|(i, &num)| ((i + 1) as f64 - num as f64).powi(2)).sum();
+    let d2: f64 = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, &num)| ((i + 1) as f64 - num as f64).powi(2))
+        .sum();
     let rho = 1.0 - 6.0 * d2 / (n * (n * n - 1.0));
     // Independence of arrival decile and number decile: chi-square, 81 dof.
     let mut table = [[0f64; 10]; 10];
@@ -110,16 +153,35 @@ async fn prequeue_is_a_uniform_lottery_and_later_joiners_are_fifo() {
         table[i * 10 / BEFORE][((num - 1) as usize) * 10 / BEFORE] += 1.0;
     }
     let expected = n / 100.0;
-    let chi2: f64 = table.iter().flatten().map(|&o| (o - expected).powi(2) / expected).sum();
-    println!("pre-queue lottery over {BEFORE} visitors: spearman rho = {rho:.4}, chi-square (81 dof) = {chi2:.1}");
-    assert!(rho.abs() < 0.06, "pre-queue place correlates with join time: rho = {rho}");
+    let chi2: f64 = table
+        .iter()
+        .flatten()
+        .map(|&o| (o - expected).powi(2) / expected)
+        .sum();
+    println!(
+        "pre-queue lottery over {BEFORE} visitors: spearman rho = {rho:.4}, chi-square (81 dof) = {chi2:.1}"
+    );
+    assert!(
+        rho.abs() < 0.06,
+        "pre-queue place correlates with join time: rho = {rho}"
+    );
     // 81 dof: p = 0.001 at 124.8.
-    assert!(chi2 < 124.8, "arrival decile and place are not independent: chi2 = {chi2}");
+    assert!(
+        chi2 < 124.8,
+        "arrival decile and place are not independent: chi2 = {chi2}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_rejoin_and_second_tab_keep_the_place_through_opening() {
-    let system = System::start_with(RoundOptions { opens_at: Some(rfc3339_in(6)), ..Default::default() }, false).await;
+    let system = System::start_with(
+        RoundOptions {
+            opens_at: Some(rfc3339_in(6)),
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
     let visitor = Visitor::new(&system.edge_url);
     let (code, joined) = visitor.join().await;
     assert_eq!(code, 201, "{joined}");
@@ -152,10 +214,18 @@ async fn refresh_rejoin_and_second_tab_keep_the_place_through_opening() {
         assert!(Instant::now() < deadline, "never drew a number: {status}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert_eq!(numbered["queue_number"], 1, "the only pre-queue member draws number 1");
-    let reissued = numbered["ticket"].as_str().expect("re-issued ticket in the status");
+    assert_eq!(
+        numbered["queue_number"], 1,
+        "the only pre-queue member draws number 1"
+    );
+    let reissued = numbered["ticket"]
+        .as_str()
+        .expect("re-issued ticket in the status");
     let (_, again) = visitor.join().await;
-    assert_eq!(again["ticket"], reissued, "the cookie now holds the numbered ticket");
+    assert_eq!(
+        again["ticket"], reissued,
+        "the cookie now holds the numbered ticket"
+    );
     assert_eq!(again["status"]["queue_number"], 1);
     // A visitor joining now goes behind the pre-queue.
     let (_, later) = Visitor::new(&system.edge_url).join().await;
@@ -166,7 +236,11 @@ async fn refresh_rejoin_and_second_tab_keep_the_place_through_opening() {
 async fn admission_keeps_the_rate_and_batch_size_in_queue_order() {
     // 600 people a minute in batches every 500 ms: 5 per batch.
     let system = System::start_with(
-        RoundOptions { rate_per_minute: 600, batch_interval_ms: 500, ..Default::default() },
+        RoundOptions {
+            rate_per_minute: 600,
+            batch_interval_ms: 500,
+            ..Default::default()
+        },
         false,
     )
     .await;
@@ -182,19 +256,35 @@ async fn admission_keeps_the_rate_and_batch_size_in_queue_order() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     for pair in samples.windows(2) {
-        assert!(pair[1] >= pair[0], "the cursor never moves back: {samples:?}");
-        assert!(pair[1] - pair[0] <= 5, "at most one batch of 5 per 100 ms sample: {samples:?}");
+        assert!(
+            pair[1] >= pair[0],
+            "the cursor never moves back: {samples:?}"
+        );
+        assert!(
+            pair[1] - pair[0] <= 5,
+            "at most one batch of 5 per 100 ms sample: {samples:?}"
+        );
     }
     let admitted = samples.last().unwrap() - samples[0];
     let ceiling = 5.0 * (elapsed / 0.5 + 1.0);
-    assert!((admitted as f64) <= ceiling, "admitted {admitted} in {elapsed:.1} s exceeds the rate");
-    assert!((admitted as f64) >= 5.0 * (elapsed / 0.5 - 3.0), "admitted only {admitted} in {elapsed:.1} s");
+    assert!(
+        (admitted as f64) <= ceiling,
+        "admitted {admitted} in {elapsed:.1} s exceeds the rate"
+    );
+    assert!(
+        (admitted as f64) >= 5.0 * (elapsed / 0.5 - 3.0),
+        "admitted only {admitted} in {elapsed:.1} s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_core_replicas_admit_one_batch_per_interval() {
     let system = System::start_with(
-        RoundOptions { rate_per_minute: 600, batch_interval_ms: 500, ..Default::default() },
+        RoundOptions {
+            rate_per_minute: 600,
+            batch_interval_ms: 500,
+            ..Default::default()
+        },
         false,
     )
     .await;
@@ -203,7 +293,11 @@ async fn two_core_replicas_admit_one_batch_per_interval() {
     // Joins spread over both replicas still get unique, consecutive numbers.
     let mut numbers = Vec::new();
     for i in 0..300 {
-        let core = if i % 2 == 0 { &system.core_url } else { &replica_url };
+        let core = if i % 2 == 0 {
+            &system.core_url
+        } else {
+            &replica_url
+        };
         numbers.push(join_core(&http, core).await.1.unwrap());
     }
     assert_eq!(numbers, (1..=300).collect::<Vec<_>>());
@@ -213,7 +307,10 @@ async fn two_core_replicas_admit_one_batch_per_interval() {
     let admitted = admitted_up_to(&http, &replica_url).await - start;
     let elapsed = started.elapsed().as_secs_f64();
     // Two controllers each ticking: still 5 per 500 ms, not 10.
-    assert!((admitted as f64) <= 5.0 * (elapsed / 0.5 + 1.0), "double advance: {admitted} in {elapsed:.1} s");
+    assert!(
+        (admitted as f64) <= 5.0 * (elapsed / 0.5 + 1.0),
+        "double advance: {admitted} in {elapsed:.1} s"
+    );
     assert!(admitted >= 25, "admission stalled: {admitted}");
 }
 
@@ -233,7 +330,9 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
     let http = reqwest::Client::new();
     let core = &system.core_url;
     let claim = |id: &str, number: u64| {
-        http.post(format!("{core}/v1/rounds/{ROUND}/passes")).bearer_auth(ticket_token(id, number)).send()
+        http.post(format!("{core}/v1/rounds/{ROUND}/passes"))
+            .bearer_auth(ticket_token(id, number))
+            .send()
     };
 
     // Ten no-shows: three at a time are admitted; each lapses after its 2 s
@@ -243,7 +342,11 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
         tickets.push(join_core(&http, core).await);
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(admitted_up_to(&http, core).await, 3, "max_active 3: three admitted");
+    assert_eq!(
+        admitted_up_to(&http, core).await,
+        3,
+        "max_active 3: three admitted"
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     while admitted_up_to(&http, core).await < 10 {
         assert!(Instant::now() < deadline, "no-shows stalled admission");
@@ -275,7 +378,11 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
         join_core(&http, core).await;
     }
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    assert_eq!(admitted_up_to(&http, core).await, 13, "nobody admitted while 3 of 3 are active");
+    assert_eq!(
+        admitted_up_to(&http, core).await,
+        13,
+        "nobody admitted while 3 of 3 are active"
+    );
 
     // One investor finishes (invests): exactly one more is admitted, and
     // holds that place for its claim window.
@@ -291,39 +398,73 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
     .await;
     assert_eq!(code, 201, "{body}");
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    assert_eq!(admitted_up_to(&http, core).await, 14, "one place freed, one admitted");
+    assert_eq!(
+        admitted_up_to(&http, core).await,
+        14,
+        "one place freed, one admitted"
+    );
 
     // Not admitted yet → 409; an expired claim → 410 with a clear message.
     let (code, body) = json_of(claim("late", 15).await.unwrap()).await;
     assert_eq!((code, body["error"].as_str()), (409, Some("not_admitted")));
     let mut redis = system.redis().await;
-    let _: () = redis::cmd("HSET").arg(format!("cg:{{{ROUND}}}:pass_claims")).arg(&tickets[11].0).arg(1)
-        .query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("cg:{{{ROUND}}}:pass_claims"))
+        .arg(&tickets[11].0)
+        .arg(1)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     let (code, body) = json_of(claim(&tickets[11].0, 12).await.unwrap()).await;
-    assert_eq!((code, body["error"].as_str()), (410, Some("pass_expired")), "{body}");
-    assert!(body["message"].as_str().unwrap().contains("join again"), "{body}");
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (410, Some("pass_expired")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("join again"),
+        "{body}"
+    );
     // A no-show whose window lapsed, with the room full: retry later (429).
     let (code, body) = json_of(claim(&tickets[0].0, 1).await.unwrap()).await;
-    assert_eq!((code, body["error"].as_str()), (429, Some("room_full_now")), "{body}");
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (429, Some("room_full_now")),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_stops_admission_and_resume_continues() {
     let system = System::start_with(
-        RoundOptions { rate_per_minute: 6_000, batch_interval_ms: 200, ..Default::default() },
+        RoundOptions {
+            rate_per_minute: 6_000,
+            batch_interval_ms: 200,
+            ..Default::default()
+        },
         false,
     )
     .await;
     let http = reqwest::Client::new();
     let core = &system.core_url;
     let mut redis = system.redis().await;
-    let set_phase = |phase: &'static str| redis::cmd("HSET").arg(format!("cg:{{{ROUND}}}:round")).arg("phase").arg(phase).clone();
+    let set_phase = |phase: &'static str| {
+        redis::cmd("HSET")
+            .arg(format!("cg:{{{ROUND}}}:round"))
+            .arg("phase")
+            .arg(phase)
+            .clone()
+    };
     let _: () = set_phase("paused").query_async(&mut redis).await.unwrap();
     for _ in 0..20 {
         join_core(&http, core).await;
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(admitted_up_to(&http, core).await, 0, "paused: nobody admitted");
+    assert_eq!(
+        admitted_up_to(&http, core).await,
+        0,
+        "paused: nobody admitted"
+    );
     // The edge sees the phase once its ~1 s room-state cache turns over.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let visitor = Visitor::new(&system.edge_url);
@@ -340,33 +481,68 @@ async fn passes_and_prequeue_lookups_refuse_bad_input() {
     let http = reqwest::Client::new();
     let core = &system.core_url;
     let cases = [
-        (http.post(format!("{core}/v1/rounds/{ROUND}/passes")), 401, "missing_ticket"),
-        (http.post(format!("{core}/v1/rounds/{ROUND}/passes")).bearer_auth("junk"), 400, "token_malformed"),
         (
-            http.post(format!("{core}/v1/rounds/{ROUND}/passes")).bearer_auth(
-                crowdgate_protocol::Keyring::parse("t1:forged-key-0123456789abcdef0123456789").unwrap().sign(&Ticket {
-                    round: ROUND.into(),
-                    id: "x".into(),
-                    number: Some(1),
-                    issued_at: now_s(),
-                    expires_at: now_s() + 60,
-                }),
-            ),
+            http.post(format!("{core}/v1/rounds/{ROUND}/passes")),
+            401,
+            "missing_ticket",
+        ),
+        (
+            http.post(format!("{core}/v1/rounds/{ROUND}/passes"))
+                .bearer_auth("junk"),
+            400,
+            "token_malformed",
+        ),
+        (
+            http.post(format!("{core}/v1/rounds/{ROUND}/passes"))
+                .bearer_auth(
+                    crowdgate_protocol::Keyring::parse("t1:forged-key-0123456789abcdef0123456789")
+                        .unwrap()
+                        .sign(&Ticket {
+                            round: ROUND.into(),
+                            id: "x".into(),
+                            number: Some(1),
+                            issued_at: now_s(),
+                            expires_at: now_s() + 60,
+                        }),
+                ),
             403,
             "token_invalid",
         ),
-        (http.get(format!("{core}/v1/rounds/{ROUND}/prequeue/not-a-ticket!")), 400, "invalid_field"),
-        (http.get(format!("{core}/v1/rounds/{ROUND}/prequeue/abc123")), 404, "not_found"),
+        (
+            http.get(format!("{core}/v1/rounds/{ROUND}/prequeue/not-a-ticket!")),
+            400,
+            "invalid_field",
+        ),
+        (
+            http.get(format!("{core}/v1/rounds/{ROUND}/prequeue/abc123")),
+            404,
+            "not_found",
+        ),
     ];
     for (request, status, code) in cases {
         let (got, body) = json_of(request.send().await.unwrap()).await;
-        assert_eq!((got, body["error"].as_str()), (status, Some(code)), "{body}");
+        assert_eq!(
+            (got, body["error"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
     }
     // Through the edge: a pass before admission is a 409 with a reason.
     let visitor = Visitor::new(&system.edge_url);
     visitor.join().await;
-    let (code, body) = json_of(visitor.http.post(format!("{}/api/pass", system.edge_url)).send().await.unwrap()).await;
-    assert!(code == 200 || (code == 409 && body["error"] == "not_admitted"), "{code} {body}");
+    let (code, body) = json_of(
+        visitor
+            .http
+            .post(format!("{}/api/pass", system.edge_url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        code == 200 || (code == 409 && body["error"] == "not_admitted"),
+        "{code} {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,19 +555,46 @@ async fn the_page_works_without_javascript() {
         .build()
         .unwrap();
     let edge = &system.edge_url;
-    let page = browser.get(format!("{edge}/")).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains(r#"action="/api/join""#), "a join button for browsers without JavaScript");
+    let page = browser
+        .get(format!("{edge}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"action="/api/join""#),
+        "a join button for browsers without JavaScript"
+    );
 
     // The join form: 303 back to the page, with the ticket cookie.
-    let joined = browser.post(format!("{edge}/api/join")).form(&[("join", "1")]).send().await.unwrap();
+    let joined = browser
+        .post(format!("{edge}/api/join"))
+        .form(&[("join", "1")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(joined.status(), 303);
     assert_eq!(joined.headers()["location"], "/");
-    assert!(joined.headers()["set-cookie"].to_str().unwrap().contains("HttpOnly"));
+    assert!(
+        joined.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("HttpOnly")
+    );
 
     // The page renders the status itself and refreshes itself.
     let deadline = Instant::now() + Duration::from_secs(20);
     let page = loop {
-        let page = browser.get(format!("{edge}/")).send().await.unwrap().text().await.unwrap();
+        let page = browser
+            .get(format!("{edge}/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(page.contains(r#"http-equiv="refresh""#));
         if page.contains(r#"action="/invest""#) {
             break page;
@@ -399,23 +602,44 @@ async fn the_page_works_without_javascript() {
         assert!(Instant::now() < deadline, "never admitted:\n{page}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    assert!(page.contains("It&#39;s your turn") || page.contains("It's your turn"), "{page}");
-    let key = page.split(r#"name="key" value=""#).nth(1).unwrap().split('"').next().unwrap().to_string();
+    assert!(
+        page.contains("It&#39;s your turn") || page.contains("It's your turn"),
+        "{page}"
+    );
+    let key = page
+        .split(r#"name="key" value=""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
 
     let result = browser
         .post(format!("{edge}/invest"))
-        .form(&[("investor_id", "nojs"), ("amount", "125.00"), ("key", key.as_str())])
+        .form(&[
+            ("investor_id", "nojs"),
+            ("amount", "125.00"),
+            ("key", key.as_str()),
+        ])
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    assert!(result.contains("Accepted: £125.00 for 125 shares"), "{result}");
+    assert!(
+        result.contains("Accepted: £125.00 for 125 shares"),
+        "{result}"
+    );
     // Submitting the same form again does not invest twice.
     browser
         .post(format!("{edge}/invest"))
-        .form(&[("investor_id", "nojs"), ("amount", "125.00"), ("key", key.as_str())])
+        .form(&[
+            ("investor_id", "nojs"),
+            ("amount", "125.00"),
+            ("key", key.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -423,7 +647,11 @@ async fn the_page_works_without_javascript() {
     // A bad amount is explained, nothing recorded.
     let result = browser
         .post(format!("{edge}/invest"))
-        .form(&[("investor_id", "nojs"), ("amount", "lots"), ("key", "other")])
+        .form(&[
+            ("investor_id", "nojs"),
+            ("amount", "lots"),
+            ("key", "other"),
+        ])
         .send()
         .await
         .unwrap()

@@ -10,44 +10,100 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_walks_from_the_queue_to_a_settled_investment() {
     // One admitted every 500 ms, with six people already ahead.
-    let system = System::start(RoundOptions { rate_per_minute: 120, batch_interval_ms: 500, ..Default::default() }).await;
+    let system = System::start(RoundOptions {
+        rate_per_minute: 120,
+        batch_interval_ms: 500,
+        ..Default::default()
+    })
+    .await;
     system.fund(&[("browser-investor", 1_000_000)]).await;
     let http = reqwest::Client::new();
     let mut redis = system.redis().await;
-    let _: () = redis::cmd("HSET").arg(format!("cg:{{{ROUND}}}:round")).arg("phase").arg("paused")
-        .query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("cg:{{{ROUND}}}:round"))
+        .arg("phase")
+        .arg("paused")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     for _ in 0..6 {
-        http.post(format!("{}/v1/rounds/{ROUND}/queue", system.core_url)).send().await.unwrap();
+        http.post(format!("{}/v1/rounds/{ROUND}/queue", system.core_url))
+            .send()
+            .await
+            .unwrap();
     }
 
     let browser = Browser::start().await;
-    browser.client.goto(&format!("{}/", system.edge_url)).await.unwrap();
+    browser
+        .client
+        .goto(&format!("{}/", system.edge_url))
+        .await
+        .unwrap();
     let first = browser
-        .wait_for_text("#position", Duration::from_secs(20), |t| t.parse::<u64>().is_ok())
+        .wait_for_text("#position", Duration::from_secs(20), |t| {
+            t.parse::<u64>().is_ok()
+        })
         .await;
     assert_eq!(first, "7", "six people ahead");
-    browser.wait_for_text("#ahead", Duration::from_secs(5), |t| t == "6").await;
+    browser
+        .wait_for_text("#ahead", Duration::from_secs(5), |t| t == "6")
+        .await;
     browser.screenshot("waiting-room-queued").await;
 
     // Open the room: the position falls and the visitor is admitted.
-    let _: () = redis::cmd("HSET").arg(format!("cg:{{{ROUND}}}:round")).arg("phase").arg("open")
-        .query_async(&mut redis).await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("cg:{{{ROUND}}}:round"))
+        .arg("phase")
+        .arg("open")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     browser
-        .wait_for_text("#ahead", Duration::from_secs(20), |t| t.parse::<u64>().is_ok_and(|n| n < 6))
+        .wait_for_text("#ahead", Duration::from_secs(20), |t| {
+            t.parse::<u64>().is_ok_and(|n| n < 6)
+        })
         .await;
     browser
-        .wait_for_text("#state", Duration::from_secs(30), |t| t.contains("your turn"))
+        .wait_for_text("#state", Duration::from_secs(30), |t| {
+            t.contains("your turn")
+        })
         .await;
     let form = browser.client.find(Locator::Css("#invest")).await.unwrap();
-    assert!(form.is_displayed().await.unwrap(), "the investment form is shown when admitted");
+    assert!(
+        form.is_displayed().await.unwrap(),
+        "the investment form is shown when admitted"
+    );
     let shot = browser.screenshot("waiting-room-admitted").await;
     assert!(non_empty(&shot));
 
-    browser.client.find(Locator::Css("#investor")).await.unwrap().send_keys("browser-investor").await.unwrap();
-    browser.client.find(Locator::Css("#amount")).await.unwrap().send_keys("150").await.unwrap();
-    browser.client.find(Locator::Css("#submit")).await.unwrap().click().await.unwrap();
     browser
-        .wait_for_text("#result", Duration::from_secs(20), |t| t.contains("Settled"))
+        .client
+        .find(Locator::Css("#investor"))
+        .await
+        .unwrap()
+        .send_keys("browser-investor")
+        .await
+        .unwrap();
+    browser
+        .client
+        .find(Locator::Css("#amount"))
+        .await
+        .unwrap()
+        .send_keys("150")
+        .await
+        .unwrap();
+    browser
+        .client
+        .find(Locator::Css("#submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#result", Duration::from_secs(20), |t| {
+            t.contains("Settled")
+        })
         .await;
     browser.screenshot("waiting-room-settled").await;
     assert_eq!(system.round_field("raised_pence").await, 15_000);

@@ -44,14 +44,27 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
     response
 }
 
-fn html_page(settings: &Settings, status: Option<&Status>, message: Option<&str>, now: u64) -> Response {
+fn html_page(
+    settings: &Settings,
+    status: Option<&Status>,
+    message: Option<&str>,
+    now: u64,
+) -> Response {
     let form_key = format!("nojs-{now:x}");
-    let view = page::View { round: &settings.round, status, message, form_key: &form_key };
+    let view = page::View {
+        round: &settings.round,
+        status,
+        message,
+        form_key: &form_key,
+    };
     Response::builder()
         .status(200)
         .header("content-type", "text/html; charset=utf-8")
         .header("cache-control", "no-store")
-        .header("content-security-policy", "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'")
+        .header(
+            "content-security-policy",
+            "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+        )
         .body(page::render(&view))
         .build()
 }
@@ -68,7 +81,9 @@ fn from_html_form(request: &Request) -> bool {
 pub async fn join(settings: &Settings, request: &Request) -> Response {
     let now = now_ms();
     if let Some(token) = credentials::ticket_token(request)
-        && let Ok(ticket) = settings.keyring.verify::<Ticket>(&token, &settings.round, now / 1000)
+        && let Ok(ticket) = settings
+            .keyring
+            .verify::<Ticket>(&token, &settings.round, now / 1000)
     {
         // Same ticket, same place: refreshing or rejoining never moves you.
         return joined(settings, request, token, ticket, now, 200).await;
@@ -82,17 +97,25 @@ pub async fn join(settings: &Settings, request: &Request) -> Response {
     )
     .await
     {
-        Ok(response) if *response.status() == 201 => serde_json::from_slice::<QueuePlace>(response.body()).ok(),
+        Ok(response) if *response.status() == 201 => {
+            serde_json::from_slice::<QueuePlace>(response.body()).ok()
+        }
         Ok(response) => {
             return respond::error(
                 502,
-                ApiError::new("core_error", format!("core answered {} to join", response.status())),
+                ApiError::new(
+                    "core_error",
+                    format!("core answered {} to join", response.status()),
+                ),
             );
         }
         Err(_) => return respond::unavailable("the queue is busy; try joining again in a moment"),
     };
     let Some(place) = place else {
-        return respond::error(502, ApiError::new("core_error", "core sent an unreadable queue place"));
+        return respond::error(
+            502,
+            ApiError::new("core_error", "core sent an unreadable queue place"),
+        );
     };
     let ticket = Ticket {
         round: settings.round.clone(),
@@ -105,16 +128,33 @@ pub async fn join(settings: &Settings, request: &Request) -> Response {
     joined(settings, request, token, ticket, now, 201).await
 }
 
-async fn joined(settings: &Settings, request: &Request, token: String, ticket: Ticket, now: u64, code: u16) -> Response {
+async fn joined(
+    settings: &Settings,
+    request: &Request,
+    token: String,
+    ticket: Ticket,
+    now: u64,
+    code: u16,
+) -> Response {
     let (status, token) = match status_of(settings, ticket, token, now).await {
         Ok(answer) => answer,
         Err(response) => return response,
     };
     let mut response = if from_html_form(request) {
         // A browser without JavaScript: back to the page, now with a ticket.
-        Response::builder().status(303).header("location", "/").body(Vec::new()).build()
+        Response::builder()
+            .status(303)
+            .header("location", "/")
+            .body(Vec::new())
+            .build()
     } else {
-        respond::json(code, &Joined { ticket: token.clone(), status })
+        respond::json(
+            code,
+            &Joined {
+                ticket: token.clone(),
+                status,
+            },
+        )
     };
     set_ticket_cookie(&mut response, request, &token);
     response
@@ -134,9 +174,19 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
     let now = now_ms();
     let (ticket, token) = match ticket_of(settings, request, now) {
         Ok(found) => found,
-        Err(_) => return html_page(settings, None, Some("Your ticket is missing or expired: join the queue again."), now),
+        Err(_) => {
+            return html_page(
+                settings,
+                None,
+                Some("Your ticket is missing or expired: join the queue again."),
+                now,
+            );
+        }
     };
-    let status = status_of(settings, ticket, token.clone(), now).await.ok().map(|(s, _)| s);
+    let status = status_of(settings, ticket, token.clone(), now)
+        .await
+        .ok()
+        .map(|(s, _)| s);
     let show = |message: &str| html_page(settings, status.as_ref(), Some(message), now);
     let Ok(form) = serde_urlencoded::from_bytes::<InvestForm>(request.body()) else {
         return show("Fill in your investor id and an amount.");
@@ -146,23 +196,52 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
         Err(err) => return show(&err.message),
     };
     let claim_path = format!("/v1/rounds/{}/passes", settings.round);
-    let pass = match core_client::call(&settings.core_url, Method::Post, &claim_path, &[("authorization", format!("Bearer {token}"))], vec![]).await {
-        Ok(response) if *response.status() == 200 => serde_json::from_slice::<crowdgate_protocol::api::PassGrant>(response.body()).ok(),
+    let pass = match core_client::call(
+        &settings.core_url,
+        Method::Post,
+        &claim_path,
+        &[("authorization", format!("Bearer {token}"))],
+        vec![],
+    )
+    .await
+    {
+        Ok(response) if *response.status() == 200 => {
+            serde_json::from_slice::<crowdgate_protocol::api::PassGrant>(response.body()).ok()
+        }
         Ok(response) => {
-            let body: ApiError = serde_json::from_slice(response.body()).unwrap_or_else(|_| ApiError::new("error", "your pass could not be issued"));
+            let body: ApiError = serde_json::from_slice(response.body())
+                .unwrap_or_else(|_| ApiError::new("error", "your pass could not be issued"));
             return show(&body.message);
         }
-        Err(_) => return show("Investments are busy right now; your place is kept — press Invest again in a moment."),
+        Err(_) => {
+            return show(
+                "Investments are busy right now; your place is kept — press Invest again in a moment.",
+            );
+        }
     };
     let Some(pass) = pass else {
         return show("Your pass could not be read; press Invest again.");
     };
-    let body = serde_json::json!({"investor_id": form.investor_id.trim(), "amount_pence": amount_pence}).to_string();
+    let body =
+        serde_json::json!({"investor_id": form.investor_id.trim(), "amount_pence": amount_pence})
+            .to_string();
     let invest_path = format!("/v1/rounds/{}/investments", settings.round);
-    let headers = [("authorization", format!("Bearer {}", pass.pass)), ("idempotency-key", form.key.chars().take(128).collect())];
-    match core_client::call(&settings.core_url, Method::Post, &invest_path, &headers, body.into_bytes()).await {
+    let headers = [
+        ("authorization", format!("Bearer {}", pass.pass)),
+        ("idempotency-key", form.key.chars().take(128).collect()),
+    ];
+    match core_client::call(
+        &settings.core_url,
+        Method::Post,
+        &invest_path,
+        &headers,
+        body.into_bytes(),
+    )
+    .await
+    {
         Ok(response) if *response.status() == 201 => {
-            let investment: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+            let investment: serde_json::Value =
+                serde_json::from_slice(response.body()).unwrap_or_default();
             show(&format!(
                 "Accepted: £{}.{:02} for {} shares (reference {}). It settles in a moment.",
                 amount_pence / 100,
@@ -172,10 +251,13 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
             ))
         }
         Ok(response) => {
-            let body: ApiError = serde_json::from_slice(response.body()).unwrap_or_else(|_| ApiError::new("error", "not accepted"));
+            let body: ApiError = serde_json::from_slice(response.body())
+                .unwrap_or_else(|_| ApiError::new("error", "not accepted"));
             show(&format!("Not accepted: {}", body.message))
         }
-        Err(_) => show("Investments are busy right now; your place is kept — press Invest again in a moment."),
+        Err(_) => show(
+            "Investments are busy right now; your place is kept — press Invest again in a moment.",
+        ),
     }
 }
 
@@ -209,17 +291,30 @@ pub async fn status(settings: &Settings, request: &Request) -> Response {
 
 /// The status of `ticket`, and its token (re-issued if a pre-queue ticket
 /// learned its number: one call to core, once per visitor).
-async fn status_of(settings: &Settings, mut ticket: Ticket, token: String, now: u64) -> Result<(Status, String), Response> {
+async fn status_of(
+    settings: &Settings,
+    mut ticket: Ticket,
+    token: String,
+    now: u64,
+) -> Result<(Status, String), Response> {
     let room = room_state(settings, now).await?;
     let number = match ticket.number {
         Some(number) => number,
         None if room.phase == RoomPhase::Scheduled => {
-            return Ok((queue::prequeue_status(&room, now, jitter_seed(&ticket, now)), token));
+            return Ok((
+                queue::prequeue_status(&room, now, jitter_seed(&ticket, now)),
+                token,
+            ));
         }
         None => match drawn_number(settings, &ticket.id).await {
             Ok(Some(number)) => number,
             // Opening is under way (the draw is sealed on core's next step).
-            Ok(None) => return Ok((queue::prequeue_status(&room, now, jitter_seed(&ticket, now)), token)),
+            Ok(None) => {
+                return Ok((
+                    queue::prequeue_status(&room, now, jitter_seed(&ticket, now)),
+                    token,
+                ));
+            }
             Err(response) => return Err(response),
         },
     };
@@ -229,7 +324,10 @@ async fn status_of(settings: &Settings, mut ticket: Ticket, token: String, now: 
     } else {
         token
     };
-    Ok((queue::status_of(number, &room, jitter_seed(&ticket, now)), token))
+    Ok((
+        queue::status_of(number, &room, jitter_seed(&ticket, now)),
+        token,
+    ))
 }
 
 /// Asks core which number a pre-queue ticket drew; `None` while not drawn.
@@ -237,15 +335,21 @@ async fn drawn_number(settings: &Settings, ticket_id: &str) -> Result<Option<u64
     let path = format!("/v1/rounds/{}/prequeue/{ticket_id}", settings.round);
     match core_client::call(&settings.core_url, Method::Get, &path, &[], vec![]).await {
         Ok(response) if *response.status() == 200 => {
-            let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap_or_default();
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body()).unwrap_or_default();
             Ok(body["queue_number"].as_u64())
         }
         Ok(response) if *response.status() == 409 => Ok(None),
         Ok(response) => Err(respond::error(
             502,
-            ApiError::new("core_error", format!("core answered {} for a pre-queue number", response.status())),
+            ApiError::new(
+                "core_error",
+                format!("core answered {} for a pre-queue number", response.status()),
+            ),
         )),
-        Err(_) => Err(respond::unavailable("the draw is busy; your place is kept — try again in a moment")),
+        Err(_) => Err(respond::unavailable(
+            "the draw is busy; your place is kept — try again in a moment",
+        )),
     }
 }
 
@@ -258,8 +362,14 @@ pub async fn pass(settings: &Settings, request: &Request) -> Response {
         Err(response) => return response,
     };
     let path = format!("/v1/rounds/{}/passes", settings.round);
-    match core_client::call(&settings.core_url, Method::Post, &path, &[("authorization", format!("Bearer {token}"))], vec![])
-        .await
+    match core_client::call(
+        &settings.core_url,
+        Method::Post,
+        &path,
+        &[("authorization", format!("Bearer {token}"))],
+        vec![],
+    )
+    .await
     {
         Ok(response) => respond::relay(response),
         Err(_) => respond::unavailable("passes are unavailable for a moment; your place is kept"),
@@ -291,24 +401,44 @@ pub async fn round(settings: &Settings) -> Response {
 async fn room_state(settings: &Settings, now: u64) -> Result<RoomState, Response> {
     room_cache::room_state(&settings.core_url, &settings.round, now)
         .await
-        .map_err(|_| respond::unavailable("the waiting room is busy for a moment; your place is kept"))
+        .map_err(|_| {
+            respond::unavailable("the waiting room is busy for a moment; your place is kept")
+        })
 }
 
 /// The visitor's verified ticket and its token.
-fn ticket_of(settings: &Settings, request: &Request, now: u64) -> Result<(Ticket, String), Response> {
+fn ticket_of(
+    settings: &Settings,
+    request: &Request,
+    now: u64,
+) -> Result<(Ticket, String), Response> {
     let Some(token) = credentials::ticket_token(request) else {
         return Err(respond::error(
             401,
-            ApiError::for_field("missing_ticket", "ticket", "no ticket: join the queue first (POST /api/join)"),
+            ApiError::for_field(
+                "missing_ticket",
+                "ticket",
+                "no ticket: join the queue first (POST /api/join)",
+            ),
         ));
     };
-    credentials::verify::<Ticket>(&settings.keyring, &token, &settings.round, now / 1000, "ticket")
-        .map(|ticket| (ticket, token))
-        .map_err(|(code, body)| respond::error(code, body))
+    credentials::verify::<Ticket>(
+        &settings.keyring,
+        &token,
+        &settings.round,
+        now / 1000,
+        "ticket",
+    )
+    .map(|ticket| (ticket, token))
+    .map_err(|(code, body)| respond::error(code, body))
 }
 
 fn set_ticket_cookie(response: &mut Response, request: &Request, token: &str) {
-    let secure = if credentials::is_https(request) { "; Secure" } else { "" };
+    let secure = if credentials::is_https(request) {
+        "; Secure"
+    } else {
+        ""
+    };
     response.set_header(
         "set-cookie",
         format!("{TICKET_COOKIE}={token}; Path=/; Max-Age={TICKET_TTL_S}; HttpOnly; SameSite=Lax{secure}"),
@@ -317,6 +447,9 @@ fn set_ticket_cookie(response: &mut Response, request: &Request, token: &str) {
 
 /// Different for each ticket and each second, so polls spread out.
 fn jitter_seed(ticket: &Ticket, now_ms: u64) -> u64 {
-    let id_hash = ticket.id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let id_hash = ticket
+        .id
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
     id_hash ^ (now_ms / 1000)
 }

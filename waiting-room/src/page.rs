@@ -27,15 +27,26 @@ pub struct View<'a> {
 pub fn render(view: &View<'_>) -> String {
     let dash = || "–".to_string();
     let status = view.status;
-    let refresh = status.map(|s| s.poll_after_ms.div_ceil(1000).clamp(1, 30)).unwrap_or(10);
+    let refresh = status
+        .map(|s| s.poll_after_ms.div_ceil(1000).clamp(1, 30))
+        .unwrap_or(10);
     let state_message = view
         .message
         .map(str::to_string)
         .or_else(|| status.map(|s| state_message(s).to_string()))
         .unwrap_or_else(|| "Joining the queue…".to_string());
-    let position = status.filter(|s| s.position > 0).map(|s| s.position.to_string()).unwrap_or_else(dash);
-    let ahead = status.filter(|s| s.queue_number.is_some()).map(|s| s.people_ahead.to_string()).unwrap_or_else(dash);
-    let eta = status.and_then(|s| s.eta_seconds).map(human_duration).unwrap_or_else(dash);
+    let position = status
+        .filter(|s| s.position > 0)
+        .map(|s| s.position.to_string())
+        .unwrap_or_else(dash);
+    let ahead = status
+        .filter(|s| s.queue_number.is_some())
+        .map(|s| s.people_ahead.to_string())
+        .unwrap_or_else(dash);
+    let eta = status
+        .and_then(|s| s.eta_seconds)
+        .map(human_duration)
+        .unwrap_or_else(dash);
     let round_progress = status
         .filter(|s| s.cap_pence > 0)
         .map(|s| format!("{:.3}", s.raised_pence as f64 / s.cap_pence as f64))
@@ -60,9 +71,22 @@ pub fn render(view: &View<'_>) -> String {
         .replace("{{POSITION}}", &position)
         .replace("{{AHEAD}}", &ahead)
         .replace("{{ETA}}", &eta)
-        .replace("{{QUEUE_PROGRESS}}", if status.is_some_and(|s| s.state == VisitorState::Admitted) { "1" } else { "0" })
-        .replace("{{RAISED}}", &status.map(|s| pounds(s.raised_pence)).unwrap_or_else(dash))
-        .replace("{{CAP}}", &status.map(|s| pounds(s.cap_pence)).unwrap_or_else(dash))
+        .replace(
+            "{{QUEUE_PROGRESS}}",
+            if status.is_some_and(|s| s.state == VisitorState::Admitted) {
+                "1"
+            } else {
+                "0"
+            },
+        )
+        .replace(
+            "{{RAISED}}",
+            &status.map(|s| pounds(s.raised_pence)).unwrap_or_else(dash),
+        )
+        .replace(
+            "{{CAP}}",
+            &status.map(|s| pounds(s.cap_pence)).unwrap_or_else(dash),
+        )
         .replace("{{ROUND_PROGRESS}}", &round_progress)
         .replace("{{NOSCRIPT_ACTION}}", &action)
 }
@@ -75,13 +99,20 @@ pub fn state_message(status: &Status) -> String {
                 "You are in the pre-queue. The round opens in {}; then everyone in the pre-queue gets a random place ahead of later arrivals.",
                 human_duration(s)
             ),
-            None => "You are in the pre-queue; places are drawn at random when the round opens.".to_string(),
+            None => "You are in the pre-queue; places are drawn at random when the round opens."
+                .to_string(),
         },
         VisitorState::Scheduled => "The round has not opened yet. You keep your place.".to_string(),
-        VisitorState::Waiting => "You are in the queue. We will let you in automatically.".to_string(),
+        VisitorState::Waiting => {
+            "You are in the queue. We will let you in automatically.".to_string()
+        }
         VisitorState::Admitted => "It's your turn! Enter your investment below.".to_string(),
-        VisitorState::Paused => "Admission is paused for a moment. You keep your place.".to_string(),
-        VisitorState::Full => "The round is full. If amounts are released, the room reopens.".to_string(),
+        VisitorState::Paused => {
+            "Admission is paused for a moment. You keep your place.".to_string()
+        }
+        VisitorState::Full => {
+            "The round is full. If amounts are released, the room reopens.".to_string()
+        }
         VisitorState::Closed => "The round is closed.".to_string(),
     }
 }

@@ -256,9 +256,17 @@ command = "cargo build --target wasm32-wasip2 --release"
             m.components["waiting-room"].source,
             Path::new("/builds/shared/wasm32-wasip2/release/waiting_room.wasm")
         );
-        let mut other = Manifest::parse(&EXAMPLE.replace("source = \"target/", "source = \"dist/"), Path::new("/app")).unwrap();
+        let mut other = Manifest::parse(
+            &EXAMPLE.replace("source = \"target/", "source = \"dist/"),
+            Path::new("/app"),
+        )
+        .unwrap();
         other.redirect_target_dir(Path::new("/app"), Path::new("/builds/shared"));
-        assert!(other.components["waiting-room"].source.starts_with("/app/dist"));
+        assert!(
+            other.components["waiting-room"]
+                .source
+                .starts_with("/app/dist")
+        );
     }
 
     #[test]

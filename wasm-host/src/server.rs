@@ -264,9 +264,10 @@ impl Failure {
                     "too many requests in progress; retry shortly",
                 );
                 // Clients back off and retry; nothing was done for them.
-                response
-                    .headers_mut()
-                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                response.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("1"),
+                );
                 response
             }
             Failure::Component(detail) => {

@@ -15,7 +15,11 @@ pub struct CoreArgs {
     /// Address to serve HTTP on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    #[arg(long, env = "CROWDGATE_REDIS_URL", default_value = "redis://127.0.0.1:6390/")]
+    #[arg(
+        long,
+        env = "CROWDGATE_REDIS_URL",
+        default_value = "redis://127.0.0.1:6390/"
+    )]
     pub redis_url: String,
     /// Token signing keys, `kid:secret[,kid:secret]` (first signs, all verify).
     #[arg(long, env = "CROWDGATE_SIGNING_KEYS", hide_env_values = true)]
@@ -34,7 +38,8 @@ pub struct CoreArgs {
 
 pub async fn run(args: CoreArgs) -> anyhow::Result<()> {
     let round = RoundConfig::load(&args.config)?;
-    let keyring = Keyring::parse(&args.signing_keys).context("--signing-keys / CROWDGATE_SIGNING_KEYS")?;
+    let keyring =
+        Keyring::parse(&args.signing_keys).context("--signing-keys / CROWDGATE_SIGNING_KEYS")?;
     let ops_tokens = OpsTokens::parse(&args.ops_tokens)
         .map_err(anyhow::Error::msg)
         .context("--ops-tokens / CROWDGATE_OPS_TOKENS")?;

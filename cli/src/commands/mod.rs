@@ -13,13 +13,18 @@ use std::time::Duration;
 
 /// A Redis connection manager that reconnects by itself.
 pub async fn connect(redis_url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
-    let client = redis::Client::open(redis_url).with_context(|| format!("invalid Redis URL {redis_url:?}"))?;
+    let client = redis::Client::open(redis_url)
+        .with_context(|| format!("invalid Redis URL {redis_url:?}"))?;
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(5)));
     redis::aio::ConnectionManager::new_with_config(client, config)
         .await
-        .with_context(|| format!("cannot connect to Redis at {redis_url}: is it running? (`crowdgate up` starts one)"))
+        .with_context(|| {
+            format!(
+                "cannot connect to Redis at {redis_url}: is it running? (`crowdgate up` starts one)"
+            )
+        })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

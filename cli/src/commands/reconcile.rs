@@ -7,7 +7,11 @@ pub struct ReconcileArgs {
     /// Round to check.
     #[arg(long, default_value = "demo")]
     pub round: String,
-    #[arg(long, env = "CROWDGATE_REDIS_URL", default_value = "redis://127.0.0.1:6390/")]
+    #[arg(
+        long,
+        env = "CROWDGATE_REDIS_URL",
+        default_value = "redis://127.0.0.1:6390/"
+    )]
     pub redis_url: String,
 }
 
@@ -17,7 +21,11 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     println!("round {}", args.round);
     println!("{report}");
     if !report.is_clean() {
-        anyhow::bail!("{} invariant violation(s) in round {}", report.violations.len(), args.round);
+        anyhow::bail!(
+            "{} invariant violation(s) in round {}",
+            report.violations.len(),
+            args.round
+        );
     }
     Ok(())
 }

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 #[derive(Args)]
 pub struct SettleArgs {
-    #[arg(long, env = "CROWDGATE_REDIS_URL", default_value = "redis://127.0.0.1:6390/")]
+    #[arg(
+        long,
+        env = "CROWDGATE_REDIS_URL",
+        default_value = "redis://127.0.0.1:6390/"
+    )]
     pub redis_url: String,
     /// Round id to settle.
     #[arg(long, default_value = "demo")]
@@ -42,12 +46,16 @@ pub async fn run(args: SettleArgs) -> anyhow::Result<()> {
             round = %args.round, accepted = report.accepted, settled = report.settled, failed = report.failed,
             pending = report.pending, dead_lettered = report.dead_lettered, "reconciliation at startup: clean"
         ),
-        Ok(report) => tracing::error!(round = %args.round, violations = ?report.violations, "reconciliation at startup found violations"),
+        Ok(report) => {
+            tracing::error!(round = %args.round, violations = ?report.violations, "reconciliation at startup found violations")
+        }
         Err(err) => tracing::warn!(error = %err, "reconciliation at startup could not run"),
     }
     let settings = WorkerSettings {
         round: args.round,
-        consumer: args.consumer.unwrap_or_else(|| format!("settle-{}", std::process::id())),
+        consumer: args
+            .consumer
+            .unwrap_or_else(|| format!("settle-{}", std::process::id())),
         claim_idle: Duration::from_millis(args.claim_idle_ms),
         batch: args.batch,
         max_deliveries: args.max_deliveries,

@@ -53,15 +53,24 @@ struct Part {
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let round = RoundConfig::load(&args.config)?;
     let round_id = round.round.id.clone();
-    for addr in [args.listen, args.core_listen, args.host_metrics, args.settle_metrics] {
+    for addr in [
+        args.listen,
+        args.core_listen,
+        args.host_metrics,
+        args.settle_metrics,
+    ] {
         ensure_free(addr)?;
     }
     ensure_free(SocketAddr::from(([127, 0, 0, 1], args.redis_port)))?;
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let secrets = Secrets::load_or_create(&args.data_dir.join("secrets.toml"))?;
 
     let mut redis = LocalRedis::start(args.redis_port, &args.data_dir.join("redis"))?;
-    tracing::info!(port = args.redis_port, "redis-server up (appendonly, fsync always)");
+    tracing::info!(
+        port = args.redis_port,
+        "redis-server up (appendonly, fsync always)"
+    );
 
     let exe = std::env::current_exe().context("cannot find our own executable")?;
     let redis_url = redis.url();
@@ -115,14 +124,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         supervisor::terminate(&mut part.child, Duration::from_secs(10));
     }
     redis.stop();
-    eprintln!("crowdgate: stopped; data kept in {}", args.data_dir.display());
+    eprintln!(
+        "crowdgate: stopped; data kept in {}",
+        args.data_dir.display()
+    );
     result
 }
 
 fn spawn(name: &'static str, command: &mut Command) -> anyhow::Result<Part> {
     command.stdin(Stdio::null());
     supervisor::die_with_parent(command);
-    let child = command.spawn().with_context(|| format!("cannot start {name}"))?;
+    let child = command
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
     Ok(Part { name, child })
 }
 
@@ -133,7 +147,10 @@ async fn wait_until_ok(url: &str, parts: &mut [Part]) -> anyhow::Result<()> {
     loop {
         for part in parts.iter_mut() {
             if let Some(status) = part.child.try_wait()? {
-                bail!("{} exited during startup ({status}); see its log above", part.name);
+                bail!(
+                    "{} exited during startup ({status}); see its log above",
+                    part.name
+                );
             }
         }
         if let Ok(response) = client.get(url).timeout(Duration::from_secs(2)).send().await
@@ -174,7 +191,10 @@ async fn supervise(parts: &mut [Part]) -> anyhow::Result<()> {
         }
         for part in parts.iter_mut() {
             if let Some(status) = part.child.try_wait()? {
-                bail!("{} exited unexpectedly ({status}); stopping everything", part.name);
+                bail!(
+                    "{} exited unexpectedly ({status}); stopping everything",
+                    part.name
+                );
             }
         }
     }
@@ -191,10 +211,16 @@ fn print_banner(args: &UpArgs, round: &str, secrets: &Secrets, data_dir: &Path) 
     println!();
     println!("Crowdgate is up — round {round:?}.");
     println!("  Investors:  http://{}/", args.listen);
-    println!("  Ops:        http://{}/ops  (dashboard; paste the token)", args.core_listen);
+    println!(
+        "  Ops:        http://{}/ops  (dashboard; paste the token)",
+        args.core_listen
+    );
     println!("  Ops token:  {token}");
     println!("              CROWDGATE_OPS_TOKEN={token} crowdgate ops status");
-    println!("              curl -H 'Authorization: Bearer {token}' http://{}/ops/v1/rounds/{round}", args.core_listen);
+    println!(
+        "              curl -H 'Authorization: Bearer {token}' http://{}/ops/v1/rounds/{round}",
+        args.core_listen
+    );
     println!(
         "  Metrics:    http://{}/metrics  http://{}/metrics  http://{}/metrics",
         args.core_listen, args.host_metrics, args.settle_metrics
