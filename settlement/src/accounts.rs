@@ -57,7 +57,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<Account>, ImportError> {
         .flexible(true)
         .from_reader(text.as_bytes());
     let mut errors = Vec::new();
-    let headers = reader.headers().map(|h| h.clone()).unwrap_or_default();
+    let headers = reader.headers().cloned().unwrap_or_default();
     if headers.iter().collect::<Vec<_>>() != ["investor_id", "balance_pence"] {
         errors.push(LineError {
             line: 1,
