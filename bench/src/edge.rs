@@ -3,9 +3,8 @@
 use crate::Args;
 use crate::wrk::{write_token_script, wrk};
 use anyhow::{Context, bail};
-use crowdgate_protocol::Ticket;
 use crowdgate_tests::{
-    Proc, ROUND, RoundOptions, System, Visitor, crowdgate_bin, free_port, keyring, now_s, wait_for,
+    Proc, ROUND, RoundOptions, System, Visitor, crowdgate_bin, free_port, ticket_token, wait_for,
     wasm,
 };
 use std::process::Command;
@@ -133,16 +132,6 @@ async fn join_many(core_url: &str, count: usize) -> anyhow::Result<Vec<(String, 
         }
     }
     Ok(places)
-}
-
-fn ticket_token(id: &str, number: u64) -> String {
-    keyring().sign(&Ticket {
-        round: ROUND.into(),
-        id: id.into(),
-        number: Some(number),
-        issued_at: now_s(),
-        expires_at: now_s() + 3_600,
-    })
 }
 
 async fn used_memory(system: &System) -> anyhow::Result<i64> {

@@ -71,6 +71,29 @@ pub fn keyring() -> Keyring {
     Keyring::parse(SIGNING_KEYS).expect("test keys are valid")
 }
 
+/// A ticket for `id`/`number`, signed as the waiting room would, valid an hour.
+pub fn ticket_token(id: &str, number: u64) -> String {
+    keyring().sign(&crowdgate_protocol::Ticket {
+        round: ROUND.into(),
+        id: id.into(),
+        number: Some(number),
+        issued_at: now_s(),
+        expires_at: now_s() + 3_600,
+    })
+}
+
+/// A pass for ticket `ticket`, signed as core signs one after a claim,
+/// valid an hour.
+pub fn pass_token(ticket: &str, number: u64) -> String {
+    keyring().sign(&crowdgate_protocol::Pass {
+        round: ROUND.into(),
+        ticket: ticket.into(),
+        number,
+        issued_at: now_s(),
+        expires_at: now_s() + 3_600,
+    })
+}
+
 /// Unix seconds now.
 pub fn now_s() -> u64 {
     std::time::SystemTime::now()

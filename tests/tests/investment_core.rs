@@ -3,24 +3,16 @@
 //! exactly once, and nothing acknowledged is lost when Redis or core is
 //! killed with SIGKILL mid-load.
 
-use crowdgate_protocol::Pass;
-use crowdgate_tests::{ROUND, RoundOptions, System, json_of, keyring, now_s};
+use crowdgate_tests::{ROUND, RoundOptions, System, json_of, now_s, pass_token};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// A valid pass for ticket `tk-<n>`, minted with the system's keys (as the
-/// waiting room would after admission).
+/// A valid pass for ticket `tk-<n>` (as core signs after admission).
 fn pass_for(n: usize) -> String {
-    keyring().sign(&Pass {
-        round: ROUND.into(),
-        ticket: format!("tk-{n}"),
-        number: n as u64,
-        issued_at: now_s(),
-        expires_at: now_s() + 600,
-    })
+    pass_token(&format!("tk-{n}"), n as u64)
 }
 
 /// What one investor finally got.

@@ -3,8 +3,7 @@
 //! dead-lettered), whatever is killed or stopped, and `crowdgate reconcile`
 //! finds every invariant holding.
 
-use crowdgate_protocol::Pass;
-use crowdgate_tests::{ROUND, RoundOptions, System, json_of, keyring, now_s};
+use crowdgate_tests::{ROUND, RoundOptions, System, json_of, pass_token};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,13 +30,7 @@ async fn accept_investments(system: &System, count: usize, investors: usize) {
                         return;
                     }
                     let investor = n % investors;
-                    let pass = keyring().sign(&Pass {
-                        round: ROUND.into(),
-                        ticket: format!("tk-{investor}"),
-                        number: investor as u64 + 1,
-                        issued_at: now_s(),
-                        expires_at: now_s() + 600,
-                    });
+                    let pass = pass_token(&format!("tk-{investor}"), investor as u64 + 1);
                     let (code, body) = json_of(
                         http.post(&url)
                             .bearer_auth(pass)
@@ -157,13 +150,7 @@ async fn insufficient_funds_fails_releases_and_reopens_a_full_round() {
     let http = reqwest::Client::new();
     let url = format!("{}/v1/rounds/{ROUND}/investments", system.core_url);
     let invest = |ticket: &str, investor: &str, amount: i64| {
-        let pass = keyring().sign(&Pass {
-            round: ROUND.into(),
-            ticket: ticket.into(),
-            number: 1,
-            issued_at: now_s(),
-            expires_at: now_s() + 600,
-        });
+        let pass = pass_token(ticket, 1);
         http.post(&url)
             .bearer_auth(pass)
             .header("idempotency-key", format!("{investor}-{amount}"))

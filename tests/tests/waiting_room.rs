@@ -4,7 +4,7 @@
 //! investors, replicas never double-advance, and no-shows never stall it.
 
 use crowdgate_protocol::Ticket;
-use crowdgate_tests::{ROUND, RoundOptions, System, Visitor, json_of, keyring, now_s};
+use crowdgate_tests::{ROUND, RoundOptions, System, Visitor, json_of, now_s, ticket_token};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,17 +40,6 @@ async fn admitted_up_to(http: &reqwest::Client, core: &str) -> u64 {
     )
     .await;
     state["admitted_up_to"].as_u64().unwrap()
-}
-
-/// A ticket token for `id`/`number`, as the waiting room would sign it.
-fn ticket_token(id: &str, number: u64) -> String {
-    keyring().sign(&Ticket {
-        round: ROUND.into(),
-        id: id.into(),
-        number: Some(number),
-        issued_at: now_s(),
-        expires_at: now_s() + 3_600,
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
