@@ -156,13 +156,14 @@ async fn redis_benchmark(args: &Args, system: &System) -> anyhow::Result<f64> {
             &args.connections.to_string(),
         ])
         .args(["-n", &requests, "-r", "1000000000", "-q"])
-        .args(["EVALSHA", &sha, "5"])
+        .args(["EVALSHA", &sha, "6"])
         .args([
             k("round"),
             k("investor_totals"),
             k("pass:__rand_int__"),
             k("investment:__rand_int__"),
             k("settlement"),
+            k("active"),
         ])
         .args([
             "inv__rand_int__",
@@ -171,6 +172,7 @@ async fn redis_benchmark(args: &Args, system: &System) -> anyhow::Result<f64> {
             "fp",
             "1795680000000",
             "600",
+            "tk__rand_int__",
         ])
         .output()
         .context("running redis-benchmark")?;
