@@ -61,6 +61,14 @@ impl RoundKeys {
     pub fn settlement_stream(&self) -> String {
         format!("{}:settlement", self.prefix)
     }
+    /// Stream: settlement entries that kept failing (poison), with the reason.
+    pub fn dead_letters(&self) -> String {
+        format!("{}:settlement:dead", self.prefix)
+    }
+    /// Stream: every ops change (who, when, old and new values).
+    pub fn audit(&self) -> String {
+        format!("{}:audit", self.prefix)
+    }
     /// Hash: investor id → available balance in pence.
     pub fn balances(&self) -> String {
         format!("{}:balances", self.prefix)

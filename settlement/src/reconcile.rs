@@ -103,14 +103,10 @@ pub async fn reconcile(redis: &mut ConnectionManager, round: &str) -> redis::Red
 
     // Every accepted investment, from the stream.
     let stream_ids = all_field_values(redis, &keys.settlement_stream(), "investment_id").await?;
-    let dead: HashSet<String> = all_field_values(
-        redis,
-        &format!("{}:dead", keys.settlement_stream()),
-        "investment_id",
-    )
-    .await?
-    .into_iter()
-    .collect();
+    let dead: HashSet<String> = all_field_values(redis, &keys.dead_letters(), "investment_id")
+        .await?
+        .into_iter()
+        .collect();
     let mut seen = HashSet::new();
     let (mut sum_live, mut sum_failed, mut sum_settled) = (0i64, 0i64, 0i64);
     let mut totals_by_investor: HashMap<String, i64> = HashMap::new();

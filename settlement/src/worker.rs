@@ -269,7 +269,7 @@ impl SettlementWorker {
         fields.push(("reason".into(), reason.to_string()));
         redis::pipe()
             .atomic()
-            .xadd(format!("{stream}:dead"), "*", &fields)
+            .xadd(keys.dead_letters(), "*", &fields)
             .ignore()
             .xack(&stream, SETTLEMENT_GROUP, &[&entry.id])
             .ignore()

@@ -65,15 +65,14 @@ impl OpsBackend {
         }
     }
 
-    /// The audit stream: one entry per applied change. (Candidates for
-    /// `RoundKeys` in the protocol crate, with the dead-letter key below.)
+    /// The audit stream: one entry per applied change.
     pub(crate) fn audit_key(&self) -> String {
-        format!("{}:audit", self.keys.round().trim_end_matches(":round"))
+        self.keys.audit()
     }
 
     /// The settlement dead-letter stream.
     pub(crate) fn dead_letter_key(&self) -> String {
-        format!("{}:dead", self.keys.settlement_stream())
+        self.keys.dead_letters()
     }
 }
 
