@@ -31,6 +31,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Permits for in-flight `/v1` requests.
     pub in_flight: Arc<Semaphore>,
+    /// The ops API's Redis handle and change script.
+    pub ops: crate::ops::OpsBackend,
 }
 
 impl AppState {

@@ -93,6 +93,7 @@ pub async fn run(
         ops_tokens: config.ops_tokens.clone(),
         metrics: config.metrics.clone(),
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
+        ops: ops_backend,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -101,13 +102,10 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let controller = tokio::spawn(admission::AdmissionController::new(store).run(stop_rx));
-    axum::serve(
-        listener,
-        http::router(state).layer(axum::Extension(ops_backend)),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serving HTTP")?;
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
     let _ = stop_tx.send(true);
     let _ = controller.await;
     Ok(())

@@ -3,12 +3,12 @@
 //! change. An entry holds `at_ms`, `operator`, `action` and, per changed
 //! field, `<field>.old` and `<field>.new`.
 
-use super::{OpsBackend, authorize, backend};
+use super::{OpsBackend, authorize};
 use crate::error::Failure;
 use crate::http::AppState;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use crowdgate_protocol::ApiError;
 use redis::streams::{StreamId, StreamRangeReply};
@@ -24,11 +24,10 @@ pub async fn list(
     State(state): State<AppState>,
     Path(round): Path<String>,
     headers: HeaderMap,
-    ext: Option<Extension<OpsBackend>>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, Failure> {
     authorize(&state, &headers, &round)?;
-    let ops = backend(ext)?;
+    let ops = &state.ops;
     let limit = parse_limit(
         query
             .ok()

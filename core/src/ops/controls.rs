@@ -6,12 +6,12 @@
 //! `change.lua`, which then writes the change and its audit entry in one
 //! atomic step, so no change is ever applied without its audit record.
 
-use super::{OpsBackend, audit, authorize, backend};
+use super::{audit, authorize};
 use crate::error::Failure;
 use crate::http::AppState;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use crowdgate_protocol::ApiError;
 use serde_json::{Map, Value};
@@ -201,10 +201,9 @@ pub async fn admission(
     State(state): State<AppState>,
     Path(round): Path<String>,
     headers: HeaderMap,
-    ext: Option<Extension<OpsBackend>>,
     body: Bytes,
 ) -> Reply {
-    apply(&state, &headers, &round, ext, "admission", || {
+    apply(&state, &headers, &round, "admission", || {
         parse_admission(&parse_body(&body)?)
     })
     .await
@@ -215,10 +214,9 @@ pub async fn pause(
     State(state): State<AppState>,
     Path(round): Path<String>,
     headers: HeaderMap,
-    ext: Option<Extension<OpsBackend>>,
     body: Bytes,
 ) -> Reply {
-    apply(&state, &headers, &round, ext, "pause", || {
+    apply(&state, &headers, &round, "pause", || {
         parse_empty(&parse_body(&body)?, Change::Pause)
     })
     .await
@@ -229,10 +227,9 @@ pub async fn resume(
     State(state): State<AppState>,
     Path(round): Path<String>,
     headers: HeaderMap,
-    ext: Option<Extension<OpsBackend>>,
     body: Bytes,
 ) -> Reply {
-    apply(&state, &headers, &round, ext, "resume", || {
+    apply(&state, &headers, &round, "resume", || {
         parse_empty(&parse_body(&body)?, Change::Resume)
     })
     .await
@@ -243,10 +240,9 @@ pub async fn close(
     State(state): State<AppState>,
     Path(round): Path<String>,
     headers: HeaderMap,
-    ext: Option<Extension<OpsBackend>>,
     body: Bytes,
 ) -> Reply {
-    apply(&state, &headers, &round, ext, "close", || {
+    apply(&state, &headers, &round, "close", || {
         parse_empty(&parse_body(&body)?, Change::Close)
     })
     .await
@@ -257,11 +253,10 @@ pub async fn open(
     State(state): State<AppState>,
     Path(round): Path<String>,
     headers: HeaderMap,
-    ext: Option<Extension<OpsBackend>>,
     body: Bytes,
 ) -> Reply {
     let now = crate::clock::now_ms();
-    apply(&state, &headers, &round, ext, "open", || {
+    apply(&state, &headers, &round, "open", || {
         parse_open(&parse_body(&body)?, now)
     })
     .await
@@ -272,10 +267,9 @@ pub async fn set_cap(
     State(state): State<AppState>,
     Path(round): Path<String>,
     headers: HeaderMap,
-    ext: Option<Extension<OpsBackend>>,
     body: Bytes,
 ) -> Reply {
-    apply(&state, &headers, &round, ext, "set_cap", || {
+    apply(&state, &headers, &round, "set_cap", || {
         parse_cap(&parse_body(&body)?)
     })
     .await
@@ -286,12 +280,11 @@ async fn apply(
     state: &AppState,
     headers: &HeaderMap,
     round: &str,
-    ext: Option<Extension<OpsBackend>>,
     endpoint: &'static str,
     parse: impl FnOnce() -> Result<Change, ApiError>,
 ) -> Reply {
     let operator = authorize(state, headers, round)?;
-    let ops = backend(ext)?;
+    let ops = &state.ops;
     let change = parse().inspect_err(|e| {
         metrics::counter!("crowdgate_ops_changes_total", "action" => endpoint, "outcome" => e.error.clone())
             .increment(1);
@@ -321,7 +314,7 @@ async fn apply(
         return Err(Failure::new(status, body));
     }
     tracing::info!(round, operator, action, audit_id, "ops change applied");
-    let entry = audit::entry(&ops, &audit_id).await?;
+    let entry = audit::entry(ops, &audit_id).await?;
     Ok(Json(
         serde_json::json!({ "round": round, "applied": entry }),
     ))

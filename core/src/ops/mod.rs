@@ -33,7 +33,7 @@ use crate::http::AppState;
 use crate::investments;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, patch, post, put};
 use crowdgate_protocol::ApiError;
@@ -41,11 +41,8 @@ use crowdgate_protocol::keys::RoundKeys;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-/// What the ops handlers need beyond [`AppState`]: their own handle on the
-/// round's Redis and the change script. Installed as an axum [`Extension`]
-/// by [`crate::run`]; an extension rather than a field of `AppState` keeps
-/// the ops code out of the shared router and store (a handler without it
-/// answers 503, never panics).
+/// What the ops handlers need: a handle on the round's Redis (a clone of
+/// core's connection manager) and the change script. Held in [`AppState`].
 #[derive(Clone)]
 pub struct OpsBackend {
     pub(crate) keys: RoundKeys,
@@ -149,12 +146,6 @@ pub(crate) fn authorize<'a>(
     let operator = authenticate_ops(state, headers)?;
     state.check_round(round)?;
     Ok(operator)
-}
-
-/// The ops backend, or a 503 if core was started without one.
-pub(crate) fn backend(ext: Option<Extension<OpsBackend>>) -> Result<OpsBackend, Failure> {
-    ext.map(|Extension(b)| b)
-        .ok_or_else(|| Failure::unavailable("the ops API is not configured on this core"))
 }
 
 /// The operator's name for a valid ops token, or 401.

@@ -5,11 +5,11 @@
 //! are close in time but not one snapshot (fine for watching, not for
 //! reconciling — `crowdgate reconcile` does that).
 
-use super::{OpsBackend, authorize, backend};
+use super::authorize;
 use crate::error::Failure;
 use crate::http::AppState;
 use axum::Json;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use crowdgate_protocol::keys::SETTLEMENT_GROUP;
 use redis::streams::{StreamPendingReply, StreamRangeReply};
@@ -32,10 +32,9 @@ pub async fn show(
     State(state): State<AppState>,
     Path(round): Path<String>,
     headers: HeaderMap,
-    ext: Option<Extension<OpsBackend>>,
 ) -> Result<Json<Value>, Failure> {
     authorize(&state, &headers, &round)?;
-    let ops = backend(ext)?;
+    let ops = &state.ops;
     let now_ms = crate::clock::now_ms();
     let mut redis = ops.redis.clone();
     let stream = ops.keys.settlement_stream();
