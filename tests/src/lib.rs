@@ -401,6 +401,14 @@ impl System {
         value.unwrap_or(0)
     }
 
+    /// core's room state (`GET /v1/rounds/{round}/state`).
+    pub async fn room_state(&self) -> serde_json::Value {
+        let url = format!("{}/v1/rounds/{ROUND}/state", self.core_url);
+        let (code, state) = json_of(reqwest::get(url).await.unwrap()).await;
+        assert_eq!(code, 200, "{state}");
+        state
+    }
+
     /// Entries ever published to the settlement stream.
     pub async fn stream_len(&self) -> u64 {
         let mut redis = self.redis().await;
@@ -463,6 +471,24 @@ pub async fn wait_for(url: &str, procs: &mut [&mut Proc]) {
         assert!(
             Instant::now() < deadline,
             "{url} did not come up within 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls the investment at `url` (edge `/api/investments/{id}` or core's)
+/// until its status is `status`; returns it. Every answer must be a 200.
+pub async fn wait_for_investment(url: &str, status: &str, within: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (code, body) = json_of(reqwest::get(url).await.unwrap()).await;
+        assert_eq!(code, 200, "{body}");
+        if body["status"] == status {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not {status} within {within:?}: {body}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

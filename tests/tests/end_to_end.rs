@@ -3,9 +3,9 @@
 //! invests through the edge component, and the investment is settled in the
 //! ledger by the settlement worker.
 
-use crowdgate_tests::{ROUND, RoundOptions, System, Visitor, json_of};
+use crowdgate_tests::{ROUND, RoundOptions, System, Visitor, json_of, wait_for_investment};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visitor_walks_from_queue_to_settled_investment() {
@@ -54,21 +54,8 @@ async fn visitor_walks_from_queue_to_settled_investment() {
     let id = accepted["investment_id"].as_str().unwrap().to_string();
 
     // Settled by the worker; the status is visible through the edge.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let settled = loop {
-        let (code, body) = json_of(
-            reqwest::get(format!("{}/api/investments/{id}", system.edge_url))
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(code, 200, "{body}");
-        if body["status"] == "settled" {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "not settled in time: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let url = format!("{}/api/investments/{id}", system.edge_url);
+    let settled = wait_for_investment(&url, "settled", Duration::from_secs(20)).await;
     assert!(
         settled["settled_at_ms"].as_u64().unwrap() >= settled["accepted_at_ms"].as_u64().unwrap()
     );
@@ -139,21 +126,9 @@ async fn insufficient_funds_fails_settlement_and_releases_the_amount() {
     assert_eq!(code, 201, "{accepted}");
     let id = accepted["investment_id"].as_str().unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = json_of(
-            reqwest::get(format!("{}/api/investments/{id}", system.edge_url))
-                .await
-                .unwrap(),
-        )
-        .await;
-        if body["status"] == "failed" {
-            assert_eq!(body["failure_reason"], "insufficient_funds");
-            break;
-        }
-        assert!(Instant::now() < deadline, "not failed in time: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let url = format!("{}/api/investments/{id}", system.edge_url);
+    let failed = wait_for_investment(&url, "failed", Duration::from_secs(20)).await;
+    assert_eq!(failed["failure_reason"], "insufficient_funds");
     assert_eq!(
         system.round_field("raised_pence").await,
         0,

@@ -358,14 +358,7 @@ async fn a_scheduled_round_opens_and_closes_on_time() {
         assert!(Instant::now() < deadline, "round never closed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (_, state) = json_of(
-        http.get(format!("{}/v1/rounds/{ROUND}/state", system.core_url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(state["phase"], "closed");
+    assert_eq!(system.room_state().await["phase"], "closed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

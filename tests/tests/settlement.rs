@@ -3,7 +3,7 @@
 //! dead-lettered), whatever is killed or stopped, and `crowdgate reconcile`
 //! finds every invariant holding.
 
-use crowdgate_tests::{ROUND, RoundOptions, System, json_of, pass_token};
+use crowdgate_tests::{ROUND, RoundOptions, System, json_of, pass_token, wait_for_investment};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -164,23 +164,10 @@ async fn insufficient_funds_fails_releases_and_reopens_a_full_round() {
 
     let _worker = system.spawn_worker("worker");
     let id = poor["investment_id"].as_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = json_of(http.get(format!("{url}/{id}")).send().await.unwrap()).await;
-        if body["status"] == "failed" {
-            assert_eq!(body["failure_reason"], "insufficient_funds");
-            break;
-        }
-        assert!(Instant::now() < deadline, "{body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (_, state) = json_of(
-        http.get(format!("{}/v1/rounds/{ROUND}/state", system.core_url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let failed =
+        wait_for_investment(&format!("{url}/{id}"), "failed", Duration::from_secs(20)).await;
+    assert_eq!(failed["failure_reason"], "insufficient_funds");
+    let state = system.room_state().await;
     assert_eq!(
         (state["phase"].as_str(), state["raised_pence"].as_i64()),
         (Some("open"), Some(0))
