@@ -172,11 +172,6 @@ impl RoundStore {
         }))
     }
 
-    /// Every field of the round hash, for ops.
-    pub async fn round_fields(&self) -> redis::RedisResult<HashMap<String, String>> {
-        self.redis.clone().hgetall(self.keys.round()).await
-    }
-
     /// Places a new ticket: in the pre-queue with lottery `score` before
     /// opening, else the next number (unique and increasing across replicas).
     pub async fn join(
@@ -322,22 +317,6 @@ impl RoundStore {
             settled_at_ms: int("settled_at_ms").map(|v| v as u64),
             failure_reason: f.get("failure_reason").cloned(),
         }))
-    }
-
-    /// Active investors: live, unfinished pass claims plus admitted visitors
-    /// still inside their claim window.
-    pub async fn active_count(&self, now_ms: u64) -> redis::RedisResult<u64> {
-        let (active, reserved): (u64, u64) = redis::pipe()
-            .zcount(self.keys.active_passes(), now_ms, "+inf")
-            .zcount(self.keys.reserved(), now_ms, "+inf")
-            .query_async(&mut self.redis.clone())
-            .await?;
-        Ok(active + reserved)
-    }
-
-    /// Length of the settlement stream (accepted investments ever published).
-    pub async fn settlement_stream_len(&self) -> redis::RedisResult<u64> {
-        self.redis.clone().xlen(self.keys.settlement_stream()).await
     }
 
     /// Round trip to Redis, for health checks.

@@ -392,6 +392,23 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
         14,
         "one place freed, one admitted"
     );
+    // Ops see the same count the controller bounds: 2 claimed + 1 reserved.
+    let (_, ops) = json_of(
+        http.get(format!("{core}/ops/v1/rounds/{ROUND}"))
+            .bearer_auth(crowdgate_tests::OPS_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(ops["queue"]["active_investors"], 3, "{ops}");
+    assert_eq!(
+        (
+            ops["queue"]["claimed_passes"].as_u64(),
+            ops["queue"]["reserved_places"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
 
     // Not admitted yet → 409; an expired claim → 410 with a clear message.
     let (code, body) = json_of(claim("late", 15).await.unwrap()).await;

@@ -27,6 +27,18 @@ struct Backlog {
     oldest_age_ms: Option<u64>,
 }
 
+/// One pipeline's answer: round hash, ledger hash, stream length, dead
+/// letters, claimed passes, reserved places, pre-queue size.
+type RawFigures = (
+    HashMap<String, String>,
+    HashMap<String, String>,
+    u64,
+    u64,
+    u64,
+    u64,
+    u64,
+);
+
 /// `GET /ops/v1/rounds/{round}`
 pub async fn show(
     State(state): State<AppState>,
@@ -38,19 +50,13 @@ pub async fn show(
     let now_ms = crate::clock::now_ms();
     let mut redis = ops.redis.clone();
     let stream = ops.keys.settlement_stream();
-    let (fields, ledger, stream_len, dead, active, prequeue): (
-        HashMap<String, String>,
-        HashMap<String, String>,
-        u64,
-        u64,
-        u64,
-        u64,
-    ) = redis::pipe()
+    let (fields, ledger, stream_len, dead, claimed, reserved, prequeue): RawFigures = redis::pipe()
         .hgetall(ops.keys.round())
         .hgetall(ops.keys.ledger())
         .xlen(&stream)
         .xlen(ops.dead_letter_key())
         .zcount(ops.keys.active_passes(), now_ms, "+inf")
+        .zcount(ops.keys.reserved(), now_ms, "+inf")
         .zcard(ops.keys.prequeue())
         .query_async(&mut redis)
         .await?;
@@ -67,6 +73,8 @@ pub async fn show(
     let issued = int(&fields, "issued");
     let admitted = int(&fields, "admitted_up_to");
     let queue_length = (issued - admitted).max(0);
+    // The same count the admission controller keeps within max_active.
+    let active = claimed + reserved;
     metrics::gauge!("crowdgate_round_active_investors").set(active as f64);
     metrics::gauge!("crowdgate_settlement_backlog")
         .set((backlog.pending + backlog.undelivered) as f64);
@@ -94,6 +102,8 @@ pub async fn show(
             "admitted_up_to": admitted,
             "queue_length": queue_length,
             "active_investors": active,
+            "claimed_passes": claimed,
+            "reserved_places": reserved,
             "prequeue": prequeue,
         },
         "money": {
