@@ -10,9 +10,12 @@
 //!   core, and `redis-benchmark` running the same invest script.
 //! - `settle`: settlements per second and the lag after a burst of accepted
 //!   investments, with 1 and 2 workers.
+//! - `restart`: `crowdgate host` start to first 200 with an empty, a warm
+//!   and no compile cache.
 
 mod edge;
 mod invest;
+mod restart;
 mod settle;
 mod wrk;
 
@@ -39,6 +42,9 @@ pub struct Args {
     /// Accepted investments in the settlement burst.
     #[arg(long, default_value_t = 36_000)]
     burst: usize,
+    /// Host starts measured per compile-cache state.
+    #[arg(long, default_value_t = 5)]
+    restarts: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,6 +52,7 @@ enum Part {
     Edge,
     Invest,
     Settle,
+    Restart,
 }
 
 #[tokio::main]
@@ -79,6 +86,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if all || args.only == Some(Part::Settle) {
         settle::run(&args).await?;
+    }
+    if all || args.only == Some(Part::Restart) {
+        restart::run(&args).await?;
     }
     Ok(())
 }

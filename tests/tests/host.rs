@@ -2,28 +2,49 @@
 //!
 //! Each test writes a `spin.toml` into a temporary directory pointing at the
 //! prebuilt probe component (`tests/components/host-probe`), loads a `Host`,
-//! serves it on an ephemeral port and talks to it with reqwest. Build the
-//! probe first: `cargo build --target wasm32-wasip2 --release -p host-probe`.
+//! serves it on an ephemeral port and talks to it with reqwest, or with a
+//! raw `TcpStream` where a test sends what an HTTP client would not (huge
+//! heads, garbage, a body it never finishes). The restart tests run the real
+//! `crowdgate host` binary. Build the probe first:
+//! `cargo build --target wasm32-wasip2 --profile component -p host-probe`
+//! (or `--release`), and the binary with `cargo build -p crowdgate`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crowdgate_wasm_host::{Host, HostConfig, LoadError};
+use crowdgate_tests::{Proc, crowdgate_bin, free_port, wait_for};
+use crowdgate_wasm_host::{CacheOutcome, Host, HostConfig, LoadError, LoadReport};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
-/// Path of the prebuilt probe component.
+/// Path of the prebuilt probe component: the newest of the `release` and
+/// `component` profiles' outputs (components may be built with either).
 fn probe_wasm() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let wasm = target.join("wasm32-wasip2/release/host_probe.wasm");
-    assert!(
-        wasm.exists(),
-        "{} is missing: run `cargo build --target wasm32-wasip2 --release -p host-probe` first",
-        wasm.display()
-    );
-    wasm
+    let built = ["component", "release"]
+        .iter()
+        .map(|profile| {
+            target
+                .join("wasm32-wasip2")
+                .join(profile)
+                .join("host_probe.wasm")
+        })
+        .filter_map(|wasm| Some((wasm.metadata().ok()?.modified().ok()?, wasm)))
+        .max();
+    match built {
+        Some((_, wasm)) => wasm,
+        None => panic!(
+            "{} is missing: run `cargo build --target wasm32-wasip2 --profile component -p host-probe` first",
+            target
+                .join("wasm32-wasip2/component/host_probe.wasm")
+                .display()
+        ),
+    }
 }
 
 /// The default test app. `{wasm}` and `{port}` are filled in by [`start`].
@@ -69,6 +90,8 @@ source = "{wasm}"
 struct TestHost {
     addr: SocketAddr,
     client: reqwest::Client,
+    /// How its components were loaded.
+    report: LoadReport,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
 }
@@ -115,6 +138,7 @@ async fn start(manifest: &str, configure: impl FnOnce(&mut HostConfig)) -> TestH
     let addr = listener.local_addr().unwrap();
     let (host, dir) = load(manifest, addr.port(), configure).await;
     let host = host.expect("test app loads");
+    let report = host.load_report().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(host.serve(listener, async {
         let _ = rx.await;
@@ -122,6 +146,7 @@ async fn start(manifest: &str, configure: impl FnOnce(&mut HostConfig)) -> TestH
     TestHost {
         addr,
         client: reqwest::Client::new(),
+        report,
         shutdown: Some(tx),
         _dir: dir,
     }
@@ -372,4 +397,543 @@ async fn invalid_allow_list_entry_fails_the_load() {
     let err = load_error(&manifest, |_| {}).await;
     assert!(err.contains("`probe`"), "{err}");
     assert!(err.contains("127.0.0.1:80"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Request limits and the JSON shape of every host error, over raw TCP where
+// a normal client would not send such a request.
+
+/// A response read off a raw connection.
+#[derive(Debug)]
+struct RawResponse {
+    status: u16,
+    /// Lowercase names.
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The body as the host's JSON error, checking the content type.
+    fn json_error(&self) -> serde_json::Value {
+        assert_eq!(
+            self.headers.get("content-type").map(String::as_str),
+            Some("application/json"),
+            "{self:?}"
+        );
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Reads one response: `content-length` or chunked framing, else to EOF.
+async fn read_response<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> RawResponse {
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a status line: {line:?}"));
+    let mut headers = HashMap::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await.unwrap();
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').expect("a header line");
+        headers.insert(name.to_ascii_lowercase(), value.trim().to_string());
+    }
+    let mut body = Vec::new();
+    if status < 200 {
+        // Interim (`100 Continue`): no body.
+    } else if let Some(len) = headers.get("content-length") {
+        body.resize(len.parse().unwrap(), 0);
+        reader.read_exact(&mut body).await.unwrap();
+    } else if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.contains("chunked"))
+    {
+        loop {
+            line.clear();
+            reader.read_line(&mut line).await.unwrap();
+            let size = usize::from_str_radix(line.trim(), 16).unwrap();
+            line.clear();
+            if size == 0 {
+                reader.read_line(&mut line).await.unwrap();
+                break;
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            reader.read_exact(&mut body[start..]).await.unwrap();
+            reader.read_line(&mut line).await.unwrap();
+        }
+    } else {
+        reader.read_to_end(&mut body).await.unwrap();
+    }
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Reads a response within 10 s.
+async fn answer<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> RawResponse {
+    tokio::time::timeout(Duration::from_secs(10), read_response(reader))
+        .await
+        .expect("the host answers within 10 s")
+}
+
+/// Asserts the host closes the connection (after what it already sent).
+async fn assert_closed<R: AsyncReadExt + Unpin>(reader: &mut R) {
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), reader.read_to_end(&mut rest))
+        .await
+        .expect("the host closes the connection");
+    assert!(read.is_ok() && rest.is_empty(), "{read:?} {rest:?}");
+}
+
+/// Sends `request` on a new connection and reads the answer. A failed write
+/// is not an error: the host may answer and stop reading before the end.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let (read, mut write) = TcpStream::connect(addr).await.unwrap().into_split();
+    let _ = write.write_all(request).await;
+    let mut reader = BufReader::new(read);
+    let response = answer(&mut reader).await;
+    drop(write);
+    response
+}
+
+fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:x}\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+const CHUNKED_PUT: &str =
+    "PUT /kv/chunky HTTP/1.1\r\nhost: test\r\ntransfer-encoding: chunked\r\n\r\n";
+
+#[tokio::test]
+async fn declared_oversized_body_is_refused_at_once_and_the_connection_closed() {
+    let host = start(APP, |_| {}).await;
+    let (read, mut write) = TcpStream::connect(host.addr).await.unwrap().into_split();
+    let head = "PUT /kv/huge HTTP/1.1\r\nhost: test\r\ncontent-length: 10485760\r\n\r\n";
+    write.write_all(head.as_bytes()).await.unwrap();
+    write.write_all(&[b'x'; 16 * 1024]).await.unwrap();
+    // The rest of the 10 MB is never sent: the answer cannot be waiting for it.
+    let mut reader = BufReader::new(read);
+    let response = answer(&mut reader).await;
+    assert_eq!(response.status, 413, "{response:?}");
+    assert_eq!(response.headers["connection"], "close");
+    let body = response.json_error();
+    assert_eq!(body["error"], "body_too_large");
+    assert_eq!(body["field"], "body");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("65536") && message.contains("/..."),
+        "{message}"
+    );
+    assert_closed(&mut reader).await;
+    drop(write);
+
+    // Nothing reached the guest, and the host serves on.
+    assert_eq!(host.get("/kv/huge").await.0, 404);
+    assert_eq!(host.get("/hello").await, (200, "hello".to_string()));
+}
+
+// Multi-threaded: the client uploads while the host answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_megabyte_post_is_413_never_503() {
+    let host = start(APP, |_| {}).await;
+    let resp = host
+        .client
+        .put(host.url("/kv/big"))
+        .body(vec![b'x'; 10 << 20])
+        .send()
+        .await
+        .expect("the client gets the answer, not a reset");
+    assert_eq!(resp.status(), 413);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "body_too_large");
+
+    // The default limit is 64 KiB, inclusive.
+    let limit = 64 * 1024;
+    let put = |key: &str, len: usize| {
+        host.client
+            .put(host.url(&format!("/kv/{key}")))
+            .body(vec![b'y'; len])
+            .send()
+    };
+    assert_eq!(put("fits", limit).await.unwrap().status(), 200);
+    let (status, stored) = host.get("/kv/fits").await;
+    assert_eq!((status, stored.len()), (200, limit));
+    assert_eq!(put("over", limit + 1).await.unwrap().status(), 413);
+    assert_eq!(host.get("/hello").await, (200, "hello".to_string()));
+}
+
+#[tokio::test]
+async fn chunked_body_is_buffered_within_the_limit_and_cut_off_past_it() {
+    let host = start(APP, |c| c.max_body_bytes = 1000).await;
+
+    // Within the limit: read whole, then handed to the guest.
+    let mut request = CHUNKED_PUT.as_bytes().to_vec();
+    request.extend(chunk(b"hello"));
+    request.extend(chunk(b" world"));
+    request.extend_from_slice(b"0\r\n\r\n");
+    let response = exchange(host.addr, &request).await;
+    assert_eq!((response.status, &response.body[..]), (200, &b"stored"[..]));
+    assert_eq!(
+        host.get("/kv/chunky").await,
+        (200, "hello world".to_string())
+    );
+
+    // Past it: 413 as soon as 1001 bytes arrived, though the body never ends.
+    let (read, mut write) = TcpStream::connect(host.addr).await.unwrap().into_split();
+    write.write_all(CHUNKED_PUT.as_bytes()).await.unwrap();
+    for _ in 0..3 {
+        write.write_all(&chunk(&[b'z'; 400])).await.unwrap();
+    }
+    let mut reader = BufReader::new(read);
+    let response = answer(&mut reader).await;
+    assert_eq!(response.status, 413, "{response:?}");
+    assert_eq!(response.json_error()["error"], "body_too_large");
+    assert_closed(&mut reader).await;
+    assert_eq!(
+        host.get("/kv/chunky").await,
+        (200, "hello world".to_string())
+    );
+}
+
+#[tokio::test]
+async fn stalled_chunked_body_times_out_with_a_json_408() {
+    let host = start(APP, |c| c.request_timeout = Duration::from_millis(500)).await;
+    let (read, mut write) = TcpStream::connect(host.addr).await.unwrap().into_split();
+    write.write_all(CHUNKED_PUT.as_bytes()).await.unwrap();
+    write.write_all(&chunk(b"hello")).await.unwrap();
+    let mut reader = BufReader::new(read);
+    let response = answer(&mut reader).await;
+    assert_eq!(response.status, 408, "{response:?}");
+    assert_eq!(response.json_error()["error"], "body_timeout");
+    assert_closed(&mut reader).await;
+}
+
+#[tokio::test]
+async fn route_body_limit_overrides_the_default() {
+    let host = start(APP, |c| {
+        c.max_body_bytes = 1024;
+        c.route_body_limits.insert("/...".into(), 200_000);
+    })
+    .await;
+    let put = |path: &str, len: usize| host.client.put(host.url(path)).body(vec![b'a'; len]).send();
+
+    assert_eq!(put("/kv/big", 100_000).await.unwrap().status(), 200);
+    assert_eq!(host.get("/kv/big").await.1.len(), 100_000);
+    let resp = put("/kv/too-big", 200_001).await.unwrap();
+    assert_eq!(resp.status(), 413);
+
+    // `/locked/...` has no override: the 1 KiB default.
+    let resp = put("/locked/kv/x", 2048).await.unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("1024") && message.contains("/locked/..."),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn body_limit_for_an_unknown_route_fails_the_load() {
+    let err = load_error(APP, |c| {
+        c.route_body_limits.insert("/api/...".into(), 1);
+    })
+    .await;
+    assert!(err.contains("`/api/...`"), "{err}");
+    assert!(err.contains("no such route"), "{err}");
+}
+
+#[tokio::test]
+async fn oversized_heads_and_garbage_get_json_errors() {
+    let host = start(APP, |_| {}).await;
+    let get = |target: &str, headers: &str| {
+        format!("GET {target} HTTP/1.1\r\nhost: test\r\n{headers}\r\n").into_bytes()
+    };
+    let filler = |count: usize, size: usize| -> String {
+        (0..count)
+            .map(|i| format!("x-filler-{i}: {}\r\n", "h".repeat(size)))
+            .collect()
+    };
+    let uri = |len: usize| format!("/{}", "u".repeat(len));
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        // Measured by the host itself.
+        ("a 20 KB URI", get(&uri(20_000), ""), 414, "uri_too_long"),
+        (
+            "40 KB of headers",
+            get("/hello", &filler(10, 4000)),
+            431,
+            "headers_too_large",
+        ),
+        // Refused by hyper, answered in the same JSON.
+        ("a 100 KB URI", get(&uri(100_000), ""), 414, "uri_too_long"),
+        (
+            "1 MB of headers",
+            get("/hello", &filler(64, 16_384)),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "150 headers",
+            get("/hello", &filler(150, 8)),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "a garbage request line",
+            b"this is not http\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "binary garbage",
+            b"\x16\x03\x01\x02\x00\x01\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+    ];
+    for (what, request, status, error) in cases {
+        let response = exchange(host.addr, &request).await;
+        assert_eq!(response.status, status, "{what}: {response:?}");
+        let body = response.json_error();
+        assert_eq!(body["error"], error, "{what}: {body}");
+        assert!(body["message"].is_string(), "{what}: {body}");
+    }
+    assert_eq!(host.get("/hello").await, (200, "hello".to_string()));
+}
+
+#[tokio::test]
+async fn garbage_after_good_requests_on_one_connection_is_json() {
+    let host = start(APP, |_| {}).await;
+    let (read, mut write) = TcpStream::connect(host.addr).await.unwrap().into_split();
+    let mut reader = BufReader::new(read);
+
+    write
+        .write_all(b"GET /hello HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let response = answer(&mut reader).await;
+    assert_eq!((response.status, &response.body[..]), (200, &b"hello"[..]));
+    // A component's own 400 is passed through untouched.
+    write
+        .write_all(b"GET /outbound HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let response = answer(&mut reader).await;
+    assert_eq!(
+        (response.status, &response.body[..]),
+        (400, &b"missing url"[..])
+    );
+    // Then hyper refuses a request on the same connection: still JSON.
+    write.write_all(b"\x00garbage\r\n\r\n").await.unwrap();
+    let response = answer(&mut reader).await;
+    assert_eq!(response.status, 400, "{response:?}");
+    assert_eq!(response.json_error()["error"], "bad_request");
+    assert_closed(&mut reader).await;
+}
+
+#[tokio::test]
+async fn expect_continue_is_answered_and_errors_after_it_are_json() {
+    let host = start(APP, |_| {}).await;
+    let (read, mut write) = TcpStream::connect(host.addr).await.unwrap().into_split();
+    let mut reader = BufReader::new(read);
+    let head =
+        "PUT /kv/cont HTTP/1.1\r\nhost: test\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n";
+    write.write_all(head.as_bytes()).await.unwrap();
+    assert_eq!(answer(&mut reader).await.status, 100);
+    write.write_all(b"hello").await.unwrap();
+    let response = answer(&mut reader).await;
+    assert_eq!((response.status, &response.body[..]), (200, &b"stored"[..]));
+    assert_eq!(host.get("/kv/cont").await, (200, "hello".to_string()));
+
+    write.write_all(b"\x00garbage\r\n\r\n").await.unwrap();
+    let response = answer(&mut reader).await;
+    assert_eq!(response.status, 400, "{response:?}");
+    assert_eq!(response.json_error()["error"], "bad_request");
+}
+
+// ---------------------------------------------------------------------------
+// The compile cache.
+
+fn outcomes(report: &LoadReport) -> Vec<CacheOutcome> {
+    report.components.iter().map(|c| c.cache).collect()
+}
+
+/// The one compiled entry in `dir` (both test components are the same wasm).
+fn cached_artifact(dir: &Path) -> PathBuf {
+    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries[0].clone()
+}
+
+/// Replaces `path` the way a writer would (new file, rename), so hosts that
+/// still have the old file mapped are unaffected.
+fn replace_file(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("test-tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test]
+async fn compile_cache_serves_the_next_load() {
+    use CacheOutcome::*;
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("components");
+    let with_cache = |c: &mut HostConfig| c.compile_cache = Some(dir.clone());
+
+    let first = start(APP, with_cache).await;
+    // The two components are the same wasm: compiled once, then found.
+    assert_eq!(outcomes(&first.report), [Miss, Hit]);
+    assert_eq!(first.get("/hello").await, (200, "hello".to_string()));
+    cached_artifact(&dir);
+
+    let second = start(APP, with_cache).await;
+    assert_eq!(outcomes(&second.report), [Hit, Hit]);
+    assert_eq!(second.get("/hello").await, (200, "hello".to_string()));
+    assert_eq!(second.get("/var/greeting").await, (200, "hi".to_string()));
+    assert_eq!(second.get("/locked/var/greeting").await.0, 404);
+
+    let uncached = start(APP, |_| {}).await;
+    assert_eq!(outcomes(&uncached.report), [Disabled, Disabled]);
+}
+
+#[tokio::test]
+async fn corrupted_compile_cache_entry_is_recompiled_and_replaced() {
+    use CacheOutcome::*;
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("components");
+    let with_cache = |c: &mut HostConfig| c.compile_cache = Some(dir.clone());
+    drop(start(APP, with_cache).await);
+    let artifact = cached_artifact(&dir);
+
+    // Flipped bytes in the middle: caught by the digest.
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + 64] {
+        *b ^= 0xff;
+    }
+    replace_file(&artifact, &bytes);
+    let host = start(APP, with_cache).await;
+    assert_eq!(outcomes(&host.report), [Invalid, Hit]);
+    assert_eq!(host.get("/hello").await, (200, "hello".to_string()));
+    // It was replaced: the next load finds it.
+    let host = start(APP, with_cache).await;
+    assert_eq!(outcomes(&host.report), [Hit, Hit]);
+
+    // Garbage with a matching digest: wasmtime refuses it.
+    let garbage = b"not a compiled component";
+    replace_file(&artifact, garbage);
+    replace_file(
+        &artifact.with_extension("sha256"),
+        b"b8ae1b0769c5d16b987ea042291aa5162c1ab61785d3df458829a13e3cba7e3d",
+    );
+    let host = start(APP, with_cache).await;
+    assert_eq!(outcomes(&host.report), [Invalid, Hit]);
+    assert_eq!(host.get("/hello").await, (200, "hello".to_string()));
+}
+
+/// The app of the restart test: one component (so one compilation) on two
+/// routes (so route limits can differ).
+const ONE_COMPONENT_APP: &str = r#"
+spin_manifest_version = 2
+
+[application]
+name = "host-restart-test"
+
+[[trigger.http]]
+route = "/..."
+component = "probe"
+
+[[trigger.http]]
+route = "/small/..."
+component = "probe"
+
+[component.probe]
+source = "{wasm}"
+key_value_stores = ["default"]
+"#;
+
+/// Starts `crowdgate host` on [`ONE_COMPONENT_APP`] with `flags`; returns
+/// it and its URL once it serves.
+async fn spawn_host(dir: &Path, name: &str, flags: &[&str]) -> (Proc, String) {
+    let manifest = dir.join("spin.toml");
+    if !manifest.exists() {
+        let text = ONE_COMPONENT_APP.replace("{wasm}", &probe_wasm().display().to_string());
+        std::fs::write(&manifest, text).unwrap();
+    }
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut proc = Proc::spawn(
+        name,
+        Command::new(crowdgate_bin())
+            .arg("host")
+            .arg("--manifest")
+            .arg(&manifest)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(flags)
+            .env("RUST_LOG", "info")
+            .env("CROWDGATE_LOG_FORMAT", "json"),
+        dir,
+    );
+    wait_for(&format!("{url}/hello"), &mut [&mut proc]).await;
+    (proc, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_host_loads_components_from_the_compile_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache").display().to_string();
+    let flags = [
+        "--compile-cache",
+        &cache,
+        "--max-body-bytes",
+        "4096",
+        "--route-body-limit",
+        "/small/...=16",
+    ];
+    let (mut first, _) = spawn_host(dir.path(), "host-1", &flags).await;
+    first.kill();
+    let log = first.log();
+    assert!(log.contains(r#""cache":"miss""#), "{log}");
+    assert!(log.contains(r#""from_cache":0"#), "{log}");
+
+    let started = Instant::now();
+    let (second, url) = spawn_host(dir.path(), "host-2", &flags).await;
+    eprintln!("the restarted host served within {:?}", started.elapsed());
+    let log = second.log();
+    assert!(log.contains(r#""cache":"hit""#), "{log}");
+    assert!(log.contains(r#""from_cache":1"#), "{log}");
+
+    // The body limit flags reach the host.
+    let client = reqwest::Client::new();
+    let put = |path: &str, len: usize| {
+        client
+            .put(format!("{url}{path}"))
+            .body(vec![b'b'; len])
+            .send()
+    };
+    assert_eq!(put("/small/kv/x", 17).await.unwrap().status(), 413);
+    assert_eq!(put("/small/kv/x", 16).await.unwrap().status(), 200);
+    assert_eq!(put("/kv/x", 4096).await.unwrap().status(), 200);
+    assert_eq!(put("/kv/x", 4097).await.unwrap().status(), 413);
+
+    // `--no-compile-cache` compiles.
+    let (third, _) = spawn_host(dir.path(), "host-3", &["--no-compile-cache"]).await;
+    let log = third.log();
+    assert!(log.contains(r#""cache":"disabled""#), "{log}");
 }

@@ -10,6 +10,11 @@
 //!
 //! Use: [`Host::load`] a [`HostConfig`], then [`Host::serve`] on a listener.
 //!
+//! The host refuses oversized requests itself ([`limits`]: URI, head, and a
+//! body limit per route), answers every error it produces as JSON (even
+//! those hyper produces, see `conn_io`), and can keep compiled components
+//! on disk so a restart skips compilation (`compile_cache`).
+//!
 //! # Layout
 //!
 //! - [`manifest`]: parses the `spin.toml` v2 subset into plain structs.
@@ -17,10 +22,15 @@
 //! - [`variables`]: application/component variables and their WIT interface.
 //! - [`key_value`]: the shared in-process `default` store and its WIT interface.
 //! - [`outbound`]: the outbound allow-list and the pooled HTTP client.
+//! - [`limits`]: request size limits and the body check.
 //! - `bindings`: `bindgen!` output for the two Spin interfaces.
 //! - `instance`: per-request store state and the linker.
 //! - `loader`: engine configuration and precompilation ([`Host::load`]).
+//! - `compile_cache`: compiled components on disk, keyed by content and engine.
 //! - `server`: the hyper server and per-request dispatch ([`Host::serve`]).
+//! - `http_error`: the host's own error answers and their JSON shape.
+//! - `conn_io`: the socket wrapper that makes hyper's own error answers JSON
+//!   and closes refused connections without losing the answer.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,8 +39,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod bindings;
+mod compile_cache;
+mod conn_io;
+mod http_error;
 mod instance;
 pub mod key_value;
+pub mod limits;
 mod loader;
 pub mod manifest;
 pub mod outbound;
@@ -49,19 +63,33 @@ pub struct HostConfig {
     /// Most requests handled at once (size of the instance pool). Requests
     /// beyond it get 503 `overloaded` instead of queueing inside the host.
     pub max_concurrent_requests: u32,
-    /// Wall-clock budget of one request's guest execution; a guest still
-    /// running after it is stopped (trap) and the request fails.
+    /// Wall-clock budget of one request: receiving a body of unknown length
+    /// and the guest's execution. A guest still running after it is stopped
+    /// (trap) and the request fails.
     pub request_timeout: Duration,
+    /// Largest request body (bytes) of a route without an override; larger
+    /// ones get 413 `body_too_large` before the guest runs.
+    pub max_body_bytes: u64,
+    /// Body limits of particular routes, keyed by the route exactly as
+    /// written in the manifest (`/api/...`); an unknown route fails the load.
+    pub route_body_limits: HashMap<String, u64>,
+    /// Directory keeping compiled components between starts (created if
+    /// missing; must be private to this user). `None` compiles every time.
+    pub compile_cache: Option<PathBuf>,
 }
 
 impl HostConfig {
-    /// Defaults: no overrides, 1000 concurrent requests, 30 s timeout.
+    /// Defaults: no overrides, 1000 concurrent requests, 30 s timeout,
+    /// 64 KiB bodies, no compile cache.
     pub fn new(manifest: impl Into<PathBuf>) -> HostConfig {
         HostConfig {
             manifest: manifest.into(),
             variable_overrides: HashMap::new(),
             max_concurrent_requests: 1000,
             request_timeout: Duration::from_secs(30),
+            max_body_bytes: limits::DEFAULT_MAX_BODY_BYTES,
+            route_body_limits: HashMap::new(),
+            compile_cache: None,
         }
     }
 }
@@ -76,6 +104,9 @@ impl fmt::Debug for HostConfig {
             .field("variable_overrides", &names)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("request_timeout", &self.request_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("route_body_limits", &self.route_body_limits)
+            .field("compile_cache", &self.compile_cache)
             .finish()
     }
 }
@@ -125,9 +156,74 @@ pub enum LoadError {
         /// The underlying error, with its causes.
         message: String,
     },
+    /// A body limit names a route the manifest does not have.
+    #[error("body limit for route `{route}`: no such route in the manifest (routes: {})", known.join(", "))]
+    UnknownRoute {
+        /// The route given.
+        route: String,
+        /// The manifest's routes.
+        known: Vec<String>,
+    },
     /// The wasmtime engine could not be created.
     #[error("cannot create the wasm engine: {0}")]
     Engine(String),
+}
+
+/// Where a component's machine code came from at load time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// No compile cache is configured (or it was unusable): compiled.
+    Disabled,
+    /// Loaded from the compile cache, not compiled.
+    Hit,
+    /// Not in the cache: compiled, then stored.
+    Miss,
+    /// The cached entry was corrupt or for another engine: compiled, replaced.
+    Invalid,
+}
+
+impl CacheOutcome {
+    /// `disabled`, `hit`, `miss` or `invalid`, as logged.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Disabled => "disabled",
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Invalid => "invalid",
+        }
+    }
+}
+
+/// How one component was loaded.
+#[derive(Debug, Clone)]
+pub struct ComponentLoad {
+    /// The component id.
+    pub id: String,
+    /// Its `.wasm` file.
+    pub source: PathBuf,
+    /// Whether it came from the compile cache.
+    pub cache: CacheOutcome,
+    /// Reading, compiling or loading from the cache, and linking it.
+    pub elapsed: Duration,
+}
+
+/// How an application was loaded, component by component.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// In manifest order.
+    pub components: Vec<ComponentLoad>,
+    /// The whole load, manifest to ready.
+    pub elapsed: Duration,
+}
+
+impl LoadReport {
+    /// How many components came from the compile cache.
+    pub fn from_cache(&self) -> usize {
+        self.components
+            .iter()
+            .filter(|c| c.cache == CacheOutcome::Hit)
+            .count()
+    }
 }
 
 /// A loaded application: components compiled and linked, ready to serve.
@@ -141,6 +237,11 @@ impl Host {
     pub async fn load(config: HostConfig) -> Result<Host, LoadError> {
         let app = loader::App::load(config).await?;
         Ok(Host { app: Arc::new(app) })
+    }
+
+    /// How each component was loaded (compiled or from the cache, and how long).
+    pub fn load_report(&self) -> &LoadReport {
+        &self.app.report
     }
 
     /// The routing table as `(route, component id)`, in manifest order.

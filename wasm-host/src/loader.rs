@@ -5,7 +5,10 @@
 //! pre-instantiated against the linker (`ProxyPre`), so that a missing import
 //! or a broken `.wasm` fails the load with the component id and file path
 //! instead of failing requests later. Serving then only instantiates.
+//! With a compile cache (`HostConfig::compile_cache`) a component compiled
+//! by an earlier start is loaded from disk instead of compiled again.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,13 +16,15 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::compile_cache::{CompileCache, Lookup};
 use crate::instance::{self, ComponentConfig, InstanceState};
 use crate::key_value::{DEFAULT_STORE, KeyValueStore};
+use crate::limits::BodyLimits;
 use crate::manifest::{ComponentDecl, Manifest};
 use crate::outbound::{AllowList, OutboundClient};
 use crate::routes::Router;
 use crate::variables::{AppVariables, ComponentVariables};
-use crate::{HostConfig, LoadError};
+use crate::{CacheOutcome, ComponentLoad, HostConfig, LoadError, LoadReport};
 
 /// Largest linear memory a guest may grow to.
 const MAX_MEMORY_BYTES: usize = 256 << 20;
@@ -49,6 +54,10 @@ pub struct App {
     pub key_value: KeyValueStore,
     /// The shared outbound connection pool.
     pub client: OutboundClient,
+    /// Request body limits by route.
+    pub body_limits: BodyLimits,
+    /// How each component was loaded.
+    pub report: LoadReport,
     /// The host settings.
     pub config: HostConfig,
 }
@@ -56,6 +65,7 @@ pub struct App {
 impl App {
     /// Loads and precompiles the application described by `config`.
     pub async fn load(config: HostConfig) -> Result<App, LoadError> {
+        let started = Instant::now();
         let manifest = Manifest::from_file(&config.manifest)?;
         let app_vars =
             AppVariables::resolve(&manifest.variables, &config.variable_overrides, |k| {
@@ -74,6 +84,7 @@ impl App {
             path: config.manifest.clone(),
             message,
         })?;
+        let body_limits = body_limits(&config, &manifest)?;
 
         let configs = manifest
             .components
@@ -84,25 +95,47 @@ impl App {
         let engine = engine(&config)?;
         let decls: Vec<ComponentDecl> = manifest.components.into_values().collect();
         let compile_engine = engine.clone();
+        let cache_dir = config.compile_cache.clone();
         // Compilation is CPU-bound and takes seconds: keep it off the async workers.
-        let compiled = tokio::task::spawn_blocking(move || compile_all(&compile_engine, &decls))
-            .await
-            .map_err(|e| LoadError::Engine(format!("compilation task failed: {e}")))??;
+        let compiled = tokio::task::spawn_blocking(move || {
+            let cache = cache_dir.and_then(|dir| match CompileCache::open(&dir, &compile_engine) {
+                Ok(cache) => Some(cache),
+                Err(e) => {
+                    tracing::warn!(error = %e, "compile cache disabled");
+                    None
+                }
+            });
+            compile_all(&compile_engine, cache.as_ref(), &decls)
+        })
+        .await
+        .map_err(|e| LoadError::Engine(format!("compilation task failed: {e}")))??;
 
-        let components = compiled
-            .into_iter()
-            .zip(configs)
-            .map(|(pre, config)| LoadedComponent {
+        let mut components = Vec::with_capacity(compiled.len());
+        let mut loads = Vec::with_capacity(compiled.len());
+        for ((pre, load), config) in compiled.into_iter().zip(configs) {
+            components.push(LoadedComponent {
                 config: Arc::new(config),
                 pre,
-            })
-            .collect();
+            });
+            loads.push(load);
+        }
         let route_list = manifest
             .triggers
             .iter()
             .map(|t| (t.route.clone(), t.component.clone()))
             .collect();
-        tracing::info!(app = %manifest.name, manifest = %config.manifest.display(), "application loaded");
+        let report = LoadReport {
+            components: loads,
+            elapsed: started.elapsed(),
+        };
+        tracing::info!(
+            app = %manifest.name,
+            manifest = %config.manifest.display(),
+            from_cache = report.from_cache(),
+            components = report.components.len(),
+            load_ms = report.elapsed.as_millis() as u64,
+            "application loaded"
+        );
         Ok(App {
             engine,
             components,
@@ -110,6 +143,8 @@ impl App {
             route_list,
             key_value: KeyValueStore::default(),
             client: OutboundClient::new(),
+            body_limits,
+            report,
             config,
         })
     }
@@ -149,6 +184,22 @@ fn component_config(
     })
 }
 
+/// The body limits, after checking that every overridden route is one of
+/// the manifest's (a typo would otherwise silently keep the default).
+fn body_limits(config: &HostConfig, manifest: &Manifest) -> Result<BodyLimits, LoadError> {
+    let mut routes = HashMap::with_capacity(config.route_body_limits.len());
+    for (route, limit) in &config.route_body_limits {
+        if !manifest.triggers.iter().any(|t| t.route == *route) {
+            return Err(LoadError::UnknownRoute {
+                route: route.clone(),
+                known: manifest.triggers.iter().map(|t| t.route.clone()).collect(),
+            });
+        }
+        routes.insert(route.clone(), *limit);
+    }
+    Ok(BodyLimits::new(config.max_body_bytes, routes))
+}
+
 fn engine(config: &HostConfig) -> Result<Engine, LoadError> {
     let n = config.max_concurrent_requests.max(1);
     let mut pool = PoolingAllocationConfig::new();
@@ -168,8 +219,9 @@ fn engine(config: &HostConfig) -> Result<Engine, LoadError> {
 
 fn compile_all(
     engine: &Engine,
+    cache: Option<&CompileCache>,
     decls: &[ComponentDecl],
-) -> Result<Vec<ProxyPre<InstanceState>>, LoadError> {
+) -> Result<Vec<(ProxyPre<InstanceState>, ComponentLoad)>, LoadError> {
     let linker = instance::linker(engine).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
     decls
         .iter()
@@ -179,22 +231,51 @@ fn compile_all(
                 path: decl.source.clone(),
                 message,
             };
-            let bytes = std::fs::read(&decl.source).map_err(|e| err(e.to_string()))?;
             let started = Instant::now();
-            let component = Component::new(engine, &bytes)
-                .map_err(|e| err(format!("not a valid wasm component: {e:#}")))?;
+            let bytes = std::fs::read(&decl.source).map_err(|e| err(e.to_string()))?;
+            let compile = || {
+                Component::new(engine, &bytes)
+                    .map_err(|e| err(format!("not a valid wasm component: {e:#}")))
+            };
+            let (component, cache_outcome) = match cache {
+                None => (compile()?, CacheOutcome::Disabled),
+                Some(cache) => {
+                    let key = cache.key(&bytes);
+                    let (component, outcome) = match cache.load(engine, &key) {
+                        Lookup::Hit(component) => (component, CacheOutcome::Hit),
+                        Lookup::Miss => (compile()?, CacheOutcome::Miss),
+                        Lookup::Invalid(reason) => {
+                            tracing::warn!(component = %decl.id, %key, %reason, "cached compilation unusable; recompiling");
+                            (compile()?, CacheOutcome::Invalid)
+                        }
+                    };
+                    if outcome != CacheOutcome::Hit
+                        && let Err(e) = cache.store(&key, &component)
+                    {
+                        tracing::warn!(component = %decl.id, error = %e, "cannot store the compiled component");
+                    }
+                    (component, outcome)
+                }
+            };
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(|e| err(format!("cannot link: {e:#}")))?;
             let pre = ProxyPre::new(pre)
                 .map_err(|e| err(format!("does not export wasi:http/incoming-handler: {e:#}")))?;
+            let load = ComponentLoad {
+                id: decl.id.clone(),
+                source: decl.source.clone(),
+                cache: cache_outcome,
+                elapsed: started.elapsed(),
+            };
             tracing::info!(
                 component = %decl.id,
                 source = %decl.source.display(),
-                compile_ms = started.elapsed().as_millis() as u64,
-                "component compiled"
+                cache = %cache_outcome.as_str(),
+                load_ms = load.elapsed.as_millis() as u64,
+                "component loaded"
             );
-            Ok(pre)
+            Ok((pre, load))
         })
         .collect()
 }

@@ -11,6 +11,10 @@
 //! pool into 503. An epoch ticker makes running guests yield to the async
 //! runtime every [`EPOCH_TICK`] and enforces the request timeout, so one
 //! spinning guest can neither starve other requests nor run forever.
+//!
+//! Oversized requests never reach a guest: the target, head and body limits
+//! of [`crate::limits`] are checked first, and answered 414, 431 or 413
+//! (never 503, which would tell the client to retry the same request).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,8 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -32,7 +35,10 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::conn_io::{ConnIo, ConnState};
+use crate::http_error::HostError;
 use crate::instance::InstanceState;
+use crate::limits::{self, CheckedBody};
 use crate::loader::{App, LoadedComponent};
 
 /// How often running guests are interrupted to yield and check the deadline.
@@ -68,16 +74,26 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let service = service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(&app, req, peer, local).await) }
+        let state = Arc::new(ConnState::default());
+        let service = service_fn({
+            let state = state.clone();
+            move |req| {
+                let (app, state) = (app.clone(), state.clone());
+                async move {
+                    let response = handle(&app, &state, req, peer, local).await;
+                    state.response_returned();
+                    Ok::<_, Infallible>(response)
+                }
+            }
         });
         let conn = http1::Builder::new()
             .keep_alive(true)
             // Drop clients that trickle their headers (slowloris).
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
+            // Above the host's own head limits, so those answer first.
+            .max_buf_size(limits::HYPER_MAX_BUF_BYTES)
+            .serve_connection(TokioIo::new(ConnIo::new(stream, state)), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -130,34 +146,61 @@ impl Drop for EpochTicker {
     }
 }
 
-/// Routes and runs one request, and records its log line and metrics.
+/// Checks, routes and runs one request, and records its log line and metrics.
 async fn handle(
     app: &App,
+    conn: &ConnState,
     mut req: Request<Incoming>,
     peer: SocketAddr,
     local: SocketAddr,
 ) -> Response<HyperOutgoingBody> {
     let started = Instant::now();
+    let deadline = started + app.config.request_timeout;
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let refuse = |error: HostError, component: &str, route: &str, path: &str| {
+        if error.closes_connection() {
+            conn.linger_on_close();
+        }
+        let response = error.response();
+        record(component, route, &method, path, response.status(), started);
+        response
+    };
 
+    if let Err(error) = limits::check_head(&req) {
+        // The path may be the very thing that is too long: log its start.
+        let shown: String = path.chars().take(200).collect();
+        return refuse(error, "none", "", &shown);
+    }
     let Some(matched) = app.router.route(&path) else {
-        let response = json_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("no route for {path}"),
+        return refuse(
+            HostError::NotFound { path: path.clone() },
+            "none",
+            "",
+            &path,
         );
-        record("none", "", &method, &path, response.status(), started);
-        return response;
     };
     let component = &app.components[matched.component];
     let id = component.config.id.clone();
+    let route = matched.matched_route.to_string();
 
     set_spin_headers(&mut req, &matched, peer, local);
-    let route = matched.matched_route.to_string();
-    let response = match run(app, component, req).await {
+    let (parts, body) = req.into_parts();
+    let limit = app.body_limits.for_route(&route);
+    let checked = tokio::time::timeout_at(deadline.into(), limits::check_body(body, limit, &route));
+    let result = match checked.await {
+        Err(_elapsed) => Err(HostError::BodyTimeout),
+        Ok(Err(error)) => Err(error),
+        Ok(Ok(CheckedBody::Stream(body))) => {
+            run(app, component, Request::from_parts(parts, body), deadline).await
+        }
+        Ok(Ok(CheckedBody::Buffered(body))) => {
+            run(app, component, Request::from_parts(parts, body), deadline).await
+        }
+    };
+    let response = match result {
         Ok(response) => response,
-        Err(failure) => failure.into_response(&id),
+        Err(error) => return refuse(error, &id, &route, &path),
     };
     record(&id, &route, &method, &path, response.status(), started);
     response
@@ -198,8 +241,8 @@ fn record(
 
 /// Replaces any client-sent `spin-*` headers with the host's own, so a
 /// client cannot spoof e.g. `spin-client-addr`.
-fn set_spin_headers(
-    req: &mut Request<Incoming>,
+fn set_spin_headers<B>(
+    req: &mut Request<B>,
     matched: &crate::routes::RouteMatch<'_>,
     peer: SocketAddr,
     local: SocketAddr,
@@ -246,49 +289,28 @@ fn set_spin_headers(
     set("spin-client-addr", &peer.to_string());
 }
 
-/// Why a request could not be answered by its component.
-enum Failure {
-    /// The instance pool is exhausted.
-    Overloaded,
-    /// The guest trapped, timed out, never responded or answered with an error.
-    Component(String),
-}
-
-impl Failure {
-    fn into_response(self, component: &str) -> Response<HyperOutgoingBody> {
-        match self {
-            Failure::Overloaded => {
-                let mut response = json_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "overloaded",
-                    "too many requests in progress; retry shortly",
-                );
-                // Clients back off and retry; nothing was done for them.
-                response.headers_mut().insert(
-                    http::header::RETRY_AFTER,
-                    http::HeaderValue::from_static("1"),
-                );
-                response
-            }
-            Failure::Component(detail) => {
-                tracing::warn!(component, %detail, "component failed");
-                json_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "component_failed",
-                    &format!("component `{component}` failed to handle the request"),
-                )
-            }
-        }
-    }
-}
-
-/// Runs `req` in a fresh instance of `component`.
-async fn run(
+/// Runs `req` in a fresh instance of `component`, until `deadline`.
+///
+/// Fails with [`HostError::Overloaded`] when the instance pool is exhausted,
+/// and [`HostError::ComponentFailed`] when the guest traps, times out, never
+/// responds or answers with an error (the details are logged here).
+async fn run<B>(
     app: &App,
     component: &LoadedComponent,
-    req: Request<Incoming>,
-) -> Result<Response<HyperOutgoingBody>, Failure> {
-    let deadline = Instant::now() + app.config.request_timeout;
+    req: Request<B>,
+    deadline: Instant,
+) -> Result<Response<HyperOutgoingBody>, HostError>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let id = component.config.id.clone();
+    let failed = |detail: String| {
+        tracing::warn!(component = %id, %detail, "component failed");
+        HostError::ComponentFailed {
+            component: id.to_string(),
+        }
+    };
     let state = InstanceState::new(
         component.config.clone(),
         app.key_value.clone(),
@@ -309,15 +331,15 @@ async fn run(
         .data_mut()
         .http()
         .new_incoming_request(Scheme::Http, req)
-        .map_err(|e| Failure::Component(format!("bad request: {e:#}")))?;
+        .map_err(|e| failed(format!("bad request: {e:#}")))?;
     let out = store
         .data_mut()
         .http()
         .new_response_outparam(sender)
-        .map_err(|e| Failure::Component(format!("{e:#}")))?;
+        .map_err(|e| failed(format!("{e:#}")))?;
 
     let pre = component.pre.clone();
-    let id = component.config.id.clone();
+    let task_id = id.clone();
     // The guest may keep writing the body after sending the head, so it
     // runs in its own task rather than inside this request future.
     let task = tokio::spawn(async move {
@@ -334,44 +356,28 @@ async fn run(
             .await
             .map_err(|e| {
                 let detail = format!("{e:?}");
-                tracing::warn!(component = %id, error = %detail, "guest trapped");
+                tracing::warn!(component = %task_id, error = %detail, "guest trapped");
                 (false, detail)
             })
     });
 
     match tokio::time::timeout_at(deadline.into(), receiver).await {
         Ok(Ok(Ok(response))) => Ok(response),
-        Ok(Ok(Err(code))) => Err(Failure::Component(format!(
-            "guest answered with error code {code:?}"
-        ))),
+        Ok(Ok(Err(code))) => Err(failed(format!("guest answered with error code {code:?}"))),
         // The sender was dropped with the store: the guest finished or
         // failed without calling `response-outparam.set`.
         Ok(Err(_)) => match task.await {
-            Ok(Ok(())) => Err(Failure::Component(
-                "guest returned without sending a response".into(),
-            )),
-            Ok(Err((true, _))) => Err(Failure::Overloaded),
-            Ok(Err((false, detail))) => Err(Failure::Component(detail)),
-            Err(join) => Err(Failure::Component(format!("guest task panicked: {join}"))),
+            Ok(Ok(())) => Err(failed("guest returned without sending a response".into())),
+            Ok(Err((true, _))) => Err(HostError::Overloaded),
+            Ok(Err((false, detail))) => Err(failed(detail)),
+            Err(join) => Err(failed(format!("guest task panicked: {join}"))),
         },
         Err(_) => {
             // Wait for the cancelled task so its instance slot is free
             // before we answer (the guest yields every tick, so this is quick).
             task.abort();
             let _ = task.await;
-            Err(Failure::Component("request timed out".into()))
+            Err(failed("request timed out".into()))
         }
     }
-}
-
-fn json_error(status: StatusCode, error: &str, message: &str) -> Response<HyperOutgoingBody> {
-    let body = serde_json::json!({ "error": error, "message": message }).to_string();
-    let body = Full::new(Bytes::from(body))
-        .map_err(|never: Infallible| -> wasmtime_wasi_http::Error { match never {} })
-        .boxed_unsync();
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .expect("static response parts are valid")
 }
