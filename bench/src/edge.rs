@@ -4,8 +4,8 @@ use crate::Args;
 use crate::wrk::{write_token_script, wrk};
 use anyhow::{Context, bail};
 use crowdgate_tests::{
-    Proc, ROUND, RoundOptions, System, Visitor, crowdgate_bin, free_port, ticket_token, wait_for,
-    wasm,
+    Proc, ROUND, RoundOptions, System, Visitor, core_http, crowdgate_bin, free_port, ticket_token,
+    wait_for, wasm,
 };
 use std::process::Command;
 
@@ -110,7 +110,7 @@ const POLLED_TICKETS: usize = 20_000;
 /// Joins `count` visitors through core, 32 at a time; (ticket id, number).
 async fn join_many(core_url: &str, count: usize) -> anyhow::Result<Vec<(String, u64)>> {
     eprintln!("joining {count} visitors through core…");
-    let http = reqwest::Client::new();
+    let http = core_http();
     let url = format!("{core_url}/v1/rounds/{ROUND}/queue");
     let mut places = Vec::with_capacity(count);
     while places.len() < count {

@@ -71,7 +71,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 /// Idempotency-Key each time) for `seconds`.
 async fn load(args: &Args, url: &str, label: &str) -> anyhow::Result<LoadFigures> {
     eprintln!("invest load through {label} for {} s…", args.seconds);
-    let http = reqwest::Client::builder()
+    let http = crowdgate_tests::core_http_builder()
         .pool_max_idle_per_host(args.connections as usize)
         .build()?;
     let accepted = Arc::new(AtomicU64::new(0));

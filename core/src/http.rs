@@ -1,22 +1,25 @@
 //! core's HTTP surface: the routes, shared state, and the load-shedding layer.
 //!
 //! - `/v1/...` is called by the edge components (queue numbers, room state,
-//!   investments). It is bounded: past `max_in_flight` concurrent requests core
-//!   answers 503 with `Retry-After` at once instead of queueing.
+//!   investments) and requires an edge token ([`crate::auth`]). It is
+//!   bounded: past `max_in_flight` concurrent requests core answers 503 with
+//!   `Retry-After` at once instead of queueing.
+//! - Bodies over [`MAX_BODY_BYTES`] get 413, and every error answer —
+//!   axum's own rejections included — has the one JSON shape.
 //! - `/ops/v1/...` requires an ops bearer token.
 //! - `/healthz` and `/metrics` are for the platform.
 
+use crate::auth::NamedTokens;
 use crate::error::Failure;
 use crate::investments;
-use crate::ops_auth::OpsTokens;
 use crate::store::{Placement, RoundStore};
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crowdgate_protocol::api::QueuePlace;
+use crowdgate_protocol::api::{MAX_BODY_BYTES, QueuePlace};
 use crowdgate_protocol::{Keyring, RoomState};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
@@ -27,7 +30,9 @@ use tokio::sync::Semaphore;
 pub struct AppState {
     pub store: RoundStore,
     pub keyring: Keyring,
-    pub ops_tokens: OpsTokens,
+    pub ops_tokens: NamedTokens,
+    /// Tokens the edge components present on `/v1` calls.
+    pub edge_tokens: NamedTokens,
     pub metrics: Option<PrometheusHandle>,
     /// Permits for in-flight `/v1` requests.
     pub in_flight: Arc<Semaphore>,
@@ -60,14 +65,34 @@ pub fn router(state: AppState) -> Router {
             "/v1/rounds/{round}/investments/{id}",
             get(investments::show),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), shed_load));
+        .route_layer(middleware::from_fn_with_state(state.clone(), shed_load))
+        .route_layer(middleware::from_fn_with_state(
+            state.edge_tokens.clone(),
+            crate::auth::require_edge,
+        ));
     Router::new()
         .merge(api)
         .merge(crate::ops::routes())
         .route("/healthz", get(health))
         .route("/metrics", get(render_metrics))
         .fallback(|| async { Failure::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(reject_large_bodies))
+        .layer(middleware::from_fn(crate::error::json_errors))
         .with_state(state)
+}
+
+/// Answers 413 from `Content-Length` alone, before any of the body is read.
+/// (A chunked body is cut at the same size by [`DefaultBodyLimit`].)
+async fn reject_large_bodies(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Failure::body_too_large().into_response();
+    }
+    next.run(request).await
 }
 
 /// Answers 503 at once when `max_in_flight` requests are already running.

@@ -15,17 +15,18 @@
 //! - [`passes`]: pass claims (once per ticket) and pre-queue numbers.
 //! - [`http`]: routes, shared state, load shedding, health and metrics.
 //! - [`ops`]: the ops API (token required).
-//! - [`ops_auth`]: constant-time ops bearer tokens.
+//! - [`auth`]: ops and edge tokens, compared in constant time; `/v1` needs
+//!   an edge token.
 //! - [`error`]: every failure as a status and a JSON body.
 
 pub mod admission;
+pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod http;
 pub mod ids;
 pub mod investments;
 pub mod ops;
-pub mod ops_auth;
 pub mod passes;
 pub mod round_config;
 pub mod store;
@@ -36,7 +37,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-pub use ops_auth::OpsTokens;
+pub use auth::NamedTokens;
 pub use round_config::RoundConfig;
 
 /// Everything core needs to start.
@@ -46,7 +47,9 @@ pub struct CoreConfig {
     pub redis_url: String,
     pub round: RoundConfig,
     pub keyring: Keyring,
-    pub ops_tokens: OpsTokens,
+    pub ops_tokens: NamedTokens,
+    /// Tokens the edge components present on `/v1` calls.
+    pub edge_tokens: NamedTokens,
     /// Start even if Redis could lose acknowledged writes (tests only).
     pub allow_unsafe_redis: bool,
     /// Most `/v1` requests served at once before shedding.
@@ -91,6 +94,7 @@ pub async fn run(
         store: store.clone(),
         keyring: config.keyring.clone(),
         ops_tokens: config.ops_tokens.clone(),
+        edge_tokens: config.edge_tokens.clone(),
         metrics: config.metrics.clone(),
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
         ops: ops_backend,

@@ -139,7 +139,13 @@ impl RoundStore {
 
     /// The room state the edge caches.
     pub async fn room_state(&self, now_ms: u64) -> redis::RedisResult<Option<RoomState>> {
-        let fields: HashMap<String, String> = self.redis.clone().hgetall(self.keys.round()).await?;
+        // One round trip, one snapshot: the hash and the pre-queue's size.
+        let (fields, registered): (HashMap<String, String>, u64) = redis::pipe()
+            .atomic()
+            .hgetall(self.keys.round())
+            .zcard(self.keys.prequeue())
+            .query_async(&mut self.redis.clone())
+            .await?;
         if fields.is_empty() {
             return Ok(None);
         }
@@ -167,7 +173,12 @@ impl RoundStore {
             share_price_pence: int("share_price_pence"),
             pass_ttl_seconds: int("pass_ttl_seconds").max(0) as u64,
             opens_at_ms: int("opens_at_ms").max(0) as u64,
-            prequeue_size: int("prequeue_size").max(0) as u64,
+            // Sealed: the final size. Before the draw: registered so far.
+            prequeue_size: if fields.get("prequeue_sealed").map(String::as_str) == Some("1") {
+                int("prequeue_size").max(0) as u64
+            } else {
+                registered
+            },
             as_of_ms: now_ms,
         }))
     }

@@ -10,7 +10,7 @@
 //! the investor keeps their pass and place and retries with the same
 //! `Idempotency-Key`, which can never invest twice.
 
-use crowdgate_protocol::invest::{InvestRequest, validate_idempotency_key};
+use crowdgate_protocol::invest::{self, InvestRequest, validate_idempotency_key};
 use crowdgate_protocol::{ApiError, Pass};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
@@ -22,6 +22,9 @@ async fn handle(request: Request) -> impl IntoResponse {
         Ok(settings) => settings,
         Err(err) => return respond::error(500, err),
     };
+    if let Err(response) = respond::check_body_size(&request) {
+        return response;
+    }
     let path = request.path().to_string();
     match (request.method(), path.strip_prefix("/api/investments")) {
         (Method::Post, Some("" | "/")) => invest(&settings, &request).await,
@@ -78,15 +81,10 @@ async fn invest(settings: &Settings, request: &Request) -> Response {
         Err(err) => return respond::error(422, err),
     };
     if let Err(err) = InvestRequest::parse(request.body()) {
-        let code = if err.error == "malformed_json" {
-            400
-        } else {
-            422
-        };
-        return respond::error(code, err);
+        return respond::error(invest::status_for(&err), err);
     }
     let forwarded = core_client::call(
-        &settings.core_url,
+        settings,
         Method::Post,
         &format!("/v1/rounds/{}/investments", settings.round),
         &[
@@ -116,7 +114,7 @@ async fn show(settings: &Settings, id: &str) -> Response {
         );
     }
     let path = format!("/v1/rounds/{}/investments/{id}", settings.round);
-    match core_client::call(&settings.core_url, Method::Get, &path, &[], vec![]).await {
+    match core_client::call(settings, Method::Get, &path, &[], vec![]).await {
         Ok(response) => respond::relay(response),
         Err(_) => respond::unavailable("investment status is unavailable for a moment"),
     }

@@ -5,6 +5,15 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The header in which an edge component presents its service token on
+/// every call to core's `/v1` API (core answers 401 without a valid one).
+pub const EDGE_TOKEN_HEADER: &str = "x-crowdgate-edge-token";
+
+/// Largest request body the investor-facing API and core accept (64 KiB):
+/// an investment is a few dozen bytes, so anything near this is a mistake
+/// or an attack, answered with 413 before it is read further.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// The error body every Crowdgate endpoint returns with a 4xx or 5xx.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
@@ -106,7 +115,8 @@ pub struct RoomState {
     /// When a scheduled round opens (Unix ms); 0 when not scheduled.
     #[serde(default)]
     pub opens_at_ms: u64,
-    /// How many joined before opening (their numbers are 1..=this).
+    /// How many joined before opening (their numbers are 1..=this); before
+    /// the draw, how many have registered so far.
     #[serde(default)]
     pub prequeue_size: u64,
     /// Unix milliseconds when core produced this state.
@@ -131,8 +141,17 @@ pub struct Status {
     /// `None` while in the pre-queue (drawn at opening).
     pub queue_number: Option<u64>,
     /// 1-based position among those not yet admitted; 0 once admitted.
-    pub position: u64,
-    pub people_ahead: u64,
+    /// Absent in the pre-queue: nobody has a position until the draw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
+    /// Absent in the pre-queue, for the same reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub people_ahead: Option<u64>,
+    /// In the pre-queue: how many people have registered so far. Their
+    /// order is drawn at random when the round opens, so arriving earlier
+    /// or refreshing changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered: Option<u64>,
     /// Seconds until admission at the current rate; `None` when unknown.
     pub eta_seconds: Option<u64>,
     /// Ask again after this long.

@@ -26,18 +26,7 @@ pub struct InvestRequest {
 impl InvestRequest {
     /// Parses a JSON body, naming the field at fault on error.
     pub fn parse(body: &[u8]) -> Result<InvestRequest, ApiError> {
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-            ApiError::new(
-                "malformed_json",
-                format!("request body is not valid JSON: {e}"),
-            )
-        })?;
-        let serde_json::Value::Object(object) = value else {
-            return Err(ApiError::new(
-                "malformed_json",
-                "request body must be a JSON object",
-            ));
-        };
+        let object = crate::json::parse_object(body)?;
 
         let investor_id = match object.get("investor_id") {
             None | Some(serde_json::Value::Null) => {
@@ -89,6 +78,16 @@ impl InvestRequest {
             investor_id,
             amount_pence,
         })
+    }
+}
+
+/// The HTTP status for a body the parsers here refused: 400 when the body
+/// cannot be read as one unambiguous JSON object, 422 when it can but a
+/// field's value is wrong. The edge and core both answer with this.
+pub fn status_for(err: &ApiError) -> u16 {
+    match err.error.as_str() {
+        "malformed_json" | "duplicate_field" => 400,
+        _ => 422,
     }
 }
 
@@ -236,7 +235,20 @@ mod tests {
     }
 
     #[test]
-    fn malformed_bodies_have_no_field() {
+    fn a_repeated_amount_is_refused_not_guessed() {
+        let err = InvestRequest::parse(
+            br#"{"investor_id":"a","amount_pence":1000,"amount_pence":200000}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.error.as_str(), err.field.as_deref()),
+            ("duplicate_field", Some("amount_pence"))
+        );
+        assert_eq!(status_for(&err), 400);
+    }
+
+    #[test]
+    fn malformed_bodies_are_malformed_json() {
         for body in ["", "{", "[]", "null", "\"x\""] {
             let err = InvestRequest::parse(body.as_bytes()).unwrap_err();
             assert_eq!(err.error, "malformed_json", "{body}");

@@ -11,6 +11,7 @@
 //!   ([`Keyring`]), and the two kinds we sign: [`Ticket`] and [`Pass`].
 //! - [`api`]: request and response bodies shared by edge, waiting room and core,
 //!   including the JSON error shape ([`ApiError`]).
+//! - [`json`]: strict JSON objects (a repeated key is refused, not guessed).
 //! - [`invest`]: parsing and validating an investment request, naming the field
 //!   at fault.
 //! - [`queue`]: position, people ahead, ETA and poll interval from a ticket and
@@ -19,6 +20,7 @@
 
 pub mod api;
 pub mod invest;
+pub mod json;
 pub mod keys;
 pub mod queue;
 pub mod token;

@@ -37,8 +37,9 @@ pub fn status_of(number: u64, room: &RoomState, jitter_seed: u64) -> Status {
         round: room.round.clone(),
         state,
         queue_number: Some(number),
-        position,
-        people_ahead,
+        position: Some(position),
+        people_ahead: Some(people_ahead),
+        registered: None,
         eta_seconds,
         poll_after_ms: poll_after_ms(people_ahead, room.rate_per_minute, jitter_seed),
         opens_in_seconds: None,
@@ -49,7 +50,8 @@ pub fn status_of(number: u64, room: &RoomState, jitter_seed: u64) -> Status {
 }
 
 /// The status of a pre-queue ticket while the round is still scheduled: no
-/// number yet (the draw happens at opening), a countdown, and a poll time that
+/// number, position or people ahead yet (the draw happens at opening), how
+/// many have registered so far, a countdown, and a poll time that
 /// lands shortly after opening, spread over [`OPENING_SPREAD_MS`] so the whole
 /// pre-queue does not poll in the same millisecond.
 pub fn prequeue_status(room: &RoomState, now_ms: u64, jitter_seed: u64) -> Status {
@@ -65,8 +67,9 @@ pub fn prequeue_status(room: &RoomState, now_ms: u64, jitter_seed: u64) -> Statu
         round: room.round.clone(),
         state: VisitorState::Prequeue,
         queue_number: None,
-        position: 0,
-        people_ahead: 0,
+        position: None,
+        people_ahead: None,
+        registered: Some(room.prequeue_size),
         eta_seconds: None,
         poll_after_ms: until_open.max(MIN_POLL_MS / 4),
         opens_in_seconds: (room.opens_at_ms > 0).then(|| opens_in_ms.div_ceil(1000)),
@@ -135,13 +138,13 @@ mod tests {
         let s = status_of(15, &room(RoomPhase::Open, 10, 60), 1);
         assert_eq!(
             (s.position, s.people_ahead, s.state),
-            (5, 4, VisitorState::Waiting)
+            (Some(5), Some(4), VisitorState::Waiting)
         );
         assert_eq!(s.eta_seconds, Some(5));
         let s = status_of(10, &room(RoomPhase::Open, 10, 60), 1);
         assert_eq!(
             (s.position, s.people_ahead, s.state),
-            (0, 0, VisitorState::Admitted)
+            (Some(0), Some(0), VisitorState::Admitted)
         );
     }
 
@@ -184,10 +187,16 @@ mod tests {
     fn prequeue_counts_down_and_polls_soon_after_opening() {
         let mut r = room(RoomPhase::Scheduled, 0, 60);
         r.opens_at_ms = 100_000;
+        r.prequeue_size = 1_234;
         let s = prequeue_status(&r, 40_000, 3);
         assert_eq!(
             (s.state, s.queue_number, s.opens_in_seconds),
             (VisitorState::Prequeue, None, Some(60))
+        );
+        // No made-up zeros: no position until the draw, and what is true.
+        assert_eq!(
+            (s.position, s.people_ahead, s.registered),
+            (None, None, Some(1_234))
         );
         assert_eq!(s.poll_after_ms, 6_000);
         // Close to opening: the next poll lands within the spread after it.

@@ -1,9 +1,14 @@
 //! Outbound calls from a component to core.
 //!
+//! Every call carries this edge's token ([`EDGE_TOKEN_HEADER`]): core's
+//! `/v1` API answers nobody else.
+//!
 //! A failed call (core down, refused by the host's allow-list, shedding) is
 //! reported as [`CoreUnavailable`], which the components answer with 503 and
 //! `Retry-After`: the visitor keeps their place and retries.
 
+use crate::Settings;
+use crowdgate_protocol::api::EDGE_TOKEN_HEADER;
 use spin_sdk::http::{Method, Request, Response};
 
 /// core could not be reached or is shedding load.
@@ -12,14 +17,17 @@ pub struct CoreUnavailable(pub String);
 
 /// Sends `method path` to core with optional JSON `body` and extra headers.
 pub async fn call(
-    core_url: &str,
+    settings: &Settings,
     method: Method,
     path: &str,
     headers: &[(&str, String)],
     body: Vec<u8>,
 ) -> Result<Response, CoreUnavailable> {
     let mut builder = Request::builder();
-    builder.method(method).uri(format!("{core_url}{path}"));
+    builder
+        .method(method)
+        .uri(format!("{}{path}", settings.core_url))
+        .header(EDGE_TOKEN_HEADER, settings.edge_token.as_str());
     for (name, value) in headers {
         builder.header(*name, value.as_str());
     }

@@ -1,6 +1,7 @@
 //! Responses the components send: JSON bodies and JSON errors.
 
 use crowdgate_protocol::ApiError;
+use crowdgate_protocol::api::MAX_BODY_BYTES;
 use serde::Serialize;
 use spin_sdk::http::Response;
 
@@ -35,6 +36,29 @@ pub fn method_not_allowed(allowed: &str) -> Response {
     );
     response.set_header("allow", allowed);
     response
+}
+
+/// 413: the body is larger than [`MAX_BODY_BYTES`]. The host already
+/// refuses such bodies before they reach a component (`crowdgate host`);
+/// this keeps the promise under any host, `spin up` included.
+pub fn too_large() -> Response {
+    error(
+        413,
+        ApiError::for_field(
+            "body_too_large",
+            "body",
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        ),
+    )
+}
+
+/// The body's size, checked before anything reads it.
+pub fn check_body_size(request: &spin_sdk::http::Request) -> Result<(), Response> {
+    if request.body().len() > MAX_BODY_BYTES {
+        Err(too_large())
+    } else {
+        Ok(())
+    }
 }
 
 pub fn not_found(path: &str) -> Response {

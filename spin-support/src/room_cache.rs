@@ -6,6 +6,7 @@
 //! than [`FRESH_FOR_MS`]. If core is unreachable, a stale state (up to
 //! [`USABLE_FOR_MS`]) is better than an error: positions only lag.
 
+use crate::Settings;
 use crate::core_client::{self, CoreUnavailable};
 use crowdgate_protocol::RoomState;
 use spin_sdk::http::Method;
@@ -20,11 +21,8 @@ pub const USABLE_FOR_MS: u64 = 30_000;
 pub const REFRESH_LEASE_MS: u64 = 250;
 
 /// The round's state, from the cache or from core.
-pub async fn room_state(
-    core_url: &str,
-    round: &str,
-    now_ms: u64,
-) -> Result<RoomState, CoreUnavailable> {
+pub async fn room_state(settings: &Settings, now_ms: u64) -> Result<RoomState, CoreUnavailable> {
+    let round = settings.round.as_str();
     let store = Store::open_default().ok();
     let key = format!("room:{round}");
     let cached: Option<RoomState> = store
@@ -45,7 +43,7 @@ pub async fn room_state(
             let _ = store.set(&key, &bytes);
         }
     }
-    match fetch(core_url, round).await {
+    match fetch(settings).await {
         Ok(mut room) => {
             // Measure freshness by this edge's clock, not core's.
             room.as_of_ms = now_ms;
@@ -63,11 +61,11 @@ pub async fn room_state(
     }
 }
 
-async fn fetch(core_url: &str, round: &str) -> Result<RoomState, CoreUnavailable> {
+async fn fetch(settings: &Settings) -> Result<RoomState, CoreUnavailable> {
     let response = core_client::call(
-        core_url,
+        settings,
         Method::Get,
-        &format!("/v1/rounds/{round}/state"),
+        &format!("/v1/rounds/{}/state", settings.round),
         &[],
         vec![],
     )

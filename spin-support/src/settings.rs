@@ -14,10 +14,12 @@ pub struct Settings {
     pub round: String,
     /// Keys that sign and verify tickets and passes. Never logged.
     pub keyring: Keyring,
+    /// This edge's credential on core's `/v1` API. Never logged.
+    pub edge_token: String,
 }
 
 impl Settings {
-    /// Reads `core_url`, `round_id` and `signing_keys`. A missing or bad
+    /// Reads `core_url`, `round_id`, `signing_keys` and `edge_token`. A missing or bad
     /// variable is a deployment fault, reported as a 500 with the variable's
     /// name (never its value).
     pub fn load() -> Result<Settings, ApiError> {
@@ -29,10 +31,12 @@ impl Settings {
                 format!("variable signing_keys is invalid: {e}"),
             )
         })?;
+        let edge_token = variable("edge_token")?;
         Ok(Settings {
             core_url,
             round,
             keyring,
+            edge_token,
         })
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! The binaries and components must be built first; `./dev test` does that
 //! (`cargo build -p crowdgate` and
-//! `cargo build --target wasm32-wasip2 --release -p waiting-room -p edge`).
+//! `cargo build --target wasm32-wasip2 --profile component -p waiting-room -p edge`).
 //!
 //! When a test panics, the logs of every process it started are printed, so a
 //! failure in CI explains itself.
@@ -23,6 +23,25 @@ use tempfile::TempDir;
 pub const SIGNING_KEYS: &str = "t1:test-signing-key-0123456789abcdef0123456789";
 /// The ops token of every test system.
 pub const OPS_TOKEN: &str = "test-ops-token-0123456789abcdef";
+/// The token the edge presents to core's `/v1` API in every test system.
+pub const EDGE_TOKEN: &str = "test-edge-token-0123456789abcdef";
+
+/// An HTTP client that presents the edge token, as the edge components do:
+/// for tests that call core's `/v1` API directly (it also talks to the edge,
+/// which ignores the header).
+pub fn core_http() -> reqwest::Client {
+    core_http_builder().build().expect("a reqwest client")
+}
+
+/// [`core_http`]'s builder, for clients that need more settings.
+pub fn core_http_builder() -> reqwest::ClientBuilder {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        crowdgate_protocol::api::EDGE_TOKEN_HEADER,
+        reqwest::header::HeaderValue::from_static(EDGE_TOKEN),
+    );
+    reqwest::Client::builder().default_headers(headers)
+}
 
 /// The workspace root (where spin.toml lives).
 pub fn workspace_root() -> PathBuf {
@@ -54,14 +73,15 @@ pub fn crowdgate_bin() -> PathBuf {
     bin
 }
 
-/// A built Wasm component, e.g. `wasm("waiting_room")`.
+/// A built Wasm component, e.g. `wasm("waiting_room")`. Components are
+/// built with the `component` profile (release, no debug info).
 pub fn wasm(name: &str) -> PathBuf {
     let path = target_dir()
-        .join("wasm32-wasip2/release")
+        .join("wasm32-wasip2/component")
         .join(format!("{name}.wasm"));
     assert!(
         path.is_file(),
-        "{} is missing: run `./dev test`, or `cargo build --target wasm32-wasip2 --release -p waiting-room -p edge -p host-probe` first",
+        "{} is missing: run `./dev test`, or `cargo build --target wasm32-wasip2 --profile component -p waiting-room -p edge -p host-probe` first",
         path.display()
     );
     path
@@ -282,7 +302,8 @@ impl System {
                 .args(["--listen", &format!("127.0.0.1:{edge_port}")])
                 .env("SPIN_VARIABLE_CORE_URL", &core_url)
                 .env("SPIN_VARIABLE_ROUND_ID", ROUND)
-                .env("SPIN_VARIABLE_SIGNING_KEYS", SIGNING_KEYS),
+                .env("SPIN_VARIABLE_SIGNING_KEYS", SIGNING_KEYS)
+                .env("SPIN_VARIABLE_EDGE_TOKEN", EDGE_TOKEN),
             dir.path(),
         );
         wait_for(
@@ -404,7 +425,7 @@ impl System {
     /// core's room state (`GET /v1/rounds/{round}/state`).
     pub async fn room_state(&self) -> serde_json::Value {
         let url = format!("{}/v1/rounds/{ROUND}/state", self.core_url);
-        let (code, state) = json_of(reqwest::get(url).await.unwrap()).await;
+        let (code, state) = json_of(core_http().get(url).send().await.unwrap()).await;
         assert_eq!(code, 200, "{state}");
         state
     }
@@ -430,7 +451,8 @@ fn spawn_core(redis: &LocalRedis, dir: &Path, port: u16, name: &str) -> Proc {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("CROWDGATE_REDIS_URL", redis.url())
             .env("CROWDGATE_SIGNING_KEYS", SIGNING_KEYS)
-            .env("CROWDGATE_OPS_TOKENS", format!("tester:{OPS_TOKEN}")),
+            .env("CROWDGATE_OPS_TOKENS", format!("tester:{OPS_TOKEN}"))
+            .env("CROWDGATE_EDGE_TOKENS", format!("edge:{EDGE_TOKEN}")),
         dir,
     )
 }
@@ -480,8 +502,9 @@ pub async fn wait_for(url: &str, procs: &mut [&mut Proc]) {
 /// until its status is `status`; returns it. Every answer must be a 200.
 pub async fn wait_for_investment(url: &str, status: &str, within: Duration) -> serde_json::Value {
     let deadline = Instant::now() + within;
+    let http = core_http();
     loop {
-        let (code, body) = json_of(reqwest::get(url).await.unwrap()).await;
+        let (code, body) = json_of(http.get(url).send().await.unwrap()).await;
         assert_eq!(code, 200, "{body}");
         if body["status"] == status {
             return body;
@@ -585,6 +608,17 @@ impl Visitor {
         )
         .await
     }
+}
+
+/// The body of `GET url` as text (a page, or Prometheus metrics).
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
 /// Status and JSON body of a response; panics if the body is not JSON

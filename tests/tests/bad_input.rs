@@ -2,8 +2,11 @@
 //! body naming the problem (and the field, where there is one), never 500,
 //! and record nothing.
 
+use crowdgate_protocol::api::EDGE_TOKEN_HEADER;
 use crowdgate_protocol::{Pass, Ticket};
-use crowdgate_tests::{OPS_TOKEN, ROUND, RoundOptions, System, Visitor, json_of, keyring, now_s};
+use crowdgate_tests::{
+    OPS_TOKEN, ROUND, RoundOptions, System, Visitor, core_http, get_text, json_of, keyring, now_s,
+};
 use serde_json::json;
 use std::time::Duration;
 
@@ -48,7 +51,7 @@ async fn tickets_and_passes_are_checked_at_the_edge() {
     })
     .await;
     let edge = &system.edge_url;
-    let http = reqwest::Client::new();
+    let http = core_http();
     let ring = keyring();
     let forger =
         crowdgate_protocol::Keyring::parse("t1:not-the-real-key-0123456789abcdef0123").unwrap();
@@ -163,7 +166,7 @@ async fn tickets_and_passes_are_checked_at_the_edge() {
 async fn bad_investments_are_refused_and_record_nothing() {
     // No settlement worker: this test looks at what core recorded.
     let system = System::start_with(RoundOptions::default(), false).await;
-    let http = reqwest::Client::new();
+    let http = core_http();
     let ring = keyring();
     let good_pass = ring.sign(&pass(ROUND, now_s() + 600));
 
@@ -349,7 +352,7 @@ async fn bad_investments_are_refused_and_record_nothing() {
 async fn core_endpoints_refuse_bad_requests() {
     let system = System::start_with(RoundOptions::default(), false).await;
     let core = &system.core_url;
-    let http = reqwest::Client::new();
+    let http = core_http();
     expect(
         http.post(format!("{core}/v1/rounds/nope/queue")),
         404,
@@ -397,13 +400,240 @@ async fn core_endpoints_refuse_bad_requests() {
     let health = http.get(format!("{core}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let metrics = http
-        .get(format!("{core}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&http, &format!("{core}/metrics")).await;
     assert!(metrics.contains("crowdgate_round_cap_pence"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_v1_answers_only_the_edge() {
+    let system = System::start_with(RoundOptions::default(), false).await;
+    let core = &system.core_url;
+    let anyone = reqwest::Client::new();
+    let calls = [
+        (
+            reqwest::Method::POST,
+            format!("{core}/v1/rounds/{ROUND}/queue"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{core}/v1/rounds/{ROUND}/state"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{core}/v1/rounds/{ROUND}/prequeue/abc"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{core}/v1/rounds/{ROUND}/passes"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{core}/v1/rounds/{ROUND}/investments"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{core}/v1/rounds/{ROUND}/investments/inv_1"),
+        ),
+    ];
+    for (method, url) in &calls {
+        let answer = expect(anyone.request(method.clone(), url), 401, "unauthorized").await;
+        assert_eq!(answer["field"], EDGE_TOKEN_HEADER, "{answer}");
+        expect(
+            anyone
+                .request(method.clone(), url)
+                .header(EDGE_TOKEN_HEADER, "not-the-edge-token-0123456789abcdef"),
+            401,
+            "unauthorized",
+        )
+        .await;
+    }
+    assert_eq!(
+        system.round_field("issued").await,
+        0,
+        "no place was handed out"
+    );
+    // The edge presents its token (it loaded the room state to come up), and
+    // health and metrics stay open for the platform.
+    assert_eq!(system.room_state().await["round"], ROUND);
+    for path in ["/healthz", "/metrics"] {
+        let answer = anyone.get(format!("{core}{path}")).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{path}");
+    }
+}
+
+/// Posts `total` bytes with `Transfer-Encoding: chunked` over a raw socket,
+/// writing while it reads, and returns the status and body of the answer
+/// (which may come before the body is sent).
+async fn post_chunked(
+    base: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    total: usize,
+) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n"
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let sender = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        let chunk = vec![b' '; 16 * 1024];
+        let mut sent = 0;
+        while sent < total {
+            writer
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            writer.write_all(&chunk).await?;
+            writer.write_all(b"\r\n").await?;
+            sent += chunk.len();
+        }
+        writer.write_all(b"0\r\n\r\n").await
+    });
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = tokio::time::timeout_at(deadline, reader.read(&mut buf))
+            .await
+            .expect("an answer within 30 s")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&answer);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap())
+            });
+            if length.is_some_and(|len| body.len() >= len) {
+                break;
+            }
+        }
+    }
+    sender.abort();
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no answer: {text:?}"));
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_ambiguous_bodies_are_refused_not_busy() {
+    let system = System::start(RoundOptions::default()).await;
+    system.fund(&[("alice", 1_000_000)]).await;
+    let edge = &system.edge_url;
+    let visitor = Visitor::new(edge);
+    visitor.join().await;
+    visitor.wait_until_admitted(Duration::from_secs(20)).await;
+    let pass = visitor.pass().await;
+    let invest = |body: Vec<u8>, key: &str| {
+        visitor
+            .http
+            .post(format!("{edge}/api/investments"))
+            .bearer_auth(&pass)
+            .header("idempotency-key", key)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let padded = |size: usize| {
+        let mut body = br#"{"investor_id":"alice","amount_pence":5000}"#.to_vec();
+        body.resize(size, b' ');
+        body
+    };
+    // Just over 64 KiB, and 10 MB: 413 with the JSON shape, never "busy".
+    for size in [64 * 1024 + 1, 10 << 20] {
+        let (code, body) = json_of(invest(padded(size), "big").send().await.unwrap()).await;
+        assert_eq!(
+            (code, body["error"].as_str()),
+            (413, Some("body_too_large")),
+            "{size}: {body}"
+        );
+    }
+    let bearer = format!("Bearer {pass}");
+    let (code, body) = post_chunked(
+        edge,
+        "/api/investments",
+        &[("authorization", &bearer), ("idempotency-key", "chunked")],
+        10 << 20,
+    )
+    .await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (413, Some("body_too_large")),
+        "{body}"
+    );
+    // core itself, behind the edge, refuses the same way.
+    let core_invest = format!("{}/v1/rounds/{ROUND}/investments", system.core_url);
+    let (code, body) = json_of(
+        core_http()
+            .post(&core_invest)
+            .bearer_auth(&pass)
+            .header("idempotency-key", "big-core")
+            .header("content-type", "application/json")
+            .body(padded(100 * 1024))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (413, Some("body_too_large")),
+        "{body}"
+    );
+    let (code, body) = post_chunked(
+        &system.core_url,
+        &format!("/v1/rounds/{ROUND}/investments"),
+        &[
+            ("authorization", &bearer),
+            ("idempotency-key", "chunked-core"),
+            (EDGE_TOKEN_HEADER, crowdgate_tests::EDGE_TOKEN),
+        ],
+        1 << 20,
+    )
+    .await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (413, Some("body_too_large")),
+        "{body}"
+    );
+
+    // Money is never guessed: a repeated field is refused, naming it.
+    let ambiguous =
+        br#"{"investor_id":"alice","amount_pence":1000,"amount_pence":200000}"#.to_vec();
+    let answer = expect(invest(ambiguous.clone(), "dup"), 400, "duplicate_field").await;
+    assert_eq!(answer["field"], "amount_pence");
+    let answer = expect(
+        core_http()
+            .post(&core_invest)
+            .bearer_auth(&pass)
+            .header("idempotency-key", "dup-core")
+            .header("content-type", "application/json")
+            .body(ambiguous),
+        400,
+        "duplicate_field",
+    )
+    .await;
+    assert_eq!(answer["field"], "amount_pence");
+    // Axum's own rejections have the same shape.
+    expect(core_http().delete(&core_invest), 405, "method_not_allowed").await;
+
+    // Nothing was recorded, and the pass still works for a proper request.
+    assert_eq!(system.stream_len().await, 0);
+    assert_eq!(system.round_field("raised_pence").await, 0);
+    let (code, body) = json_of(invest(padded(200), "fine").send().await.unwrap()).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["amount_pence"], 5000);
 }

@@ -3,7 +3,7 @@
 //! exactly once, and nothing acknowledged is lost when Redis or core is
 //! killed with SIGKILL mid-load.
 
-use crowdgate_tests::{ROUND, RoundOptions, System, json_of, now_s, pass_token};
+use crowdgate_tests::{ROUND, RoundOptions, System, core_http, json_of, now_s, pass_token};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -190,7 +190,7 @@ struct Load {
 
 impl Load {
     fn start(url: String, investors: usize) -> Load {
-        let http = reqwest::Client::new();
+        let http = core_http();
         let acked = Arc::new(AtomicUsize::new(0));
         let next = Arc::new(AtomicUsize::new(0));
         let workers = (0..16)
@@ -281,7 +281,7 @@ async fn acknowledged_investments_survive_kill_9_of_core() {
 async fn edge_answers_503_with_retry_after_while_core_is_down() {
     let mut system = System::start_with(RoundOptions::default(), false).await;
     system.kill_core();
-    let http = reqwest::Client::new();
+    let http = core_http();
     let response = http
         .post(format!("{}/api/investments", system.edge_url))
         .bearer_auth(pass_for(1))
@@ -324,7 +324,7 @@ async fn a_scheduled_round_opens_and_closes_on_time() {
         false,
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = core_http();
     let url = format!("{}/v1/rounds/{ROUND}/investments", system.core_url);
     let early = invest_until_answered(&http, &url, 1, 5_000, Duration::from_secs(5)).await;
     assert_eq!(
@@ -398,6 +398,10 @@ async fn core_refuses_a_redis_that_could_lose_writes() {
         .env(
             "CROWDGATE_OPS_TOKENS",
             format!("t:{}", crowdgate_tests::OPS_TOKEN),
+        )
+        .env(
+            "CROWDGATE_EDGE_TOKENS",
+            format!("e:{}", crowdgate_tests::EDGE_TOKEN),
         )
         .output()
         .unwrap();

@@ -3,7 +3,9 @@
 //! respects the phase transitions and the cap, and takes effect at the edge.
 
 use crowdgate_tests::browser::{Browser, non_empty};
-use crowdgate_tests::{OPS_TOKEN, ROUND, RoundOptions, System, Visitor, json_of};
+use crowdgate_tests::{
+    OPS_TOKEN, ROUND, RoundOptions, System, Visitor, core_http, get_text, json_of,
+};
 use fantoccini::Locator;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -30,7 +32,7 @@ struct Ops {
 impl Ops {
     fn new(system: &System) -> Ops {
         Ops {
-            http: reqwest::Client::new(),
+            http: core_http(),
             base: format!("{}/ops/v1/rounds/{ROUND}", system.core_url),
         }
     }
@@ -182,7 +184,6 @@ async fn every_control_needs_a_valid_token_and_names_the_bad_field() {
         ),
         (Method::PATCH, "admission", json!({"speed": 5}), "speed"),
         (Method::PATCH, "admission", json!({}), "body"),
-        (Method::PATCH, "admission", json!([1]), "body"),
         (Method::POST, "pause", json!({"now": true}), "now"),
         (Method::POST, "resume", json!({"x": 1}), "x"),
         (Method::POST, "close", json!({"x": 1}), "x"),
@@ -217,6 +218,25 @@ async fn every_control_needs_a_valid_token_and_names_the_bad_field() {
     for (method, path, body, field) in cases {
         ops.refused(method, path, body, 422, field).await;
     }
+    // A body that is not one unambiguous JSON object is a 400 naming it.
+    ops.refused(Method::PATCH, "admission", json!([1]), 400, "body")
+        .await;
+    let (code, answer) = json_of(
+        ops.http
+            .patch(ops.url("admission"))
+            .bearer_auth(OPS_TOKEN)
+            .header("content-type", "application/json")
+            .body(r#"{"rate_per_minute": 60, "rate_per_minute": 60000}"#)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (code, answer["error"].as_str(), answer["field"].as_str()),
+        (400, Some("duplicate_field"), Some("rate_per_minute")),
+        "{answer}"
+    );
     // Bad JSON is a 400 on every control.
     for (method, path, _) in controls() {
         let response = ops
@@ -386,15 +406,7 @@ async fn every_change_is_audited_with_who_old_and_new() {
         .unwrap();
     assert_eq!(len, 5);
 
-    let metrics = ops
-        .http
-        .get(format!("{}/metrics", system.core_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&ops.http, &format!("{}/metrics", system.core_url)).await;
     assert!(metrics.contains("crowdgate_ops_changes_total"), "{metrics}");
     assert!(!metrics.contains(OPS_TOKEN));
     assert!(

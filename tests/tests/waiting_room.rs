@@ -4,7 +4,9 @@
 //! investors, replicas never double-advance, and no-shows never stall it.
 
 use crowdgate_protocol::Ticket;
-use crowdgate_tests::{ROUND, RoundOptions, System, Visitor, json_of, now_s, ticket_token};
+use crowdgate_tests::{
+    ROUND, RoundOptions, System, Visitor, core_http, get_text, json_of, now_s, ticket_token,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,7 +59,7 @@ async fn prequeue_is_a_uniform_lottery_and_later_joiners_are_fifo() {
     )
     .await;
     let opens_at = Instant::now() + Duration::from_secs(opens_in - 1);
-    let http = reqwest::Client::new();
+    let http = core_http();
     let core = system.core_url.clone();
 
     // Pre-queue: 16 joiners at a time; arrival order is completion order.
@@ -181,7 +183,7 @@ async fn refresh_rejoin_and_second_tab_keep_the_place_through_opening() {
     let (code, again) = visitor.join().await;
     assert_eq!((code, &again["ticket"]), (200, &joined["ticket"]));
     // An app with the token and no cookies: the same place.
-    let app = reqwest::Client::new();
+    let app = core_http();
     let (code, status) = json_of(
         app.get(format!("{}/api/status", system.edge_url))
             .bearer_auth(joined["ticket"].as_str().unwrap())
@@ -222,6 +224,62 @@ async fn refresh_rejoin_and_second_tab_keep_the_place_through_opening() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prequeue_says_what_is_true_instead_of_zeros() {
+    let system = System::start_with(
+        RoundOptions {
+            opens_at: Some(rfc3339_in(3_600)),
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
+    let visitors: Vec<Visitor> = (0..3).map(|_| Visitor::new(&system.edge_url)).collect();
+    for visitor in &visitors {
+        let (code, joined) = visitor.join().await;
+        assert_eq!(code, 201, "{joined}");
+    }
+    // The edge caches the room state for about a second: wait for the count.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let (code, status) = visitors[0].status().await;
+        assert_eq!(code, 200, "{status}");
+        if status["registered"] == 3 {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "registered never reached 3: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status["state"], "prequeue");
+    for absent in ["position", "people_ahead", "queue_number"] {
+        assert!(
+            status[absent].is_null(),
+            "no {absent} before the draw: {status}"
+        );
+    }
+    assert!(
+        status["opens_in_seconds"].as_u64().unwrap() > 3_500,
+        "{status}"
+    );
+
+    // The page, as the visitor sees it (no JavaScript): the same facts.
+    let page = get_text(&visitors[0].http, &format!("{}/", system.edge_url)).await;
+    for text in [
+        "3 people have registered so far",
+        "drawn at opening",
+        "arriving early or refreshing changes nothing",
+    ] {
+        assert!(page.contains(text), "the page does not say {text:?}");
+    }
+    assert!(
+        !page.contains(r#"<b id="position">0</b>"#),
+        "a made-up position"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admission_keeps_the_rate_and_batch_size_in_queue_order() {
     // 600 people a minute in batches every 500 ms: 5 per batch.
     let system = System::start_with(
@@ -233,7 +291,7 @@ async fn admission_keeps_the_rate_and_batch_size_in_queue_order() {
         false,
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = core_http();
     for expected in 1..=200u64 {
         assert_eq!(join_core(&http, &system.core_url).await.1, Some(expected));
     }
@@ -278,7 +336,7 @@ async fn two_core_replicas_admit_one_batch_per_interval() {
     )
     .await;
     let (_replica, replica_url) = system.spawn_core_replica("core-replica").await;
-    let http = reqwest::Client::new();
+    let http = core_http();
     // Joins spread over both replicas still get unique, consecutive numbers.
     let mut numbers = Vec::new();
     for i in 0..300 {
@@ -316,7 +374,7 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
         false,
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = core_http();
     let core = &system.core_url;
     let claim = |id: &str, number: u64| {
         http.post(format!("{core}/v1/rounds/{ROUND}/passes"))
@@ -451,7 +509,7 @@ async fn pause_stops_admission_and_resume_continues() {
         false,
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = core_http();
     let core = &system.core_url;
     let mut redis = system.redis().await;
     let set_phase = |phase: &'static str| {
@@ -484,7 +542,7 @@ async fn pause_stops_admission_and_resume_continues() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_and_prequeue_lookups_refuse_bad_input() {
     let system = System::start_with(RoundOptions::default(), false).await;
-    let http = reqwest::Client::new();
+    let http = core_http();
     let core = &system.core_url;
     let cases = [
         (

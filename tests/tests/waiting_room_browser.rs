@@ -3,7 +3,7 @@
 //! investment is accepted and settled. Screenshots go to `tests/artifacts/`.
 
 use crowdgate_tests::browser::{Browser, non_empty};
-use crowdgate_tests::{ROUND, RoundOptions, System};
+use crowdgate_tests::{ROUND, RoundOptions, System, core_http};
 use fantoccini::Locator;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ async fn a_browser_walks_from_the_queue_to_a_settled_investment() {
     })
     .await;
     system.fund(&[("browser-investor", 1_000_000)]).await;
-    let http = reqwest::Client::new();
+    let http = core_http();
     let mut redis = system.redis().await;
     let _: () = redis::cmd("HSET")
         .arg(format!("cg:{{{ROUND}}}:round"))

@@ -89,7 +89,7 @@ pub async fn join(settings: &Settings, request: &Request) -> Response {
         return joined(settings, request, token, ticket, now, 200).await;
     }
     let place = match core_client::call(
-        &settings.core_url,
+        settings,
         Method::Post,
         &format!("/v1/rounds/{}/queue", settings.round),
         &[],
@@ -197,7 +197,7 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
     };
     let claim_path = format!("/v1/rounds/{}/passes", settings.round);
     let pass = match core_client::call(
-        &settings.core_url,
+        settings,
         Method::Post,
         &claim_path,
         &[("authorization", format!("Bearer {token}"))],
@@ -231,7 +231,7 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
         ("idempotency-key", form.key.chars().take(128).collect()),
     ];
     match core_client::call(
-        &settings.core_url,
+        settings,
         Method::Post,
         &invest_path,
         &headers,
@@ -333,7 +333,7 @@ async fn status_of(
 /// Asks core which number a pre-queue ticket drew; `None` while not drawn.
 async fn drawn_number(settings: &Settings, ticket_id: &str) -> Result<Option<u64>, Response> {
     let path = format!("/v1/rounds/{}/prequeue/{ticket_id}", settings.round);
-    match core_client::call(&settings.core_url, Method::Get, &path, &[], vec![]).await {
+    match core_client::call(settings, Method::Get, &path, &[], vec![]).await {
         Ok(response) if *response.status() == 200 => {
             let body: serde_json::Value =
                 serde_json::from_slice(response.body()).unwrap_or_default();
@@ -363,7 +363,7 @@ pub async fn pass(settings: &Settings, request: &Request) -> Response {
     };
     let path = format!("/v1/rounds/{}/passes", settings.round);
     match core_client::call(
-        &settings.core_url,
+        settings,
         Method::Post,
         &path,
         &[("authorization", format!("Bearer {token}"))],
@@ -399,11 +399,9 @@ pub async fn round(settings: &Settings) -> Response {
 }
 
 async fn room_state(settings: &Settings, now: u64) -> Result<RoomState, Response> {
-    room_cache::room_state(&settings.core_url, &settings.round, now)
-        .await
-        .map_err(|_| {
-            respond::unavailable("the waiting room is busy for a moment; your place is kept")
-        })
+    room_cache::room_state(settings, now).await.map_err(|_| {
+        respond::unavailable("the waiting room is busy for a moment; your place is kept")
+    })
 }
 
 /// The visitor's verified ticket and its token.

@@ -26,6 +26,9 @@ async fn handle(request: Request) -> impl IntoResponse {
         Ok(settings) => settings,
         Err(err) => return respond::error(500, err),
     };
+    if let Err(response) = respond::check_body_size(&request) {
+        return response;
+    }
     let path = request.path().to_string();
     match (request.method(), path.as_str()) {
         (Method::Get, "/") => handlers::page(&settings, &request).await,

@@ -35,13 +35,18 @@ pub fn render(view: &View<'_>) -> String {
         .map(str::to_string)
         .or_else(|| status.map(|s| state_message(s).to_string()))
         .unwrap_or_else(|| "Joining the queue…".to_string());
-    let position = status
-        .filter(|s| s.position > 0)
-        .map(|s| s.position.to_string())
-        .unwrap_or_else(dash);
+    let position = match status {
+        Some(s) if s.state == VisitorState::Prequeue => "drawn at opening".to_string(),
+        Some(s) => s
+            .position
+            .filter(|p| *p > 0)
+            .map(|p| p.to_string())
+            .unwrap_or_else(dash),
+        None => dash(),
+    };
     let ahead = status
-        .filter(|s| s.queue_number.is_some())
-        .map(|s| s.people_ahead.to_string())
+        .and_then(|s| s.people_ahead)
+        .map(|n| n.to_string())
         .unwrap_or_else(dash);
     let eta = status
         .and_then(|s| s.eta_seconds)
@@ -94,14 +99,20 @@ pub fn render(view: &View<'_>) -> String {
 /// The sentence for each state (the same words the script uses).
 pub fn state_message(status: &Status) -> String {
     match status.state {
-        VisitorState::Prequeue => match status.opens_in_seconds {
-            Some(s) => format!(
-                "You are in the pre-queue. The round opens in {}; then everyone in the pre-queue gets a random place ahead of later arrivals.",
-                human_duration(s)
-            ),
-            None => "You are in the pre-queue; places are drawn at random when the round opens."
-                .to_string(),
-        },
+        VisitorState::Prequeue => {
+            let registered = match status.registered {
+                Some(1) => " 1 person has registered so far.".to_string(),
+                Some(n) => format!(" {n} people have registered so far."),
+                None => String::new(),
+            };
+            let opens = match status.opens_in_seconds {
+                Some(s) => format!(" The round opens in {}.", human_duration(s)),
+                None => String::new(),
+            };
+            format!(
+                "You are registered in the pre-queue.{registered}{opens} When it opens, everyone registered gets a random place ahead of later arrivals: arriving early or refreshing changes nothing."
+            )
+        }
         VisitorState::Scheduled => "The round has not opened yet. You keep your place.".to_string(),
         VisitorState::Waiting => {
             "You are in the queue. We will let you in automatically.".to_string()

@@ -80,18 +80,7 @@ pub fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::for_field(
-            "invalid_field",
-            "body",
-            "must be a JSON object",
-        )),
-        Err(err) => Err(ApiError::new(
-            "malformed_json",
-            format!("body is not valid JSON: {err}"),
-        )),
-    }
+    crowdgate_protocol::json::parse_object(bytes)
 }
 
 /// Refuses any field not in `allowed`, naming it.
