@@ -13,10 +13,15 @@
 //! - [`worker`]: the [`worker::SettlementWorker`] loop: own pending first, then
 //!   reclaim abandoned entries, then new ones; backoff on Redis outages;
 //!   poison entries to the dead-letter stream.
-//! - [`reconcile`]: checks every invariant and reports violations.
+//! - [`consumers`]: forgets consumers that hold nothing and have been idle
+//!   long (`scripts/forget_consumer.lua`: check and delete in one step).
+//! - [`reconcile`]: checks the invariants and reports only proven
+//!   violations: in full on a still round, the every-instant ones on a
+//!   moving round.
 //! - [`accounts`]: investor accounts from CSV, imported all or nothing.
 
 pub mod accounts;
+pub mod consumers;
 pub mod ledger;
 pub mod reconcile;
 pub mod worker;

@@ -1,27 +1,115 @@
-//! Reconciliation: checks every invariant of the brief against what is
-//! actually in Redis, and reports each violation.
+//! Reconciliation: checks the round's invariants against what is in Redis,
+//! and reports each violation it can prove.
 //!
 //! Run by `crowdgate reconcile` (non-zero exit on any violation) and by each
 //! settlement worker at startup (logged). It reads; it never repairs: a
 //! violation means a bug, and a person should look before money moves.
 //!
-//! The settlement stream is never trimmed, so it lists every investment ever
-//! accepted; each is looked up and classified. Reads are not one atomic
-//! snapshot, so run it on a quiet round (or expect in-flight settlements to
-//! show as pending).
+//! A round keeps moving while it is checked (investments are accepted and
+//! settled between any two reads), and a scan of every investment cannot be
+//! one atomic read. Comparing numbers read at different moments would report
+//! violations that never existed, so the checks come in two kinds:
+//!
+//! - **Instant** checks hold at every moment, so they are sound on a moving
+//!   round. The counters they compare are read together in one `MULTI`/`EXEC`
+//!   (a [`Snapshot`]). The scan adds only what a later read cannot contradict:
+//!   the streams are append-only (a duplicate in what was read is a real
+//!   duplicate), a record is written in the same script that publishes it,
+//!   and an investment is journalled in the same script that marks it settled
+//!   (records are read before the journal, so a settled one must be there).
+//! - **Quiet** checks compare the counters with sums over the investment
+//!   records and with the stream contents. They count only when a snapshot
+//!   taken before the scan equals one taken after it: every script that
+//!   changes a record, a stream or a total also bumps a counter that only
+//!   grows (`accepted_count`, `settled_count`, `failed_count`, a stream's
+//!   length), so equal snapshots mean nothing moved while the scan ran.
+//!
+//! Reconciliation retries a few times, each after the round looks still; a
+//! round that never holds still within the wait is reported in [`Mode::Live`]
+//! with the list of what was and was not checked.
 
 use crowdgate_protocol::keys::RoundKeys;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
-use redis::streams::StreamRangeReply;
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 /// Entries fetched per XRANGE page.
 const PAGE: usize = 1_000;
+/// At most this many full scans per run: a scan reads every investment, so a
+/// busy round is not scanned over and over.
+const MAX_SCANS: u32 = 5;
+/// Before another scan, the round must look still for this long.
+const QUIET_WINDOW: Duration = Duration::from_millis(50);
+
+/// The invariants checked on any snapshot, moving round or not.
+pub const INSTANT_CHECKS: &[&str] = &[
+    "raised ≤ cap",
+    "raised = accepted − released",
+    "ledger debits = credits",
+    "accepted_count = settlement stream length",
+    "journal length = settled_count",
+    "released = ledger failed_pence",
+    "settled_count + failed_count ≤ accepted_count",
+    "no investment published to the settlement stream twice",
+    "no investment journalled twice",
+    "every stream entry names a recorded investment with a known status",
+    "every settled investment has its journal posting",
+    "no negative balance",
+];
+
+/// The invariants checked only when nothing moved during the scan.
+pub const QUIET_CHECKS: &[&str] = &[
+    "raised = Σ live investments",
+    "released = Σ failed investments",
+    "accepted_count = investments in the stream",
+    "escrow = Σ settled investments",
+    "each investor's recorded total = Σ their live investments",
+    "journal postings = settled investments, each naming a settled investment",
+];
+
+/// How much of the round could be checked.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Nothing changed while the scan ran: every invariant was checked.
+    #[default]
+    Full,
+    /// The round kept changing: only [`INSTANT_CHECKS`] were checked, and
+    /// the counts are as scanned, not one moment's.
+    Live,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Full => "full",
+            Mode::Live => "live",
+        })
+    }
+}
+
+/// How long to wait for a still round.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Give up waiting for a still round after this long and report in
+    /// [`Mode::Live`]. Zero: one scan, full only if nothing moved during it.
+    pub wait_quiet: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            wait_quiet: Duration::from_secs(5),
+        }
+    }
+}
 
 /// What reconciliation found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
+    pub mode: Mode,
+    /// Scans made (a scan is retried when the round moved during it).
+    pub scans: u32,
     pub accepted: u64,
     pub settled: u64,
     pub failed: u64,
@@ -38,7 +126,8 @@ pub struct Report {
     pub escrow_pence: i64,
     pub journal_entries: u64,
     pub accounts: u64,
-    /// Each broken invariant, in words.
+    /// Each broken invariant, in words. Only proven violations: in live mode
+    /// nothing is reported that the round's movement could explain.
     pub violations: Vec<String>,
 }
 
@@ -50,6 +139,27 @@ impl Report {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.mode {
+            Mode::Full => writeln!(
+                f,
+                "mode                   full (nothing moved during the scan; every invariant checked)"
+            )?,
+            Mode::Live => {
+                writeln!(
+                    f,
+                    "mode                   live (the round kept moving through {} scan(s); counts are as scanned)",
+                    self.scans
+                )?;
+                writeln!(f, "checked:")?;
+                for check in INSTANT_CHECKS {
+                    writeln!(f, "  - {check}")?;
+                }
+                writeln!(f, "not checked (needs a still round):")?;
+                for check in QUIET_CHECKS {
+                    writeln!(f, "  - {check}")?;
+                }
+            }
+        }
         writeln!(f, "investments accepted   {}", self.accepted)?;
         writeln!(f, "  settled              {}", self.settled)?;
         writeln!(f, "  failed               {}", self.failed)?;
@@ -73,174 +183,411 @@ impl std::fmt::Display for Report {
         writeln!(f, "escrow                 {} pence", self.escrow_pence)?;
         writeln!(f, "journal entries        {}", self.journal_entries)?;
         writeln!(f, "accounts               {}", self.accounts)?;
-        if self.violations.is_empty() {
-            write!(f, "OK: every invariant holds")
-        } else {
-            writeln!(f, "VIOLATIONS ({}):", self.violations.len())?;
-            for v in &self.violations {
-                writeln!(f, "  - {v}")?;
+        match (self.violations.is_empty(), self.mode) {
+            (true, Mode::Full) => write!(f, "OK: every invariant holds"),
+            (true, Mode::Live) => write!(
+                f,
+                "OK: every invariant checked holds (run again on a still round for the rest)"
+            ),
+            (false, _) => {
+                writeln!(f, "VIOLATIONS ({}):", self.violations.len())?;
+                for v in &self.violations {
+                    writeln!(f, "  - {v}")?;
+                }
+                Ok(())
             }
-            Ok(())
         }
     }
 }
 
-/// Checks round `round`.
-pub async fn reconcile(redis: &mut ConnectionManager, round: &str) -> redis::RedisResult<Report> {
+/// Checks round `round`, waiting up to `options.wait_quiet` for a still
+/// round so that every invariant can be checked.
+pub async fn reconcile(
+    redis: &mut ConnectionManager,
+    round: &str,
+    options: &Options,
+) -> redis::RedisResult<Report> {
     let keys = RoundKeys::new(round);
-    let mut report = Report::default();
-    let round_hash: HashMap<String, i64> = int_fields(redis.hgetall(keys.round()).await?);
-    let ledger: HashMap<String, i64> = int_fields(redis.hgetall(keys.ledger()).await?);
-    let get = |m: &HashMap<String, i64>, k: &str| m.get(k).copied().unwrap_or(0);
-    report.raised_pence = get(&round_hash, "raised_pence");
-    report.cap_pence = get(&round_hash, "cap_pence");
-    report.accepted_pence = get(&round_hash, "accepted_pence");
-    report.released_pence = get(&round_hash, "released_pence");
-    report.debits_pence = get(&ledger, "debits_pence");
-    report.credits_pence = get(&ledger, "credits_pence");
-    report.escrow_pence = get(&ledger, "escrow_pence");
-    let mut violations = Vec::new();
-
-    // Every accepted investment, from the stream.
-    let stream_ids = all_field_values(redis, &keys.settlement_stream(), "investment_id").await?;
-    let dead: HashSet<String> = all_field_values(redis, &keys.dead_letters(), "investment_id")
-        .await?
-        .into_iter()
-        .collect();
-    let mut seen = HashSet::new();
-    let (mut sum_live, mut sum_failed, mut sum_settled) = (0i64, 0i64, 0i64);
-    let mut totals_by_investor: HashMap<String, i64> = HashMap::new();
-    for chunk in stream_ids.chunks(PAGE) {
-        let mut pipe = redis::pipe();
-        for id in chunk {
-            pipe.hgetall(keys.investment(id));
-        }
-        let records: Vec<HashMap<String, String>> = pipe.query_async(redis).await?;
-        for (id, record) in chunk.iter().zip(records) {
-            if !seen.insert(id.clone()) {
-                violations.push(format!(
-                    "investment {id} was published to the settlement stream twice"
-                ));
-                continue;
-            }
-            if record.is_empty() {
-                violations.push(format!(
-                    "stream entry names investment {id}, which has no record"
-                ));
-                continue;
-            }
-            report.accepted += 1;
-            let amount: i64 = record
-                .get("amount_pence")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let investor = record.get("investor_id").cloned().unwrap_or_default();
-            match record.get("status").map(String::as_str) {
-                Some("settled") => {
-                    report.settled += 1;
-                    sum_settled += amount;
-                    sum_live += amount;
-                    *totals_by_investor.entry(investor).or_default() += amount;
-                }
-                Some("failed") => {
-                    report.failed += 1;
-                    sum_failed += amount;
-                }
-                Some("accepted") if dead.contains(id) => {
-                    report.dead_lettered += 1;
-                    sum_live += amount;
-                    *totals_by_investor.entry(investor).or_default() += amount;
-                }
-                Some("accepted") => {
-                    report.pending += 1;
-                    sum_live += amount;
-                    *totals_by_investor.entry(investor).or_default() += amount;
-                }
-                other => violations.push(format!("investment {id} has unknown status {other:?}")),
-            }
+    let deadline = Instant::now() + options.wait_quiet;
+    let mut scans = 0;
+    loop {
+        scans += 1;
+        let before = Snapshot::read(redis, &keys).await?;
+        let scan = Scan::read(redis, &keys).await?;
+        let after = Snapshot::read(redis, &keys).await?;
+        let still = before == after;
+        if still
+            || scans >= MAX_SCANS
+            || !wait_until_still(redis, &keys, after.clone(), deadline).await?
+        {
+            return Ok(report(&before, &after, scan, still, scans));
         }
     }
+}
 
-    if report.raised_pence > report.cap_pence {
-        violations.push(format!(
-            "raised {} exceeds cap {}",
-            report.raised_pence, report.cap_pence
-        ));
+/// Polls snapshots until one equals the one taken [`QUIET_WINDOW`] before
+/// it (true), or until `deadline` (false).
+async fn wait_until_still(
+    redis: &mut ConnectionManager,
+    keys: &RoundKeys,
+    mut last: Snapshot,
+    deadline: Instant,
+) -> redis::RedisResult<bool> {
+    while Instant::now() + QUIET_WINDOW <= deadline {
+        tokio::time::sleep(QUIET_WINDOW).await;
+        let now = Snapshot::read(redis, keys).await?;
+        if now == last {
+            return Ok(true);
+        }
+        last = now;
     }
-    if report.raised_pence != report.accepted_pence - report.released_pence {
-        violations.push(format!(
-            "raised {} ≠ accepted {} − released {}",
-            report.raised_pence, report.accepted_pence, report.released_pence
-        ));
+    Ok(false)
+}
+
+/// The round's counters, read in one `MULTI`/`EXEC`: one moment's values,
+/// and (through its ever-growing counts) the round's version.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Snapshot {
+    raised: i64,
+    cap: i64,
+    accepted_pence: i64,
+    released: i64,
+    accepted_count: i64,
+    debits: i64,
+    credits: i64,
+    escrow: i64,
+    settled_count: i64,
+    failed_count: i64,
+    failed_pence: i64,
+    stream_len: i64,
+    journal_len: i64,
+    dead_len: i64,
+}
+
+const ROUND_FIELDS: [&str; 5] = [
+    "raised_pence",
+    "cap_pence",
+    "accepted_pence",
+    "released_pence",
+    "accepted_count",
+];
+const LEDGER_FIELDS: [&str; 6] = [
+    "debits_pence",
+    "credits_pence",
+    "escrow_pence",
+    "settled_count",
+    "failed_count",
+    "failed_pence",
+];
+
+impl Snapshot {
+    async fn read(redis: &mut ConnectionManager, keys: &RoundKeys) -> redis::RedisResult<Self> {
+        type Raw = (Vec<Option<String>>, Vec<Option<String>>, i64, i64, i64);
+        let (round, ledger, stream_len, journal_len, dead_len): Raw = redis::pipe()
+            .atomic()
+            .cmd("HMGET")
+            .arg(keys.round())
+            .arg(&ROUND_FIELDS[..])
+            .cmd("HMGET")
+            .arg(keys.ledger())
+            .arg(&LEDGER_FIELDS[..])
+            .xlen(keys.settlement_stream())
+            .xlen(keys.journal())
+            .xlen(keys.dead_letters())
+            .query_async(redis)
+            .await?;
+        let int = |v: &Option<String>| v.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let (r, l): (Vec<i64>, Vec<i64>) = (
+            round.iter().map(int).collect(),
+            ledger.iter().map(int).collect(),
+        );
+        Ok(Snapshot {
+            raised: r[0],
+            cap: r[1],
+            accepted_pence: r[2],
+            released: r[3],
+            accepted_count: r[4],
+            debits: l[0],
+            credits: l[1],
+            escrow: l[2],
+            settled_count: l[3],
+            failed_count: l[4],
+            failed_pence: l[5],
+            stream_len,
+            journal_len,
+            dead_len,
+        })
     }
-    if report.raised_pence != sum_live {
-        violations.push(format!(
-            "raised {} ≠ Σ live investments {}",
-            report.raised_pence, sum_live
-        ));
-    }
-    if report.released_pence != sum_failed {
-        violations.push(format!(
-            "released {} ≠ Σ failed investments {}",
-            report.released_pence, sum_failed
-        ));
-    }
-    let accepted_count = get(&round_hash, "accepted_count");
-    if accepted_count != report.accepted as i64 {
-        violations.push(format!(
-            "accepted_count {accepted_count} ≠ {} investments in the stream",
-            report.accepted
-        ));
-    }
-    if report.debits_pence != report.credits_pence {
-        violations.push(format!(
-            "debits {} ≠ credits {}",
-            report.debits_pence, report.credits_pence
-        ));
-    }
-    if report.escrow_pence != sum_settled {
-        violations.push(format!(
-            "escrow {} ≠ Σ settled investments {}",
-            report.escrow_pence, sum_settled
-        ));
-    }
-    let recorded_totals: HashMap<String, i64> =
-        int_fields(redis.hgetall(keys.investor_totals()).await?);
-    for (investor, total) in &recorded_totals {
-        let expected = totals_by_investor.get(investor).copied().unwrap_or(0);
-        if *total != expected {
-            violations.push(format!(
-                "investor {investor}: recorded total {total} ≠ Σ live investments {expected}"
+
+    /// Violations of the invariants that hold at every instant.
+    fn violations(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.raised > self.cap {
+            v.push(format!("raised {} exceeds cap {}", self.raised, self.cap));
+        }
+        if self.raised != self.accepted_pence - self.released {
+            v.push(format!(
+                "raised {} ≠ accepted {} − released {}",
+                self.raised, self.accepted_pence, self.released
             ));
         }
+        if self.debits != self.credits {
+            v.push(format!("debits {} ≠ credits {}", self.debits, self.credits));
+        }
+        // invest.lua counts and publishes in one script.
+        if self.accepted_count != self.stream_len {
+            v.push(format!(
+                "accepted_count {} ≠ settlement stream length {}",
+                self.accepted_count, self.stream_len
+            ));
+        }
+        // settle.lua journals and counts a settlement in one script, and
+        // counts and releases a failure in one script.
+        if self.journal_len != self.settled_count {
+            v.push(format!(
+                "journal length {} ≠ settled_count {}",
+                self.journal_len, self.settled_count
+            ));
+        }
+        if self.released != self.failed_pence {
+            v.push(format!(
+                "released {} ≠ ledger failed_pence {}",
+                self.released, self.failed_pence
+            ));
+        }
+        if self.settled_count + self.failed_count > self.accepted_count {
+            v.push(format!(
+                "settled_count {} + failed_count {} exceeds accepted_count {}",
+                self.settled_count, self.failed_count, self.accepted_count
+            ));
+        }
+        v
+    }
+}
+
+/// The fields of an investment record that reconciliation reads, in the
+/// order of [`RECORD_FIELDS`]: status, investor, amount (all `None`: no
+/// record). Only these, not the whole record: the scan reads every one.
+type Record = (Option<String>, Option<String>, Option<String>);
+const RECORD_FIELDS: [&str; 3] = ["status", "investor_id", "amount_pence"];
+
+/// What one pass over the streams and the investment records found.
+#[derive(Default)]
+struct Scan {
+    accepted: u64,
+    settled: u64,
+    failed: u64,
+    pending: u64,
+    dead_lettered: u64,
+    sum_live: i64,
+    sum_failed: i64,
+    sum_settled: i64,
+    totals_by_investor: HashMap<String, i64>,
+    recorded_totals: HashMap<String, i64>,
+    settled_ids: HashSet<String>,
+    postings: Vec<String>,
+    accounts: u64,
+    /// Violations the scan proves even on a moving round.
+    violations: Vec<String>,
+}
+
+impl Scan {
+    /// Reads, in this order: dead letters, the settlement stream with each
+    /// investment's record, investor totals, the journal, balances. The
+    /// journal comes after the records so that every investment seen settled
+    /// must already have its posting.
+    async fn read(redis: &mut ConnectionManager, keys: &RoundKeys) -> redis::RedisResult<Self> {
+        let mut scan = Scan::default();
+        let dead: HashSet<String> = all_field_values(redis, &keys.dead_letters(), "investment_id")
+            .await?
+            .into_iter()
+            .collect();
+        let stream_ids =
+            all_field_values(redis, &keys.settlement_stream(), "investment_id").await?;
+        let mut seen = HashSet::new();
+        for chunk in stream_ids.chunks(PAGE) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.cmd("HMGET")
+                    .arg(keys.investment(id))
+                    .arg(&RECORD_FIELDS[..]);
+            }
+            let records: Vec<Record> = pipe.query_async(redis).await?;
+            for (id, record) in chunk.iter().zip(records) {
+                if !seen.insert(id.clone()) {
+                    scan.violations.push(format!(
+                        "investment {id} was published to the settlement stream twice"
+                    ));
+                    continue;
+                }
+                scan.classify(id, record, dead.contains(id));
+            }
+        }
+        scan.recorded_totals = int_fields(redis.hgetall(keys.investor_totals()).await?);
+
+        // Settled exactly once: one journal posting per settled investment.
+        scan.postings = all_field_values(redis, &keys.journal(), "investment_id").await?;
+        let mut posted = HashSet::new();
+        for id in &scan.postings {
+            if !posted.insert(id.as_str()) {
+                scan.violations
+                    .push(format!("investment {id} was posted to the journal twice"));
+            }
+        }
+        let mut unposted: Vec<&String> = scan
+            .settled_ids
+            .iter()
+            .filter(|id| !posted.contains(id.as_str()))
+            .collect();
+        unposted.sort();
+        for id in unposted {
+            scan.violations.push(format!(
+                "investment {id} is settled but has no journal posting"
+            ));
+        }
+
+        let balances: HashMap<String, i64> = int_fields(redis.hgetall(keys.balances()).await?);
+        scan.accounts = balances.len() as u64;
+        for (investor, balance) in &balances {
+            if *balance < 0 {
+                scan.violations
+                    .push(format!("account {investor} is negative: {balance}"));
+            }
+        }
+        Ok(scan)
     }
 
-    // Settled exactly once: one journal posting per settled investment.
-    let postings = all_field_values(redis, &keys.journal(), "investment_id").await?;
-    report.journal_entries = postings.len() as u64;
-    let mut posted = HashSet::new();
-    for id in &postings {
-        if !posted.insert(id) {
-            violations.push(format!("investment {id} was posted to the journal twice"));
+    /// Counts one investment by its record's status.
+    fn classify(&mut self, id: &str, record: Record, dead_lettered: bool) {
+        let (status, investor, amount) = record;
+        if status.is_none() && investor.is_none() && amount.is_none() {
+            self.violations.push(format!(
+                "stream entry names investment {id}, which has no record"
+            ));
+            return;
+        }
+        self.accepted += 1;
+        let amount: i64 = amount.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let investor = investor.unwrap_or_default();
+        let live = match status.as_deref() {
+            Some("settled") => {
+                self.settled += 1;
+                self.sum_settled += amount;
+                self.settled_ids.insert(id.to_string());
+                true
+            }
+            Some("failed") => {
+                self.failed += 1;
+                self.sum_failed += amount;
+                false
+            }
+            Some("accepted") if dead_lettered => {
+                self.dead_lettered += 1;
+                true
+            }
+            Some("accepted") => {
+                self.pending += 1;
+                true
+            }
+            other => {
+                self.violations
+                    .push(format!("investment {id} has unknown status {other:?}"));
+                false
+            }
+        };
+        if live {
+            self.sum_live += amount;
+            *self.totals_by_investor.entry(investor).or_default() += amount;
         }
     }
-    if report.journal_entries != report.settled {
-        violations.push(format!(
-            "{} journal postings ≠ {} settled investments",
-            report.journal_entries, report.settled
-        ));
-    }
 
-    let balances: HashMap<String, i64> = int_fields(redis.hgetall(keys.balances()).await?);
-    report.accounts = balances.len() as u64;
-    for (investor, balance) in &balances {
-        if *balance < 0 {
-            violations.push(format!("account {investor} is negative: {balance}"));
+    /// Violations of the invariants that compare counters with the scan;
+    /// valid only when `snapshot` was taken both before and after the scan.
+    fn quiet_violations(&self, snapshot: &Snapshot) -> Vec<String> {
+        let mut v = Vec::new();
+        if snapshot.raised != self.sum_live {
+            v.push(format!(
+                "raised {} ≠ Σ live investments {}",
+                snapshot.raised, self.sum_live
+            ));
+        }
+        if snapshot.released != self.sum_failed {
+            v.push(format!(
+                "released {} ≠ Σ failed investments {}",
+                snapshot.released, self.sum_failed
+            ));
+        }
+        if snapshot.accepted_count != self.accepted as i64 {
+            v.push(format!(
+                "accepted_count {} ≠ {} investments in the stream",
+                snapshot.accepted_count, self.accepted
+            ));
+        }
+        if snapshot.escrow != self.sum_settled {
+            v.push(format!(
+                "escrow {} ≠ Σ settled investments {}",
+                snapshot.escrow, self.sum_settled
+            ));
+        }
+        let mut investors: Vec<(&String, &i64)> = self.recorded_totals.iter().collect();
+        investors.sort();
+        for (investor, total) in investors {
+            let expected = self.totals_by_investor.get(investor).copied().unwrap_or(0);
+            if *total != expected {
+                v.push(format!(
+                    "investor {investor}: recorded total {total} ≠ Σ live investments {expected}"
+                ));
+            }
+        }
+        if self.postings.len() as u64 != self.settled {
+            v.push(format!(
+                "{} journal postings ≠ {} settled investments",
+                self.postings.len(),
+                self.settled
+            ));
+        }
+        for id in &self.postings {
+            if !self.settled_ids.contains(id) {
+                v.push(format!(
+                    "journal posting names investment {id}, which is not settled"
+                ));
+            }
+        }
+        v
+    }
+}
+
+/// The report of one scan between two snapshots; `still` when they agree.
+fn report(before: &Snapshot, after: &Snapshot, scan: Scan, still: bool, scans: u32) -> Report {
+    let mut violations = before.violations();
+    for v in after.violations() {
+        if !violations.contains(&v) {
+            violations.push(v);
         }
     }
-
-    report.violations = violations;
-    Ok(report)
+    violations.extend(scan.violations.iter().cloned());
+    if still {
+        violations.extend(scan.quiet_violations(after));
+    }
+    Report {
+        mode: if still { Mode::Full } else { Mode::Live },
+        scans,
+        accepted: scan.accepted,
+        settled: scan.settled,
+        failed: scan.failed,
+        pending: scan.pending,
+        dead_lettered: scan.dead_lettered,
+        raised_pence: after.raised,
+        cap_pence: after.cap,
+        accepted_pence: after.accepted_pence,
+        released_pence: after.released,
+        debits_pence: after.debits,
+        credits_pence: after.credits,
+        escrow_pence: after.escrow,
+        journal_entries: scan.postings.len() as u64,
+        accounts: scan.accounts,
+        violations,
+    }
 }
 
 fn int_fields(raw: HashMap<String, String>) -> HashMap<String, i64> {
@@ -249,7 +596,8 @@ fn int_fields(raw: HashMap<String, String>) -> HashMap<String, i64> {
         .collect()
 }
 
-/// Every value of `field` in stream `key`, oldest first.
+/// Every value of `field` in stream `key`, oldest first ("" where an entry
+/// lacks it).
 async fn all_field_values(
     redis: &mut ConnectionManager,
     key: &str,
@@ -258,18 +606,106 @@ async fn all_field_values(
     let mut values = Vec::new();
     let mut start = "-".to_string();
     loop {
-        let page: StreamRangeReply = redis.xrange_count(key, &start, "+", PAGE).await?;
-        let Some(last) = page.ids.last() else {
+        // (id, [field, value, ...]): cheaper to read than a map per entry.
+        let page: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            .arg(key)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(PAGE)
+            .query_async(redis)
+            .await?;
+        let Some((last, _)) = page.last() else {
             return Ok(values);
         };
-        let next = format!("({}", last.id);
-        let full = page.ids.len() == PAGE;
-        for entry in &page.ids {
-            values.push(entry.get::<String>(field).unwrap_or_default());
+        let next = format!("({last}");
+        let full = page.len() == PAGE;
+        for (_, fields) in page {
+            let value = fields
+                .chunks(2)
+                .find(|pair| pair[0] == field)
+                .and_then(|pair| pair.get(1).cloned());
+            values.push(value.unwrap_or_default());
         }
         if !full {
             return Ok(values);
         }
         start = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consistent() -> Snapshot {
+        Snapshot {
+            raised: 3_000,
+            cap: 10_000,
+            accepted_pence: 4_000,
+            released: 1_000,
+            accepted_count: 4,
+            debits: 2_000,
+            credits: 2_000,
+            escrow: 2_000,
+            settled_count: 2,
+            failed_count: 1,
+            failed_pence: 1_000,
+            stream_len: 4,
+            journal_len: 2,
+            dead_len: 0,
+        }
+    }
+
+    #[test]
+    fn a_consistent_snapshot_has_no_violations() {
+        assert_eq!(consistent().violations(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_broken_instant_invariant_is_reported() {
+        let broken = Snapshot {
+            raised: 11_000,
+            debits: 2_001,
+            journal_len: 3,
+            failed_count: 3,
+            ..consistent()
+        };
+        let v = broken.violations();
+        assert!(
+            v.contains(&"raised 11000 exceeds cap 10000".to_string()),
+            "{v:?}"
+        );
+        assert!(
+            v.iter().any(|v| v.starts_with("raised 11000 ≠ accepted")),
+            "{v:?}"
+        );
+        assert!(
+            v.contains(&"debits 2001 ≠ credits 2000".to_string()),
+            "{v:?}"
+        );
+        assert!(
+            v.contains(&"journal length 3 ≠ settled_count 2".to_string()),
+            "{v:?}"
+        );
+        assert!(
+            v.iter().any(|v| v.contains("exceeds accepted_count")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_live_report_leaves_out_the_quiet_checks() {
+        let scan = Scan::default(); // sums of zero: every quiet check would fail
+        let (before, after) = (consistent(), consistent());
+        let live = report(&before, &after, Scan::default(), false, 3);
+        assert_eq!((live.mode, live.violations.len()), (Mode::Live, 0));
+        let full = report(&before, &after, scan, true, 1);
+        assert_eq!(full.mode, Mode::Full);
+        assert!(
+            full.violations
+                .iter()
+                .any(|v| v.starts_with("raised 3000 ≠ Σ live"))
+        );
     }
 }

@@ -6,25 +6,36 @@
 //!    crashed) are settled first (`XREADGROUP ... 0`);
 //! 2. entries idle longer than `claim_idle` in other consumers' hands (they
 //!    died) are taken over with `XAUTOCLAIM`;
-//! 3. new entries are read with `XREADGROUP ... >`.
+//! 3. new entries are read with `XREADGROUP ... >`;
+//! 4. now and then, other consumers that hold nothing and have been idle
+//!    past `forget_idle_consumers` are removed from the group
+//!    ([`crate::consumers`]), so dead names do not pile up.
+//!
+//! Step 1 is what makes a restart cheap: the consumer name is stable (the
+//! CLI defaults to host name and worker index), so a restarted worker finds
+//! the entries it held when it died and settles them at once, instead of
+//! leaving them until another worker's `claim_idle` runs out.
 //!
 //! Exactly-once comes from the settle script, not from the delivery: an entry
 //! may be delivered twice, but the script posts only while the investment is
 //! still `accepted`, and acks in the same atomic step.
 
+use crate::consumers;
 use crate::ledger::{Ledger, Posting};
 use crowdgate_protocol::keys::SETTLEMENT_GROUP;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// How a worker behaves.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     pub round: String,
-    /// This worker's consumer name in the group; unique per worker.
+    /// This worker's consumer name in the group: unique per live worker,
+    /// and the same across its restarts (so it finds its own pending
+    /// entries).
     pub consumer: String,
     /// Take over entries another consumer has held this long.
     pub claim_idle: Duration,
@@ -32,6 +43,9 @@ pub struct WorkerSettings {
     pub batch: usize,
     /// A poison entry is dead-lettered after this many deliveries.
     pub max_deliveries: usize,
+    /// Forget other consumers that hold nothing and have been idle this
+    /// long; `None`: never.
+    pub forget_idle_consumers: Option<Duration>,
 }
 
 pub struct SettlementWorker {
@@ -56,7 +70,8 @@ impl SettlementWorker {
         let mut backoff = Duration::from_millis(100);
         // Where the scan of our own pending entries has got to; None when done.
         let mut own_pending_from = Some("0".to_string());
-        let mut last_claim = std::time::Instant::now() - self.settings.claim_idle;
+        let mut last_claim = Instant::now() - self.settings.claim_idle;
+        let mut last_forget: Option<Instant> = None;
         while !*shutdown.borrow() {
             let step = async {
                 self.ensure_group().await?;
@@ -73,8 +88,14 @@ impl SettlementWorker {
                 }
                 let mut settled = 0;
                 if last_claim.elapsed() >= self.settings.claim_idle / 2 {
-                    last_claim = std::time::Instant::now();
+                    last_claim = Instant::now();
                     settled += self.claim_abandoned().await?;
+                }
+                if let Some(idle) = self.settings.forget_idle_consumers
+                    && last_forget.is_none_or(|at| at.elapsed() >= forget_every(idle))
+                {
+                    last_forget = Some(Instant::now());
+                    self.forget_idle_consumers(idle).await?;
                 }
                 settled += self.read_and_settle(">", Some(1_000)).await?.0;
                 Ok(settled)
@@ -167,6 +188,23 @@ impl SettlementWorker {
             }
             start = reply.next_stream_id;
         }
+    }
+
+    /// Removes consumers that hold nothing and have been idle past `idle`.
+    async fn forget_idle_consumers(&mut self, idle: Duration) -> redis::RedisResult<()> {
+        let forgotten = consumers::forget_idle(
+            &mut self.redis,
+            self.ledger.keys(),
+            &self.settings.consumer,
+            idle,
+        )
+        .await?;
+        for name in &forgotten {
+            tracing::info!(consumer = %name, idle_ms = idle.as_millis() as u64, "forgot idle consumer with nothing pending");
+        }
+        metrics::counter!("crowdgate_settlement_consumers_forgotten_total")
+            .increment(forgotten.len() as u64);
+        Ok(())
     }
 
     /// Settles `entries` in one pipelined batch, then handles each result.
@@ -292,6 +330,12 @@ fn is_transient(err: &redis::RedisError) -> bool {
             err.code(),
             Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN")
         )
+}
+
+/// How often to look for idle consumers: often enough that one is forgotten
+/// soon after `idle`, and at most once a minute (it lists every consumer).
+fn forget_every(idle: Duration) -> Duration {
+    (idle / 2).min(Duration::from_secs(60))
 }
 
 fn now_ms() -> u64 {

@@ -1,23 +1,53 @@
 //! Durable settlement with real worker processes and real kills: every
 //! accepted investment is settled exactly once (or failed and released, or
-//! dead-lettered), whatever is killed or stopped, and `crowdgate reconcile`
-//! finds every invariant holding.
+//! dead-lettered), whatever is killed or stopped; a restarted worker settles
+//! what it held at once; and `crowdgate reconcile` finds every invariant
+//! holding, reports a broken one, and never reports one that is not broken
+//! while the round is moving.
 
-use crowdgate_tests::{ROUND, RoundOptions, System, json_of, pass_token, wait_for_investment};
+use crowdgate_tests::{
+    Proc, ROUND, RoundOptions, System, core_http, crowdgate_bin, json_of, pass_token,
+    wait_for_investment,
+};
+use redis::aio::MultiplexedConnection;
+use redis::streams::StreamInfoConsumersReply;
 use serde_json::json;
+use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Accepts `count` investments of £10 from `investors` funded investors,
-/// straight through core (settlement is what is under test here).
-async fn accept_investments(system: &System, count: usize, investors: usize) {
+/// Funds `investors` investors, `inv-0`.., with £1m each.
+async fn fund_investors(system: &System, investors: usize) {
     let accounts: Vec<(String, i64)> = (0..investors)
         .map(|i| (format!("inv-{i}"), 100_000_000))
         .collect();
     let refs: Vec<(&str, i64)> = accounts.iter().map(|(n, b)| (n.as_str(), *b)).collect();
     system.fund(&refs).await;
-    let http = reqwest::Client::new();
+}
+
+/// Investment number `n`: £10 from one of `investors` funded investors,
+/// straight through core (settlement is what is under test here).
+async fn invest(http: &reqwest::Client, url: &str, n: usize, investors: usize) {
+    let investor = n % investors;
+    let pass = pass_token(&format!("tk-{investor}"), investor as u64 + 1);
+    let (code, body) = json_of(
+        http.post(url)
+            .bearer_auth(pass)
+            .header("idempotency-key", format!("k-{n}"))
+            .json(&json!({"investor_id": format!("inv-{investor}"), "amount_pence": 1_000}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+}
+
+/// Accepts `count` investments of £10 from `investors` funded investors.
+async fn accept_investments(system: &System, count: usize, investors: usize) {
+    fund_investors(system, investors).await;
+    let http = core_http();
     let url = format!("{}/v1/rounds/{ROUND}/investments", system.core_url);
     let next = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..16)
@@ -29,19 +59,7 @@ async fn accept_investments(system: &System, count: usize, investors: usize) {
                     if n >= count {
                         return;
                     }
-                    let investor = n % investors;
-                    let pass = pass_token(&format!("tk-{investor}"), investor as u64 + 1);
-                    let (code, body) = json_of(
-                        http.post(&url)
-                            .bearer_auth(pass)
-                            .header("idempotency-key", format!("k-{n}"))
-                            .json(&json!({"investor_id": format!("inv-{investor}"), "amount_pence": 1_000}))
-                            .send()
-                            .await
-                            .unwrap(),
-                    )
-                    .await;
-                    assert_eq!(code, 201, "{body}");
+                    invest(&http, &url, n, investors).await;
                 }
             })
         })
@@ -49,6 +67,174 @@ async fn accept_investments(system: &System, count: usize, investors: usize) {
     for worker in workers {
         worker.await.unwrap();
     }
+}
+
+/// Investments accepted by concurrent clients, each pausing between its
+/// investments, until [`Load::stop`].
+struct Load {
+    stop: Arc<AtomicBool>,
+    next: Arc<AtomicUsize>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    async fn start(system: &System, clients: usize, investors: usize, pause: Duration) -> Load {
+        fund_investors(system, investors).await;
+        let http = core_http();
+        let url = format!("{}/v1/rounds/{ROUND}/investments", system.core_url);
+        let stop = Arc::new(AtomicBool::new(false));
+        let next = Arc::new(AtomicUsize::new(0));
+        let clients = (0..clients)
+            .map(|_| {
+                let (http, url) = (http.clone(), url.clone());
+                let (stop, next) = (stop.clone(), next.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        let n = next.fetch_add(1, Ordering::SeqCst);
+                        invest(&http, &url, n, investors).await;
+                        tokio::time::sleep(pause).await;
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            next,
+            clients,
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.next.load(Ordering::SeqCst)
+    }
+
+    /// Stops the clients; returns how many investments were accepted.
+    async fn stop(self) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        for client in self.clients {
+            client.await.unwrap();
+        }
+        self.next.load(Ordering::SeqCst)
+    }
+}
+
+/// A settlement worker under its default consumer name (host name and
+/// worker index); `log` names its log file.
+fn spawn_worker_named_by_host(system: &System, log: &str, flags: &[&str]) -> Proc {
+    Proc::spawn(
+        log,
+        Command::new(crowdgate_bin())
+            .args(["settle", "--round", ROUND])
+            .args(flags)
+            .env("CROWDGATE_REDIS_URL", system.redis.url()),
+        system.dir.path(),
+    )
+}
+
+/// This machine's host name, read as the worker reads it.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    assert_eq!(rc, 0, "gethostname failed");
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..len]).trim().to_string()
+}
+
+/// The settlement group's consumers as (name, pending entries), by name;
+/// none before a worker has created the group.
+async fn consumers(redis: &mut MultiplexedConnection) -> Vec<(String, usize)> {
+    let reply: StreamInfoConsumersReply = match redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(format!("cg:{{{ROUND}}}:settlement"))
+        .arg("settlement")
+        .query_async(redis)
+        .await
+    {
+        Err(err) if err.code() == Some("NOGROUP") => return Vec::new(),
+        reply => reply.unwrap(),
+    };
+    let mut consumers: Vec<_> = reply
+        .consumers
+        .into_iter()
+        .map(|c| (c.name, c.pending))
+        .collect();
+    consumers.sort();
+    consumers
+}
+
+/// The entries pending for `consumer` once that number holds still for
+/// 50 ms (Redis may still be running a batch sent just before a stop).
+async fn pending_once_still(redis: &mut MultiplexedConnection, consumer: &str) -> usize {
+    let mut pending = async || {
+        consumers(redis)
+            .await
+            .into_iter()
+            .find(|(name, _)| name == consumer)
+            .map_or(0, |(_, pending)| pending)
+    };
+    let mut last = pending().await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = pending().await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// Waits until `proc` has logged `needle`; returns its log without terminal
+/// colours.
+async fn wait_for_log(proc: &Proc, needle: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let log = without_colours(&proc.log());
+        if log.contains(needle) {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not log {needle:?} within {within:?}:\n{log}",
+            proc.name
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `crowdgate reconcile --wait-quiet-ms wait_ms`: (success, stdout, stderr).
+fn reconcile(system: &System, wait_ms: u64) -> (bool, String, String) {
+    let wait = wait_ms.to_string();
+    tokio::task::block_in_place(|| {
+        system.crowdgate(&["reconcile", "--round", ROUND, "--wait-quiet-ms", &wait])
+    })
+}
+
+/// The mode a reconciliation printed: "full" or "live".
+fn mode_of(stdout: &str) -> &str {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("mode "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("?")
 }
 
 /// Waits until `settled_count + failed_count` reaches `count`.
@@ -77,9 +263,11 @@ async fn wait_until_settled_at_least(system: &System, count: i64) {
     }
 }
 
+/// A still round reconciles in full, every invariant holding.
 fn assert_reconciles(system: &System) {
     let (ok, stdout, stderr) = system.crowdgate(&["reconcile", "--round", ROUND]);
     assert!(ok, "reconcile found violations:\n{stdout}\n{stderr}");
+    assert_eq!(mode_of(&stdout), "full", "{stdout}");
     assert!(stdout.contains("OK: every invariant holds"), "{stdout}");
 }
 
@@ -147,7 +335,7 @@ async fn insufficient_funds_fails_releases_and_reopens_a_full_round() {
     )
     .await;
     system.fund(&[("poor", 100), ("rich", 1_000_000)]).await;
-    let http = reqwest::Client::new();
+    let http = core_http();
     let url = format!("{}/v1/rounds/{ROUND}/investments", system.core_url);
     let invest = |ticket: &str, investor: &str, amount: i64| {
         let pass = pass_token(ticket, 1);
@@ -349,4 +537,223 @@ async fn account_import_is_all_or_nothing() {
         .await
         .unwrap();
     assert_eq!(len, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_of_a_moving_round_reports_only_real_violations() {
+    let system = System::start_with(BIG_ROUND, false).await;
+    // About a hundred investments a second, each settled soon after: the round
+    // never holds still for long, and a scan stays short.
+    let load = Load::start(&system, 3, 200, Duration::from_millis(20)).await;
+    // Small batches, so the ledger moves all the time too.
+    let flags = ["--batch", "20"];
+    let mut worker = system.spawn_worker_with("worker-0", &flags);
+    wait_until_settled_at_least(&system, 100).await;
+
+    let mut modes = Vec::new();
+    for restart in 1..=2 {
+        // kill -9 and restart: the new worker reconciles the moving round.
+        worker.kill();
+        worker = system.spawn_worker_with(&format!("worker-{restart}"), &flags);
+        let log = wait_for_log(
+            &worker,
+            "reconciliation at startup",
+            Duration::from_secs(60),
+        )
+        .await;
+        assert!(!log.contains("ERROR"), "a false alarm at startup:\n{log}");
+        assert!(log.contains("reconciliation at startup: clean"), "{log}");
+        modes.push(
+            if log.contains("mode=live") {
+                "live"
+            } else {
+                "full"
+            }
+            .to_string(),
+        );
+        for _ in 0..3 {
+            let (ok, stdout, stderr) = reconcile(&system, 200);
+            assert!(ok, "a false violation under load:\n{stdout}\n{stderr}");
+            modes.push(mode_of(&stdout).to_string());
+        }
+    }
+    eprintln!(
+        "modes under load: {modes:?}; {} investments accepted so far",
+        load.accepted()
+    );
+    assert!(
+        modes.iter().any(|m| m == "live"),
+        "the round never moved during a check, so this test proved nothing: {modes:?}"
+    );
+
+    // A real violation is still reported on the moving round, and a worker
+    // starting then logs it as an ERROR.
+    let mut redis = system.redis().await;
+    let ledger = format!("cg:{{{ROUND}}}:ledger");
+    let tamper = async |redis: &mut redis::aio::MultiplexedConnection, by: i64| {
+        let _: i64 = redis::cmd("HINCRBY")
+            .arg(&ledger)
+            .arg("debits_pence")
+            .arg(by)
+            .query_async(redis)
+            .await
+            .unwrap();
+    };
+    tamper(&mut redis, 1).await;
+    let (ok, stdout, stderr) = reconcile(&system, 200);
+    assert!(!ok, "{stdout}");
+    assert!(stdout.contains("≠ credits"), "{stdout}");
+    assert!(stderr.contains("violation"), "{stderr}");
+    worker.kill();
+    worker = system.spawn_worker_with("worker-tampered", &flags);
+    let log = wait_for_log(
+        &worker,
+        "reconciliation at startup",
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        log.contains("ERROR") && log.contains("found violations") && log.contains("≠ credits"),
+        "{log}"
+    );
+    tamper(&mut redis, -1).await;
+
+    let accepted = load.stop().await;
+    wait_until_all_done(&system, accepted as i64, Duration::from_secs(60)).await;
+    assert_reconciles(&system);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_worker_settles_its_own_pending_entries_at_once() {
+    const COUNT: usize = 6_000;
+    let system = System::start_with(BIG_ROUND, false).await;
+    accept_investments(&system, COUNT, 100).await;
+    // Nobody reclaims for ten minutes: only the worker itself, under the same
+    // name, can settle what it held when it died.
+    let flags = ["--claim-idle-ms", "600000", "--batch", "100"];
+    let mut first = spawn_worker_named_by_host(&system, "by-host-1", &flags);
+    let mut redis = system.redis().await;
+
+    // Stop it as soon as it holds a whole batch, which is mostly before it
+    // has sent the batch's settle scripts; if Redis still settled it all,
+    // let it go on and try again. Then kill -9 it there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut stops = 0;
+    let name = loop {
+        let holder = consumers(&mut redis)
+            .await
+            .into_iter()
+            .find(|(_, pending)| *pending == 100);
+        let Some((name, _)) = holder else {
+            assert!(
+                Instant::now() < deadline,
+                "the worker was never caught holding entries ({stops} stops)"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        };
+        first.signal(libc::SIGSTOP);
+        stops += 1;
+        if pending_once_still(&mut redis, &name).await > 0 {
+            break name;
+        }
+        first.signal(libc::SIGCONT);
+    };
+    first.kill();
+    let held = pending_once_still(&mut redis, &name).await;
+    assert!(held > 0, "the killed worker holds nothing");
+    assert_eq!(consumers(&mut redis).await, vec![(name.clone(), held)]);
+
+    let restarted = Instant::now();
+    let second = spawn_worker_named_by_host(&system, "by-host-2", &flags);
+    wait_until_all_done(&system, COUNT as i64, Duration::from_secs(60)).await;
+    eprintln!(
+        "caught after {stops} stop(s) holding {held} entries; all settled {:?} after the restart",
+        restarted.elapsed()
+    );
+    let log = wait_for_log(
+        &second,
+        "own pending entries finished",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(log.contains(&format!("consumer={name}")), "{log}");
+    assert_eq!(
+        consumers(&mut redis).await,
+        vec![(name.clone(), 0)],
+        "one consumer name across the restart, nothing left pending"
+    );
+    assert_eq!(name, format!("{}-0", host_name()), "host name and index 0");
+    assert_reconciles(&system);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_consumers_holding_nothing_are_forgotten_and_holders_kept() {
+    let system = System::start_with(RoundOptions::default(), false).await;
+    accept_investments(&system, 20, 5).await;
+    let mut redis = system.redis().await;
+    let stream = format!("cg:{{{ROUND}}}:settlement");
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("settlement")
+        .arg("0")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    // Two dead workers: one held nothing, one died holding five entries.
+    let create = async |redis: &mut redis::aio::MultiplexedConnection, name: &str| {
+        let _: i64 = redis::cmd("XGROUP")
+            .arg("CREATECONSUMER")
+            .arg(&stream)
+            .arg("settlement")
+            .arg(name)
+            .query_async(redis)
+            .await
+            .unwrap();
+    };
+    create(&mut redis, "gone-empty").await;
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("settlement")
+        .arg("gone-holding")
+        .arg("COUNT")
+        .arg(5)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let worker = system.spawn_worker_with(
+        "keeper",
+        &[
+            "--claim-idle-ms",
+            "600000",
+            "--forget-idle-consumers-ms",
+            "1000",
+        ],
+    );
+    wait_until_all_done(&system, 15, Duration::from_secs(30)).await;
+    let forgotten = async |name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut redis = system.redis().await;
+        while consumers(&mut redis).await.iter().any(|(n, _)| n == name) {
+            assert!(Instant::now() < deadline, "{name} was never forgotten");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    forgotten("gone-empty").await;
+    // Another one, so that more passes run while the holder is idle long.
+    create(&mut redis, "gone-later").await;
+    forgotten("gone-later").await;
+    assert_eq!(
+        consumers(&mut redis).await,
+        vec![("gone-holding".to_string(), 5), ("keeper".to_string(), 0)],
+        "the holder and the worker itself are kept"
+    );
+    let log = without_colours(&worker.log());
+    assert!(log.contains("consumer=gone-empty"), "{log}");
+    assert!(!log.contains("consumer=gone-holding"), "{log}");
 }

@@ -1,9 +1,15 @@
 //! `crowdgate settle`
 
 use clap::Args;
+use crowdgate_settlement::reconcile::{self, Mode, Options};
 use crowdgate_settlement::{SettlementWorker, WorkerSettings};
 use std::net::SocketAddr;
 use std::time::Duration;
+
+/// How long the reconciliation at startup waits for a still round before it
+/// settles for the checks that hold on a moving one. It runs beside the
+/// worker, so waiting delays no settlement.
+const STARTUP_WAIT_QUIET: Duration = Duration::from_secs(5);
 
 #[derive(Args)]
 pub struct SettleArgs {
@@ -16,12 +22,22 @@ pub struct SettleArgs {
     /// Round id to settle.
     #[arg(long, default_value = "demo")]
     pub round: String,
-    /// Consumer name, unique per worker (default: settle-<pid>).
-    #[arg(long)]
+    /// Consumer name: unique per live worker, and the same across its
+    /// restarts so it settles the entries it held when it died (default:
+    /// <host name>-<worker index>).
+    #[arg(long, conflicts_with = "worker_index")]
     pub consumer: Option<String>,
+    /// This worker's index on its host, for the default consumer name; give
+    /// each worker on one host its own.
+    #[arg(long, default_value_t = 0)]
+    pub worker_index: u32,
     /// Reclaim entries other workers have held this long (ms).
     #[arg(long, default_value_t = 10_000)]
     pub claim_idle_ms: u64,
+    /// Forget other consumers that hold no pending entries and have been
+    /// idle this long (ms); 0: never.
+    #[arg(long, default_value_t = 600_000)]
+    pub forget_idle_consumers_ms: u64,
     /// Entries read per call.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
@@ -40,31 +56,97 @@ pub async fn run(args: SettleArgs) -> anyhow::Result<()> {
     if args.batch == 0 || args.max_deliveries == 0 {
         anyhow::bail!("--batch and --max-deliveries must be at least 1");
     }
-    let mut redis = super::connect(&args.redis_url).await?;
-    match crowdgate_settlement::reconcile::reconcile(&mut redis, &args.round).await {
-        Ok(report) if report.is_clean() => tracing::info!(
-            round = %args.round, accepted = report.accepted, settled = report.settled, failed = report.failed,
-            pending = report.pending, dead_lettered = report.dead_lettered, "reconciliation at startup: clean"
-        ),
-        Ok(report) => {
-            tracing::error!(round = %args.round, violations = ?report.violations, "reconciliation at startup found violations")
-        }
-        Err(err) => tracing::warn!(error = %err, "reconciliation at startup could not run"),
+    // A live worker blocks up to a second per read, so a shorter idle time
+    // would forget (harmlessly, but over and over) workers that are alive.
+    if (1..1_000).contains(&args.forget_idle_consumers_ms) {
+        anyhow::bail!("--forget-idle-consumers-ms must be 0 (never) or at least 1000");
     }
+    let consumer = match args.consumer {
+        Some(consumer) => consumer,
+        None => format!("{}-{}", host_name()?, args.worker_index),
+    };
+    let redis = super::connect(&args.redis_url).await?;
+    // Its own connection: the worker's blocking reads would stall its reads.
+    let check = tokio::spawn(reconcile_at_startup(
+        args.redis_url.clone(),
+        args.round.clone(),
+    ));
     let settings = WorkerSettings {
         round: args.round,
-        consumer: args
-            .consumer
-            .unwrap_or_else(|| format!("settle-{}", std::process::id())),
+        consumer,
         claim_idle: Duration::from_millis(args.claim_idle_ms),
         batch: args.batch,
         max_deliveries: args.max_deliveries,
+        forget_idle_consumers: (args.forget_idle_consumers_ms > 0)
+            .then(|| Duration::from_millis(args.forget_idle_consumers_ms)),
     };
     tracing::info!(round = %settings.round, consumer = %settings.consumer, "settlement worker starting");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(SettlementWorker::new(settings, redis).run(stop_rx));
     super::shutdown_signal().await;
     let _ = stop_tx.send(true);
+    check.abort();
     worker.await?;
     Ok(())
+}
+
+/// Checks the round once and logs the result: ERROR only for a violation
+/// reconciliation proved, never for a round that moved while it was read.
+async fn reconcile_at_startup(redis_url: String, round: String) {
+    let mut redis = match super::connect(&redis_url).await {
+        Ok(redis) => redis,
+        Err(err) => {
+            tracing::warn!(error = %err, "reconciliation at startup could not run");
+            return;
+        }
+    };
+    let options = Options {
+        wait_quiet: STARTUP_WAIT_QUIET,
+    };
+    let checked = |mode| match mode {
+        Mode::Full => "every invariant",
+        Mode::Live => "only those that hold at every instant (the round kept moving)",
+    };
+    match reconcile::reconcile(&mut redis, &round, &options).await {
+        Ok(report) if report.is_clean() => tracing::info!(
+            %round, mode = %report.mode, checked = checked(report.mode), accepted = report.accepted,
+            settled = report.settled, failed = report.failed, pending = report.pending,
+            dead_lettered = report.dead_lettered, "reconciliation at startup: clean"
+        ),
+        Ok(report) => tracing::error!(
+            %round, mode = %report.mode, violations = ?report.violations,
+            "reconciliation at startup found violations"
+        ),
+        Err(err) => tracing::warn!(error = %err, "reconciliation at startup could not run"),
+    }
+}
+
+/// This machine's host name: the pod name in Kubernetes, so a restarted pod
+/// keeps its consumer name.
+fn host_name() -> anyhow::Result<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc == 0 {
+        let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        let name = String::from_utf8_lossy(&buf[..len]).trim().to_string();
+        if !name.is_empty() {
+            return Ok(name);
+        }
+    }
+    let name = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let name = name.trim();
+    if name.is_empty() {
+        anyhow::bail!("cannot read this machine's host name; name the worker with --consumer");
+    }
+    Ok(name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_host_name_is_read() {
+        let name = super::host_name().unwrap();
+        assert!(!name.is_empty() && !name.contains('\0'), "{name:?}");
+    }
 }
