@@ -21,12 +21,18 @@ pub struct LocalRedis {
 impl LocalRedis {
     /// Starts redis-server on 127.0.0.1:`port` with data in `dir` and waits
     /// until it answers PING.
+    ///
+    /// `dir` is made absolute first: redis-server changes into `--dir` before
+    /// it opens `--logfile`, so a relative log path would be resolved twice
+    /// and fail (`Can't open the log file`).
     pub fn start(port: u16, dir: &Path) -> anyhow::Result<LocalRedis> {
         which_redis()?;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let dir = std::path::absolute(dir)
+            .with_context(|| format!("cannot resolve {}", dir.display()))?;
         let mut redis = LocalRedis {
             port,
-            dir: dir.to_path_buf(),
+            dir,
             child: None,
         };
         redis.spawn()?;
@@ -40,6 +46,11 @@ impl LocalRedis {
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         let log = self.dir.join("redis.log");
+        // What redis-server says before its log file is open (a bad flag, an
+        // unwritable directory) goes to stderr: keep it to show on failure.
+        let stderr_path = self.dir.join("redis.stderr");
+        let stderr = std::fs::File::create(&stderr_path)
+            .with_context(|| format!("cannot create {}", stderr_path.display()))?;
         let mut command = Command::new("redis-server");
         command
             .args(["--port", &self.port.to_string()])
@@ -56,14 +67,20 @@ impl LocalRedis {
             .args(["--daemonize", "no"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         crate::supervisor::die_with_parent(&mut command);
         let mut child = command.spawn().context("cannot start redis-server")?;
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = child.try_wait()? {
-                let tail = std::fs::read_to_string(&log).unwrap_or_default();
-                let tail: Vec<&str> = tail.lines().rev().take(8).collect();
+                let mut said = std::fs::read_to_string(&log).unwrap_or_default();
+                said.push_str(&std::fs::read_to_string(&stderr_path).unwrap_or_default());
+                let tail: Vec<&str> = said
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .rev()
+                    .take(8)
+                    .collect();
                 let hint = if tail
                     .iter()
                     .any(|l| l.contains("truncated") || l.contains("Bad file format"))

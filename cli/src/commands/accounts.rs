@@ -1,4 +1,5 @@
-//! `crowdgate accounts import FILE`
+//! `crowdgate accounts import FILE` (or `--demo`: the demo investors that
+//! `crowdgate up` opens, for a system started part by part).
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -17,7 +18,12 @@ pub enum AccountsCommand {
     /// (with that header). All rows or none are imported.
     Import {
         /// The CSV file.
-        file: PathBuf,
+        #[arg(required_unless_present = "demo", conflicts_with = "demo")]
+        file: Option<PathBuf>,
+        /// Open the demo investors instead: demo-001 … demo-200 (£5,000
+        /// each) and demo-skint (£5), as `crowdgate up` does.
+        #[arg(long)]
+        demo: bool,
         /// Round whose ledger gets the accounts.
         #[arg(long, default_value = "demo")]
         round: String,
@@ -34,17 +40,24 @@ pub async fn run(args: AccountsArgs) -> anyhow::Result<()> {
     match args.command {
         AccountsCommand::Import {
             file,
+            demo: _,
             round,
             redis_url,
         } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let accounts =
-                parse_csv(&text).with_context(|| format!("{} was not imported", file.display()))?;
+            let (accounts, source) = match &file {
+                Some(file) => {
+                    let text = std::fs::read_to_string(file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    let accounts = parse_csv(&text)
+                        .with_context(|| format!("{} was not imported", file.display()))?;
+                    (accounts, file.display().to_string())
+                }
+                None => (crowdgate::demo::accounts(), "the demo accounts".to_string()),
+            };
             let mut redis = super::connect(&redis_url).await?;
             open_accounts(&mut redis, &round, &accounts)
                 .await
-                .with_context(|| format!("{} was not imported", file.display()))?;
+                .with_context(|| format!("{source} were not imported"))?;
             let total: i64 = accounts.iter().map(|a| a.balance_pence).sum();
             println!(
                 "imported {} accounts into round {round} ({total} pence in all)",

@@ -50,7 +50,11 @@ struct Part {
     child: Child,
 }
 
-pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
+    // Children get absolute paths: they must not depend on the directory
+    // they run in (redis-server, for one, changes into its data directory).
+    args.config = absolute_file(&args.config, "--config")?;
+    args.manifest = absolute_file(&args.manifest, "--manifest")?;
     let round = RoundConfig::load(&args.config)?;
     let round_id = round.round.id.clone();
     for addr in [
@@ -64,6 +68,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     ensure_free(SocketAddr::from(([127, 0, 0, 1], args.redis_port)))?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    args.data_dir = std::path::absolute(&args.data_dir)
+        .with_context(|| format!("cannot resolve {}", args.data_dir.display()))?;
     let secrets = Secrets::load_or_create(&args.data_dir.join("secrets.toml"))?;
 
     let mut redis = LocalRedis::start(args.redis_port, &args.data_dir.join("redis"))?;
@@ -87,7 +93,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 .args(["--listen", &args.core_listen.to_string()])
                 .env("CROWDGATE_REDIS_URL", &redis_url)
                 .env("CROWDGATE_SIGNING_KEYS", &secrets.signing_keys)
-                .env("CROWDGATE_OPS_TOKENS", &secrets.ops_tokens),
+                .env("CROWDGATE_OPS_TOKENS", &secrets.ops_tokens)
+                .env("CROWDGATE_EDGE_TOKENS", &secrets.edge_tokens),
         )?);
         wait_until_ok(&format!("{core_url}/healthz"), &mut parts).await?;
 
@@ -111,7 +118,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 .args(["--metrics-listen", &args.host_metrics.to_string()])
                 .env("SPIN_VARIABLE_CORE_URL", &core_url)
                 .env("SPIN_VARIABLE_ROUND_ID", &round_id)
-                .env("SPIN_VARIABLE_SIGNING_KEYS", &secrets.signing_keys),
+                .env("SPIN_VARIABLE_SIGNING_KEYS", &secrets.signing_keys)
+                .env("SPIN_VARIABLE_EDGE_TOKEN", secrets.edge_token()),
         )?);
         wait_until_ok(&format!("http://{}/api/round", args.listen), &mut parts).await?;
 
@@ -129,6 +137,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         args.data_dir.display()
     );
     result
+}
+
+/// `path` as an absolute path, or a clear error if there is no such file.
+fn absolute_file(path: &Path, flag: &str) -> anyhow::Result<PathBuf> {
+    if !path.is_file() {
+        bail!(
+            "{flag} {}: no such file (run `crowdgate up` from the repository root, or pass {flag})",
+            path.display()
+        );
+    }
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
 }
 
 fn spawn(name: &'static str, command: &mut Command) -> anyhow::Result<Part> {

@@ -1,0 +1,356 @@
+//! The README's commands, typed as a newcomer would type them.
+//!
+//! Nothing the README tells a person to run goes untested: these tests copy
+//! the working tree into a fresh directory (what git tracks, plus new files
+//! it does not ignore: a fresh clone of this change) and run, from its root,
+//! - `./dev up` exactly as written, with its default arguments and ports,
+//!   then the day-to-day commands the README lists next to it;
+//! - the "Running the parts yourself" block line by line (only its ports
+//!   changed, so it can run beside anything else).
+//!
+//! Each then behaves as an investor would: joins through the edge, waits to
+//! be admitted, takes a pass, invests and sees the investment settle.
+//!
+//! `cargo test` holds cargo's build lock while tests run, and `./dev` builds
+//! with cargo, so run these under `cargo nextest` (as `./dev test` does),
+//! which builds first and releases the lock before running tests.
+
+use crowdgate_tests::{Visitor, crowdgate_bin, free_port, target_dir, workspace_root};
+use serde_json::json;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The ports `./dev up` uses by default (`crowdgate up --help`).
+const UP_PORTS: [u16; 5] = [3000, 8080, 6390, 9101, 9102];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_up_as_the_readme_says_runs_a_round_end_to_end() {
+    for port in UP_PORTS {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} is in use: this test runs `./dev up` with its default ports; \
+             stop whatever uses them (your own `./dev up`?) and run it again"
+        );
+    }
+    let checkout = fresh_checkout();
+    let log = checkout.path().join("dev-up.log");
+    let mut up = Group::spawn(
+        Command::new("./dev")
+            .arg("up")
+            .current_dir(checkout.path())
+            .env("CARGO_TARGET_DIR", target_dir()),
+        &log,
+    );
+    // A cold release build takes many minutes; `./dev test` builds first.
+    let banner = up
+        .wait_for_output(&log, "Press Ctrl-C to stop.", Duration::from_secs(30 * 60))
+        .await;
+    let ops_token = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Ops token:"))
+        .map(str::trim)
+        .expect("the banner shows the ops token")
+        .to_string();
+    assert!(
+        banner.contains("Investors:  http://127.0.0.1:3000/"),
+        "{banner}"
+    );
+    assert!(
+        checkout
+            .path()
+            .join(".crowdgate/redis/appendonlydir")
+            .is_dir(),
+        "Redis keeps its data under .crowdgate/ in the checkout"
+    );
+
+    // An investor, as the README describes: join, wait, invest, see it settle.
+    invest_and_settle("http://127.0.0.1:3000", "demo-001").await;
+
+    // The day-to-day commands, as listed.
+    let crowdgate = |args: &[&str]| {
+        let output = Command::new(crowdgate_bin())
+            .args(args)
+            .current_dir(checkout.path())
+            .env("CROWDGATE_OPS_TOKEN", &ops_token)
+            .output()
+            .expect("crowdgate runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "crowdgate {args:?} failed:\n{text}"
+        );
+        text
+    };
+    let status = crowdgate(&["ops", "status"]);
+    assert!(status.contains("demo"), "{status}");
+    crowdgate(&["ops", "set-rate", "1200"]);
+    assert!(crowdgate(&["ops", "status"]).contains("1200"));
+    let csv = checkout.path().join("investors.csv");
+    std::fs::write(
+        &csv,
+        "investor_id,balance_pence\nreadme-new-investor,250000\n",
+    )
+    .unwrap();
+    crowdgate(&["accounts", "import", "investors.csv"]);
+    let reconcile = crowdgate(&["reconcile"]);
+    assert!(reconcile.contains("OK"), "{reconcile}");
+
+    // Ctrl-C stops everything and keeps the data.
+    up.interrupt();
+    let (success, output) = up.wait_exit(&log, Duration::from_secs(60)).await;
+    assert!(success, "`./dev up` did not stop cleanly:\n{output}");
+    assert!(output.contains("data kept in"), "{output}");
+    for port in UP_PORTS {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} still in use after Ctrl-C: a child outlived `./dev up`"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_the_parts_yourself_as_the_readme_says() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let lines = sh_block_after(&readme, "## Running the parts yourself");
+    assert!(
+        lines.iter().any(|l| l.starts_with("redis-server")),
+        "the README's block lost its redis-server line: {lines:?}"
+    );
+    let (redis, core, edge, metrics) = (free_port(), free_port(), free_port(), free_port());
+    let ports = |line: &str| {
+        line.replace("6390", &redis.to_string())
+            .replace("8080", &core.to_string())
+            .replace("3000", &edge.to_string())
+            .replace("9102", &metrics.to_string())
+    };
+
+    let mut script = String::from(
+        "set -euo pipefail\n\
+         wait_port() { for _ in $(seq 1 1200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo \"nothing listens on $1\" >&2; exit 1; }\n",
+    );
+    for (n, line) in lines.iter().enumerate() {
+        let line = ports(line);
+        let listens_on = if line.starts_with("redis-server") {
+            Some(redis)
+        } else if line.contains("crowdgate core") {
+            Some(core)
+        } else if line.contains("crowdgate settle") {
+            Some(metrics)
+        } else if line.contains("crowdgate host") {
+            Some(edge)
+        } else {
+            None
+        };
+        match listens_on {
+            // A long-running part: its own "terminal", then wait until it serves.
+            Some(port) => script.push_str(&format!(
+                "( {line} ) > part-{n}.log 2>&1 &\nwait_port {port}\n"
+            )),
+            None => script.push_str(&format!("{line}\n")),
+        }
+    }
+    script.push_str("echo ALL-PARTS-UP\nwait\n");
+
+    let checkout = fresh_checkout();
+    let log = checkout.path().join("parts.log");
+    let bin_dir = crowdgate_bin().parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut parts = Group::spawn(
+        Command::new("bash")
+            .args(["-c", &script])
+            .current_dir(checkout.path())
+            .env("PATH", path)
+            .env("CARGO_TARGET_DIR", target_dir()),
+        &log,
+    );
+    parts
+        .wait_for_output(&log, "ALL-PARTS-UP", Duration::from_secs(15 * 60))
+        .await;
+    invest_and_settle(&format!("http://127.0.0.1:{edge}"), "demo-002").await;
+    assert!(
+        checkout
+            .path()
+            .join(".crowdgate/redis/appendonlydir")
+            .is_dir(),
+        "the documented redis-server line keeps its data in .crowdgate/redis"
+    );
+    assert!(
+        !checkout.path().join("appendonlydir").exists(),
+        "redis-server wrote into the repository root"
+    );
+    drop(parts);
+}
+
+/// Joins through the edge at `edge`, waits to be admitted, takes a pass,
+/// invests £100 as `investor` and waits until it is settled.
+async fn invest_and_settle(edge: &str, investor: &str) {
+    let visitor = Visitor::new(edge);
+    let (code, joined) = visitor.join().await;
+    assert!(code == 201 || code == 200, "join: {code} {joined}");
+    visitor.wait_until_admitted(Duration::from_secs(60)).await;
+    let pass = visitor.pass().await;
+    let (code, investment) = visitor
+        .invest(
+            &pass,
+            &format!("readme-{investor}"),
+            json!({"investor_id": investor, "amount_pence": 10_000}),
+        )
+        .await;
+    assert_eq!(code, 201, "{investment}");
+    let id = investment["investment_id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = visitor
+            .http
+            .get(format!("{edge}/api/investments/{id}"))
+            .send()
+            .await
+            .unwrap();
+        let (code, body) = crowdgate_tests::json_of(answer).await;
+        assert_eq!(code, 200, "{body}");
+        match body["status"].as_str() {
+            Some("settled") => {
+                assert_eq!(body["amount_pence"], 10_000);
+                return;
+            }
+            Some("accepted") => {}
+            _ => panic!("the investment did not settle: {body}"),
+        }
+        assert!(Instant::now() < deadline, "not settled in 60 s: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The lines of the first ```sh block after `heading`.
+fn sh_block_after(markdown: &str, heading: &str) -> Vec<String> {
+    let section = &markdown[markdown
+        .find(heading)
+        .unwrap_or_else(|| panic!("README has no {heading:?}"))..];
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a ```sh block follows the heading");
+    block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The working tree as a fresh clone of it would be: tracked files and new
+/// files git does not ignore, nothing built, no `.crowdgate/`.
+fn fresh_checkout() -> tempfile::TempDir {
+    let root = workspace_root();
+    let listed = Command::new("git")
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .current_dir(&root)
+        .output()
+        .expect("git runs");
+    assert!(listed.status.success(), "git ls-files failed");
+    let checkout = tempfile::tempdir().unwrap();
+    for name in listed.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = Path::new(std::str::from_utf8(name).unwrap());
+        let from = root.join(name);
+        if !from.is_file() {
+            continue; // deleted in the working tree
+        }
+        let to = checkout.path().join(name);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&from, &to).unwrap(); // keeps the mode: ./dev stays executable
+    }
+    checkout
+}
+
+/// A command run in its own process group, so every child it starts can be
+/// signalled and nothing outlives the test.
+struct Group {
+    child: Child,
+}
+
+impl Group {
+    fn spawn(command: &mut Command, log: &PathBuf) -> Group {
+        let file = std::fs::File::create(log).unwrap();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .process_group(0)
+            .spawn()
+            .expect("the command starts");
+        Group { child }
+    }
+
+    /// Waits until the output contains `marker`; returns the output.
+    async fn wait_for_output(&mut self, log: &Path, marker: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let output = std::fs::read_to_string(log).unwrap_or_default();
+            if output.contains(marker) {
+                return output;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("exited ({status}) before {marker:?}:\n{output}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {marker:?} within {within:?}:\n{output}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Ctrl-C, as a person at the terminal would.
+    fn interrupt(&self) {
+        // SAFETY: signalling our own child's process group.
+        unsafe {
+            libc::kill(-(self.child.id() as libc::pid_t), libc::SIGINT);
+        }
+    }
+
+    /// Waits for the exit; returns (success, output).
+    async fn wait_exit(&mut self, log: &Path, within: Duration) -> (bool, String) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return (
+                    status.success(),
+                    std::fs::read_to_string(log).unwrap_or_default(),
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not exit within {within:?}:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // SAFETY: killing our own child's process group.
+        unsafe {
+            libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
