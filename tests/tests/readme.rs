@@ -34,12 +34,12 @@ async fn dev_up_as_the_readme_says_runs_a_round_end_to_end() {
              stop whatever uses them (your own `./dev up`?) and run it again"
         );
     }
-    let checkout = fresh_checkout();
-    let log = checkout.path().join("dev-up.log");
+    let checkout = fresh_checkout("dev-up");
+    let log = checkout.join("dev-up.log");
     let mut up = Group::spawn(
         Command::new("./dev")
             .arg("up")
-            .current_dir(checkout.path())
+            .current_dir(&checkout)
             .env("CARGO_TARGET_DIR", target_dir()),
         &log,
     );
@@ -58,10 +58,7 @@ async fn dev_up_as_the_readme_says_runs_a_round_end_to_end() {
         "{banner}"
     );
     assert!(
-        checkout
-            .path()
-            .join(".crowdgate/redis/appendonlydir")
-            .is_dir(),
+        checkout.join(".crowdgate/redis/appendonlydir").is_dir(),
         "Redis keeps its data under .crowdgate/ in the checkout"
     );
 
@@ -72,7 +69,7 @@ async fn dev_up_as_the_readme_says_runs_a_round_end_to_end() {
     let crowdgate = |args: &[&str]| {
         let output = Command::new(crowdgate_bin())
             .args(args)
-            .current_dir(checkout.path())
+            .current_dir(&checkout)
             .env("CROWDGATE_OPS_TOKEN", &ops_token)
             .output()
             .expect("crowdgate runs");
@@ -91,7 +88,7 @@ async fn dev_up_as_the_readme_says_runs_a_round_end_to_end() {
     assert!(status.contains("demo"), "{status}");
     crowdgate(&["ops", "set-rate", "1200"]);
     assert!(crowdgate(&["ops", "status"]).contains("1200"));
-    let csv = checkout.path().join("investors.csv");
+    let csv = checkout.join("investors.csv");
     std::fs::write(
         &csv,
         "investor_id,balance_pence\nreadme-new-investor,250000\n",
@@ -157,8 +154,8 @@ async fn running_the_parts_yourself_as_the_readme_says() {
     }
     script.push_str("echo ALL-PARTS-UP\nwait\n");
 
-    let checkout = fresh_checkout();
-    let log = checkout.path().join("parts.log");
+    let checkout = fresh_checkout("parts");
+    let log = checkout.join("parts.log");
     let bin_dir = crowdgate_bin().parent().unwrap().to_path_buf();
     let path = format!(
         "{}:{}",
@@ -168,7 +165,7 @@ async fn running_the_parts_yourself_as_the_readme_says() {
     let mut parts = Group::spawn(
         Command::new("bash")
             .args(["-c", &script])
-            .current_dir(checkout.path())
+            .current_dir(&checkout)
             .env("PATH", path)
             .env("CARGO_TARGET_DIR", target_dir()),
         &log,
@@ -178,14 +175,11 @@ async fn running_the_parts_yourself_as_the_readme_says() {
         .await;
     invest_and_settle(&format!("http://127.0.0.1:{edge}"), "demo-002").await;
     assert!(
-        checkout
-            .path()
-            .join(".crowdgate/redis/appendonlydir")
-            .is_dir(),
+        checkout.join(".crowdgate/redis/appendonlydir").is_dir(),
         "the documented redis-server line keeps its data in .crowdgate/redis"
     );
     assert!(
-        !checkout.path().join("appendonlydir").exists(),
+        !checkout.join("appendonlydir").exists(),
         "redis-server wrote into the repository root"
     );
     drop(parts);
@@ -251,7 +245,12 @@ fn sh_block_after(markdown: &str, heading: &str) -> Vec<String> {
 
 /// The working tree as a fresh clone of it would be: tracked files and new
 /// files git does not ignore, nothing built, no `.crowdgate/`.
-fn fresh_checkout() -> tempfile::TempDir {
+///
+/// It is laid out anew under the target directory with each file's
+/// modification time kept: cargo keys build output by paths inside the
+/// workspace and compares source times, so `./dev` there reuses what was
+/// built here (a copy with fresh times would rebuild every crate of ours).
+fn fresh_checkout(name: &str) -> PathBuf {
     let root = workspace_root();
     let listed = Command::new("git")
         .args([
@@ -265,16 +264,25 @@ fn fresh_checkout() -> tempfile::TempDir {
         .output()
         .expect("git runs");
     assert!(listed.status.success(), "git ls-files failed");
-    let checkout = tempfile::tempdir().unwrap();
+    let checkout = target_dir().join("readme-checkouts").join(name);
+    if checkout.exists() {
+        std::fs::remove_dir_all(&checkout).unwrap();
+    }
     for name in listed.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let name = Path::new(std::str::from_utf8(name).unwrap());
         let from = root.join(name);
         if !from.is_file() {
             continue; // deleted in the working tree
         }
-        let to = checkout.path().join(name);
+        let to = checkout.join(name);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(&from, &to).unwrap(); // keeps the mode: ./dev stays executable
+        let modified = from.metadata().and_then(|m| m.modified()).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&to)
+            .and_then(|file| file.set_modified(modified))
+            .unwrap();
     }
     checkout
 }
