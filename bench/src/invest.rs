@@ -5,6 +5,8 @@
 use crate::Args;
 use anyhow::{Context, bail};
 use crowdgate_protocol::Pass;
+use crowdgate_store::invest::invest_call;
+use crowdgate_store::{NewInvestment, RoundKeys};
 use crowdgate_tests::{ROUND, RoundOptions, System, keyring, now_s};
 use hdrhistogram::Histogram;
 use std::sync::Arc;
@@ -137,16 +139,29 @@ async fn load(args: &Args, url: &str, label: &str) -> anyhow::Result<LoadFigures
 }
 
 /// redis-benchmark calling the invest script by EVALSHA with random ids (one
-/// new investment per call) against the system's own Redis.
+/// new investment per call) against the system's own Redis. Its KEYS and
+/// ARGV come from the store's own encoder, `__rand_int__` standing in for
+/// the ids.
 async fn redis_benchmark(args: &Args, system: &System) -> anyhow::Result<f64> {
     let mut redis = system.redis().await;
     let sha: String = redis::cmd("SCRIPT")
         .arg("LOAD")
-        .arg(crowdgate_core::store::INVEST_SCRIPT)
+        .arg(crowdgate_store::scripts::INVEST)
         .query_async(&mut redis)
         .await?;
     let requests = (args.seconds as u64 * 5_000).to_string();
-    let k = |suffix: &str| format!("cg:{{{ROUND}}}:{suffix}");
+    let call = invest_call(
+        &RoundKeys::new(ROUND),
+        &NewInvestment {
+            investment_id: "inv__rand_int__",
+            ticket_id: "tk__rand_int__",
+            investor_id: "rb-__rand_int__",
+            amount_pence: 1_000,
+            fingerprint: "fp",
+            now_ms: 1_795_680_000_000,
+            binding_ttl_s: 600,
+        },
+    );
     eprintln!("redis-benchmark EVALSHA invest.lua, {requests} calls…");
     let output = std::process::Command::new("redis-benchmark")
         .args([
@@ -156,24 +171,9 @@ async fn redis_benchmark(args: &Args, system: &System) -> anyhow::Result<f64> {
             &args.connections.to_string(),
         ])
         .args(["-n", &requests, "-r", "1000000000", "-q"])
-        .args(["EVALSHA", &sha, "6"])
-        .args([
-            k("round"),
-            k("investor_totals"),
-            k("pass:__rand_int__"),
-            k("investment:__rand_int__"),
-            k("settlement"),
-            k("active"),
-        ])
-        .args([
-            "inv__rand_int__",
-            "rb-__rand_int__",
-            "1000",
-            "fp",
-            "1795680000000",
-            "600",
-            "tk__rand_int__",
-        ])
+        .args(["EVALSHA", &sha, &call.keys.len().to_string()])
+        .args(&call.keys)
+        .args(&call.args)
         .output()
         .context("running redis-benchmark")?;
     let text = String::from_utf8_lossy(&output.stdout).to_string()

@@ -4,7 +4,7 @@
 //! the last settlement.
 
 use crate::Args;
-use crowdgate_core::store::{NewInvestment, RoundStore};
+use crowdgate_store::{InvestVerdict, NewInvestment, RoundStore};
 use crowdgate_tests::{ROUND, RoundOptions, System};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
@@ -62,19 +62,19 @@ async fn drain(args: &Args, workers: usize) -> anyhow::Result<(f64, f64)> {
                 for n in chunk {
                     let id = format!("inv_burst{n:08}");
                     let investor = format!("b-{}", n % 1_000);
-                    let outcome = store
+                    let verdict = store
                         .invest(&NewInvestment {
                             investment_id: &id,
                             ticket_id: &investor,
                             investor_id: &investor,
                             amount_pence: 1_000,
                             fingerprint: "bench",
-                            now_ms: now_ms(),
+                            now_ms: crowdgate_store::clock::now_ms(),
                             binding_ttl_s: 3_600,
                         })
                         .await
                         .expect("invest script runs");
-                    assert_eq!(outcome.status, 201, "{outcome:?}");
+                    assert!(matches!(verdict, InvestVerdict::Accepted(_)), "{verdict:?}");
                     progress.inc(1);
                 }
             })
@@ -104,11 +104,4 @@ async fn drain(args: &Args, workers: usize) -> anyhow::Result<(f64, f64)> {
         args.burst as f64 / drain_s,
         burst_end.elapsed().as_secs_f64(),
     ))
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

@@ -4,7 +4,7 @@
 //! message instead of silently dropping a write; see the brief).
 //!
 //! Used by `crowdgate up` and by the end-to-end tests, which each start one on
-//! a free loopback port with a temp dir.
+//! a free loopback port (port 0) with a temp dir.
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -20,7 +20,12 @@ pub struct LocalRedis {
 
 impl LocalRedis {
     /// Starts redis-server on 127.0.0.1:`port` with data in `dir` and waits
-    /// until it answers PING.
+    /// until it answers PING. A `port` that is taken is an error.
+    ///
+    /// Port 0 means any free port, as for a bind: redis-server cannot bind
+    /// port 0 and report the port (`--port 0` turns TCP off), so one is
+    /// chosen here, and if another process takes it before redis-server binds
+    /// it, another is tried. The port it got is [`LocalRedis::port`].
     ///
     /// `dir` is made absolute first: redis-server changes into `--dir` before
     /// it opens `--logfile`, so a relative log path would be resolved twice
@@ -35,17 +40,45 @@ impl LocalRedis {
             dir,
             child: None,
         };
-        redis.spawn()?;
-        Ok(redis)
+        if port != 0 {
+            redis.spawn()?;
+            return Ok(redis);
+        }
+        for _ in 0..FREE_PORT_ATTEMPTS {
+            redis.port = free_port();
+            match redis.spawn() {
+                Err(err) if err.is::<PortTaken>() => continue,
+                started => return started.map(|()| redis),
+            }
+        }
+        bail!("redis-server found every port it tried taken ({FREE_PORT_ATTEMPTS} tries)")
     }
 
-    /// Starts it again after [`LocalRedis::kill`], on the same port and data.
+    /// Starts it again after [`LocalRedis::kill`], on the same port and data
+    /// (its clients keep its URL). While the port is still taken (the kernel
+    /// may not have released it yet) it tries again, for up to 5 s.
     pub fn restart(&mut self) -> anyhow::Result<()> {
-        self.spawn()
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.spawn() {
+                Err(err) if err.is::<PortTaken>() && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                started => return started,
+            }
+        }
     }
 
+    /// One start on `self.port`; [`PortTaken`] if another process has it.
     fn spawn(&mut self) -> anyhow::Result<()> {
         let log = self.dir.join("redis.log");
+        // redis-server appends to its log file: only what this start writes
+        // says how this start went.
+        let log_from = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
+        let logged = || {
+            let bytes = std::fs::read(&log).unwrap_or_default();
+            String::from_utf8_lossy(bytes.get(log_from..).unwrap_or_default()).into_owned()
+        };
         // What redis-server says before its log file is open (a bad flag, an
         // unwritable directory) goes to stderr: keep it to show on failure.
         let stderr_path = self.dir.join("redis.stderr");
@@ -73,7 +106,10 @@ impl LocalRedis {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = child.try_wait()? {
-                let mut said = std::fs::read_to_string(&log).unwrap_or_default();
+                let mut said = logged();
+                if said.contains("Address already in use") {
+                    return Err(PortTaken(self.port).into());
+                }
                 said.push_str(&std::fs::read_to_string(&stderr_path).unwrap_or_default());
                 let tail: Vec<&str> = said
                     .lines()
@@ -98,7 +134,9 @@ impl LocalRedis {
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
                 );
             }
-            if ping(self.port) {
+            // Ours must say it is ready first: while it fails to bind a taken
+            // port, whoever holds that port may well answer PING.
+            if logged().contains("Ready to accept connections") && ping(self.port) {
                 break;
             }
             if Instant::now() > deadline {
@@ -167,7 +205,31 @@ fn ping(port: u16) -> bool {
     stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
 }
 
-/// A free loopback TCP port (bound then released; fine for tests).
+/// How many free ports [`LocalRedis::start`] tries before giving up.
+const FREE_PORT_ATTEMPTS: usize = 20;
+
+/// redis-server could not bind its port: another process has it.
+#[derive(Debug)]
+pub struct PortTaken(pub u16);
+
+impl std::fmt::Display for PortTaken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "redis-server cannot listen on 127.0.0.1:{}: another process is using that port",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for PortTaken {}
+
+/// A loopback TCP port that was free a moment ago (bound, then released).
+///
+/// Racy by nature: another process can take it before whoever it is for
+/// binds it. A server that can should bind port 0 and report the port it
+/// got instead; one that cannot (redis-server) must retry when the port
+/// turns out to be taken, as [`LocalRedis::start`] does.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -1,12 +1,13 @@
 //! The admission controller: moves the admitted-up-to cursor forward in
 //! batches at the rate ops set.
 //!
-//! Every core replica runs one. Each ticks often and asks Redis to advance;
-//! the advance script admits a batch only when a whole batch interval has
-//! passed since the last advance, so N replicas still admit one batch per
-//! interval, and a replica dying costs nothing.
+//! Every core replica runs one. Each ticks often and asks the store to
+//! advance (`advance.lua`, which also applies the round's clock); the script
+//! admits a batch only when a whole batch interval has passed since the last
+//! advance, so N replicas still admit one batch per interval, and a replica
+//! dying costs nothing.
 
-use crate::store::RoundStore;
+use crate::store::{Advance, RoundStore};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -33,12 +34,18 @@ impl AdmissionController {
                 _ = ticker.tick() => {}
                 _ = shutdown.changed() => return,
             }
-            match self.store.advance_admission(crate::clock::now_ms()).await {
-                Ok(0) => {}
-                Ok(admitted) => {
+            let step = self.store.advance(crate::clock::now_ms()).await;
+            if step.is_ok() {
+                // Steps that ran to the end: a watcher (ops, a test) can see
+                // that admission was offered its turns, whatever it decided.
+                metrics::counter!("crowdgate_core_admission_steps_total").increment(1);
+            }
+            match step {
+                Ok(Advance::Admitted(admitted)) => {
                     metrics::counter!("crowdgate_core_admitted_total").increment(admitted);
                     tracing::debug!(round = %self.store.round, admitted, "admitted a batch");
                 }
+                Ok(_) => {}
                 Err(err) => {
                     tracing::warn!(round = %self.store.round, error = %err, "admission step failed")
                 }

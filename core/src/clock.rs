@@ -1,14 +1,11 @@
-//! Wall-clock time in the units Crowdgate stores: Unix seconds and milliseconds.
+//! Time as core uses it: the store's clock (Unix ms and s), and RFC 3339
+//! times from the config file and the ops API.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+pub use crowdgate_store::clock::{now_ms, now_s};
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-pub fn now_s() -> u64 {
-    now_ms() / 1000
+/// Unix milliseconds of an RFC 3339 time (`2026-12-01T10:00:00Z`).
+pub fn rfc3339_ms(text: &str) -> Option<u64> {
+    let time = humantime::parse_rfc3339_weak(text.trim()).ok()?;
+    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(since.as_millis() as u64)
 }

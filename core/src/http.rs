@@ -1,4 +1,9 @@
-//! core's HTTP surface: the routes, shared state, and the load-shedding layer.
+//! core's HTTP surface: the routes and the layers around them (edge token,
+//! load shedding, body limits, JSON errors).
+//!
+//! The `/v1` routes are protocol's [`route`] table, the same one the edge
+//! builds its calls from. Handlers live in their own modules and reach the
+//! shared [`AppState`] through [`crate::state`], never through this module.
 //!
 //! - `/v1/...` is called by the edge components (queue numbers, room state,
 //!   investments) and requires an edge token ([`crate::auth`]). It is
@@ -9,62 +14,28 @@
 //! - `/ops/v1/...` requires an ops bearer token.
 //! - `/healthz` and `/metrics` are for the platform.
 
-use crate::auth::NamedTokens;
 use crate::error::Failure;
 use crate::investments;
-use crate::store::{Placement, RoundStore};
+use crate::state::AppState;
+use crate::store::Placement;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crowdgate_protocol::api::{MAX_BODY_BYTES, QueuePlace};
-use crowdgate_protocol::{Keyring, RoomState};
-use metrics_exporter_prometheus::PrometheusHandle;
-use std::sync::Arc;
-use tokio::sync::Semaphore;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: RoundStore,
-    pub keyring: Keyring,
-    pub ops_tokens: NamedTokens,
-    /// Tokens the edge components present on `/v1` calls.
-    pub edge_tokens: NamedTokens,
-    pub metrics: Option<PrometheusHandle>,
-    /// Permits for in-flight `/v1` requests.
-    pub in_flight: Arc<Semaphore>,
-    /// The ops API's Redis handle and change script.
-    pub ops: crate::ops::OpsBackend,
-}
-
-impl AppState {
-    /// core serves one round; any other round id is a 404.
-    pub fn check_round(&self, round: &str) -> Result<(), Failure> {
-        if round == self.store.round {
-            Ok(())
-        } else {
-            Err(Failure::not_found(format!("no round {round:?} here")))
-        }
-    }
-}
+use crowdgate_protocol::api::{Health, MAX_BODY_BYTES, QueuePlace};
+use crowdgate_protocol::routes::route;
+use crowdgate_protocol::{ErrorCode, RoomState};
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/v1/rounds/{round}/queue", post(take_queue_place))
-        .route("/v1/rounds/{round}/state", get(room_state))
-        .route(
-            "/v1/rounds/{round}/prequeue/{ticket}",
-            get(crate::passes::prequeue_number),
-        )
-        .route("/v1/rounds/{round}/passes", post(crate::passes::claim))
-        .route("/v1/rounds/{round}/investments", post(investments::create))
-        .route(
-            "/v1/rounds/{round}/investments/{id}",
-            get(investments::show),
-        )
+        .route(route::QUEUE, post(take_queue_place))
+        .route(route::STATE, get(room_state))
+        .route(route::PREQUEUE, get(crate::passes::prequeue_number))
+        .route(route::PASSES, post(crate::passes::claim))
+        .route(route::INVESTMENTS, post(investments::create))
+        .route(route::INVESTMENT, get(investments::show))
         .route_layer(middleware::from_fn_with_state(state.clone(), shed_load))
         .route_layer(middleware::from_fn_with_state(
             state.edge_tokens.clone(),
@@ -99,10 +70,8 @@ async fn reject_large_bodies(request: Request, next: Next) -> Response {
 async fn shed_load(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         metrics::counter!("crowdgate_core_shed_total").increment(1);
-        let mut failure =
-            Failure::unavailable("core is at capacity; retry shortly, your place is kept");
-        failure.body.error = "overloaded".into();
-        return failure.into_response();
+        return Failure::overloaded("core is at capacity; retry shortly, your place is kept")
+            .into_response();
     };
     let started = std::time::Instant::now();
     let path = request.uri().path().to_string();
@@ -161,14 +130,14 @@ async fn room_state(
 
 async fn health(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => {
-            Json(serde_json::json!({"status": "ok", "round": state.store.round})).into_response()
-        }
-        Err(err) => {
-            let mut failure = Failure::unavailable(format!("redis: {err}"));
-            failure.body.error = "unhealthy".into();
-            failure.into_response()
-        }
+        Ok(()) => Json(Health {
+            status: "ok".into(),
+            round: state.round().to_string(),
+        })
+        .into_response(),
+        Err(err) => Failure::new(ErrorCode::Unhealthy, format!("redis: {err}"))
+            .with_retry_after(1)
+            .into_response(),
     }
 }
 

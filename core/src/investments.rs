@@ -1,20 +1,24 @@
 //! The invest endpoint: check the pass, validate the body, run the atomic
 //! script, and turn its verdict into an HTTP answer.
 //!
-//! core trusts nothing the edge checked: the pass signature, its round and
-//! expiry are verified again here.
+//! core trusts nothing the edge checked: the whole attempt (pass signature,
+//! round and expiry, content type, `Idempotency-Key`, body) is checked again
+//! here, by the same [`crate::auth::investment_attempt`] rules the edge uses.
 
+use crate::auth;
 use crate::error::Failure;
-use crate::http::AppState;
-use crate::store::{InvestOutcome, NewInvestment};
+use crate::state::AppState;
+use crate::store::{InvestVerdict, NewInvestment};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use crowdgate_protocol::api::{Investment, InvestmentStatus};
-use crowdgate_protocol::invest::{InvestRequest, validate_idempotency_key};
-use crowdgate_protocol::{ApiError, Pass};
+use crowdgate_protocol::api::Investment;
+use crowdgate_protocol::attempt::CheckedAttempt;
+use crowdgate_protocol::invest::InvestRequest;
+use crowdgate_protocol::routes::REMAINING_PENCE_HEADER;
+use crowdgate_protocol::{ErrorCode, InvestmentId};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -29,13 +33,19 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, Failure> {
     state.check_round(&round)?;
-    let pass = verify_pass(&state, &headers)?;
-    require_json(&headers)?;
-    let key =
-        validate_idempotency_key(headers.get("idempotency-key").and_then(|v| v.to_str().ok()))?;
-    let request = InvestRequest::parse(&body)?;
-
-    let investment_id = investment_id_for(&round, &pass.ticket, &key);
+    let CheckedAttempt {
+        pass,
+        request,
+        investment_id,
+        ..
+    } = auth::investment_attempt(
+        &state.keyring,
+        &round,
+        &headers,
+        &body,
+        crate::clock::now_s(),
+    )?;
+    let investment_id = investment_id.into_string();
     let fingerprint = fingerprint_of(&request);
     let now_ms = crate::clock::now_ms();
     let new = NewInvestment {
@@ -52,10 +62,10 @@ pub async fn create(
     // The investment id is derived from the request, so retrying after an
     // unclear failure can at worst replay the first attempt, never double it.
     let mut attempt = 1;
-    let outcome = loop {
+    let verdict = loop {
         match state.store.invest(&new).await {
-            Ok(outcome) => break outcome,
-            Err(err) if attempt < INVEST_ATTEMPTS && is_retryable(&err) => {
+            Ok(verdict) => break verdict,
+            Err(err) if attempt < INVEST_ATTEMPTS && err.is_unclear() => {
                 tracing::warn!(investment_id, attempt, error = %err, "invest call unclear, retrying");
                 tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
                 attempt += 1;
@@ -63,13 +73,13 @@ pub async fn create(
             Err(err) => return Err(err.into()),
         }
     };
-    metrics::counter!("crowdgate_core_invest_total", "outcome" => outcome.code.clone())
-        .increment(1);
+    let (response, outcome) = respond(verdict);
+    metrics::counter!("crowdgate_core_invest_total", "outcome" => outcome).increment(1);
     tracing::info!(
-        round = %round, ticket = %pass.ticket, investment_id, status = outcome.status,
-        outcome = %outcome.code, amount_pence = request.amount_pence, "invest"
+        round = %round, ticket = %pass.ticket, investment_id, status = response.status().as_u16(),
+        outcome, amount_pence = request.amount_pence, "invest"
     );
-    answer(&round, &request, outcome)
+    Ok(response)
 }
 
 /// `GET /v1/rounds/{round}/investments/{id}`
@@ -78,91 +88,13 @@ pub async fn show(
     Path((round, id)): Path<(String, String)>,
 ) -> Result<Json<Investment>, Failure> {
     state.check_round(&round)?;
-    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(Failure::new(
-            StatusCode::BAD_REQUEST,
-            ApiError::for_field("invalid_field", "investment_id", "not an investment id"),
-        ));
-    }
-    match state.store.investment(&id).await? {
+    let id = InvestmentId::parse(&id)?;
+    match state.store.investment(id.as_str()).await? {
         Some(investment) => Ok(Json(investment)),
         None => Err(Failure::not_found(format!(
             "no investment {id} in round {round}"
         ))),
     }
-}
-
-fn verify_pass(state: &AppState, headers: &HeaderMap) -> Result<Pass, Failure> {
-    let token = bearer_token(headers).ok_or_else(|| {
-        Failure::new(
-            StatusCode::UNAUTHORIZED,
-            ApiError::for_field(
-                "missing_pass",
-                "Authorization",
-                "send your pass as `Authorization: Bearer <pass>`",
-            ),
-        )
-    })?;
-    state
-        .keyring
-        .verify::<Pass>(token, &state.store.round, crate::clock::now_s())
-        .map_err(|err| {
-            let status = match err {
-                crowdgate_protocol::TokenError::Malformed => StatusCode::BAD_REQUEST,
-                _ => StatusCode::FORBIDDEN,
-            };
-            Failure::new(
-                status,
-                ApiError::for_field(err.code(), "pass", format!("pass refused: {err}")),
-            )
-        })
-}
-
-/// The token from `Authorization: Bearer <token>`.
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))?;
-    Some(token.trim()).filter(|t| !t.is_empty())
-}
-
-fn require_json(headers: &HeaderMap) -> Result<(), Failure> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if content_type.split(';').next().map(str::trim) != Some("application/json") {
-        return Err(Failure::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::for_field(
-                "unsupported_content_type",
-                "Content-Type",
-                "send the body as application/json",
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn is_retryable(err: &redis::RedisError) -> bool {
-    err.is_io_error()
-        || err.is_connection_dropped()
-        || err.is_timeout()
-        || err.is_connection_refusal()
-}
-
-/// Stable id for (round, ticket, Idempotency-Key): each visitor's keys are
-/// their own, and one request always names one record.
-pub fn investment_id_for(round: &str, ticket: &str, key: &str) -> String {
-    let digest = Sha256::new()
-        .chain_update(round)
-        .chain_update([0])
-        .chain_update(ticket)
-        .chain_update([0])
-        .chain_update(key)
-        .finalize();
-    format!("inv_{}", hex(&digest[..12]))
 }
 
 fn fingerprint_of(request: &InvestRequest) -> String {
@@ -178,92 +110,83 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Maps the script's verdict to an HTTP response.
-fn answer(round: &str, request: &InvestRequest, o: InvestOutcome) -> Result<Response, Failure> {
-    if o.status == 201 {
-        let investment = Investment {
-            investment_id: o.investment_id,
-            round: round.to_string(),
-            investor_id: request.investor_id.clone(),
-            amount_pence: o.amount_pence,
-            shares: o.shares,
-            status: InvestmentStatus::Accepted,
-            accepted_at_ms: o.accepted_at_ms,
-            settled_at_ms: None,
-            failure_reason: None,
-        };
-        return Ok((StatusCode::CREATED, Json(investment)).into_response());
-    }
-    let pounds = |pence: i64| format!("£{}.{:02}", pence / 100, pence % 100);
-    let (field, message) = match o.code.as_str() {
-        "round_full" if o.extra > 0 => (
-            Some("amount_pence"),
-            format!(
-                "the round is nearly full: only {} ({} pence) remains",
-                pounds(o.extra),
-                o.extra
-            ),
-        ),
-        "round_full" => (None, "the round is full".to_string()),
-        "round_not_open" => (None, "the round is not open yet".to_string()),
-        "round_closed" => (None, "the round is closed".to_string()),
-        "pass_bound_to_other_investor" => (
-            Some("pass"),
-            "this pass is already used by another investor".to_string(),
-        ),
-        "idempotency_key_reused" => (
-            Some("Idempotency-Key"),
-            "this Idempotency-Key was used for a different investment; use a new key".to_string(),
-        ),
-        "amount_below_minimum" => (
-            Some("amount_pence"),
-            format!(
-                "the minimum investment is {} ({} pence)",
-                pounds(o.extra),
-                o.extra
-            ),
-        ),
-        "amount_not_whole_shares" => (
-            Some("amount_pence"),
-            format!(
-                "amount must be a whole number of shares at {} pence each",
-                o.extra
-            ),
-        ),
-        "investor_limit_exceeded" => (
-            Some("amount_pence"),
-            format!(
-                "this would exceed the per-investor maximum; you may invest up to {} more",
-                pounds(o.extra)
-            ),
-        ),
-        other => (None, format!("refused: {other}")),
+/// The invest script's verdict as an HTTP answer — the one place a verdict
+/// gets a status, a code and a message — and its outcome for metrics and
+/// logs (`accepted`, `replayed`, or the error code). 201 with the
+/// investment, new or replayed; otherwise the code's status, naming the
+/// field at fault, and for a full round the pence left in
+/// `x-crowdgate-remaining-pence`.
+pub fn respond(verdict: InvestVerdict) -> (Response, &'static str) {
+    let outcome = verdict.name();
+    let left_under_cap = match verdict {
+        InvestVerdict::RoundFull { left_pence } => Some(left_pence.max(0)),
+        _ => None,
     };
-    let status = StatusCode::from_u16(o.status).unwrap_or(StatusCode::CONFLICT);
-    let mut body = ApiError::new(o.code.clone(), message);
-    body.field = field.map(str::to_string);
-    let mut response = Failure::new(status, body).into_response();
-    if o.code == "round_full" {
-        response
-            .headers_mut()
-            .insert("x-crowdgate-remaining-pence", o.extra.max(0).into());
+    match refusal(verdict) {
+        Ok(investment) => (
+            (StatusCode::CREATED, Json(investment)).into_response(),
+            outcome,
+        ),
+        Err(failure) => {
+            let code = failure.body.error.as_str();
+            let mut response = failure.into_response();
+            if let Some(left) = left_under_cap {
+                response
+                    .headers_mut()
+                    .insert(REMAINING_PENCE_HEADER, left.into());
+            }
+            (response, code)
+        }
     }
-    Ok(response)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn investment_ids_are_stable_and_scoped() {
-        let a = investment_id_for("r", "t1", "k");
-        assert_eq!(a, investment_id_for("r", "t1", "k"));
-        assert_ne!(a, investment_id_for("r", "t2", "k"));
-        assert_ne!(
-            investment_id_for("r", "t1k", ""),
-            investment_id_for("r", "t1", "k")
-        );
-        assert!(a.starts_with("inv_") && a.len() == 28);
-    }
+/// The investment an accepted (or replayed) verdict made, or the refusal.
+fn refusal(verdict: InvestVerdict) -> Result<Investment, Failure> {
+    let pounds = |pence: i64| format!("£{}.{:02}", pence / 100, pence % 100);
+    let amount = |code, message| Failure::for_field(code, "amount_pence", message);
+    Err(match verdict {
+        InvestVerdict::Accepted(investment) | InvestVerdict::Replayed(investment) => {
+            return Ok(investment);
+        }
+        InvestVerdict::RoundFull { left_pence } if left_pence > 0 => amount(
+            ErrorCode::RoundFull,
+            format!(
+                "the round is nearly full: only {} ({left_pence} pence) remains",
+                pounds(left_pence)
+            ),
+        ),
+        InvestVerdict::RoundFull { .. } => Failure::new(ErrorCode::RoundFull, "the round is full"),
+        InvestVerdict::NotOpen => {
+            Failure::new(ErrorCode::RoundNotOpen, "the round is not open yet")
+        }
+        InvestVerdict::Closed => Failure::new(ErrorCode::RoundClosed, "the round is closed"),
+        InvestVerdict::PassBoundToOther => Failure::for_field(
+            ErrorCode::PassBoundToOtherInvestor,
+            "pass",
+            "this pass is already used by another investor",
+        ),
+        InvestVerdict::KeyReused => Failure::for_field(
+            ErrorCode::IdempotencyKeyReused,
+            "Idempotency-Key",
+            "this Idempotency-Key was used for a different investment; use a new key",
+        ),
+        InvestVerdict::BelowMinimum { minimum_pence } => amount(
+            ErrorCode::AmountBelowMinimum,
+            format!(
+                "the minimum investment is {} ({minimum_pence} pence)",
+                pounds(minimum_pence)
+            ),
+        ),
+        InvestVerdict::NotWholeShares { share_price_pence } => amount(
+            ErrorCode::AmountNotWholeShares,
+            format!("amount must be a whole number of shares at {share_price_pence} pence each"),
+        ),
+        InvestVerdict::OverInvestorLimit { left_pence } => amount(
+            ErrorCode::InvestorLimitExceeded,
+            format!(
+                "this would exceed the per-investor maximum; you may invest up to {} more",
+                pounds(left_pence)
+            ),
+        ),
+    })
 }

@@ -8,15 +8,18 @@
 //!
 //! # Layout
 //! - [`round_config`]: the round's TOML file, validated at load.
-//! - [`store`]: the round's data in Redis and the scripts that change it
-//!   (`scripts/*.lua`, each headed by its keys, arguments and invariant).
+//! - [`store`]: seeding the round from its config, and store failures as
+//!   HTTP answers. The Redis layout, the scripts and their verdicts are the
+//!   `crowdgate-store` crate's.
 //! - [`admission`]: the [`admission::AdmissionController`] loop.
 //! - [`investments`]: the invest endpoint.
 //! - [`passes`]: pass claims (once per ticket) and pre-queue numbers.
-//! - [`http`]: routes, shared state, load shedding, health and metrics.
+//! - [`http`]: routes, load shedding, health and metrics.
+//! - [`state`]: [`state::AppState`], what every handler can reach.
 //! - [`ops`]: the ops API (token required).
-//! - [`auth`]: ops and edge tokens, compared in constant time; `/v1` needs
-//!   an edge token.
+//! - [`auth`]: every credential check: ops and edge tokens (constant time;
+//!   `/v1` needs an edge token), visitors' tickets and passes, and a whole
+//!   investment attempt.
 //! - [`error`]: every failure as a status and a JSON body.
 
 pub mod admission;
@@ -29,6 +32,7 @@ pub mod investments;
 pub mod ops;
 pub mod passes;
 pub mod round_config;
+pub mod state;
 pub mod store;
 
 use anyhow::Context;
@@ -80,24 +84,22 @@ pub async fn run(
         }
     }
 
-    let store = store::RoundStore::new(&config.round.round.id, redis.clone());
-    let ops_backend = ops::OpsBackend::new(&config.round.round.id, redis);
+    let store = store::RoundStore::new(&config.round.round.id, redis);
     if store
-        .seed(&config.round)
+        .seed(&store::settings(&config.round))
         .await
         .context("seeding the round in Redis")?
     {
         tracing::info!(round = %store.round, "seeded round config fields");
     }
 
-    let state = http::AppState {
+    let state = state::AppState {
         store: store.clone(),
         keyring: config.keyring.clone(),
         ops_tokens: config.ops_tokens.clone(),
         edge_tokens: config.edge_tokens.clone(),
         metrics: config.metrics.clone(),
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
-        ops: ops_backend,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -5,15 +5,15 @@
 //! pass's expiry can never disagree, and the admission controller sees every
 //! active investor.
 
+use crate::auth;
 use crate::error::Failure;
-use crate::http::AppState;
-use crate::investments::bearer_token;
-use crate::store::Claim;
+use crate::state::AppState;
+use crate::store::{self, ClaimVerdict};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use crowdgate_protocol::api::PassGrant;
-use crowdgate_protocol::{ApiError, Pass, Ticket, TokenError};
+use axum::http::HeaderMap;
+use crowdgate_protocol::api::{PassGrant, PrequeueNumber};
+use crowdgate_protocol::{ErrorCode, Pass};
 
 /// `POST /v1/rounds/{round}/passes` with `Authorization: Bearer <ticket>`.
 pub async fn claim(
@@ -22,55 +22,39 @@ pub async fn claim(
     headers: HeaderMap,
 ) -> Result<Json<PassGrant>, Failure> {
     state.check_round(&round)?;
-    let ticket = verify_ticket(&state, &headers)?;
+    let ticket = auth::verify_ticket(&state.keyring, &round, &headers, crate::clock::now_s())?;
     let Some(number) = ticket.number else {
-        return Err(Failure::new(
-            StatusCode::CONFLICT,
-            ApiError::for_field(
-                "number_not_drawn",
-                "ticket",
-                "this pre-queue ticket has no number yet; poll your status",
-            ),
+        return Err(Failure::for_field(
+            ErrorCode::NumberNotDrawn,
+            "ticket",
+            "this pre-queue ticket has no number yet; poll your status",
         ));
     };
     let now_ms = crate::clock::now_ms();
     let expires_at_ms = match state.store.claim_pass(&ticket.id, number, now_ms).await? {
-        Claim::Granted { expires_at_ms } => expires_at_ms,
-        Claim::NotAdmitted => {
-            return Err(Failure::new(
-                StatusCode::CONFLICT,
-                ApiError::new("not_admitted", "not your turn yet"),
-            ));
+        ClaimVerdict::Granted { expires_at_ms } => expires_at_ms,
+        ClaimVerdict::NotAdmitted => {
+            return Err(Failure::new(ErrorCode::NotAdmitted, "not your turn yet"));
         }
-        Claim::Expired { expired_at_ms } => {
-            return Err(Failure::new(
-                StatusCode::GONE,
-                ApiError::for_field(
-                    "pass_expired",
-                    "pass",
-                    format!(
-                        "your turn ended {} seconds ago and a pass is claimed only once; join again to take a new place at the back of the queue",
-                        now_ms.saturating_sub(expired_at_ms) / 1000
-                    ),
+        ClaimVerdict::Expired { expired_at_ms } => {
+            return Err(Failure::for_field(
+                ErrorCode::PassExpired,
+                "pass",
+                format!(
+                    "your turn ended {} seconds ago and a pass is claimed only once; join again to take a new place at the back of the queue",
+                    now_ms.saturating_sub(expired_at_ms) / 1000
                 ),
             ));
         }
-        Claim::RoomFull => {
-            let mut failure = Failure::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ApiError::new(
-                    "room_full_now",
-                    "it is your turn, but the room is at its limit of active investors; retry in a moment",
-                ),
-            );
-            failure.retry_after_s = Some(2);
-            return Err(failure);
-        }
-        Claim::RoundClosed => {
+        ClaimVerdict::RoomFull => {
             return Err(Failure::new(
-                StatusCode::CONFLICT,
-                ApiError::new("round_closed", "the round is closed"),
-            ));
+                ErrorCode::RoomFullNow,
+                "it is your turn, but the room is at its limit of active investors; retry in a moment",
+            )
+            .with_retry_after(2));
+        }
+        ClaimVerdict::RoundClosed => {
+            return Err(Failure::new(ErrorCode::RoundClosed, "the round is closed"));
         }
     };
     let pass = Pass {
@@ -93,54 +77,26 @@ pub async fn claim(
 pub async fn prequeue_number(
     State(state): State<AppState>,
     Path((round, ticket)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, Failure> {
+) -> Result<Json<PrequeueNumber>, Failure> {
     state.check_round(&round)?;
     if ticket.len() > 64 || !ticket.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(Failure::new(
-            StatusCode::BAD_REQUEST,
-            ApiError::for_field("invalid_field", "ticket", "not a ticket id"),
+        return Err(Failure::for_field(
+            ErrorCode::InvalidId,
+            "ticket",
+            "not a ticket id",
         ));
     }
     match state.store.prequeue_number(&ticket).await? {
-        None => Err(Failure::new(
-            StatusCode::CONFLICT,
-            ApiError::new(
-                "not_drawn_yet",
-                "the round has not opened; numbers are drawn at opening",
-            ),
+        store::PrequeueNumber::NotDrawn => Err(Failure::new(
+            ErrorCode::NotDrawnYet,
+            "the round has not opened; numbers are drawn at opening",
         )),
-        Some(None) => Err(Failure::not_found(format!(
+        store::PrequeueNumber::NotInPrequeue => Err(Failure::not_found(format!(
             "ticket {ticket} is not in the pre-queue"
         ))),
-        Some(Some(number)) => Ok(Json(
-            serde_json::json!({ "ticket_id": ticket, "queue_number": number }),
-        )),
+        store::PrequeueNumber::Drawn(queue_number) => Ok(Json(PrequeueNumber {
+            ticket_id: ticket,
+            queue_number,
+        })),
     }
-}
-
-fn verify_ticket(state: &AppState, headers: &HeaderMap) -> Result<Ticket, Failure> {
-    let token = bearer_token(headers).ok_or_else(|| {
-        Failure::new(
-            StatusCode::UNAUTHORIZED,
-            ApiError::for_field(
-                "missing_ticket",
-                "Authorization",
-                "send the ticket as `Authorization: Bearer <ticket>`",
-            ),
-        )
-    })?;
-    state
-        .keyring
-        .verify::<Ticket>(token, &state.store.round, crate::clock::now_s())
-        .map_err(|err| {
-            let status = match err {
-                TokenError::Malformed => StatusCode::BAD_REQUEST,
-                TokenError::Expired => StatusCode::UNAUTHORIZED,
-                _ => StatusCode::FORBIDDEN,
-            };
-            Failure::new(
-                status,
-                ApiError::for_field(err.code(), "ticket", format!("ticket refused: {err}")),
-            )
-        })
 }

@@ -4,7 +4,22 @@
 //! Loaded by `crowdgate up` and by core; validated at load so a typo fails at
 //! start with the field's name, not at 10:00 on the morning of the round.
 
+use crate::clock::rfc3339_ms;
 use crowdgate_protocol::RoomPhase;
+use crowdgate_store::layout::round as R;
+
+/// The admission settings ops may change at run time, with their allowed
+/// ranges (inclusive): one table for the config file (checked at load) and
+/// the ops API (checked on each change). Names are the round hash's fields.
+pub const ADMISSION_LIMITS: [(&str, u64, u64); 4] = [
+    (R::RATE_PER_MINUTE, 0, 1_000_000),
+    (R::BATCH_INTERVAL_MS, 100, 60_000),
+    (R::MAX_ACTIVE, 1, 10_000_000),
+    (R::PASS_TTL_SECONDS, 30, 86_400),
+];
+
+/// The largest cap a round may have, in the file or set by ops.
+pub const MAX_CAP_PENCE: i64 = crowdgate_protocol::invest::MAX_AMOUNT_PENCE * 1000;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -19,10 +34,7 @@ pub enum ConfigError {
     #[error("round config {path} is not valid TOML: {message}")]
     Parse { path: String, message: String },
     #[error("round config: `{field}` {problem}")]
-    Invalid {
-        field: &'static str,
-        problem: String,
-    },
+    Invalid { field: String, problem: String },
 }
 
 /// The whole file.
@@ -138,8 +150,8 @@ impl RoundConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let r = &self.round;
-        let invalid = |field, problem: &str| ConfigError::Invalid {
-            field,
+        let invalid = |field: &str, problem: &str| ConfigError::Invalid {
+            field: field.to_string(),
             problem: problem.to_string(),
         };
         let id_ok = !r.id.is_empty()
@@ -180,7 +192,7 @@ impl RoundConfig {
                 "must be at least min_investment_pence",
             ));
         }
-        if r.cap_pence > crowdgate_protocol::invest::MAX_AMOUNT_PENCE * 1000 {
+        if r.cap_pence > MAX_CAP_PENCE {
             return Err(invalid("round.cap_pence", "is implausibly large"));
         }
         for (field, value) in [
@@ -227,20 +239,20 @@ impl RoundConfig {
             return Err(invalid("round.closes_at", "must be after round.opens_at"));
         }
         let a = &self.admission;
-        if a.batch_interval_ms < 100 || a.batch_interval_ms > 60_000 {
-            return Err(invalid(
-                "admission.batch_interval_ms",
-                "must be between 100 and 60000",
-            ));
-        }
-        if a.rate_per_minute > 1_000_000 {
-            return Err(invalid(
-                "admission.rate_per_minute",
-                "must be at most 1000000",
-            ));
-        }
-        if a.max_active == 0 {
-            return Err(invalid("admission.max_active", "must be at least 1"));
+        for (field, min, max) in ADMISSION_LIMITS {
+            let value = match field {
+                R::RATE_PER_MINUTE => a.rate_per_minute,
+                R::BATCH_INTERVAL_MS => a.batch_interval_ms,
+                R::MAX_ACTIVE => a.max_active,
+                R::PASS_TTL_SECONDS => a.pass_ttl_seconds,
+                other => unreachable!("ADMISSION_LIMITS names {other}, which the file lacks"),
+            };
+            if !(min..=max).contains(&value) {
+                return Err(invalid(
+                    &format!("admission.{field}"),
+                    &format!("must be between {min} and {max}"),
+                ));
+            }
         }
         if !(1..=3_600).contains(&a.claim_window_seconds) {
             return Err(invalid(
@@ -248,21 +260,8 @@ impl RoundConfig {
                 "must be between 1 and 3600",
             ));
         }
-        if !(30..=86_400).contains(&a.pass_ttl_seconds) {
-            return Err(invalid(
-                "admission.pass_ttl_seconds",
-                "must be between 30 and 86400",
-            ));
-        }
         Ok(())
     }
-}
-
-/// Unix milliseconds of an RFC 3339 time.
-fn rfc3339_ms(text: &str) -> Option<u64> {
-    let time = humantime::parse_rfc3339_weak(text.trim()).ok()?;
-    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
-    Some(since.as_millis() as u64)
 }
 
 #[cfg(test)]

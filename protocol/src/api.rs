@@ -1,56 +1,20 @@
 //! JSON bodies exchanged between browsers/apps, the Wasm components and core.
 //!
 //! Keeping them in one crate means the edge and core cannot drift apart on a
-//! field name. Money is always integer pence (`*_pence`, `i64`).
+//! field name: core answers with these types and the components read its
+//! replies as these types (never as untyped JSON). Money is always integer
+//! pence (`*_pence`, `i64`). The error body is [`ApiError`] (in
+//! [`crate::error`]).
 
 use serde::{Deserialize, Serialize};
 
-/// The header in which an edge component presents its service token on
-/// every call to core's `/v1` API (core answers 401 without a valid one).
-pub const EDGE_TOKEN_HEADER: &str = "x-crowdgate-edge-token";
+pub use crate::error::{ApiError, ErrorCode};
+pub use crate::routes::EDGE_TOKEN_HEADER;
 
 /// Largest request body the investor-facing API and core accept (64 KiB):
 /// an investment is a few dozen bytes, so anything near this is a mistake
 /// or an attack, answered with 413 before it is read further.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// The error body every Crowdgate endpoint returns with a 4xx or 5xx.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiError {
-    /// Stable machine-readable code, e.g. `amount_below_minimum`.
-    pub error: String,
-    /// The request field at fault, when there is one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// A sentence for a person.
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(error: impl Into<String>, message: impl Into<String>) -> ApiError {
-        ApiError {
-            error: error.into(),
-            field: None,
-            message: message.into(),
-        }
-    }
-
-    pub fn for_field(
-        error: impl Into<String>,
-        field: &str,
-        message: impl Into<String>,
-    ) -> ApiError {
-        ApiError {
-            error: error.into(),
-            field: Some(field.to_string()),
-            message: message.into(),
-        }
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("ApiError serialises")
-    }
-}
 
 /// Where a round is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +93,58 @@ pub struct RoomState {
 pub struct QueuePlace {
     pub ticket_id: String,
     pub queue_number: Option<u64>,
+}
+
+/// core's answer to a pre-queue ticket asking which number it drew
+/// (`GET /v1/rounds/{round}/prequeue/{ticket}`, once the round opened).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrequeueNumber {
+    pub ticket_id: String,
+    pub queue_number: u64,
+}
+
+/// core's answer to `GET /healthz` when Redis answers (otherwise 503
+/// `unhealthy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+    /// The round this core serves.
+    pub round: String,
+}
+
+/// Public progress of a round (`GET /api/round` on the waiting room).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundProgress {
+    pub round: String,
+    pub phase: RoomPhase,
+    pub raised_pence: i64,
+    pub cap_pence: i64,
+    /// What the round can still take: `cap - raised`, never negative.
+    pub remaining_pence: i64,
+    pub investor_count: u64,
+    pub min_investment_pence: i64,
+    pub max_investment_pence: i64,
+    pub share_price_pence: i64,
+    pub opens_at_ms: u64,
+}
+
+impl RoundProgress {
+    /// The public part of `room`.
+    pub fn of(room: &RoomState) -> RoundProgress {
+        RoundProgress {
+            round: room.round.clone(),
+            phase: room.phase,
+            raised_pence: room.raised_pence,
+            cap_pence: room.cap_pence,
+            remaining_pence: (room.cap_pence - room.raised_pence).max(0),
+            investor_count: room.investor_count,
+            min_investment_pence: room.min_investment_pence,
+            max_investment_pence: room.max_investment_pence,
+            share_price_pence: room.share_price_pence,
+            opens_at_ms: room.opens_at_ms,
+        }
+    }
 }
 
 /// What a visitor's poll returns.

@@ -3,9 +3,11 @@
 //! serde's derived errors say "invalid type at line 1 column 30"; investors
 //! and app developers need "amount_pence must be a whole number of pence".
 //! So the body is read as a JSON object and each field checked by hand. Both
-//! the edge (to refuse early) and core (which trusts nobody) call this.
+//! the edge (to refuse early) and core (which trusts nobody) call this, and
+//! answer with the status of the error's code: 400 when the body is not one
+//! unambiguous JSON object, 422 when a field's value is wrong.
 
-use crate::api::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 /// Longest investor id we accept.
@@ -35,7 +37,7 @@ impl InvestRequest {
             Some(serde_json::Value::String(id)) => id.trim().to_string(),
             Some(_) => {
                 return Err(ApiError::for_field(
-                    "invalid_field",
+                    ErrorCode::InvalidField,
                     "investor_id",
                     "investor_id must be a string",
                 ));
@@ -50,7 +52,7 @@ impl InvestRequest {
                 None if n.is_u64() => return Err(too_large()),
                 None => {
                     return Err(ApiError::for_field(
-                        "invalid_amount",
+                        ErrorCode::InvalidAmount,
                         "amount_pence",
                         "amount_pence must be a whole number of pence (no fractions)",
                     ));
@@ -58,7 +60,7 @@ impl InvestRequest {
             },
             Some(_) => {
                 return Err(ApiError::for_field(
-                    "invalid_amount",
+                    ErrorCode::InvalidAmount,
                     "amount_pence",
                     "amount_pence must be a JSON integer number of pence",
                 ));
@@ -66,7 +68,7 @@ impl InvestRequest {
         };
         if amount_pence <= 0 {
             return Err(ApiError::for_field(
-                "invalid_amount",
+                ErrorCode::InvalidAmount,
                 "amount_pence",
                 "amount_pence must be greater than zero",
             ));
@@ -81,16 +83,6 @@ impl InvestRequest {
     }
 }
 
-/// The HTTP status for a body the parsers here refused: 400 when the body
-/// cannot be read as one unambiguous JSON object, 422 when it can but a
-/// field's value is wrong. The edge and core both answer with this.
-pub fn status_for(err: &ApiError) -> u16 {
-    match err.error.as_str() {
-        "malformed_json" | "duplicate_field" => 400,
-        _ => 422,
-    }
-}
-
 /// Investor ids are printable ASCII tokens: they end up in Redis keys and logs.
 pub fn validate_investor_id(id: &str) -> Result<(), ApiError> {
     if id.is_empty() {
@@ -102,7 +94,7 @@ pub fn validate_investor_id(id: &str) -> Result<(), ApiError> {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
     {
         return Err(ApiError::for_field(
-            "invalid_field",
+            ErrorCode::InvalidField,
             "investor_id",
             format!(
                 "investor_id must be 1-{MAX_INVESTOR_ID_LEN} characters of letters, digits, - _ . @"
@@ -116,14 +108,14 @@ pub fn validate_investor_id(id: &str) -> Result<(), ApiError> {
 pub fn validate_idempotency_key(key: Option<&str>) -> Result<String, ApiError> {
     let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
         return Err(ApiError::for_field(
-            "missing_field",
+            ErrorCode::MissingField,
             "Idempotency-Key",
             "the Idempotency-Key header is required (any unique string per investment attempt)",
         ));
     };
     if key.len() > MAX_IDEMPOTENCY_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::for_field(
-            "invalid_field",
+            ErrorCode::InvalidField,
             "Idempotency-Key",
             format!(
                 "Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LEN} printable ASCII characters"
@@ -138,7 +130,7 @@ pub fn validate_idempotency_key(key: Option<&str>) -> Result<String, ApiError> {
 pub fn parse_pounds(text: &str) -> Result<i64, ApiError> {
     let invalid = || {
         ApiError::for_field(
-            "invalid_amount",
+            ErrorCode::InvalidAmount,
             "amount",
             "enter an amount in pounds, such as 250 or 250.00",
         )
@@ -161,7 +153,7 @@ pub fn parse_pounds(text: &str) -> Result<i64, ApiError> {
     let amount = whole * 100 + pence;
     if amount <= 0 {
         return Err(ApiError::for_field(
-            "invalid_amount",
+            ErrorCode::InvalidAmount,
             "amount",
             "the amount must be more than zero",
         ));
@@ -170,12 +162,16 @@ pub fn parse_pounds(text: &str) -> Result<i64, ApiError> {
 }
 
 fn missing(field: &str) -> ApiError {
-    ApiError::for_field("missing_field", field, format!("{field} is required"))
+    ApiError::for_field(
+        ErrorCode::MissingField,
+        field,
+        format!("{field} is required"),
+    )
 }
 
 fn too_large() -> ApiError {
     ApiError::for_field(
-        "invalid_amount",
+        ErrorCode::InvalidAmount,
         "amount_pence",
         format!("amount_pence must be at most {MAX_AMOUNT_PENCE}"),
     )
@@ -186,7 +182,10 @@ mod tests {
     use super::*;
 
     fn field_of(body: &str) -> Option<String> {
-        InvestRequest::parse(body.as_bytes()).unwrap_err().field
+        let err = InvestRequest::parse(body.as_bytes()).unwrap_err();
+        // A readable object with a wrong value is the client's to fix: 422.
+        assert_eq!(err.http_status(), 422, "{body}: {err}");
+        err.field
     }
 
     #[test]
@@ -241,17 +240,18 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(
-            (err.error.as_str(), err.field.as_deref()),
-            ("duplicate_field", Some("amount_pence"))
+            (err.error, err.field.as_deref()),
+            (ErrorCode::DuplicateField, Some("amount_pence"))
         );
-        assert_eq!(status_for(&err), 400);
+        assert_eq!(err.http_status(), 400);
     }
 
     #[test]
     fn malformed_bodies_are_malformed_json() {
         for body in ["", "{", "[]", "null", "\"x\""] {
             let err = InvestRequest::parse(body.as_bytes()).unwrap_err();
-            assert_eq!(err.error, "malformed_json", "{body}");
+            assert_eq!(err.error, ErrorCode::MalformedJson, "{body}");
+            assert_eq!(err.http_status(), 400);
         }
     }
 
@@ -282,7 +282,12 @@ mod tests {
         assert!(validate_idempotency_key(None).is_err());
         assert!(validate_idempotency_key(Some("  ")).is_err());
         assert!(validate_idempotency_key(Some("has space")).is_err());
-        assert!(validate_idempotency_key(Some(&"k".repeat(129))).is_err());
+        let too_long = validate_idempotency_key(Some(&"k".repeat(129))).unwrap_err();
+        assert_eq!(
+            (too_long.error, too_long.field.as_deref()),
+            (ErrorCode::InvalidField, Some("Idempotency-Key"))
+        );
+        assert!(validate_idempotency_key(Some(&"k".repeat(128))).is_ok());
         assert_eq!(
             validate_idempotency_key(Some("abc-123")).unwrap(),
             "abc-123"

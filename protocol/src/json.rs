@@ -2,10 +2,10 @@
 //!
 //! `serde_json` keeps the last of two equal keys, so
 //! `{"amount_pence":1000,"amount_pence":200000}` would quietly mean £2,000.
-//! An ambiguous body is refused instead, naming the field, and the caller
-//! answers 400: a client must say what it means once.
+//! An ambiguous body is refused instead, naming the field, with 400
+//! `duplicate_field`: a client must say what it means once.
 
-use crate::api::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -21,17 +21,17 @@ pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match parsed {
         Ok(Ok(object)) => Ok(object),
         Ok(Err(duplicate)) => Err(ApiError::for_field(
-            "duplicate_field",
+            ErrorCode::DuplicateField,
             &duplicate,
             format!("{duplicate} appears more than once in the body; send each field once"),
         )),
         Err(err) if err.is_data() => Err(ApiError::for_field(
-            "malformed_json",
+            ErrorCode::MalformedJson,
             "body",
             "request body must be a JSON object",
         )),
         Err(err) => Err(ApiError::new(
-            "malformed_json",
+            ErrorCode::MalformedJson,
             format!("request body is not valid JSON: {err}"),
         )),
     }
@@ -78,7 +78,7 @@ mod tests {
     #[test]
     fn refuses_a_repeated_key_naming_it() {
         let err = parse_object(br#"{"amount_pence":1000,"amount_pence":200000}"#).unwrap_err();
-        assert_eq!(err.error, "duplicate_field");
+        assert_eq!(err.error, ErrorCode::DuplicateField);
         assert_eq!(err.field.as_deref(), Some("amount_pence"));
     }
 
@@ -96,7 +96,7 @@ mod tests {
             let err = parse_object(body).unwrap_err();
             assert_eq!(
                 err.error,
-                "malformed_json",
+                ErrorCode::MalformedJson,
                 "{:?}",
                 String::from_utf8_lossy(body)
             );

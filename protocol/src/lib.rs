@@ -9,21 +9,37 @@
 //! # Layout
 //! - [`token`]: HMAC-SHA256 signed tokens with key ids for rotation
 //!   ([`Keyring`]), and the two kinds we sign: [`Ticket`] and [`Pass`].
-//! - [`api`]: request and response bodies shared by edge, waiting room and core,
-//!   including the JSON error shape ([`ApiError`]).
+//! - [`error`]: every error code the system emits ([`ErrorCode`]) with its
+//!   HTTP status, and the JSON error shape ([`ApiError`]).
+//! - [`api`]: request and response bodies shared by edge, waiting room and
+//!   core: every reply core sends has a type here.
+//! - [`routes`]: core's `/v1` routes, the path builders the edge calls them
+//!   by ([`CorePath`]), and the headers of the edge↔core contract.
+//! - [`request`]: bearer credentials and the JSON content type, checked
+//!   alike by the edge and core.
+//! - [`attempt`]: every check of an investment attempt, in the one order
+//!   the edge, the no-JavaScript form and core all apply.
+//! - [`investment_id`]: [`InvestmentId`], derived from (round, ticket,
+//!   `Idempotency-Key`) and validated by one rule on both sides.
 //! - [`json`]: strict JSON objects (a repeated key is refused, not guessed).
 //! - [`invest`]: parsing and validating an investment request, naming the field
 //!   at fault.
 //! - [`queue`]: position, people ahead, ETA and poll interval from a ticket and
 //!   the room state.
-//! - [`keys`]: the Redis key layout of a round, one hash-tag slot per round.
 
 pub mod api;
+pub mod attempt;
+pub mod error;
 pub mod invest;
+pub mod investment_id;
 pub mod json;
-pub mod keys;
 pub mod queue;
+pub mod request;
+pub mod routes;
 pub mod token;
 
-pub use api::{ApiError, RoomPhase, RoomState, Status};
-pub use token::{Keyring, Pass, Ticket, TokenError};
+pub use api::{RoomPhase, RoomState, Status};
+pub use error::{ApiError, ErrorCode};
+pub use investment_id::InvestmentId;
+pub use routes::CorePath;
+pub use token::{Credential, Keyring, Pass, Ticket, TokenError};

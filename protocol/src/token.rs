@@ -17,6 +17,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::error::{ApiError, ErrorCode};
+
 type HmacSha256 = Hmac<Sha256>;
 
 const VERSION: &str = "v1";
@@ -25,7 +27,8 @@ pub const MIN_SECRET_LEN: usize = 32;
 /// Longest token we will even try to parse; real ones are ~250 bytes.
 const MAX_TOKEN_LEN: usize = 2048;
 
-/// Why a token was refused. Each maps to a clear 4xx for the client.
+/// Why a token was refused. Each maps to a clear 4xx for the client
+/// ([`TokenError::refusal`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("token is malformed")]
@@ -46,14 +49,70 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// Stable machine-readable code for JSON error bodies.
-    pub fn code(&self) -> &'static str {
+    /// The error code of this refusal. Together with
+    /// [`ErrorCode::http_status`] this is the one place a token refusal gets
+    /// its status, for the edge, the waiting room and core alike:
+    /// - malformed → 400 `token_malformed`;
+    /// - expired → 401 `token_expired`: the token was good, the client must
+    ///   go back for a new one (a new pass from the waiting room, or join
+    ///   again for a ticket);
+    /// - forged, another round's, or the wrong kind → 403.
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            TokenError::Malformed => "token_malformed",
-            TokenError::UnknownKey | TokenError::BadSignature => "token_invalid",
-            TokenError::WrongKind { .. } => "token_wrong_kind",
-            TokenError::Expired => "token_expired",
-            TokenError::WrongRound { .. } => "token_wrong_round",
+            TokenError::Malformed => ErrorCode::TokenMalformed,
+            TokenError::UnknownKey | TokenError::BadSignature => ErrorCode::TokenInvalid,
+            TokenError::WrongKind { .. } => ErrorCode::TokenWrongKind,
+            TokenError::Expired => ErrorCode::TokenExpired,
+            TokenError::WrongRound { .. } => ErrorCode::TokenWrongRound,
+        }
+    }
+
+    /// The HTTP status this refusal is answered with, everywhere.
+    pub fn http_status(&self) -> u16 {
+        self.error_code().http_status()
+    }
+
+    /// The JSON error body refusing `credential` for this reason, naming
+    /// the credential as the field at fault.
+    pub fn refusal(&self, credential: Credential) -> ApiError {
+        let what = credential.field();
+        let message = match (self, credential) {
+            (TokenError::Expired, Credential::Pass) => {
+                "your pass has expired: go back to the waiting room for a new one (your place is kept)"
+                    .to_string()
+            }
+            (TokenError::Expired, Credential::Ticket) => {
+                "your ticket has expired: join the queue again".to_string()
+            }
+            _ => format!("{what} refused: {self}"),
+        };
+        ApiError::for_field(self.error_code(), what, message)
+    }
+}
+
+/// The two credentials a visitor presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A place in the queue ([`Ticket`]).
+    Ticket,
+    /// Permission to invest ([`Pass`]).
+    Pass,
+}
+
+impl Credential {
+    /// The field an error about this credential names.
+    pub fn field(self) -> &'static str {
+        match self {
+            Credential::Ticket => "ticket",
+            Credential::Pass => "pass",
+        }
+    }
+
+    /// The code for a request that carries no such credential (401).
+    pub fn missing(self) -> ErrorCode {
+        match self {
+            Credential::Ticket => ErrorCode::MissingTicket,
+            Credential::Pass => ErrorCode::MissingPass,
         }
     }
 }
@@ -213,6 +272,13 @@ impl Keyring {
         }
         Ok(claims)
     }
+
+    /// [`Keyring::verify`], refusing with the JSON error every side answers
+    /// ([`TokenError::refusal`], status from its code).
+    pub fn check<C: Claims>(&self, token: &str, round: &str, now_s: u64) -> Result<C, ApiError> {
+        self.verify::<C>(token, round, now_s)
+            .map_err(|err| err.refusal(C::CREDENTIAL))
+    }
 }
 
 /// Length of the `.mac` suffix of a token (the last dot and what follows).
@@ -238,6 +304,8 @@ struct Envelope<C> {
 /// What a signed token says. Each kind names itself so kinds cannot be mixed.
 pub trait Claims: Serialize + DeserializeOwned {
     const KIND: &'static str;
+    /// Which credential this is, for error bodies.
+    const CREDENTIAL: Credential;
     fn round(&self) -> &str;
     /// Unix seconds after which the token is refused.
     fn expires_at(&self) -> u64;
@@ -267,6 +335,7 @@ pub struct Ticket {
 
 impl Claims for Ticket {
     const KIND: &'static str = "ticket";
+    const CREDENTIAL: Credential = Credential::Ticket;
     fn round(&self) -> &str {
         &self.round
     }
@@ -293,6 +362,7 @@ pub struct Pass {
 
 impl Claims for Pass {
     const KIND: &'static str = "pass";
+    const CREDENTIAL: Credential = Credential::Pass;
     fn round(&self) -> &str {
         &self.round
     }
@@ -403,6 +473,42 @@ mod tests {
             ring.verify::<Pass>(&token, "r1", 150),
             Err(TokenError::WrongKind { .. })
         ));
+    }
+
+    #[test]
+    fn refusals_have_one_status_each() {
+        let ring = Keyring::parse(A).unwrap();
+        let expired = ring.sign(&ticket(200));
+        let err = ring.check::<Ticket>(&expired, "r1", 200).unwrap_err();
+        assert_eq!(
+            (err.error, err.http_status(), err.field.as_deref()),
+            (ErrorCode::TokenExpired, 401, Some("ticket"))
+        );
+        for (refused, status) in [
+            (TokenError::Malformed, 400),
+            (TokenError::UnknownKey, 403),
+            (TokenError::BadSignature, 403),
+            (TokenError::Expired, 401),
+            (
+                TokenError::WrongKind {
+                    expected: "pass",
+                    found: "ticket".into(),
+                },
+                403,
+            ),
+            (
+                TokenError::WrongRound {
+                    expected: "a".into(),
+                    found: "b".into(),
+                },
+                403,
+            ),
+        ] {
+            assert_eq!(refused.http_status(), status, "{refused:?}");
+            let body = refused.refusal(Credential::Pass);
+            assert_eq!(body.http_status(), status);
+            assert_eq!(body.field.as_deref(), Some("pass"));
+        }
     }
 
     #[test]

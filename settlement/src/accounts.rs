@@ -2,12 +2,11 @@
 //!
 //! The file is `investor_id,balance_pence` with that header. Every row is
 //! checked first and every problem reported with its line number; only a
-//! file with no problems is imported, in one atomic script, so nothing is
-//! ever half-imported.
+//! file with no problems is imported, in one atomic script (the store's
+//! `open_accounts.lua`), so nothing is ever half-imported.
 
 use crowdgate_protocol::invest::{MAX_AMOUNT_PENCE, validate_investor_id};
-use crowdgate_protocol::keys::RoundKeys;
-use redis::Script;
+use crowdgate_store::{OpenAccounts, Settlement, StoreError};
 use redis::aio::ConnectionManager;
 use std::collections::HashSet;
 
@@ -39,7 +38,7 @@ pub enum ImportError {
     #[error("{} account(s) already exist; nothing was imported: {}", .0.len(), .0.join(", "))]
     AlreadyExist(Vec<String>),
     #[error(transparent)]
-    Redis(#[from] redis::RedisError),
+    Store(#[from] StoreError),
 }
 
 fn list(errors: &[LineError]) -> String {
@@ -136,18 +135,16 @@ pub async fn open_accounts(
     round: &str,
     accounts: &[Account],
 ) -> Result<(), ImportError> {
-    let script = Script::new(include_str!("scripts/open_accounts.lua"));
-    let mut invocation = script.key(RoundKeys::new(round).balances());
-    for account in accounts {
-        invocation
-            .arg(&account.investor_id)
-            .arg(account.balance_pence);
-    }
-    let existing: Vec<String> = invocation.invoke_async(redis).await?;
-    if existing.is_empty() {
-        Ok(())
-    } else {
-        Err(ImportError::AlreadyExist(existing))
+    let accounts: Vec<(&str, i64)> = accounts
+        .iter()
+        .map(|a| (a.investor_id.as_str(), a.balance_pence))
+        .collect();
+    match Settlement::new(round)
+        .open_accounts(redis, &accounts)
+        .await?
+    {
+        OpenAccounts::Opened => Ok(()),
+        OpenAccounts::AlreadyExist(existing) => Err(ImportError::AlreadyExist(existing)),
     }
 }
 

@@ -7,24 +7,23 @@
 //! idempotent script, so a crash at any point loses nothing and doubles
 //! nothing.
 //!
+//! The stream, the consumer group, the ledger's keys and the settle script
+//! (`settle.lua`: post and ack in one step) are `crowdgate-store`'s
+//! ([`crowdgate_store::Settlement`]); this crate decides what to read when,
+//! what to retry, what to give up on, and what the numbers must satisfy.
+//!
 //! # Layout
-//! - [`ledger`]: balances, escrow, shares and journal, and the settle script
-//!   (`scripts/settle.lua`, headed by its keys, arguments and invariants).
 //! - [`worker`]: the [`worker::SettlementWorker`] loop: own pending first, then
 //!   reclaim abandoned entries, then new ones; backoff on Redis outages;
-//!   poison entries to the dead-letter stream.
-//! - [`consumers`]: forgets consumers that hold nothing and have been idle
-//!   long (`scripts/forget_consumer.lua`: check and delete in one step).
+//!   poison entries to the dead-letter stream; idle consumers forgotten.
 //! - [`reconcile`]: checks the invariants and reports only proven
 //!   violations: in full on a still round, the every-instant ones on a
 //!   moving round.
 //! - [`accounts`]: investor accounts from CSV, imported all or nothing.
 
 pub mod accounts;
-pub mod consumers;
-pub mod ledger;
 pub mod reconcile;
 pub mod worker;
 
-pub use ledger::{Ledger, Posting};
+pub use crowdgate_store::Posting;
 pub use worker::{SettlementWorker, WorkerSettings};

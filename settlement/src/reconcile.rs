@@ -27,15 +27,17 @@
 //! Reconciliation retries a few times, each after the round looks still; a
 //! round that never holds still within the wait is reported in [`Mode::Live`]
 //! with the list of what was and was not checked.
+//!
+//! What is read, and how it is decoded, is the store's
+//! ([`crowdgate_store::snapshot`]); what it must satisfy is decided here.
 
-use crowdgate_protocol::keys::RoundKeys;
-use redis::AsyncCommands;
+use crowdgate_protocol::api::InvestmentStatus;
+use crowdgate_store::layout::{entry as E, journal as J};
+use crowdgate_store::snapshot::PAGE;
+use crowdgate_store::{Counters, InvestmentSummary, Settlement, StoreResult};
 use redis::aio::ConnectionManager;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
-
-/// Entries fetched per XRANGE page.
-const PAGE: usize = 1_000;
 /// At most this many full scans per run: a scan reads every investment, so a
 /// busy round is not scanned over and over.
 const MAX_SCANS: u32 = 5;
@@ -206,19 +208,19 @@ pub async fn reconcile(
     redis: &mut ConnectionManager,
     round: &str,
     options: &Options,
-) -> redis::RedisResult<Report> {
-    let keys = RoundKeys::new(round);
+) -> StoreResult<Report> {
+    let settlement = Settlement::new(round);
     let deadline = Instant::now() + options.wait_quiet;
     let mut scans = 0;
     loop {
         scans += 1;
-        let before = Snapshot::read(redis, &keys).await?;
-        let scan = Scan::read(redis, &keys).await?;
-        let after = Snapshot::read(redis, &keys).await?;
+        let before = Snapshot::read(redis, &settlement).await?;
+        let scan = Scan::read(redis, &settlement).await?;
+        let after = Snapshot::read(redis, &settlement).await?;
         let still = before == after;
         if still
             || scans >= MAX_SCANS
-            || !wait_until_still(redis, &keys, after.clone(), deadline).await?
+            || !wait_until_still(redis, &settlement, after.clone(), deadline).await?
         {
             return Ok(report(&before, &after, scan, still, scans));
         }
@@ -229,13 +231,13 @@ pub async fn reconcile(
 /// it (true), or until `deadline` (false).
 async fn wait_until_still(
     redis: &mut ConnectionManager,
-    keys: &RoundKeys,
+    settlement: &Settlement,
     mut last: Snapshot,
     deadline: Instant,
-) -> redis::RedisResult<bool> {
+) -> StoreResult<bool> {
     while Instant::now() + QUIET_WINDOW <= deadline {
         tokio::time::sleep(QUIET_WINDOW).await;
-        let now = Snapshot::read(redis, keys).await?;
+        let now = Snapshot::read(redis, settlement).await?;
         if now == last {
             return Ok(true);
         }
@@ -264,59 +266,29 @@ struct Snapshot {
     dead_len: i64,
 }
 
-const ROUND_FIELDS: [&str; 5] = [
-    "raised_pence",
-    "cap_pence",
-    "accepted_pence",
-    "released_pence",
-    "accepted_count",
-];
-const LEDGER_FIELDS: [&str; 6] = [
-    "debits_pence",
-    "credits_pence",
-    "escrow_pence",
-    "settled_count",
-    "failed_count",
-    "failed_pence",
-];
-
 impl Snapshot {
-    async fn read(redis: &mut ConnectionManager, keys: &RoundKeys) -> redis::RedisResult<Self> {
-        type Raw = (Vec<Option<String>>, Vec<Option<String>>, i64, i64, i64);
-        let (round, ledger, stream_len, journal_len, dead_len): Raw = redis::pipe()
-            .atomic()
-            .cmd("HMGET")
-            .arg(keys.round())
-            .arg(&ROUND_FIELDS[..])
-            .cmd("HMGET")
-            .arg(keys.ledger())
-            .arg(&LEDGER_FIELDS[..])
-            .xlen(keys.settlement_stream())
-            .xlen(keys.journal())
-            .xlen(keys.dead_letters())
-            .query_async(redis)
-            .await?;
-        let int = |v: &Option<String>| v.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
-        let (r, l): (Vec<i64>, Vec<i64>) = (
-            round.iter().map(int).collect(),
-            ledger.iter().map(int).collect(),
-        );
-        Ok(Snapshot {
-            raised: r[0],
-            cap: r[1],
-            accepted_pence: r[2],
-            released: r[3],
-            accepted_count: r[4],
-            debits: l[0],
-            credits: l[1],
-            escrow: l[2],
-            settled_count: l[3],
-            failed_count: l[4],
-            failed_pence: l[5],
-            stream_len,
-            journal_len,
-            dead_len,
-        })
+    async fn read(redis: &mut ConnectionManager, settlement: &Settlement) -> StoreResult<Self> {
+        Ok(Snapshot::of(&settlement.counters(redis).await?))
+    }
+
+    /// The counters reconciliation compares, out of one moment's reading.
+    fn of(c: &Counters) -> Snapshot {
+        Snapshot {
+            raised: c.round.raised_pence,
+            cap: c.round.cap_pence,
+            accepted_pence: c.round.accepted_pence,
+            released: c.round.released_pence,
+            accepted_count: c.round.accepted_count,
+            debits: c.ledger.debits_pence,
+            credits: c.ledger.credits_pence,
+            escrow: c.ledger.escrow_pence,
+            settled_count: c.ledger.settled_count,
+            failed_count: c.ledger.failed_count,
+            failed_pence: c.ledger.failed_pence,
+            stream_len: c.settlement_len,
+            journal_len: c.journal_len,
+            dead_len: c.dead_letter_len,
+        }
     }
 
     /// Violations of the invariants that hold at every instant.
@@ -365,12 +337,6 @@ impl Snapshot {
     }
 }
 
-/// The fields of an investment record that reconciliation reads, in the
-/// order of [`RECORD_FIELDS`]: status, investor, amount (all `None`: no
-/// record). Only these, not the whole record: the scan reads every one.
-type Record = (Option<String>, Option<String>, Option<String>);
-const RECORD_FIELDS: [&str; 3] = ["status", "investor_id", "amount_pence"];
-
 /// What one pass over the streams and the investment records found.
 #[derive(Default)]
 struct Scan {
@@ -396,23 +362,20 @@ impl Scan {
     /// investment's record, investor totals, the journal, balances. The
     /// journal comes after the records so that every investment seen settled
     /// must already have its posting.
-    async fn read(redis: &mut ConnectionManager, keys: &RoundKeys) -> redis::RedisResult<Self> {
+    async fn read(redis: &mut ConnectionManager, settlement: &Settlement) -> StoreResult<Self> {
+        let keys = settlement.keys();
         let mut scan = Scan::default();
-        let dead: HashSet<String> = all_field_values(redis, &keys.dead_letters(), "investment_id")
+        let dead: HashSet<String> = settlement
+            .field_values(redis, &keys.dead_letters(), E::INVESTMENT_ID)
             .await?
             .into_iter()
             .collect();
-        let stream_ids =
-            all_field_values(redis, &keys.settlement_stream(), "investment_id").await?;
+        let stream_ids = settlement
+            .field_values(redis, &keys.settlement_stream(), E::INVESTMENT_ID)
+            .await?;
         let mut seen = HashSet::new();
         for chunk in stream_ids.chunks(PAGE) {
-            let mut pipe = redis::pipe();
-            for id in chunk {
-                pipe.cmd("HMGET")
-                    .arg(keys.investment(id))
-                    .arg(&RECORD_FIELDS[..]);
-            }
-            let records: Vec<Record> = pipe.query_async(redis).await?;
+            let records = settlement.summaries(redis, chunk).await?;
             for (id, record) in chunk.iter().zip(records) {
                 if !seen.insert(id.clone()) {
                     scan.violations.push(format!(
@@ -423,10 +386,12 @@ impl Scan {
                 scan.classify(id, record, dead.contains(id));
             }
         }
-        scan.recorded_totals = int_fields(redis.hgetall(keys.investor_totals()).await?);
+        scan.recorded_totals = settlement.investor_totals(redis).await?;
 
         // Settled exactly once: one journal posting per settled investment.
-        scan.postings = all_field_values(redis, &keys.journal(), "investment_id").await?;
+        scan.postings = settlement
+            .field_values(redis, &keys.journal(), J::INVESTMENT_ID)
+            .await?;
         let mut posted = HashSet::new();
         for id in &scan.postings {
             if !posted.insert(id.as_str()) {
@@ -446,7 +411,7 @@ impl Scan {
             ));
         }
 
-        let balances: HashMap<String, i64> = int_fields(redis.hgetall(keys.balances()).await?);
+        let balances: HashMap<String, i64> = settlement.balances(redis).await?;
         scan.accounts = balances.len() as u64;
         for (investor, balance) in &balances {
             if *balance < 0 {
@@ -458,41 +423,45 @@ impl Scan {
     }
 
     /// Counts one investment by its record's status.
-    fn classify(&mut self, id: &str, record: Record, dead_lettered: bool) {
-        let (status, investor, amount) = record;
-        if status.is_none() && investor.is_none() && amount.is_none() {
-            self.violations.push(format!(
-                "stream entry names investment {id}, which has no record"
-            ));
-            return;
-        }
+    fn classify(&mut self, id: &str, record: InvestmentSummary, dead_lettered: bool) {
+        let (status, investor, amount) = match record {
+            InvestmentSummary::Missing => {
+                self.violations.push(format!(
+                    "stream entry names investment {id}, which has no record"
+                ));
+                return;
+            }
+            InvestmentSummary::Corrupt(what) => {
+                self.accepted += 1;
+                self.violations.push(format!("investment {id} {what}"));
+                return;
+            }
+            InvestmentSummary::Found {
+                status,
+                investor_id,
+                amount_pence,
+            } => (status, investor_id, amount_pence),
+        };
         self.accepted += 1;
-        let amount: i64 = amount.and_then(|v| v.parse().ok()).unwrap_or(0);
-        let investor = investor.unwrap_or_default();
-        let live = match status.as_deref() {
-            Some("settled") => {
+        let live = match status {
+            InvestmentStatus::Settled => {
                 self.settled += 1;
                 self.sum_settled += amount;
                 self.settled_ids.insert(id.to_string());
                 true
             }
-            Some("failed") => {
+            InvestmentStatus::Failed => {
                 self.failed += 1;
                 self.sum_failed += amount;
                 false
             }
-            Some("accepted") if dead_lettered => {
+            InvestmentStatus::Accepted if dead_lettered => {
                 self.dead_lettered += 1;
                 true
             }
-            Some("accepted") => {
+            InvestmentStatus::Accepted => {
                 self.pending += 1;
                 true
-            }
-            other => {
-                self.violations
-                    .push(format!("investment {id} has unknown status {other:?}"));
-                false
             }
         };
         if live {
@@ -587,50 +556,6 @@ fn report(before: &Snapshot, after: &Snapshot, scan: Scan, still: bool, scans: u
         journal_entries: scan.postings.len() as u64,
         accounts: scan.accounts,
         violations,
-    }
-}
-
-fn int_fields(raw: HashMap<String, String>) -> HashMap<String, i64> {
-    raw.into_iter()
-        .filter_map(|(k, v)| v.parse().ok().map(|v| (k, v)))
-        .collect()
-}
-
-/// Every value of `field` in stream `key`, oldest first ("" where an entry
-/// lacks it).
-async fn all_field_values(
-    redis: &mut ConnectionManager,
-    key: &str,
-    field: &str,
-) -> redis::RedisResult<Vec<String>> {
-    let mut values = Vec::new();
-    let mut start = "-".to_string();
-    loop {
-        // (id, [field, value, ...]): cheaper to read than a map per entry.
-        let page: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-            .arg(key)
-            .arg(&start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(PAGE)
-            .query_async(redis)
-            .await?;
-        let Some((last, _)) = page.last() else {
-            return Ok(values);
-        };
-        let next = format!("({last}");
-        let full = page.len() == PAGE;
-        for (_, fields) in page {
-            let value = fields
-                .chunks(2)
-                .find(|pair| pair[0] == field)
-                .and_then(|pair| pair.get(1).cloned());
-            values.push(value.unwrap_or_default());
-        }
-        if !full {
-            return Ok(values);
-        }
-        start = next;
     }
 }
 

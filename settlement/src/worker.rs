@@ -8,8 +8,9 @@
 //!    died) are taken over with `XAUTOCLAIM`;
 //! 3. new entries are read with `XREADGROUP ... >`;
 //! 4. now and then, other consumers that hold nothing and have been idle
-//!    past `forget_idle_consumers` are removed from the group
-//!    ([`crate::consumers`]), so dead names do not pile up.
+//!    past `forget_idle_consumers` are removed from the group (the store's
+//!    `forget_consumer.lua` checks and deletes in one step), so dead names
+//!    do not pile up.
 //!
 //! Step 1 is what makes a restart cheap: the consumer name is stable (the
 //! CLI defaults to host name and worker index), so a restarted worker finds
@@ -20,12 +21,8 @@
 //! may be delivered twice, but the script posts only while the investment is
 //! still `accepted`, and acks in the same atomic step.
 
-use crate::consumers;
-use crate::ledger::{Ledger, Posting};
-use crowdgate_protocol::keys::SETTLEMENT_GROUP;
-use redis::AsyncCommands;
+use crowdgate_store::{Entry, Posting, Settlement, StoreError, StoreResult};
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimOptions, StreamId, StreamReadOptions, StreamReadReply};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -50,16 +47,16 @@ pub struct WorkerSettings {
 
 pub struct SettlementWorker {
     settings: WorkerSettings,
-    ledger: Ledger,
+    settlement: Settlement,
     redis: ConnectionManager,
 }
 
 impl SettlementWorker {
     pub fn new(settings: WorkerSettings, redis: ConnectionManager) -> SettlementWorker {
-        let ledger = Ledger::new(&settings.round);
+        let settlement = Settlement::new(&settings.round);
         SettlementWorker {
             settings,
-            ledger,
+            settlement,
             redis,
         }
     }
@@ -74,7 +71,7 @@ impl SettlementWorker {
         let mut last_forget: Option<Instant> = None;
         while !*shutdown.borrow() {
             let step = async {
-                self.ensure_group().await?;
+                self.settlement.ensure_group(&mut self.redis).await?;
                 if let Some(from) = own_pending_from.clone() {
                     // Entries we took before a crash: settle them first. The
                     // scan moves past each entry, so one that keeps failing
@@ -84,7 +81,7 @@ impl SettlementWorker {
                     if own_pending_from.is_none() {
                         tracing::info!(consumer = %self.settings.consumer, "own pending entries finished");
                     }
-                    return Ok::<usize, redis::RedisError>(n);
+                    return Ok::<usize, StoreError>(n);
                 }
                 let mut settled = 0;
                 if last_claim.elapsed() >= self.settings.claim_idle / 2 {
@@ -120,85 +117,61 @@ impl SettlementWorker {
         tracing::info!(consumer = %self.settings.consumer, "settlement worker stopped");
     }
 
-    async fn ensure_group(&mut self) -> redis::RedisResult<()> {
-        let created: redis::RedisResult<()> = self
-            .redis
-            .xgroup_create_mkstream(
-                self.ledger.keys().settlement_stream(),
-                SETTLEMENT_GROUP,
-                "0",
-            )
-            .await;
-        match created {
-            Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
-            other => other,
-        }
-    }
-
     /// Reads entries after `from` (an id = our pending after it, `>` = new),
     /// settles them, and returns how many and the last id read.
     async fn read_and_settle(
         &mut self,
         from: &str,
         block_ms: Option<usize>,
-    ) -> redis::RedisResult<(usize, Option<String>)> {
-        let mut options = StreamReadOptions::default()
-            .group(SETTLEMENT_GROUP, &self.settings.consumer)
-            .count(self.settings.batch);
-        if let Some(ms) = block_ms {
-            options = options.block(ms);
-        }
-        let reply: Option<StreamReadReply> = self
-            .redis
-            .xread_options(&[self.ledger.keys().settlement_stream()], &[from], &options)
+    ) -> StoreResult<(usize, Option<String>)> {
+        let entries = self
+            .settlement
+            .read(
+                &mut self.redis,
+                &self.settings.consumer,
+                from,
+                self.settings.batch,
+                block_ms,
+            )
             .await?;
-        let entries: Vec<StreamId> = reply
-            .into_iter()
-            .flat_map(|r| r.keys)
-            .flat_map(|k| k.ids)
-            .collect();
         let last = entries.last().map(|e| e.id.clone());
         Ok((self.settle_all(&entries).await?, last))
     }
 
     /// Takes over entries idle past `claim_idle` (their consumer died or hung).
-    async fn claim_abandoned(&mut self) -> redis::RedisResult<usize> {
+    async fn claim_abandoned(&mut self) -> StoreResult<usize> {
         let mut start = "0-0".to_string();
         let mut settled = 0;
         loop {
-            let reply: redis::streams::StreamAutoClaimReply = self
-                .redis
-                .xautoclaim_options(
-                    self.ledger.keys().settlement_stream(),
-                    SETTLEMENT_GROUP,
+            let (claimed, next) = self
+                .settlement
+                .claim_idle(
+                    &mut self.redis,
                     &self.settings.consumer,
                     self.settings.claim_idle.as_millis() as u64,
                     &start,
-                    StreamAutoClaimOptions::default().count(self.settings.batch),
+                    self.settings.batch,
                 )
                 .await?;
-            if !reply.claimed.is_empty() {
-                tracing::info!(count = reply.claimed.len(), "reclaimed abandoned entries");
+            if !claimed.is_empty() {
+                tracing::info!(count = claimed.len(), "reclaimed abandoned entries");
                 metrics::counter!("crowdgate_settlement_reclaimed_total")
-                    .increment(reply.claimed.len() as u64);
+                    .increment(claimed.len() as u64);
             }
-            settled += self.settle_all(&reply.claimed).await?;
-            if reply.next_stream_id == "0-0" {
+            settled += self.settle_all(&claimed).await?;
+            if next == "0-0" {
                 return Ok(settled);
             }
-            start = reply.next_stream_id;
+            start = next;
         }
     }
 
     /// Removes consumers that hold nothing and have been idle past `idle`.
-    async fn forget_idle_consumers(&mut self, idle: Duration) -> redis::RedisResult<()> {
-        let forgotten = consumers::forget_idle(
-            &mut self.redis,
-            self.ledger.keys(),
-            &self.settings.consumer,
-            idle,
-        )
-        .await?;
+    async fn forget_idle_consumers(&mut self, idle: Duration) -> StoreResult<()> {
+        let forgotten = self
+            .settlement
+            .forget_idle_consumers(&mut self.redis, &self.settings.consumer, idle)
+            .await?;
         for name in &forgotten {
             tracing::info!(consumer = %name, idle_ms = idle.as_millis() as u64, "forgot idle consumer with nothing pending");
         }
@@ -208,30 +181,25 @@ impl SettlementWorker {
     }
 
     /// Settles `entries` in one pipelined batch, then handles each result.
-    async fn settle_all(&mut self, entries: &[StreamId]) -> redis::RedisResult<usize> {
-        let ids: Vec<Option<String>> = entries.iter().map(|e| e.get("investment_id")).collect();
+    async fn settle_all(&mut self, entries: &[Entry]) -> StoreResult<usize> {
         let batch: Vec<(&str, &str)> = entries
             .iter()
-            .zip(&ids)
-            .filter_map(|(entry, id)| id.as_deref().map(|id| (id, entry.id.as_str())))
+            .filter_map(|entry| entry.investment_id().map(|id| (id, entry.id.as_str())))
             .collect();
-        let now_ms = now_ms();
+        let now_ms = crowdgate_store::clock::now_ms();
         let mut results = self
-            .ledger
+            .settlement
             .settle_batch(&mut self.redis, &batch, now_ms)
             .await?
             .into_iter();
-        for (entry, id) in entries.iter().zip(&ids) {
-            let posting = match id {
+        for entry in entries {
+            let posting = match entry.investment_id() {
                 Some(_) => results.next().expect("one result per call"),
                 None => Ok(Posting::Missing),
             };
             match posting {
-                Ok(posting) => {
-                    self.record(entry, id.as_deref().unwrap_or("?"), posting, now_ms)
-                        .await?
-                }
-                Err(err) if is_transient(&err) => return Err(err),
+                Ok(posting) => self.record(entry, posting, now_ms).await?,
+                Err(err) if err.is_transient() => return Err(err),
                 // The script refused this entry (bad data): retry it later,
                 // and dead-letter it once it has failed too often.
                 Err(err) => self.poisoned(entry, &err.to_string()).await?,
@@ -241,17 +209,12 @@ impl SettlementWorker {
     }
 
     /// Metrics and logs for one posting; dead-letters an entry naming nothing.
-    async fn record(
-        &mut self,
-        entry: &StreamId,
-        id: &str,
-        posting: Posting,
-        now_ms: u64,
-    ) -> redis::RedisResult<()> {
+    async fn record(&mut self, entry: &Entry, posting: Posting, now_ms: u64) -> StoreResult<()> {
+        let id = entry.investment_id().unwrap_or("?");
         match &posting {
             Posting::Settled => {
                 metrics::counter!("crowdgate_settlement_settled_total").increment(1);
-                if let Some(accepted) = entry.get::<u64>("accepted_at_ms") {
+                if let Some(accepted) = entry.accepted_at_ms() {
                     metrics::histogram!("crowdgate_settlement_lag_seconds")
                         .record(now_ms.saturating_sub(accepted) as f64 / 1000.0);
                 }
@@ -272,18 +235,11 @@ impl SettlementWorker {
     /// An entry the settle script failed on. It stays pending (so it is
     /// retried when reclaimed) until it has been delivered `max_deliveries`
     /// times, then goes to the dead-letter stream.
-    async fn poisoned(&mut self, entry: &StreamId, error: &str) -> redis::RedisResult<()> {
-        let pending: redis::streams::StreamPendingCountReply = self
-            .redis
-            .xpending_count(
-                self.ledger.keys().settlement_stream(),
-                SETTLEMENT_GROUP,
-                &entry.id,
-                &entry.id,
-                1,
-            )
+    async fn poisoned(&mut self, entry: &Entry, error: &str) -> StoreResult<()> {
+        let deliveries = self
+            .settlement
+            .deliveries(&mut self.redis, &entry.id)
             .await?;
-        let deliveries = pending.ids.first().map(|p| p.times_delivered).unwrap_or(0);
         if deliveries >= self.settings.max_deliveries {
             return self
                 .dead_letter(entry, &format!("failed {deliveries} times: {error}"))
@@ -295,23 +251,9 @@ impl SettlementWorker {
     }
 
     /// Moves a poison entry to the dead-letter stream and acks it, atomically.
-    async fn dead_letter(&mut self, entry: &StreamId, reason: &str) -> redis::RedisResult<()> {
-        let keys = self.ledger.keys();
-        let stream = keys.settlement_stream();
-        let mut fields: Vec<(String, String)> = entry
-            .map
-            .keys()
-            .map(|k| (k.clone(), entry.get::<String>(k).unwrap_or_default()))
-            .collect();
-        fields.push(("source_entry".into(), entry.id.clone()));
-        fields.push(("reason".into(), reason.to_string()));
-        redis::pipe()
-            .atomic()
-            .xadd(keys.dead_letters(), "*", &fields)
-            .ignore()
-            .xack(&stream, SETTLEMENT_GROUP, &[&entry.id])
-            .ignore()
-            .query_async::<()>(&mut self.redis)
+    async fn dead_letter(&mut self, entry: &Entry, reason: &str) -> StoreResult<()> {
+        self.settlement
+            .dead_letter(&mut self.redis, entry, reason)
             .await?;
         metrics::counter!("crowdgate_settlement_dead_letters_total").increment(1);
         tracing::error!(entry = %entry.id, reason, "entry dead-lettered");
@@ -319,28 +261,8 @@ impl SettlementWorker {
     }
 }
 
-/// Errors worth waiting out (Redis down or slow), as opposed to an entry the
-/// script refuses.
-fn is_transient(err: &redis::RedisError) -> bool {
-    err.is_io_error()
-        || err.is_connection_dropped()
-        || err.is_connection_refusal()
-        || err.is_timeout()
-        || matches!(
-            err.code(),
-            Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN")
-        )
-}
-
 /// How often to look for idle consumers: often enough that one is forgotten
 /// soon after `idle`, and at most once a minute (it lists every consumer).
 fn forget_every(idle: Duration) -> Duration {
     (idle / 2).min(Duration::from_secs(60))
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

@@ -3,20 +3,24 @@
 //! Browsers send the ticket as the `cg_ticket` cookie; apps send tokens as
 //! `Authorization: Bearer <token>`. The bearer header wins when both are
 //! present, so an app's explicit choice is never overridden by a stale cookie.
+//! Parsing the header and refusing a token are protocol's
+//! ([`crowdgate_protocol::request`], [`Keyring::check`]), so core answers
+//! the same token with the same status.
 
 use crowdgate_protocol::token::Claims;
-use crowdgate_protocol::{ApiError, Keyring, TokenError};
+use crowdgate_protocol::{ApiError, Keyring};
 use spin_sdk::http::Request;
 
 pub const TICKET_COOKIE: &str = "cg_ticket";
 
 /// The raw bearer token, if any.
 pub fn bearer(request: &Request) -> Option<String> {
-    let value = request.header("authorization")?.as_str()?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))?;
-    Some(token.trim().to_string()).filter(|t| !t.is_empty())
+    crowdgate_protocol::request::bearer_token(header(request, "authorization")).map(str::to_string)
+}
+
+/// A header's value, when it is text.
+pub fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    request.header(name).and_then(|v| v.as_str())
 }
 
 /// The value of cookie `name`, if any.
@@ -33,26 +37,16 @@ pub fn ticket_token(request: &Request) -> Option<String> {
     bearer(request).or_else(|| cookie(request, TICKET_COOKIE))
 }
 
-/// Verifies `token`, mapping failures to 400 (malformed), 401 (expired,
-/// must rejoin) or 403 (forged, other round, wrong kind), each with a reason.
+/// Verifies `token`: refused as 400 (malformed), 401 (expired, go back for
+/// a new one) or 403 (forged, other round, wrong kind), the status being the
+/// error code's, as in core.
 pub fn verify<C: Claims>(
     keyring: &Keyring,
     token: &str,
     round: &str,
     now_s: u64,
-    what: &str,
-) -> Result<C, (u16, ApiError)> {
-    keyring.verify::<C>(token, round, now_s).map_err(|err| {
-        let status = match err {
-            TokenError::Malformed => 400,
-            TokenError::Expired => 401,
-            _ => 403,
-        };
-        (
-            status,
-            ApiError::for_field(err.code(), what, format!("{what} refused: {err}")),
-        )
-    })
+) -> Result<C, ApiError> {
+    keyring.check::<C>(token, round, now_s)
 }
 
 /// Whether the visitor reached us over https (so cookies get `Secure`).

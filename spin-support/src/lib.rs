@@ -1,26 +1,34 @@
 //! What both Crowdgate Spin components (`waiting-room` and `edge`) need, so
 //! neither re-implements it: settings read from Spin variables, JSON and error
-//! responses, tokens taken from a request, calls to core, and the room state
-//! cached in Spin key-value.
+//! responses, tokens taken from a request, typed calls to core, the one
+//! investment gateway, and the room state cached in Spin key-value.
 //!
 //! Built only for wasm32-wasip2, as a dependency of the components.
 //!
 //! # Layout
 //! - [`settings`]: [`Settings`] from Spin application variables.
-//! - [`respond`]: JSON, error and redirect responses.
+//! - [`respond`]: JSON and error responses.
+//! - [`refusal`]: [`Refusal`], an error answer with its status and headers,
+//!   made here or relayed from core.
 //! - [`credentials`]: tickets and passes from cookies or `Authorization`.
-//! - [`core_client`]: outbound calls to core.
+//! - [`core_client`]: [`CoreClient`], one typed method per core route.
+//! - [`gateway`]: the one investment gateway (every check, then core), used
+//!   by the edge and by the waiting room's no-JavaScript form.
 //! - [`room_cache`]: the room state, cached about a second in key-value.
 
 pub mod core_client;
 pub mod credentials;
+pub mod gateway;
+pub mod refusal;
 pub mod respond;
 pub mod room_cache;
 pub mod settings;
 
+pub use core_client::{CoreClient, CoreError};
+pub use refusal::Refusal;
 pub use settings::Settings;
 
-/// Unix seconds now (wasi clocks).
+/// Unix milliseconds now (wasi clocks).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

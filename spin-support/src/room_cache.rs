@@ -7,9 +7,8 @@
 //! [`USABLE_FOR_MS`]) is better than an error: positions only lag.
 
 use crate::Settings;
-use crate::core_client::{self, CoreUnavailable};
+use crate::core_client::{CoreClient, CoreError, CoreUnavailable};
 use crowdgate_protocol::RoomState;
-use spin_sdk::http::Method;
 use spin_sdk::key_value::Store;
 
 /// A cached state younger than this is used without asking core.
@@ -61,21 +60,17 @@ pub async fn room_state(settings: &Settings, now_ms: u64) -> Result<RoomState, C
     }
 }
 
+/// The state from core. Any failure, a refusal included, counts as core
+/// being unavailable: the caller falls back to a stale state.
 async fn fetch(settings: &Settings) -> Result<RoomState, CoreUnavailable> {
-    let response = core_client::call(
-        settings,
-        Method::Get,
-        &format!("/v1/rounds/{}/state", settings.round),
-        &[],
-        vec![],
-    )
-    .await?;
-    if *response.status() != 200 {
-        return Err(CoreUnavailable(format!(
-            "core answered {} for the room state",
-            response.status()
-        )));
-    }
-    serde_json::from_slice(response.body())
-        .map_err(|e| CoreUnavailable(format!("bad room state from core: {e}")))
+    CoreClient::new(settings)
+        .room_state()
+        .await
+        .map_err(|err| match err {
+            CoreError::Unavailable(why) => why,
+            CoreError::Refused(refusal) => CoreUnavailable(format!(
+                "core answered {} for the room state: {}",
+                refusal.status, refusal.body
+            )),
+        })
 }

@@ -4,7 +4,7 @@
 //! reading a variable is a cheap host call), so ops can rotate keys by
 //! restarting the host with new `SPIN_VARIABLE_*` values.
 
-use crowdgate_protocol::{ApiError, Keyring};
+use crowdgate_protocol::{ApiError, ErrorCode, Keyring};
 
 /// What a component needs to know about its deployment.
 pub struct Settings {
@@ -27,7 +27,7 @@ impl Settings {
         let round = variable("round_id")?;
         let keyring = Keyring::parse(&variable("signing_keys")?).map_err(|e| {
             ApiError::new(
-                "misconfigured",
+                ErrorCode::Misconfigured,
                 format!("variable signing_keys is invalid: {e}"),
             )
         })?;
@@ -44,7 +44,7 @@ impl Settings {
 fn variable(name: &str) -> Result<String, ApiError> {
     spin_sdk::variables::get(name).map_err(|e| {
         ApiError::new(
-            "misconfigured",
+            ErrorCode::Misconfigured,
             format!("variable {name} is unavailable: {e:?}"),
         )
     })

@@ -1,13 +1,13 @@
 //! A real headless Chromium for page tests, driven over WebDriver.
 //!
-//! [`Browser::start`] starts `chromedriver` on a free loopback port (its log
+//! [`Browser::start`] starts `chromedriver` on a port of its choosing (its log
 //! goes to a temp dir and is printed if the test panics), opens a headless
 //! Chromium session with a throwaway profile, and hands back a
 //! [`fantoccini::Client`]. Chromium and chromedriver come from Debian's
 //! `chromium` and `chromium-driver` packages, which `./dev test` installs; if
 //! they are missing the test fails and says so — it never passes silently.
 
-use crate::{Proc, free_port, workspace_root};
+use crate::{Proc, workspace_root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -60,14 +60,23 @@ impl Browser {
         let chromium = binary("CROWDGATE_CHROMIUM", CHROMIUM);
         let chromedriver = binary("CROWDGATE_CHROMEDRIVER", CHROMEDRIVER);
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
+        // Port 0: chromedriver binds a free port and says which.
         let mut driver = Proc::spawn(
             "chromedriver",
             Command::new(&chromedriver)
-                .arg(format!("--port={port}"))
+                .arg("--port=0")
                 .arg("--allowed-ips=127.0.0.1"),
             dir.path(),
         );
+        let port: u16 = driver
+            .wait_for_line("the port it listens on", Duration::from_secs(30), |line| {
+                let (_, rest) = line.split_once("started successfully on port ")?;
+                rest.trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse()
+                    .ok()
+            })
+            .await
+            .unwrap_or_else(|| panic!("chromedriver exited at start:\n{}", driver.log()));
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         let http = reqwest::Client::new();

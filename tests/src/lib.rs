@@ -13,6 +13,7 @@
 pub mod browser;
 pub use crowdgate::local_redis::{LocalRedis, free_port};
 use crowdgate_protocol::Keyring;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -177,6 +178,142 @@ impl Proc {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits until a line of its log (without terminal colours) gives `find`
+    /// a value, and returns it; `None` if it exits first. Panics with the
+    /// log if neither happens within `within`; `what` names the line there.
+    pub async fn wait_for_line<T>(
+        &mut self,
+        what: &str,
+        within: Duration,
+        find: impl Fn(&str) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + within;
+        loop {
+            // Exited first, then the log: a line written just before the
+            // exit is then never missed.
+            let exited = self.has_exited();
+            let log = without_colours(&self.log());
+            if let Some(found) = log.lines().find_map(&find) {
+                return Some(found);
+            }
+            if exited {
+                return None;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not log {what} within {within:?}:\n{log}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The address it listens on, from the line where it logs `message`
+    /// with `addr=` (text or JSON logs): servers here bind port 0 and say
+    /// which port they got, so no port is picked early and taken meanwhile.
+    /// Panics with its log if it exits first.
+    pub async fn listening_addr(&mut self, message: &str) -> SocketAddr {
+        match self.logged_addr(message).await {
+            Some(addr) => addr,
+            None => panic!("{} exited before listening:\n{}", self.name, self.log()),
+        }
+    }
+
+    /// [`Proc::listening_addr`], or `None` if it exits before listening.
+    pub async fn logged_addr(&mut self, message: &str) -> Option<SocketAddr> {
+        let what = format!("{message:?} with its address");
+        self.wait_for_line(&what, STARTUP, |line| {
+            if !line.contains(message) {
+                return None;
+            }
+            let (_, rest) = line
+                .split_once(" addr=")
+                .or_else(|| line.split_once(r#""addr":""#))?;
+            rest.split(|c: char| c.is_whitespace() || c == '"')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .await
+    }
+
+    /// SIGSTOP, then waits until the kernel reports it stopped (signals are
+    /// delivered asynchronously), so it can do nothing more once this returns.
+    pub async fn stop(&self) {
+        self.signal(libc::SIGSTOP);
+        let stat = format!("/proc/{}/stat", self.pid());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&stat).unwrap_or_default();
+            // The state is the first field after the (command name).
+            if text
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T'))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop: {text}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// The local ports of its TCP connections to loopback port `port` (its
+    /// Redis connections, say), from /proc; read while it is alive.
+    pub fn connections_to(&self, port: u16) -> Vec<u16> {
+        let pid = self.pid();
+        let sockets: std::collections::HashSet<String> =
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter_map(|target| {
+                    let inode = target.to_str()?.strip_prefix("socket:[")?;
+                    Some(inode.strip_suffix(']')?.to_string())
+                })
+                .collect();
+        let port_of = |addr: &str| u16::from_str_radix(addr.rsplit_once(':')?.1, 16).ok();
+        let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+        table
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let (local, remote, inode) = (fields.get(1)?, fields.get(2)?, fields.get(9)?);
+                (sockets.contains(*inode) && port_of(remote)? == port)
+                    .then(|| port_of(local))
+                    .flatten()
+            })
+            .collect()
+    }
+}
+
+/// How long a child may take to start listening (the host compiles its
+/// components first, slowly in a debug build on a busy machine).
+const STARTUP: Duration = Duration::from_secs(120);
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`): `tracing`
+/// colours its text logs even into a file.
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Drop for Proc {
@@ -280,31 +417,31 @@ impl System {
 
     pub async fn start_with(round: RoundOptions, with_settlement: bool) -> System {
         let dir = tempfile::tempdir().expect("temp dir");
-        let redis =
-            LocalRedis::start(free_port(), &dir.path().join("redis")).expect("redis-server starts");
+        // Port 0: any free port (redis-server cannot report a port-0 bind,
+        // so LocalRedis picks one and retries if it is taken meanwhile).
+        let redis = LocalRedis::start(0, &dir.path().join("redis")).expect("redis-server starts");
         let config = dir.path().join("round.toml");
         std::fs::write(&config, round.to_toml()).unwrap();
 
-        let core_port = free_port();
-        let core_url = format!("http://127.0.0.1:{core_port}");
-        let mut core = spawn_core(&redis, dir.path(), core_port, "core");
-        wait_for(&format!("{core_url}/healthz"), &mut [&mut core]).await;
+        let (mut core, core_url) = start_core(&redis, dir.path(), "core").await;
         let settle = with_settlement.then(|| spawn_worker(&redis, dir.path(), "settle", &[]));
 
-        let edge_port = free_port();
-        let edge_url = format!("http://127.0.0.1:{edge_port}");
         let mut host = Proc::spawn(
             "host",
             Command::new(crowdgate_bin())
                 .arg("host")
                 .arg("--manifest")
                 .arg(workspace_root().join("spin.toml"))
-                .args(["--listen", &format!("127.0.0.1:{edge_port}")])
+                .args(["--listen", "127.0.0.1:0"])
                 .env("SPIN_VARIABLE_CORE_URL", &core_url)
                 .env("SPIN_VARIABLE_ROUND_ID", ROUND)
                 .env("SPIN_VARIABLE_SIGNING_KEYS", SIGNING_KEYS)
                 .env("SPIN_VARIABLE_EDGE_TOKEN", EDGE_TOKEN),
             dir.path(),
+        );
+        let edge_url = format!(
+            "http://{}",
+            host.listening_addr("edge host listening").await
         );
         wait_for(
             &format!("{edge_url}/api/round"),
@@ -327,27 +464,38 @@ impl System {
         self.core.kill();
     }
 
-    /// Starts core again on the same port (after [`System::kill_core`]).
+    /// Starts core again on the same port (after [`System::kill_core`]): the
+    /// edge keeps the URL it knows. While the kernel has not yet released
+    /// the port, core cannot bind it and exits; it is started again, for up
+    /// to 10 s.
     pub async fn restart_core(&mut self) {
         let port: u16 = self.core_url.rsplit(':').next().unwrap().parse().unwrap();
-        let restarts = self.dir.path().read_dir().unwrap().count();
-        self.core = spawn_core(
-            &self.redis,
-            self.dir.path(),
-            port,
-            &format!("core-{restarts}"),
-        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let restarts = self.dir.path().read_dir().unwrap().count();
+            let name = format!("core-{restarts}");
+            let mut core = spawn_core(&self.redis, self.dir.path(), port, &name);
+            match core.logged_addr("core listening").await {
+                Some(_) => {
+                    self.core = core;
+                    break;
+                }
+                None if core.log().contains("Address already in use")
+                    && Instant::now() < deadline =>
+                {
+                    // Poll interval of the retry, not a wait for an event.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                None => panic!("{name} did not restart on port {port}:\n{}", core.log()),
+            }
+        }
         wait_for(&format!("{}/healthz", self.core_url), &mut [&mut self.core]).await;
     }
 
     /// Starts a second core replica on another port against the same Redis;
     /// returns it and its URL.
     pub async fn spawn_core_replica(&self, name: &str) -> (Proc, String) {
-        let port = free_port();
-        let mut replica = spawn_core(&self.redis, self.dir.path(), port, name);
-        let url = format!("http://127.0.0.1:{port}");
-        wait_for(&format!("{url}/healthz"), &mut [&mut replica]).await;
-        (replica, url)
+        start_core(&self.redis, self.dir.path(), name).await
     }
 
     /// Starts another settlement worker named `consumer`.
@@ -375,16 +523,18 @@ impl System {
         )
     }
 
-    /// A field of the ledger hash as an integer.
+    /// The test round's Redis key names (the store crate owns them).
+    pub fn keys(&self) -> crowdgate_store::RoundKeys {
+        crowdgate_store::RoundKeys::new(ROUND)
+    }
+
+    /// A field of the ledger hash as an integer (names:
+    /// `crowdgate_store::layout::ledger`).
     pub async fn ledger_field(&self, field: &str) -> i64 {
         let mut redis = self.redis().await;
-        let value: Option<i64> = redis::cmd("HGET")
-            .arg(format!("cg:{{{ROUND}}}:ledger"))
-            .arg(field)
-            .query_async(&mut redis)
+        crowdgate_store::inspect::int_field(&mut redis, &self.keys().ledger(), field)
             .await
-            .unwrap();
-        value.unwrap_or(0)
+            .unwrap()
     }
 
     /// A Redis connection to the system's own server.
@@ -399,27 +549,18 @@ impl System {
     /// Funds investor accounts directly in the ledger.
     pub async fn fund(&self, accounts: &[(&str, i64)]) {
         let mut redis = self.redis().await;
-        for (investor, pence) in accounts {
-            let _: () = redis::cmd("HSET")
-                .arg(format!("cg:{{{ROUND}}}:balances"))
-                .arg(investor)
-                .arg(pence)
-                .query_async(&mut redis)
-                .await
-                .unwrap();
-        }
-    }
-
-    /// A field of the round hash as an integer.
-    pub async fn round_field(&self, field: &str) -> i64 {
-        let mut redis = self.redis().await;
-        let value: Option<i64> = redis::cmd("HGET")
-            .arg(format!("cg:{{{ROUND}}}:round"))
-            .arg(field)
-            .query_async(&mut redis)
+        crowdgate_store::inspect::set_balances(&mut redis, &self.keys(), accounts)
             .await
             .unwrap();
-        value.unwrap_or(0)
+    }
+
+    /// A field of the round hash as an integer (names:
+    /// `crowdgate_store::layout::round`).
+    pub async fn round_field(&self, field: &str) -> i64 {
+        let mut redis = self.redis().await;
+        crowdgate_store::inspect::int_field(&mut redis, &self.keys().round(), field)
+            .await
+            .unwrap()
     }
 
     /// core's room state (`GET /v1/rounds/{round}/state`).
@@ -433,14 +574,23 @@ impl System {
     /// Entries ever published to the settlement stream.
     pub async fn stream_len(&self) -> u64 {
         let mut redis = self.redis().await;
-        redis::cmd("XLEN")
-            .arg(format!("cg:{{{ROUND}}}:settlement"))
-            .query_async(&mut redis)
+        crowdgate_store::inspect::stream_len(&mut redis, &self.keys().settlement_stream())
             .await
             .unwrap()
     }
 }
 
+/// Starts core on any free port and waits until it serves; returns it and
+/// its URL.
+async fn start_core(redis: &LocalRedis, dir: &Path, name: &str) -> (Proc, String) {
+    let mut core = spawn_core(redis, dir, 0, name);
+    let url = format!("http://{}", core.listening_addr("core listening").await);
+    wait_for(&format!("{url}/healthz"), &mut [&mut core]).await;
+    (core, url)
+}
+
+/// Spawns core on 127.0.0.1:`port` (0: the kernel picks; core logs the
+/// address it bound).
 fn spawn_core(redis: &LocalRedis, dir: &Path, port: u16, name: &str) -> Proc {
     Proc::spawn(
         name,
@@ -472,6 +622,71 @@ fn spawn_worker(redis: &LocalRedis, log_dir: &Path, consumer: &str, flags: &[&st
             .env("CROWDGATE_REDIS_URL", redis.url()),
         log_dir,
     )
+}
+
+impl System {
+    /// Waits until core's admission controller has completed `steps` more
+    /// steps (its `crowdgate_core_admission_steps_total` counter): proof that
+    /// time passed for the system, for tests that assert nothing happened
+    /// (a paused or full round admits nobody) without a fixed sleep.
+    pub async fn wait_for_admission_steps(&self, steps: u32) {
+        let http = core_http();
+        let url = format!("{}/metrics", self.core_url);
+        let count = |text: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("crowdgate_core_admission_steps_total "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0) as u64
+        };
+        let start = count(&get_text(&http, &url).await);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = count(&get_text(&http, &url).await);
+            if now >= start + u64::from(steps) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the admission controller took {} of {steps} steps within 10 s",
+                now - start
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Starts a bare redis-server with `flags` (none of [`LocalRedis`]'s
+/// durability settings: for tests of what core does with such a server)
+/// with its data in `dir`, on a free loopback port; returns it, once it is
+/// ready, and its port. redis-server cannot bind port 0 and report the port,
+/// so a port is picked here, and another tried if that one is taken first.
+pub async fn spawn_redis_server(name: &str, dir: &Path, flags: &[&str]) -> (Proc, u16) {
+    for _ in 0..20 {
+        let port = free_port();
+        let mut redis = Proc::spawn(
+            name,
+            Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(flags)
+                .arg("--dir")
+                .arg(dir),
+            dir,
+        );
+        let ready = redis
+            .wait_for_line("that it is ready", STARTUP, |line| {
+                line.contains("Ready to accept connections").then_some(())
+            })
+            .await;
+        if ready.is_some() {
+            return (redis, port);
+        }
+        let log = redis.log();
+        assert!(
+            log.contains("Address already in use"),
+            "{name} did not start:\n{log}"
+        );
+    }
+    panic!("{name} found every port it tried taken");
 }
 
 /// Polls `url` until it answers 2xx; panics with the log of any of `procs`

@@ -8,7 +8,7 @@ use crowdgate_tests::{
     OPS_TOKEN, ROUND, RoundOptions, System, Visitor, core_http, get_text, json_of, keyring, now_s,
 };
 use serde_json::json;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn ticket(round: &str, number: u64, expires_at: u64) -> Ticket {
     Ticket {
@@ -162,6 +162,61 @@ async fn tickets_and_passes_are_checked_at_the_edge() {
     expect(http.post(format!("{edge}/api/pass")), 401, "missing_ticket").await;
 }
 
+/// Regression: an expired pass was 401 at the edge but 403 in core. Both
+/// routes — the edge's API and core's `/v1` — must now give one answer,
+/// byte for byte, for an expired pass (investing) and an expired ticket
+/// (claiming a pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_pass_or_ticket_gets_one_answer_from_edge_and_core() {
+    let system = System::start_with(RoundOptions::default(), false).await;
+    let (edge, core) = (&system.edge_url, &system.core_url);
+    let http = core_http();
+    let ring = keyring();
+    let answer = |request: reqwest::RequestBuilder| async move {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get("retry-after").cloned();
+        (status, retry_after, response.text().await.unwrap())
+    };
+
+    let expired_pass = ring.sign(&pass(ROUND, now_s() - 1));
+    let invest = |url: String| {
+        http.post(url)
+            .bearer_auth(&expired_pass)
+            .header("content-type", "application/json")
+            .header("idempotency-key", "k-expired")
+            .body(r#"{"investor_id":"eve","amount_pence":5000}"#)
+    };
+    let at_edge = answer(invest(format!("{edge}/api/investments"))).await;
+    let at_core = answer(invest(format!("{core}/v1/rounds/{ROUND}/investments"))).await;
+    assert_eq!(
+        at_edge, at_core,
+        "edge and core disagree on an expired pass"
+    );
+    let body: serde_json::Value = serde_json::from_str(&at_edge.2).unwrap();
+    assert_eq!(
+        (at_edge.0, body["error"].as_str(), body["field"].as_str()),
+        (401, Some("token_expired"), Some("pass")),
+        "{body}"
+    );
+
+    let expired_ticket = ring.sign(&ticket(ROUND, 1, now_s() - 1));
+    let claim = |url: String| http.post(url).bearer_auth(&expired_ticket);
+    let at_edge = answer(claim(format!("{edge}/api/pass"))).await;
+    let at_core = answer(claim(format!("{core}/v1/rounds/{ROUND}/passes"))).await;
+    assert_eq!(
+        at_edge, at_core,
+        "edge and core disagree on an expired ticket"
+    );
+    let body: serde_json::Value = serde_json::from_str(&at_edge.2).unwrap();
+    assert_eq!(
+        (at_edge.0, body["error"].as_str(), body["field"].as_str()),
+        (401, Some("token_expired"), Some("ticket")),
+        "{body}"
+    );
+    assert_eq!(system.stream_len().await, 0, "nothing recorded");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_investments_are_refused_and_record_nothing() {
     // No settlement worker: this test looks at what core recorded.
@@ -210,10 +265,11 @@ async fn bad_investments_are_refused_and_record_nothing() {
             "token_invalid",
         )
         .await;
+        // Expired: 401 at the edge and in core alike (go back for a new pass).
         let expired = ring.sign(&pass(ROUND, now_s() - 1));
         let body = expect(
             post(Some(&expired), Some("k"), json, ok_body),
-            if url.contains("/v1/") { 403 } else { 401 },
+            401,
             "token_expired",
         )
         .await;
@@ -399,9 +455,16 @@ async fn core_endpoints_refuse_bad_requests() {
     // Health and metrics are up.
     let health = http.get(format!("{core}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let metrics = get_text(&http, &format!("{core}/metrics")).await;
-    assert!(metrics.contains("crowdgate_round_cap_pence"), "{metrics}");
+    // The round gauges appear once the controller publishes them (each second).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = get_text(&http, &format!("{core}/metrics")).await;
+        if metrics.contains("crowdgate_round_cap_pence") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crowdgate_tests::{Proc, crowdgate_bin, free_port, wait_for};
+use crowdgate_tests::{Proc, crowdgate_bin, wait_for};
 use crowdgate_wasm_host::{CacheOutcome, Host, HostConfig, LoadError, LoadReport};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -300,11 +300,30 @@ async fn full_instance_pool_answers_503() {
     })
     .await;
     // Occupy the only instance slot with a guest that spins until the timeout.
+    // A 503 means a probe below held the slot just then: ask again.
     let (client, url) = (host.client.clone(), host.url("/loop"));
-    let busy = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let resp = host.client.get(host.url("/hello")).send().await.unwrap();
-    assert_eq!(resp.status(), 503);
+    let busy = tokio::spawn(async move {
+        loop {
+            let status = client.get(&url).send().await.unwrap().status();
+            if status != 503 {
+                return status;
+            }
+        }
+    });
+    // Probe until the spinning guest holds the slot: then the answer is 503.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let resp = loop {
+        let resp = host.client.get(host.url("/hello")).send().await.unwrap();
+        if resp.status() == 503 {
+            break resp;
+        }
+        assert_eq!(resp.status(), 200, "the slot was free: the probe is served");
+        assert!(
+            Instant::now() < deadline,
+            "the spinning guest never held the slot"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(resp.headers()["retry-after"], "1");
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "overloaded");
@@ -876,19 +895,21 @@ async fn spawn_host(dir: &Path, name: &str, flags: &[&str]) -> (Proc, String) {
         let text = ONE_COMPONENT_APP.replace("{wasm}", &probe_wasm().display().to_string());
         std::fs::write(&manifest, text).unwrap();
     }
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
     let mut proc = Proc::spawn(
         name,
         Command::new(crowdgate_bin())
             .arg("host")
             .arg("--manifest")
             .arg(&manifest)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", "127.0.0.1:0"])
             .args(flags)
             .env("RUST_LOG", "info")
             .env("CROWDGATE_LOG_FORMAT", "json"),
         dir,
+    );
+    let url = format!(
+        "http://{}",
+        proc.listening_addr("edge host listening").await
     );
     wait_for(&format!("{url}/hello"), &mut [&mut proc]).await;
     (proc, url)

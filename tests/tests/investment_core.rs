@@ -31,6 +31,18 @@ async fn invest_until_answered(
     amount: i64,
     give_up: Duration,
 ) -> Answer {
+    invest_counting_retries(http, url, n, amount, give_up, &AtomicUsize::new(0)).await
+}
+
+/// [`invest_until_answered`], counting each retry in `retries` as it happens.
+async fn invest_counting_retries(
+    http: &reqwest::Client,
+    url: &str,
+    n: usize,
+    amount: i64,
+    give_up: Duration,
+    retries: &AtomicUsize,
+) -> Answer {
     let investor = format!("investor-{n}");
     let pass = pass_for(n);
     let deadline = Instant::now() + give_up;
@@ -54,10 +66,12 @@ async fn invest_until_answered(
                 "503 without Retry-After"
             );
         }
+        retries.fetch_add(1, Ordering::SeqCst);
         assert!(
             Instant::now() < deadline,
             "investor {n} got no definitive answer within {give_up:?}"
         );
+        // The client's pause before it retries: pacing, not a wait for an event.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -69,7 +83,7 @@ async fn check_books(system: &System, answers: &[Answer]) {
     let accepted: Vec<&Answer> = answers.iter().filter(|a| a.status == 201).collect();
     let mut redis = system.redis().await;
     let entries: Vec<redis::Value> = redis::cmd("XRANGE")
-        .arg(format!("cg:{{{ROUND}}}:settlement"))
+        .arg(crowdgate_store::RoundKeys::new(ROUND).settlement_stream())
         .arg("-")
         .arg("+")
         .query_async(&mut redis)
@@ -173,7 +187,7 @@ async fn racing_investors_fill_the_cap_exactly_and_never_beyond() {
     );
     let mut redis = system.redis().await;
     let phase: String = redis::cmd("HGET")
-        .arg(format!("cg:{{{ROUND}}}:round"))
+        .arg(crowdgate_store::RoundKeys::new(ROUND).round())
         .arg("phase")
         .query_async(&mut redis)
         .await
@@ -185,6 +199,8 @@ async fn racing_investors_fill_the_cap_exactly_and_never_beyond() {
 /// `investors` investors, 16 at a time, each retrying until answered.
 struct Load {
     acked: Arc<AtomicUsize>,
+    /// Requests retried (503, 502 or no connection) so far.
+    retries: Arc<AtomicUsize>,
     workers: Vec<tokio::task::JoinHandle<Vec<Answer>>>,
 }
 
@@ -192,11 +208,13 @@ impl Load {
     fn start(url: String, investors: usize) -> Load {
         let http = core_http();
         let acked = Arc::new(AtomicUsize::new(0));
+        let retries = Arc::new(AtomicUsize::new(0));
         let next = Arc::new(AtomicUsize::new(0));
         let workers = (0..16)
             .map(|_| {
                 let (http, url, acked, next) =
                     (http.clone(), url.clone(), acked.clone(), next.clone());
+                let retries = retries.clone();
                 tokio::spawn(async move {
                     let mut answers = Vec::new();
                     loop {
@@ -205,9 +223,15 @@ impl Load {
                             return answers;
                         }
                         let amount = 1_000 + (n as i64 % 5) * 100;
-                        let answer =
-                            invest_until_answered(&http, &url, n, amount, Duration::from_secs(90))
-                                .await;
+                        let answer = invest_counting_retries(
+                            &http,
+                            &url,
+                            n,
+                            amount,
+                            Duration::from_secs(90),
+                            &retries,
+                        )
+                        .await;
                         if answer.status == 201 {
                             acked.fetch_add(1, Ordering::SeqCst);
                         }
@@ -216,7 +240,28 @@ impl Load {
                 })
             })
             .collect();
-        Load { acked, workers }
+        Load {
+            acked,
+            retries,
+            workers,
+        }
+    }
+
+    /// Waits until the clients have retried `count` more requests than
+    /// `since` (a [`Load::retried`] reading).
+    async fn wait_for_retries(&self, since: usize, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.retried() < since + count {
+            assert!(
+                Instant::now() < deadline,
+                "the load did not retry {count} requests"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    fn retried(&self) -> usize {
+        self.retries.load(Ordering::SeqCst)
     }
 
     /// Waits until `count` investments have been acknowledged.
@@ -265,8 +310,11 @@ async fn acknowledged_investments_survive_kill_9_of_core() {
     let url = format!("{}/api/investments", system.edge_url);
     let load = Load::start(url, 400);
     load.wait_for_acks(100).await;
+    let retried = load.retried();
     system.kill_core();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Down until the clients have retried 32 requests against the outage
+    // (16 clients: about two each).
+    load.wait_for_retries(retried, 32).await;
     system.restart_core().await;
     let answers = load.finish().await;
     assert_eq!(answers.len(), 400);
@@ -366,7 +414,10 @@ async fn a_scheduled_round_opens_and_closes_on_time() {
         if phase == "closed" {
             break;
         }
-        assert!(Instant::now() < deadline, "phase stayed {phase} after closing");
+        assert!(
+            Instant::now() < deadline,
+            "phase stayed {phase} after closing"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -374,35 +425,19 @@ async fn a_scheduled_round_opens_and_closes_on_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn core_refuses_a_redis_that_could_lose_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let port = crowdgate_tests::free_port();
-    let mut redis = crowdgate_tests::Proc::spawn(
+    let (mut redis, port) = crowdgate_tests::spawn_redis_server(
         "unsafe-redis",
-        std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--appendonly",
-                "no",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(dir.path()),
         dir.path(),
-    );
+        &["--appendonly", "no", "--save", ""],
+    )
+    .await;
     let config = dir.path().join("round.toml");
     std::fs::write(&config, "[round]\nid = \"x\"\nname = \"x\"\ncap_pence = 1000\nmin_investment_pence = 100\nmax_investment_pence = 1000\nshare_price_pence = 100\n").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
     let output = std::process::Command::new(crowdgate_tests::crowdgate_bin())
         .arg("core")
         .arg("--config")
         .arg(&config)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{}", crowdgate_tests::free_port()),
-        ])
+        .args(["--listen", "127.0.0.1:0"])
         .env("CROWDGATE_REDIS_URL", format!("redis://127.0.0.1:{port}/"))
         .env("CROWDGATE_SIGNING_KEYS", crowdgate_tests::SIGNING_KEYS)
         .env(

@@ -400,7 +400,7 @@ async fn every_change_is_audited_with_who_old_and_new() {
     // One audit entry per applied change, in the stream itself.
     let mut redis = system.redis().await;
     let len: u64 = redis::cmd("XLEN")
-        .arg(format!("cg:{{{ROUND}}}:audit"))
+        .arg(crowdgate_store::RoundKeys::new(ROUND).audit())
         .query_async(&mut redis)
         .await
         .unwrap();
@@ -603,7 +603,9 @@ async fn a_rate_change_reaches_the_edge_within_seconds_and_pause_holds_the_queue
 
     let first = Visitor::new(&system.edge_url);
     assert_eq!(first.join().await.0, 201);
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // The controller had its chances to admit, and did not.
+    system.wait_for_admission_steps(3).await;
+    assert_eq!(system.round_field("admitted_up_to").await, 0);
     let (_, status) = first.status().await;
     assert_eq!(status["state"], "waiting", "{status}");
 
@@ -619,10 +621,22 @@ async fn a_rate_change_reaches_the_edge_within_seconds_and_pause_holds_the_queue
     assert_eq!(ops.send(Method::POST, "pause", json!({})).await.0, 200);
     let second = Visitor::new(&system.edge_url);
     assert_eq!(second.join().await.0, 201);
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let (_, status) = second.status().await;
-    assert_ne!(status["state"], "admitted", "{status}");
-    assert_eq!(status["state"], "paused", "{status}");
+    system.wait_for_admission_steps(3).await;
+    assert_eq!(system.round_field("admitted_up_to").await, 1);
+    // The edge shows the pause once its ~1 s room-state cache turns over.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, status) = second.status().await;
+        assert_ne!(status["state"], "admitted", "{status}");
+        if status["state"] == "paused" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the edge did not show the pause: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(system.round_field("admitted_up_to").await, 1);
 
     // Resumed: admission continues.
@@ -907,7 +921,7 @@ async fn status_reports_the_queue_money_and_settlement() {
 
     // With the worker stopped, the next investment waits: backlog and lag show it.
     let worker = system.settle.as_ref().unwrap();
-    worker.signal(libc::SIGSTOP);
+    worker.stop().await;
     let (code, body) = visitor
         .invest(
             &pass,
@@ -916,20 +930,24 @@ async fn status_reports_the_queue_money_and_settlement() {
         )
         .await;
     assert_eq!(code, 201, "{body}");
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let status = ops.status().await;
-    let s = &status["settlement"];
-    assert_eq!(
-        (s["stream_length"].as_u64(), s["backlog"].as_u64()),
-        (Some(2), Some(1)),
-        "{status}"
-    );
-    assert!(
-        s["oldest_unsettled_age_ms"]
-            .as_u64()
-            .is_some_and(|ms| ms >= 300),
-        "{status}"
-    );
+    // The lag grows while the entry waits, and the backlog holds it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = ops.status().await;
+        let s = &status["settlement"];
+        assert_eq!(
+            (s["stream_length"].as_u64(), s["backlog"].as_u64()),
+            (Some(2), Some(1)),
+            "{status}"
+        );
+        let age = s["oldest_unsettled_age_ms"].as_u64();
+        assert!(age.is_some(), "{status}");
+        if age >= Some(300) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lag did not grow: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     worker.signal(libc::SIGCONT);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -92,6 +92,7 @@ impl Load {
                     while !stop.load(Ordering::SeqCst) {
                         let n = next.fetch_add(1, Ordering::SeqCst);
                         invest(&http, &url, n, investors).await;
+                        // The client's think time: pacing, not a wait.
                         tokio::time::sleep(pause).await;
                     }
                 })
@@ -146,7 +147,7 @@ fn host_name() -> String {
 async fn consumers(redis: &mut MultiplexedConnection) -> Vec<(String, usize)> {
     let reply: StreamInfoConsumersReply = match redis::cmd("XINFO")
         .arg("CONSUMERS")
-        .arg(format!("cg:{{{ROUND}}}:settlement"))
+        .arg(crowdgate_store::RoundKeys::new(ROUND).settlement_stream())
         .arg("settlement")
         .query_async(redis)
         .await
@@ -163,24 +164,80 @@ async fn consumers(redis: &mut MultiplexedConnection) -> Vec<(String, usize)> {
     consumers
 }
 
-/// The entries pending for `consumer` once that number holds still for
-/// 50 ms (Redis may still be running a batch sent just before a stop).
-async fn pending_once_still(redis: &mut MultiplexedConnection, consumer: &str) -> usize {
-    let mut pending = async || {
-        consumers(redis)
-            .await
-            .into_iter()
-            .find(|(name, _)| name == consumer)
-            .map_or(0, |(_, pending)| pending)
-    };
-    let mut last = pending().await;
+/// The entries pending for `consumer`.
+async fn pending_of(redis: &mut MultiplexedConnection, consumer: &str) -> usize {
+    consumers(redis)
+        .await
+        .into_iter()
+        .find(|(name, _)| name == consumer)
+        .map_or(0, |(_, pending)| pending)
+}
+
+/// Redis's clients (`CLIENT LIST` lines) connected from loopback `ports`.
+async fn clients_from(redis: &mut MultiplexedConnection, ports: &[u16]) -> Vec<String> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(redis)
+        .await
+        .unwrap();
+    list.lines()
+        .filter(|client| {
+            client.split(' ').any(|field| {
+                field
+                    .strip_prefix("addr=127.0.0.1:")
+                    .and_then(|port| port.parse().ok())
+                    .is_some_and(|port: u16| ports.contains(&port))
+            })
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// kill -9 of `worker`, then waits until Redis has dropped its connections,
+/// which it does only after running all they sent: what the worker held is
+/// final then (a batch sent just before it died may still have been running).
+async fn kill_and_drain(worker: &mut Proc, system: &System, redis: &mut MultiplexedConnection) {
+    let ports = worker.connections_to(system.redis.port);
+    assert!(!ports.is_empty(), "{} has no Redis connection", worker.name);
+    worker.kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let now = pending().await;
-        if now == last {
-            return now;
+        let left = clients_from(redis, &ports).await;
+        if left.is_empty() {
+            return;
         }
-        last = now;
+        assert!(
+            Instant::now() < deadline,
+            "Redis kept the killed worker's connections: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until `worker` is blocked reading new entries: it has finished
+/// whatever batch it was settling.
+async fn wait_until_reading(worker: &Proc, system: &System) {
+    let mut redis = system.redis().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ports = worker.connections_to(system.redis.port);
+        let clients = clients_from(&mut redis, &ports).await;
+        let blocked_reading = |client: &String| {
+            let mut fields = client.split(' ');
+            let blocked = fields
+                .clone()
+                .any(|f| f.strip_prefix("flags=").is_some_and(|f| f.contains('b')));
+            blocked && fields.any(|f| f == "cmd=xreadgroup")
+        };
+        if clients.iter().any(blocked_reading) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never went back to reading: {clients:?}",
+            worker.name
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -299,13 +356,28 @@ async fn killed_and_stopped_workers_lose_and_double_nothing() {
 
     let b = system.spawn_worker_with("worker-b", &flags);
     wait_until_settled_at_least(&system, 1_000).await;
-    b.signal(libc::SIGSTOP); // hung, holding its entries
+    b.stop().await; // SIGSTOP: hung, holding its entries
     let _c = system.spawn_worker_with("worker-c", &flags);
     // c finishes the stream, and after 2 s reclaims what a and b held.
-    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let mut redis = system.redis().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let held: Vec<_> = consumers(&mut redis)
+            .await
+            .into_iter()
+            .filter(|(name, pending)| {
+                ["worker-a", "worker-b"].contains(&name.as_str()) && *pending > 0
+            })
+            .collect();
+        if held.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never reclaimed: {held:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     b.signal(libc::SIGCONT); // b wakes up and races c for the same entries
     wait_until_all_done(&system, COUNT as i64, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await; // let b finish its batch
+    wait_until_reading(&b, &system).await; // b has finished its batch
     assert_eq!(system.ledger_field("settled_count").await, COUNT as i64);
     assert_reconciles(&system);
 }
@@ -315,10 +387,11 @@ async fn kill_9_of_redis_during_settlement_loses_and_doubles_nothing() {
     const COUNT: usize = 3_000;
     let mut system = System::start_with(BIG_ROUND, false).await;
     accept_investments(&system, COUNT, 100).await;
-    let _worker = system.spawn_worker_with("worker", &["--batch", "20"]);
+    let worker = system.spawn_worker_with("worker", &["--batch", "20"]);
     wait_until_settled_at_least(&system, 300).await;
     system.redis.kill();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Down until the worker has met the outage.
+    wait_for_log(&worker, "settlement step failed", Duration::from_secs(30)).await;
     system.redis.restart().expect("redis restarts from its AOF");
     wait_until_all_done(&system, COUNT as i64, Duration::from_secs(60)).await;
     assert_reconciles(&system);
@@ -373,7 +446,7 @@ async fn insufficient_funds_fails_releases_and_reopens_a_full_round() {
 async fn poison_entries_go_to_the_dead_letter_stream() {
     let system = System::start_with(RoundOptions::default(), false).await;
     let mut redis = system.redis().await;
-    let stream = format!("cg:{{{ROUND}}}:settlement");
+    let stream = crowdgate_store::RoundKeys::new(ROUND).settlement_stream();
     // An entry naming no investment, and one whose record is corrupt.
     let _: String = redis::cmd("XADD")
         .arg(&stream)
@@ -384,7 +457,7 @@ async fn poison_entries_go_to_the_dead_letter_stream() {
         .await
         .unwrap();
     let _: () = redis::cmd("HSET")
-        .arg(format!("cg:{{{ROUND}}}:investment:inv_corrupt"))
+        .arg(crowdgate_store::RoundKeys::new(ROUND).investment("inv_corrupt"))
         .arg("status")
         .arg("accepted")
         .arg("investor_id")
@@ -453,7 +526,7 @@ async fn reconcile_reports_a_broken_invariant() {
     assert_reconciles(&system);
     let mut redis = system.redis().await;
     let _: i64 = redis::cmd("HINCRBY")
-        .arg(format!("cg:{{{ROUND}}}:round"))
+        .arg(crowdgate_store::RoundKeys::new(ROUND).round())
         .arg("raised_pence")
         .arg(100)
         .query_async(&mut redis)
@@ -490,7 +563,7 @@ async fn account_import_is_all_or_nothing() {
         assert!(stderr.contains(line), "{line}: {stderr}");
     }
     let mut redis = system.redis().await;
-    let balances = format!("cg:{{{ROUND}}}:balances");
+    let balances = crowdgate_store::RoundKeys::new(ROUND).balances();
     let len: u64 = redis::cmd("HLEN")
         .arg(&balances)
         .query_async(&mut redis)
@@ -589,7 +662,7 @@ async fn reconciliation_of_a_moving_round_reports_only_real_violations() {
     // A real violation is still reported on the moving round, and a worker
     // starting then logs it as an ERROR.
     let mut redis = system.redis().await;
-    let ledger = format!("cg:{{{ROUND}}}:ledger");
+    let ledger = crowdgate_store::RoundKeys::new(ROUND).ledger();
     let tamper = async |redis: &mut redis::aio::MultiplexedConnection, by: i64| {
         let _: i64 = redis::cmd("HINCRBY")
             .arg(&ledger)
@@ -635,11 +708,11 @@ async fn a_restarted_worker_settles_its_own_pending_entries_at_once() {
     let mut redis = system.redis().await;
 
     // Stop it as soon as it holds a whole batch, which is mostly before it
-    // has sent the batch's settle scripts; if Redis still settled it all,
-    // let it go on and try again. Then kill -9 it there.
+    // has sent the batch's settle scripts, and kill -9 it there. If Redis
+    // still settled it all, start it again and try again.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut stops = 0;
-    let name = loop {
+    let (name, held) = loop {
         let holder = consumers(&mut redis)
             .await
             .into_iter()
@@ -652,16 +725,17 @@ async fn a_restarted_worker_settles_its_own_pending_entries_at_once() {
             tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         };
-        first.signal(libc::SIGSTOP);
+        // SIGSTOP first: its connections can then be read while it can
+        // change nothing.
+        first.stop().await;
         stops += 1;
-        if pending_once_still(&mut redis, &name).await > 0 {
-            break name;
+        kill_and_drain(&mut first, &system, &mut redis).await;
+        let held = pending_of(&mut redis, &name).await;
+        if held > 0 {
+            break (name, held);
         }
-        first.signal(libc::SIGCONT);
+        first = spawn_worker_named_by_host(&system, &format!("by-host-1-{stops}"), &flags);
     };
-    first.kill();
-    let held = pending_once_still(&mut redis, &name).await;
-    assert!(held > 0, "the killed worker holds nothing");
     assert_eq!(consumers(&mut redis).await, vec![(name.clone(), held)]);
 
     let restarted = Instant::now();
@@ -692,7 +766,7 @@ async fn idle_consumers_holding_nothing_are_forgotten_and_holders_kept() {
     let system = System::start_with(RoundOptions::default(), false).await;
     accept_investments(&system, 20, 5).await;
     let mut redis = system.redis().await;
-    let stream = format!("cg:{{{ROUND}}}:settlement");
+    let stream = crowdgate_store::RoundKeys::new(ROUND).settlement_stream();
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(&stream)

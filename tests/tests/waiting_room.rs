@@ -96,7 +96,16 @@ async fn prequeue_is_a_uniform_lottery_and_later_joiners_are_fifo() {
     )
     .await;
     assert_eq!(code, 409);
-    tokio::time::sleep_until((opens_at + Duration::from_millis(1_500)).into()).await;
+    // The round opens by its clock (core's controller flips the phase).
+    let deadline = opens_at + Duration::from_secs(30);
+    loop {
+        let state = system.room_state().await;
+        if state["phase"] == "open" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the round never opened: {state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // After opening: strictly first come, first served, behind the pre-queue.
     let mut last = BEFORE as u64;
@@ -298,6 +307,8 @@ async fn admission_keeps_the_rate_and_batch_size_in_queue_order() {
     let started = Instant::now();
     let mut samples = vec![admitted_up_to(&http, &system.core_url).await];
     while started.elapsed() < Duration::from_secs(5) {
+        // The sampling interval of this 5 s measurement, not a wait: well
+        // under the 500 ms batch interval, so each batch is its own step.
         tokio::time::sleep(Duration::from_millis(100)).await;
         samples.push(admitted_up_to(&http, &system.core_url).await);
     }
@@ -348,17 +359,27 @@ async fn two_core_replicas_admit_one_batch_per_interval() {
         numbers.push(join_core(&http, core).await.1.unwrap());
     }
     assert_eq!(numbers, (1..=300).collect::<Vec<_>>());
-    let start = admitted_up_to(&http, &system.core_url).await;
+    // Started before the first reading, so every batch counted falls in
+    // the time measured.
     let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let admitted = admitted_up_to(&http, &replica_url).await - start;
+    let start = admitted_up_to(&http, &system.core_url).await;
+    // Until 25 more are admitted (five batches), as the other replica sees
+    // it: a double advance would get there in about half the time.
+    let deadline = started + Duration::from_secs(10);
+    let admitted = loop {
+        let admitted = admitted_up_to(&http, &replica_url).await - start;
+        if admitted >= 25 {
+            break admitted;
+        }
+        assert!(Instant::now() < deadline, "admission stalled: {admitted}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let elapsed = started.elapsed().as_secs_f64();
     // Two controllers each ticking: still 5 per 500 ms, not 10.
     assert!(
         (admitted as f64) <= 5.0 * (elapsed / 0.5 + 1.0),
         "double advance: {admitted} in {elapsed:.1} s"
     );
-    assert!(admitted >= 25, "admission stalled: {admitted}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,7 +409,14 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
     for _ in 0..10 {
         tickets.push(join_core(&http, core).await);
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admitted_up_to(&http, core).await < 3 {
+        assert!(Instant::now() < deadline, "nobody admitted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The controller had its chances to admit more (well inside the 2 s
+    // claim window), and did not.
+    system.wait_for_admission_steps(2).await;
     assert_eq!(
         admitted_up_to(&http, core).await,
         3,
@@ -424,7 +452,17 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
     for _ in 0..2 {
         join_core(&http, core).await;
     }
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Claimed passes hold their places past the claim window, when the
+    // places of unclaimed numbers would have lapsed: wait until core's clock
+    // has passed it, then give the controller its chances to admit.
+    let now_ms = async || system.room_state().await["as_of_ms"].as_u64().unwrap();
+    let window_over = now_ms().await + 2_000;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while now_ms().await < window_over {
+        assert!(Instant::now() < deadline, "core's clock stands still");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    system.wait_for_admission_steps(2).await;
     assert_eq!(
         admitted_up_to(&http, core).await,
         13,
@@ -444,7 +482,12 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
     )
     .await;
     assert_eq!(code, 201, "{body}");
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admitted_up_to(&http, core).await < 14 {
+        assert!(Instant::now() < deadline, "the freed place was not filled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    system.wait_for_admission_steps(2).await;
     assert_eq!(
         admitted_up_to(&http, core).await,
         14,
@@ -473,7 +516,7 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
     assert_eq!((code, body["error"].as_str()), (409, Some("not_admitted")));
     let mut redis = system.redis().await;
     let _: () = redis::cmd("HSET")
-        .arg(format!("cg:{{{ROUND}}}:pass_claims"))
+        .arg(crowdgate_store::RoundKeys::new(ROUND).pass_claims())
         .arg(&tickets[11].0)
         .arg(1)
         .query_async(&mut redis)
@@ -514,7 +557,7 @@ async fn pause_stops_admission_and_resume_continues() {
     let mut redis = system.redis().await;
     let set_phase = |phase: &'static str| {
         redis::cmd("HSET")
-            .arg(format!("cg:{{{ROUND}}}:round"))
+            .arg(crowdgate_store::RoundKeys::new(ROUND).round())
             .arg("phase")
             .arg(phase)
             .clone()
@@ -523,14 +566,26 @@ async fn pause_stops_admission_and_resume_continues() {
     for _ in 0..20 {
         join_core(&http, core).await;
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    system.wait_for_admission_steps(3).await;
     assert_eq!(
         admitted_up_to(&http, core).await,
         0,
         "paused: nobody admitted"
     );
     // The edge sees the phase once its ~1 s room-state cache turns over.
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = format!("{}/api/round", system.edge_url);
+        let (_, round) = json_of(http.get(url).send().await.unwrap()).await;
+        if round["phase"] == "paused" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the edge did not see the pause: {round}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let visitor = Visitor::new(&system.edge_url);
     let (_, joined) = visitor.join().await;
     assert_eq!(joined["status"]["state"], "paused");
@@ -707,6 +762,28 @@ async fn the_page_works_without_javascript() {
         .send()
         .await
         .unwrap();
+    assert_eq!(system.round_field("raised_pence").await, 12_500);
+    // Regression: the form used to cut the key to 128 characters, quietly
+    // turning it into another key (another investment). It goes through the
+    // API's gateway now: a key the API refuses is refused here too.
+    let long_key = format!("{key}{}", "x".repeat(129));
+    let result = browser
+        .post(format!("{edge}/invest"))
+        .form(&[
+            ("investor_id", "nojs"),
+            ("amount", "125.00"),
+            ("key", long_key.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        result.contains("Not accepted: Idempotency-Key must be 1-128 printable ASCII characters"),
+        "{result}"
+    );
     assert_eq!(system.round_field("raised_pence").await, 12_500);
     // A bad amount is explained, nothing recorded.
     let result = browser

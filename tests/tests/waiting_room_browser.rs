@@ -20,7 +20,7 @@ async fn a_browser_walks_from_the_queue_to_a_settled_investment() {
     let http = core_http();
     let mut redis = system.redis().await;
     let _: () = redis::cmd("HSET")
-        .arg(format!("cg:{{{ROUND}}}:round"))
+        .arg(crowdgate_store::RoundKeys::new(ROUND).round())
         .arg("phase")
         .arg("paused")
         .query_async(&mut redis)
@@ -52,7 +52,7 @@ async fn a_browser_walks_from_the_queue_to_a_settled_investment() {
 
     // Open the room: the position falls and the visitor is admitted.
     let _: () = redis::cmd("HSET")
-        .arg(format!("cg:{{{ROUND}}}:round"))
+        .arg(crowdgate_store::RoundKeys::new(ROUND).round())
         .arg("phase")
         .arg("open")
         .query_async(&mut redis)

@@ -1,11 +1,15 @@
-//! The waiting room's endpoints.
+//! The waiting room's endpoints. Every call to core goes through the typed
+//! [`CoreClient`]; the no-JavaScript invest form goes through the same
+//! investment [`gateway`] as the edge.
 
 use crate::page;
-use crowdgate_protocol::api::{Joined, QueuePlace, Status};
-use crowdgate_protocol::{ApiError, RoomPhase, RoomState, Ticket, queue};
-use spin_sdk::http::{Method, Request, Response};
+use crowdgate_protocol::api::{Joined, RoundProgress, Status};
+use crowdgate_protocol::attempt::Attempt;
+use crowdgate_protocol::invest::{InvestRequest, parse_pounds};
+use crowdgate_protocol::{ApiError, ErrorCode, RoomPhase, RoomState, Ticket, queue};
+use spin_sdk::http::{Request, Response};
 use spin_support::credentials::{self, TICKET_COOKIE};
-use spin_support::{Settings, core_client, now_ms, respond, room_cache};
+use spin_support::{CoreClient, CoreError, Settings, gateway, now_ms, respond, room_cache};
 
 /// How long a ticket stays valid: longer than any round's queue.
 const TICKET_TTL_S: u64 = 24 * 3600;
@@ -88,34 +92,15 @@ pub async fn join(settings: &Settings, request: &Request) -> Response {
         // Same ticket, same place: refreshing or rejoining never moves you.
         return joined(settings, request, token, ticket, now, 200).await;
     }
-    let place = match core_client::call(
-        settings,
-        Method::Post,
-        &format!("/v1/rounds/{}/queue", settings.round),
-        &[],
-        vec![],
-    )
-    .await
-    {
-        Ok(response) if *response.status() == 201 => {
-            serde_json::from_slice::<QueuePlace>(response.body()).ok()
-        }
-        Ok(response) => {
-            return respond::error(
-                502,
-                ApiError::new(
-                    "core_error",
-                    format!("core answered {} to join", response.status()),
-                ),
+    let place = match CoreClient::new(settings).take_queue_place().await {
+        Ok(place) => place,
+        Err(err) => {
+            return answer_core_error(
+                err,
+                "join",
+                "the queue is busy; try joining again in a moment",
             );
         }
-        Err(_) => return respond::unavailable("the queue is busy; try joining again in a moment"),
-    };
-    let Some(place) = place else {
-        return respond::error(
-            502,
-            ApiError::new("core_error", "core sent an unreadable queue place"),
-        );
     };
     let ticket = Ticket {
         round: settings.round.clone(),
@@ -169,8 +154,12 @@ struct InvestForm {
 }
 
 /// `POST /invest` (an HTML form, for browsers without JavaScript): claims
-/// the pass and invests through core, then shows the result on the page.
+/// the pass, then invests through the same gateway as the edge's
+/// `POST /api/investments` (every check, nothing repaired: a key the API
+/// would refuse is refused here too), and shows the result on the page.
 pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
+    const BUSY: &str =
+        "Investments are busy right now; your place is kept — press Invest again in a moment.";
     let now = now_ms();
     let (ticket, token) = match ticket_of(settings, request, now) {
         Ok(found) => found,
@@ -191,73 +180,38 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
     let Ok(form) = serde_urlencoded::from_bytes::<InvestForm>(request.body()) else {
         return show("Fill in your investor id and an amount.");
     };
-    let amount_pence = match crowdgate_protocol::invest::parse_pounds(&form.amount) {
+    let amount_pence = match parse_pounds(&form.amount) {
         Ok(pence) => pence,
         Err(err) => return show(&err.message),
     };
-    let claim_path = format!("/v1/rounds/{}/passes", settings.round);
-    let pass = match core_client::call(
-        settings,
-        Method::Post,
-        &claim_path,
-        &[("authorization", format!("Bearer {token}"))],
-        vec![],
-    )
-    .await
-    {
-        Ok(response) if *response.status() == 200 => {
-            serde_json::from_slice::<crowdgate_protocol::api::PassGrant>(response.body()).ok()
-        }
-        Ok(response) => {
-            let body: ApiError = serde_json::from_slice(response.body())
-                .unwrap_or_else(|_| ApiError::new("error", "your pass could not be issued"));
-            return show(&body.message);
-        }
-        Err(_) => {
-            return show(
-                "Investments are busy right now; your place is kept — press Invest again in a moment.",
-            );
-        }
+    let grant = match CoreClient::new(settings).claim_pass(&token).await {
+        Ok(grant) => grant,
+        Err(CoreError::Refused(refusal)) => return show(&refusal.body.message),
+        Err(CoreError::Unavailable(_)) => return show(BUSY),
     };
-    let Some(pass) = pass else {
-        return show("Your pass could not be read; press Invest again.");
+    let body = serde_json::to_vec(&InvestRequest {
+        investor_id: form.investor_id.trim().to_string(),
+        amount_pence,
+    })
+    .expect("an investment request serialises");
+    let attempt = Attempt {
+        pass: Some(&grant.pass),
+        content_type: Some("application/json"),
+        idempotency_key: Some(&form.key),
+        body: &body,
     };
-    let body =
-        serde_json::json!({"investor_id": form.investor_id.trim(), "amount_pence": amount_pence})
-            .to_string();
-    let invest_path = format!("/v1/rounds/{}/investments", settings.round);
-    let headers = [
-        ("authorization", format!("Bearer {}", pass.pass)),
-        ("idempotency-key", form.key.chars().take(128).collect()),
-    ];
-    match core_client::call(
-        settings,
-        Method::Post,
-        &invest_path,
-        &headers,
-        body.into_bytes(),
-    )
-    .await
-    {
-        Ok(response) if *response.status() == 201 => {
-            let investment: serde_json::Value =
-                serde_json::from_slice(response.body()).unwrap_or_default();
-            show(&format!(
-                "Accepted: £{}.{:02} for {} shares (reference {}). It settles in a moment.",
-                amount_pence / 100,
-                amount_pence % 100,
-                investment["shares"],
-                investment["investment_id"].as_str().unwrap_or("?")
-            ))
+    match gateway::invest(settings, attempt).await {
+        Ok(investment) => show(&format!(
+            "Accepted: £{}.{:02} for {} shares (reference {}). It settles in a moment.",
+            investment.amount_pence / 100,
+            investment.amount_pence % 100,
+            investment.shares,
+            investment.investment_id
+        )),
+        Err(CoreError::Refused(refusal)) => {
+            show(&format!("Not accepted: {}", refusal.body.message))
         }
-        Ok(response) => {
-            let body: ApiError = serde_json::from_slice(response.body())
-                .unwrap_or_else(|_| ApiError::new("error", "not accepted"));
-            show(&format!("Not accepted: {}", body.message))
-        }
-        Err(_) => show(
-            "Investments are busy right now; your place is kept — press Invest again in a moment.",
-        ),
+        Err(CoreError::Unavailable(_)) => show(BUSY),
     }
 }
 
@@ -332,24 +286,37 @@ async fn status_of(
 
 /// Asks core which number a pre-queue ticket drew; `None` while not drawn.
 async fn drawn_number(settings: &Settings, ticket_id: &str) -> Result<Option<u64>, Response> {
-    let path = format!("/v1/rounds/{}/prequeue/{ticket_id}", settings.round);
-    match core_client::call(settings, Method::Get, &path, &[], vec![]).await {
-        Ok(response) if *response.status() == 200 => {
-            let body: serde_json::Value =
-                serde_json::from_slice(response.body()).unwrap_or_default();
-            Ok(body["queue_number"].as_u64())
+    CoreClient::new(settings)
+        .prequeue_number(ticket_id)
+        .await
+        .map_err(|err| {
+            answer_core_error(
+                err,
+                "a pre-queue number",
+                "the draw is busy; your place is kept — try again in a moment",
+            )
+        })
+}
+
+/// The answer when core did not give what the visitor's request needs (a
+/// queue place, a drawn number): 503 when core is away; any refusal is
+/// core's problem, not the visitor's, so 502 `core_error`.
+fn answer_core_error(err: CoreError, what: &str, busy: &str) -> Response {
+    match err {
+        CoreError::Unavailable(_) => respond::unavailable(busy),
+        CoreError::Refused(refusal) if refusal.body.error == ErrorCode::CoreError => {
+            refusal.into_response()
         }
-        Ok(response) if *response.status() == 409 => Ok(None),
-        Ok(response) => Err(respond::error(
-            502,
-            ApiError::new(
-                "core_error",
-                format!("core answered {} for a pre-queue number", response.status()),
-            ),
-        )),
-        Err(_) => Err(respond::unavailable(
-            "the draw is busy; your place is kept — try again in a moment",
-        )),
+        CoreError::Refused(refusal) => {
+            eprintln!(
+                "waiting-room: core refused {what}: {} {}",
+                refusal.status, refusal.body
+            );
+            respond::error(ApiError::new(
+                ErrorCode::CoreError,
+                format!("core answered {} to {what}", refusal.status),
+            ))
+        }
     }
 }
 
@@ -361,39 +328,16 @@ pub async fn pass(settings: &Settings, request: &Request) -> Response {
         Ok(found) => found,
         Err(response) => return response,
     };
-    let path = format!("/v1/rounds/{}/passes", settings.round);
-    match core_client::call(
-        settings,
-        Method::Post,
-        &path,
-        &[("authorization", format!("Bearer {token}"))],
-        vec![],
-    )
-    .await
-    {
-        Ok(response) => respond::relay(response),
-        Err(_) => respond::unavailable("passes are unavailable for a moment; your place is kept"),
+    match CoreClient::new(settings).claim_pass(&token).await {
+        Ok(grant) => respond::json(200, &grant),
+        Err(err) => err.into_response("passes are unavailable for a moment; your place is kept"),
     }
 }
 
 /// `GET /api/round`: public progress of the round.
 pub async fn round(settings: &Settings) -> Response {
     match room_state(settings, now_ms()).await {
-        Ok(room) => respond::json(
-            200,
-            &serde_json::json!({
-                "round": room.round,
-                "phase": room.phase,
-                "raised_pence": room.raised_pence,
-                "cap_pence": room.cap_pence,
-                "remaining_pence": (room.cap_pence - room.raised_pence).max(0),
-                "investor_count": room.investor_count,
-                "min_investment_pence": room.min_investment_pence,
-                "max_investment_pence": room.max_investment_pence,
-                "share_price_pence": room.share_price_pence,
-                "opens_at_ms": room.opens_at_ms,
-            }),
-        ),
+        Ok(room) => respond::json(200, &RoundProgress::of(&room)),
         Err(response) => response,
     }
 }
@@ -411,24 +355,15 @@ fn ticket_of(
     now: u64,
 ) -> Result<(Ticket, String), Response> {
     let Some(token) = credentials::ticket_token(request) else {
-        return Err(respond::error(
-            401,
-            ApiError::for_field(
-                "missing_ticket",
-                "ticket",
-                "no ticket: join the queue first (POST /api/join)",
-            ),
-        ));
+        return Err(respond::error(ApiError::for_field(
+            ErrorCode::MissingTicket,
+            "ticket",
+            "no ticket: join the queue first (POST /api/join)",
+        )));
     };
-    credentials::verify::<Ticket>(
-        &settings.keyring,
-        &token,
-        &settings.round,
-        now / 1000,
-        "ticket",
-    )
-    .map(|ticket| (ticket, token))
-    .map_err(|(code, body)| respond::error(code, body))
+    credentials::verify::<Ticket>(&settings.keyring, &token, &settings.round, now / 1000)
+        .map(|ticket| (ticket, token))
+        .map_err(respond::error)
 }
 
 fn set_ticket_cookie(response: &mut Response, request: &Request, token: &str) {

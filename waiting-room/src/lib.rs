@@ -24,7 +24,7 @@ use spin_support::respond;
 async fn handle(request: Request) -> impl IntoResponse {
     let settings = match spin_support::Settings::load() {
         Ok(settings) => settings,
-        Err(err) => return respond::error(500, err),
+        Err(err) => return respond::error(err),
     };
     if let Err(response) = respond::check_body_size(&request) {
         return response;

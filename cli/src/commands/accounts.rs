@@ -27,12 +27,8 @@ pub enum AccountsCommand {
         /// Round whose ledger gets the accounts.
         #[arg(long, default_value = "demo")]
         round: String,
-        #[arg(
-            long,
-            env = "CROWDGATE_REDIS_URL",
-            default_value = "redis://127.0.0.1:6390/"
-        )]
-        redis_url: String,
+        #[command(flatten)]
+        redis: super::RedisArgs,
     },
 }
 
@@ -42,7 +38,7 @@ pub async fn run(args: AccountsArgs) -> anyhow::Result<()> {
             file,
             demo: _,
             round,
-            redis_url,
+            redis,
         } => {
             let (accounts, source) = match &file {
                 Some(file) => {
@@ -54,7 +50,7 @@ pub async fn run(args: AccountsArgs) -> anyhow::Result<()> {
                 }
                 None => (crowdgate::demo::accounts(), "the demo accounts".to_string()),
             };
-            let mut redis = super::connect(&redis_url).await?;
+            let mut redis = super::connect(&redis.redis_url).await?;
             open_accounts(&mut redis, &round, &accounts)
                 .await
                 .with_context(|| format!("{source} were not imported"))?;

@@ -15,12 +15,8 @@ pub struct CoreArgs {
     /// Address to serve HTTP on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    #[arg(
-        long,
-        env = "CROWDGATE_REDIS_URL",
-        default_value = "redis://127.0.0.1:6390/"
-    )]
-    pub redis_url: String,
+    #[command(flatten)]
+    pub redis: super::RedisArgs,
     /// Token signing keys, `kid:secret[,kid:secret]` (first signs, all verify).
     #[arg(long, env = "CROWDGATE_SIGNING_KEYS", hide_env_values = true)]
     pub signing_keys: String,
@@ -55,7 +51,7 @@ pub async fn run(args: CoreArgs) -> anyhow::Result<()> {
     }
     let config = CoreConfig {
         listen: args.listen,
-        redis_url: args.redis_url,
+        redis_url: args.redis.redis_url,
         round,
         keyring,
         ops_tokens,

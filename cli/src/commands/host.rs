@@ -103,7 +103,9 @@ pub async fn run(args: HostArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(addr = %args.listen, "edge host listening");
+    // The address actually bound: with `--listen 127.0.0.1:0` the kernel
+    // picks the port, and this line is how a supervisor (or a test) learns it.
+    tracing::info!(addr = %listener.local_addr()?, "edge host listening");
     host.serve(listener, super::shutdown_signal()).await
 }
 

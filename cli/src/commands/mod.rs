@@ -11,6 +11,19 @@ pub mod up;
 use anyhow::Context;
 use std::time::Duration;
 
+/// Where the round's Redis is: every command that reads or writes the round
+/// takes this one flag (`CROWDGATE_REDIS_URL`), so they cannot drift.
+#[derive(clap::Args, Clone)]
+pub struct RedisArgs {
+    /// The round's Redis.
+    #[arg(
+        long = "redis-url",
+        env = "CROWDGATE_REDIS_URL",
+        default_value = "redis://127.0.0.1:6390/"
+    )]
+    pub redis_url: String,
+}
+
 /// A Redis connection manager that reconnects by itself.
 pub async fn connect(redis_url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
     let client = redis::Client::open(redis_url)

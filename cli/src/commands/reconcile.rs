@@ -14,12 +14,8 @@ pub struct ReconcileArgs {
     /// Round to check.
     #[arg(long, default_value = "demo")]
     pub round: String,
-    #[arg(
-        long,
-        env = "CROWDGATE_REDIS_URL",
-        default_value = "redis://127.0.0.1:6390/"
-    )]
-    pub redis_url: String,
+    #[command(flatten)]
+    pub redis: super::RedisArgs,
     /// Wait up to this long (ms) for the round to hold still so that every
     /// invariant can be checked; then check in live mode.
     #[arg(long, default_value_t = 5_000)]
@@ -27,7 +23,7 @@ pub struct ReconcileArgs {
 }
 
 pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
-    let mut redis = super::connect(&args.redis_url).await?;
+    let mut redis = super::connect(&args.redis.redis_url).await?;
     let options = Options {
         wait_quiet: Duration::from_millis(args.wait_quiet_ms),
     };

@@ -13,12 +13,8 @@ const STARTUP_WAIT_QUIET: Duration = Duration::from_secs(5);
 
 #[derive(Args)]
 pub struct SettleArgs {
-    #[arg(
-        long,
-        env = "CROWDGATE_REDIS_URL",
-        default_value = "redis://127.0.0.1:6390/"
-    )]
-    pub redis_url: String,
+    #[command(flatten)]
+    pub redis: super::RedisArgs,
     /// Round id to settle.
     #[arg(long, default_value = "demo")]
     pub round: String,
@@ -65,10 +61,10 @@ pub async fn run(args: SettleArgs) -> anyhow::Result<()> {
         Some(consumer) => consumer,
         None => format!("{}-{}", host_name()?, args.worker_index),
     };
-    let redis = super::connect(&args.redis_url).await?;
+    let redis = super::connect(&args.redis.redis_url).await?;
     // Its own connection: the worker's blocking reads would stall its reads.
     let check = tokio::spawn(reconcile_at_startup(
-        args.redis_url.clone(),
+        args.redis.redis_url.clone(),
         args.round.clone(),
     ));
     let settings = WorkerSettings {

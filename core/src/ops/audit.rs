@@ -1,17 +1,18 @@
-//! The audit trail: every applied ops change is one entry of the stream
-//! `cg:{r}:audit`, written by `change.lua` in the same atomic step as the
-//! change. An entry holds `at_ms`, `operator`, `action` and, per changed
-//! field, `<field>.old` and `<field>.new`.
+//! The audit trail: every applied ops change is one entry of the round's
+//! audit stream, written by the store's `change.lua` in the same atomic step
+//! as the change. An entry holds when, who, the action and, per changed
+//! field, its old and new value; here it is rendered as JSON.
 
-use super::{OpsBackend, authorize};
+use super::authorize;
 use crate::error::Failure;
-use crate::http::AppState;
+use crate::state::AppState;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use crowdgate_protocol::ApiError;
-use redis::streams::{StreamId, StreamRangeReply};
+use crowdgate_protocol::{ApiError, ErrorCode};
+use crowdgate_store::AuditEntry;
+use crowdgate_store::RoundStore;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
@@ -27,22 +28,19 @@ pub async fn list(
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, Failure> {
     authorize(&state, &headers, &round)?;
-    let ops = &state.ops;
     let limit = parse_limit(
         query
             .ok()
             .and_then(|Query(q)| q.get("limit").cloned())
             .as_deref(),
     )?;
-    let reply: StreamRangeReply = redis::cmd("XREVRANGE")
-        .arg(ops.audit_key())
-        .arg("+")
-        .arg("-")
-        .arg("COUNT")
-        .arg(limit)
-        .query_async(&mut ops.redis.clone())
-        .await?;
-    let entries: Vec<Value> = reply.ids.iter().map(render).collect();
+    let entries: Vec<Value> = state
+        .store
+        .audit_entries(limit)
+        .await?
+        .iter()
+        .map(render)
+        .collect();
     Ok(Json(json!({ "round": round, "entries": entries })))
 }
 
@@ -53,7 +51,7 @@ pub fn parse_limit(text: Option<&str>) -> Result<usize, ApiError> {
         Some(t) => match t.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
             _ => Err(ApiError::for_field(
-                "invalid_field",
+                ErrorCode::InvalidField,
                 "limit",
                 format!("must be a whole number from 1 to {MAX_LIMIT}"),
             )),
@@ -62,38 +60,31 @@ pub fn parse_limit(text: Option<&str>) -> Result<usize, ApiError> {
 }
 
 /// One entry by id, rendered.
-pub(crate) async fn entry(ops: &OpsBackend, id: &str) -> Result<Value, Failure> {
-    let reply: StreamRangeReply = redis::cmd("XRANGE")
-        .arg(ops.audit_key())
-        .arg(id)
-        .arg(id)
-        .query_async(&mut ops.redis.clone())
-        .await?;
-    Ok(reply.ids.first().map(render).unwrap_or(Value::Null))
+pub(crate) async fn entry(store: &RoundStore, id: &str) -> Result<Value, Failure> {
+    Ok(store
+        .audit_entry(id)
+        .await?
+        .as_ref()
+        .map(render)
+        .unwrap_or(Value::Null))
 }
 
-/// An audit stream entry as JSON: `{id, at_ms, at, operator, action, old, new}`,
+/// An audit entry as JSON: `{id, at_ms, at, operator, action, old, new}`,
 /// numbers as numbers.
-fn render(entry: &StreamId) -> Value {
-    let text = |name: &str| entry.get::<String>(name).unwrap_or_default();
+fn render(entry: &AuditEntry) -> Value {
     let mut old = Map::new();
     let mut new = Map::new();
-    for (key, value) in &entry.map {
-        let value: String = redis::from_redis_value_ref(value).unwrap_or_default();
-        if let Some(field) = key.strip_suffix(".old") {
-            old.insert(field.to_string(), typed(&value));
-        } else if let Some(field) = key.strip_suffix(".new") {
-            new.insert(field.to_string(), typed(&value));
-        }
+    for change in &entry.changes {
+        old.insert(change.field.clone(), typed(&change.old));
+        new.insert(change.field.clone(), typed(&change.new));
     }
-    let at_ms: u64 = text("at_ms").parse().unwrap_or(0);
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at_ms);
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(entry.at_ms);
     json!({
         "id": entry.id,
-        "at_ms": at_ms,
+        "at_ms": entry.at_ms,
         "at": humantime::format_rfc3339_millis(at).to_string(),
-        "operator": text("operator"),
-        "action": text("action"),
+        "operator": entry.operator,
+        "action": entry.action,
         "old": old,
         "new": new,
     })

@@ -2,78 +2,27 @@
 //!
 //! A request is first parsed into a [`Change`] with every value range-checked
 //! here (pure code, no I/O, unit-tested below). What depends on live state —
-//! the phase transition, the cap against `raised_pence` — is checked by
-//! `change.lua`, which then writes the change and its audit entry in one
-//! atomic step, so no change is ever applied without its audit record.
+//! the phase transition, the cap against what is raised — is checked by the
+//! store's `change.lua`, which then writes the change and its audit entry in
+//! one atomic step, so no change is ever applied without its audit record.
+//! Its verdict becomes an HTTP answer in [`refusal`].
 
 use super::{audit, authorize};
+use crate::clock::rfc3339_ms;
 use crate::error::Failure;
-use crate::http::AppState;
+use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use crowdgate_protocol::ApiError;
+use axum::http::HeaderMap;
+use crowdgate_protocol::{ApiError, ErrorCode, RoomPhase};
+use crowdgate_store::layout::round as R;
+use crowdgate_store::{ChangeVerdict, StoreError};
 use serde_json::{Map, Value};
 
-/// Admission settings ops may change, with their allowed ranges (inclusive).
-/// The same bounds `round_config` enforces on the config file.
-pub const ADMISSION_LIMITS: [(&str, u64, u64); 4] = [
-    ("rate_per_minute", 0, 1_000_000),
-    ("batch_interval_ms", 100, 60_000),
-    ("max_active", 1, 10_000_000),
-    ("pass_ttl_seconds", 30, 86_400),
-];
+pub use crowdgate_store::Change;
 
-/// The largest cap ops may set (as the config file allows).
-pub const MAX_CAP_PENCE: i64 = crowdgate_protocol::invest::MAX_AMOUNT_PENCE * 1000;
-
-/// One validated ops change, ready for `change.lua`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// New admission settings (only the fields given).
-    Admission(Vec<(&'static str, u64)>),
-    /// open → paused.
-    Pause,
-    /// paused → open.
-    Resume,
-    /// scheduled → open now.
-    OpenNow,
-    /// scheduled → scheduled, opening at this time (Unix ms).
-    OpenAt { opens_at_ms: u64 },
-    /// any → closed.
-    Close,
-    /// A new cap (must exceed raised; checked by the script).
-    SetCap { cap_pence: i64 },
-}
-
-impl Change {
-    /// The script's action name, also recorded in the audit entry.
-    pub fn action(&self) -> &'static str {
-        match self {
-            Change::Admission(_) => "admission",
-            Change::Pause => "pause",
-            Change::Resume => "resume",
-            Change::OpenNow => "open",
-            Change::OpenAt { .. } => "schedule",
-            Change::Close => "close",
-            Change::SetCap { .. } => "set_cap",
-        }
-    }
-
-    /// The field, value pairs the script writes.
-    fn fields(&self) -> Vec<(String, String)> {
-        match self {
-            Change::Admission(values) => values
-                .iter()
-                .map(|(f, v)| (f.to_string(), v.to_string()))
-                .collect(),
-            Change::OpenAt { opens_at_ms } => vec![("opens_at_ms".into(), opens_at_ms.to_string())],
-            Change::SetCap { cap_pence } => vec![("cap_pence".into(), cap_pence.to_string())],
-            Change::Pause | Change::Resume | Change::OpenNow | Change::Close => vec![],
-        }
-    }
-}
+pub use crate::round_config::{ADMISSION_LIMITS, MAX_CAP_PENCE};
 
 /// A JSON object body; an empty body is an empty object.
 pub fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
@@ -94,7 +43,7 @@ fn only(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
                 allowed.join(", ")
             };
             Err(ApiError::for_field(
-                "unknown_field",
+                ErrorCode::UnknownField,
                 field,
                 format!("unknown field; expected {expected}"),
             ))
@@ -115,7 +64,7 @@ pub fn parse_admission(body: &Map<String, Value>) -> Result<Change, ApiError> {
             Some(v) if (min..=max).contains(&v) => values.push((field, v)),
             _ => {
                 return Err(ApiError::for_field(
-                    "invalid_field",
+                    ErrorCode::InvalidField,
                     field,
                     format!("must be a whole number from {min} to {max}"),
                 ));
@@ -124,7 +73,7 @@ pub fn parse_admission(body: &Map<String, Value>) -> Result<Change, ApiError> {
     }
     if values.is_empty() {
         return Err(ApiError::for_field(
-            "invalid_field",
+            ErrorCode::InvalidField,
             "body",
             format!("give at least one of {}", names.join(", ")),
         ));
@@ -138,7 +87,7 @@ pub fn parse_open(body: &Map<String, Value>, now_ms: u64) -> Result<Change, ApiE
     let Some(value) = body.get("opens_at").filter(|v| !v.is_null()) else {
         return Ok(Change::OpenNow);
     };
-    let invalid = |message: &str| ApiError::for_field("invalid_field", "opens_at", message);
+    let invalid = |message: &str| ApiError::for_field(ErrorCode::InvalidField, "opens_at", message);
     let text = value
         .as_str()
         .ok_or_else(|| invalid("must be an RFC 3339 time in UTC such as 2026-12-01T10:00:00Z"))?;
@@ -155,7 +104,7 @@ pub fn parse_cap(body: &Map<String, Value>) -> Result<Change, ApiError> {
     only(body, &["cap_pence"])?;
     let invalid = || {
         ApiError::for_field(
-            "invalid_field",
+            ErrorCode::InvalidField,
             "cap_pence",
             format!("must be a whole number of pence from 1 to {MAX_CAP_PENCE}"),
         )
@@ -175,12 +124,6 @@ pub fn parse_cap(body: &Map<String, Value>) -> Result<Change, ApiError> {
 pub fn parse_empty(body: &Map<String, Value>, change: Change) -> Result<Change, ApiError> {
     only(body, &[])?;
     Ok(change)
-}
-
-/// Unix milliseconds of an RFC 3339 time.
-fn rfc3339_ms(text: &str) -> Option<u64> {
-    let time = humantime::parse_rfc3339_weak(text.trim()).ok()?;
-    Some(time.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64)
 }
 
 type Reply = Result<Json<Value>, Failure>;
@@ -264,7 +207,7 @@ pub async fn set_cap(
     .await
 }
 
-/// Authenticates, parses, runs `change.lua`, and answers with the audit entry.
+/// Authenticates, parses, applies the change, and answers with its audit entry.
 async fn apply(
     state: &AppState,
     headers: &HeaderMap,
@@ -273,40 +216,89 @@ async fn apply(
     parse: impl FnOnce() -> Result<Change, ApiError>,
 ) -> Reply {
     let operator = authorize(state, headers, round)?;
-    let ops = &state.ops;
     let change = parse().inspect_err(|e| {
-        metrics::counter!("crowdgate_ops_changes_total", "action" => endpoint, "outcome" => e.error.clone())
+        metrics::counter!("crowdgate_ops_changes_total", "action" => endpoint, "outcome" => e.error.as_str())
             .increment(1);
     })?;
     let action = change.action();
-    let mut invocation = ops.change.key(ops.keys.round());
-    invocation
-        .key(ops.audit_key())
-        .arg(action)
-        .arg(operator)
-        .arg(crate::clock::now_ms());
-    for (field, value) in change.fields() {
-        invocation.arg(field).arg(value);
-    }
-    let (status, code, field, message, audit_id): (u16, String, String, String, String) =
-        invocation.invoke_async(&mut ops.redis.clone()).await?;
-    metrics::counter!("crowdgate_ops_changes_total", "action" => action, "outcome" => code.clone())
+    let verdict = state
+        .store
+        .change(&change, operator, crate::clock::now_ms())
+        .await
+        .inspect_err(|e| {
+            if let StoreError::NotSeeded { .. } = e {
+                metrics::counter!("crowdgate_ops_changes_total", "action" => action, "outcome" => ErrorCode::RoundNotSeeded.as_str())
+                    .increment(1);
+            }
+        })?;
+    let audit_id = match verdict {
+        ChangeVerdict::Changed { audit_id } => audit_id,
+        refused => {
+            let failure = refusal(&change, refused);
+            metrics::counter!("crowdgate_ops_changes_total", "action" => action, "outcome" => failure.body.error.as_str())
+                .increment(1);
+            tracing::info!(round, operator, action, status = failure.status().as_u16(), error = %failure.body.error, "ops change refused");
+            return Err(failure);
+        }
+    };
+    metrics::counter!("crowdgate_ops_changes_total", "action" => action, "outcome" => "changed")
         .increment(1);
-    if status != 200 {
-        let body = if field.is_empty() {
-            ApiError::new(code, message)
-        } else {
-            ApiError::for_field(code, &field, message)
-        };
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT);
-        tracing::info!(round, operator, action, status = status.as_u16(), error = %body.error, "ops change refused");
-        return Err(Failure::new(status, body));
-    }
     tracing::info!(round, operator, action, audit_id, "ops change applied");
-    let entry = audit::entry(ops, &audit_id).await?;
+    let entry = audit::entry(&state.store, &audit_id).await?;
     Ok(Json(
         serde_json::json!({ "round": round, "applied": entry }),
     ))
+}
+
+/// A refused change as an HTTP answer: 409 `invalid_transition` (field
+/// `phase`) for a phase that does not allow it, 422 `invalid_field` naming
+/// the value at fault.
+pub fn refusal(change: &Change, verdict: ChangeVerdict) -> Failure {
+    let transition =
+        |message: String| Failure::for_field(ErrorCode::InvalidTransition, "phase", message);
+    let invalid =
+        |field: &str, message: String| Failure::for_field(ErrorCode::InvalidField, field, message);
+    let verb = match change {
+        Change::Admission(_) => "change the admission of",
+        Change::Pause => "pause",
+        Change::Resume => "resume",
+        Change::OpenNow => "open",
+        Change::OpenAt { .. } => "reschedule",
+        Change::Close => "close",
+        Change::SetCap { .. } => "change the cap of",
+    };
+    match verdict {
+        ChangeVerdict::WrongPhase { phase } => {
+            let why = match phase {
+                RoomPhase::Scheduled => "it has not opened yet (open it now, or at a new time)",
+                RoomPhase::Open => "it is already open",
+                RoomPhase::Paused => "it is paused (resume it)",
+                RoomPhase::Full => "it is full (raise the cap to reopen it)",
+                RoomPhase::Closed => "it is closed, and a closed round stays closed",
+            };
+            transition(format!("cannot {verb} the round: {why}"))
+        }
+        ChangeVerdict::PastClosing => transition(format!(
+            "cannot {verb} the round: its closing time has passed"
+        )),
+        ChangeVerdict::OpensAfterClosing { closes_at_ms } => invalid(
+            "opens_at",
+            format!("must be before the closing time (closes_at_ms {closes_at_ms})"),
+        ),
+        ChangeVerdict::CapNotAboveRaised { raised_pence } => invalid(
+            R::CAP_PENCE,
+            format!("must be above the amount already raised ({raised_pence} pence)"),
+        ),
+        ChangeVerdict::CapNotWholeShares { share_price_pence } => invalid(
+            R::CAP_PENCE,
+            format!("must be a whole number of shares (a multiple of {share_price_pence} pence)"),
+        ),
+        ChangeVerdict::CapBelowMinimum { minimum_pence } => invalid(
+            R::CAP_PENCE,
+            format!("must be at least the minimum investment ({minimum_pence} pence)"),
+        ),
+        ChangeVerdict::Changed { .. } => unreachable!("a change that was made is not a refusal"),
+    }
 }
 
 #[cfg(test)]
@@ -321,7 +313,10 @@ mod tests {
     #[test]
     fn bodies() {
         assert!(parse_body(b"").unwrap().is_empty());
-        assert_eq!(parse_body(b"{nope").unwrap_err().error, "malformed_json");
+        assert_eq!(
+            parse_body(b"{nope").unwrap_err().error,
+            ErrorCode::MalformedJson
+        );
         assert_eq!(
             parse_body(b"[1]").unwrap_err().field.as_deref(),
             Some("body")
@@ -371,6 +366,27 @@ mod tests {
                 Some("opens_at")
             );
         }
+    }
+
+    #[test]
+    fn refusals_say_why_and_name_the_field() {
+        let wrong = |phase| ChangeVerdict::WrongPhase { phase };
+        let answer = |f: Failure| (f.status().as_u16(), f.body.field.clone(), f.body.message);
+        let (status, field, message) = answer(refusal(&Change::OpenNow, wrong(RoomPhase::Open)));
+        assert_eq!((status, field.as_deref()), (409, Some("phase")));
+        assert!(message.contains("already open"), "{message}");
+        let (_, _, message) = answer(refusal(&Change::OpenNow, wrong(RoomPhase::Paused)));
+        assert!(message.contains("resume"), "{message}");
+        let (_, _, message) = answer(refusal(&Change::Resume, wrong(RoomPhase::Full)));
+        assert!(message.contains("cap"), "{message}");
+        let (status, field, message) = answer(refusal(
+            &Change::SetCap { cap_pence: 5_000 },
+            ChangeVerdict::CapNotAboveRaised {
+                raised_pence: 10_000,
+            },
+        ));
+        assert_eq!((status, field.as_deref()), (422, Some("cap_pence")));
+        assert!(message.contains("10000 pence"), "{message}");
     }
 
     #[test]

@@ -5,11 +5,12 @@
 //! the dashboard page itself (`GET /ops`) is static and asks for the token.
 //!
 //! # Layout
-//! - [`controls`]: parsing and range-checking a change (pure), and applying it
-//!   with `change.lua`, which checks the phase transition and the cap against
-//!   live values, writes the change and its audit entry in one atomic step.
+//! - [`controls`]: parsing and range-checking a change (pure), applying it
+//!   through the store (`change.lua` checks the phase transition and the cap
+//!   against live values and writes the change with its audit entry in one
+//!   atomic step), and its verdict as an HTTP answer.
 //! - [`status`]: the round's live figures (queue, money, settlement backlog).
-//! - [`audit`]: reading the audit stream `cg:{r}:audit`, newest first.
+//! - [`audit`]: the audit trail, newest first.
 //! - [`dashboard`]: the self-contained HTML dashboard.
 //!
 //! | method | path | what |
@@ -29,49 +30,13 @@ pub mod dashboard;
 pub mod status;
 
 use crate::error::Failure;
-use crate::http::AppState;
-use crate::investments;
+use crate::state::AppState;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::routing::{get, patch, post, put};
-use crowdgate_protocol::ApiError;
-use crowdgate_protocol::keys::RoundKeys;
-use redis::Script;
-use redis::aio::ConnectionManager;
-
-/// What the ops handlers need: a handle on the round's Redis (a clone of
-/// core's connection manager) and the change script. Held in [`AppState`].
-#[derive(Clone)]
-pub struct OpsBackend {
-    pub(crate) keys: RoundKeys,
-    pub(crate) redis: ConnectionManager,
-    pub(crate) change: Script,
-}
-
-/// The change script's source.
-pub const CHANGE_SCRIPT: &str = include_str!("change.lua");
-
-impl OpsBackend {
-    pub fn new(round: &str, redis: ConnectionManager) -> OpsBackend {
-        OpsBackend {
-            keys: RoundKeys::new(round),
-            redis,
-            change: Script::new(CHANGE_SCRIPT),
-        }
-    }
-
-    /// The audit stream: one entry per applied change.
-    pub(crate) fn audit_key(&self) -> String {
-        self.keys.audit()
-    }
-
-    /// The settlement dead-letter stream.
-    pub(crate) fn dead_letter_key(&self) -> String {
-        self.keys.dead_letters()
-    }
-}
+use crowdgate_protocol::ErrorCode;
 
 /// The ops routes, merged into core's router.
 pub fn routes() -> Router<AppState> {
@@ -119,11 +84,8 @@ pub fn routes() -> Router<AppState> {
 /// A JSON 405 for a known ops path called with the wrong method.
 async fn method_not_allowed() -> Failure {
     Failure::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        ApiError::new(
-            "method_not_allowed",
-            "this ops endpoint does not take that method; see docs/OPS.md",
-        ),
+        ErrorCode::MethodNotAllowed,
+        "this ops endpoint does not take that method; see docs/OPS.md",
     )
 }
 
@@ -148,18 +110,8 @@ pub(crate) fn authorize<'a>(
     Ok(operator)
 }
 
-/// The operator's name for a valid ops token, or 401.
+/// The operator's name for a valid ops token, or 401 (the check itself is
+/// [`crate::auth::ops_operator`]).
 pub fn authenticate_ops<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a str, Failure> {
-    let unauthorized = |message: &str| {
-        Failure::new(
-            StatusCode::UNAUTHORIZED,
-            ApiError::for_field("unauthorized", "Authorization", message),
-        )
-    };
-    let token = investments::bearer_token(headers)
-        .ok_or_else(|| unauthorized("send `Authorization: Bearer <ops token>`"))?;
-    state
-        .ops_tokens
-        .identify(token)
-        .ok_or_else(|| unauthorized("ops token not recognised"))
+    crate::auth::ops_operator(&state.ops_tokens, headers)
 }

@@ -1,10 +1,11 @@
-//! The Redis key layout of one round.
+//! The Redis key layout of one round: every key name is built here and
+//! nowhere else.
 //!
-//! Every key of a round carries the hash tag `{<round>}` so the whole round
+//! Every key of a round carries the hash tag `{<round>}`, so the whole round
 //! lives in one cluster slot and a single script may touch any of its keys.
 
 /// Names of a round's Redis keys.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoundKeys {
     prefix: String,
 }
@@ -18,7 +19,7 @@ impl RoundKeys {
 
     /// Hash: round config (cap, limits, admission settings) and live counters
     /// (raised, issued, admitted_up_to, phase). One hash so one script reads
-    /// it all.
+    /// it all. Fields: [`crate::layout::round`].
     pub fn round(&self) -> String {
         format!("{}:round", self.prefix)
     }
@@ -26,13 +27,9 @@ impl RoundKeys {
     pub fn investor_totals(&self) -> String {
         format!("{}:investor_totals", self.prefix)
     }
-    /// Hash: one investment's record.
+    /// Hash: one investment's record. Fields: [`crate::layout::investment`].
     pub fn investment(&self, investment_id: &str) -> String {
         format!("{}:investment:{investment_id}", self.prefix)
-    }
-    /// String: the stored result of an idempotent invest call.
-    pub fn idempotency(&self, key: &str) -> String {
-        format!("{}:idem:{key}", self.prefix)
     }
     /// String: the investor a pass (by ticket id) is bound to.
     pub fn pass_binding(&self, ticket_id: &str) -> String {
@@ -57,7 +54,8 @@ impl RoundKeys {
     pub fn reserved(&self) -> String {
         format!("{}:reserved", self.prefix)
     }
-    /// Stream: accepted investments waiting for settlement.
+    /// Stream: accepted investments waiting for settlement, read by the
+    /// consumer group [`SETTLEMENT_GROUP`]. Fields: [`crate::layout::entry`].
     pub fn settlement_stream(&self) -> String {
         format!("{}:settlement", self.prefix)
     }
@@ -65,7 +63,8 @@ impl RoundKeys {
     pub fn dead_letters(&self) -> String {
         format!("{}:settlement:dead", self.prefix)
     }
-    /// Stream: every ops change (who, when, old and new values).
+    /// Stream: every ops change (who, when, old and new values). Fields:
+    /// [`crate::layout::audit`].
     pub fn audit(&self) -> String {
         format!("{}:audit", self.prefix)
     }
@@ -77,11 +76,13 @@ impl RoundKeys {
     pub fn shares(&self) -> String {
         format!("{}:shares", self.prefix)
     }
-    /// Hash: ledger totals (escrow balance, total debits, total credits, counts).
+    /// Hash: ledger totals (escrow balance, total debits, total credits,
+    /// counts). Fields: [`crate::layout::ledger`].
     pub fn ledger(&self) -> String {
         format!("{}:ledger", self.prefix)
     }
-    /// Stream: the append-only journal of postings.
+    /// Stream: the append-only journal of postings. Fields:
+    /// [`crate::layout::journal`].
     pub fn journal(&self) -> String {
         format!("{}:journal", self.prefix)
     }
@@ -99,9 +100,19 @@ mod tests {
         let k = RoundKeys::new("demo");
         for key in [
             k.round(),
+            k.investor_totals(),
             k.investment("i"),
+            k.pass_binding("t"),
+            k.prequeue(),
+            k.pass_claims(),
+            k.active_passes(),
+            k.reserved(),
             k.settlement_stream(),
+            k.dead_letters(),
+            k.audit(),
             k.balances(),
+            k.shares(),
+            k.ledger(),
             k.journal(),
         ] {
             assert!(key.starts_with("cg:{demo}:"), "{key}");

@@ -1,0 +1,96 @@
+//! crowdgate-store: the one owner of a round's Redis layout.
+//!
+//! Every key name, every field name, every decoder of a stored hash and
+//! every Lua script lives here, each script behind a typed wrapper that
+//! returns a verdict enum. core, settlement, the CLI, the test helpers and
+//! the benchmarks touch Redis only through this crate, so the layout can be
+//! read — and changed — in one place.
+//!
+//! Scripts answer with verdict *names* (`'round_full'`) and numbers, never
+//! HTTP statuses; the wrappers parse them into enums, and a name a wrapper
+//! does not know is an error ([`StoreError::UnknownVerdict`]), never a
+//! default. What a verdict means to a client (status code, message) is
+//! core's business.
+//!
+//! # Layout
+//! - [`keys`]: [`RoundKeys`], every key of a round under one hash tag.
+//! - [`layout`]: every field name, phase and status word, spelled once and
+//!   expanded into Rust constants and into the scripts' Lua tables.
+//! - [`record`]: the one decoder of each hash: [`RoundRecord`],
+//!   [`LedgerRecord`], [`InvestmentRecord`].
+//! - [`scripts`]: the Lua sources (`src/lua/*.lua`), each assembled at build
+//!   time as names + `prelude.lua` (clock, phase machine, pre-queue seal) +
+//!   the script, and [`ScriptCall`], the one way a script is invoked.
+//! - [`round`]: [`RoundStore`], core's handle: seeding, the room state,
+//!   investments, the durability check. Its script calls, one module each:
+//!   [`join`] ([`Placement`]), [`admission`] ([`Advance`]), [`claim`]
+//!   ([`ClaimVerdict`]), [`invest`] ([`InvestVerdict`]), [`change`]
+//!   ([`ChangeVerdict`]); and reads: [`audit`], [`figures`].
+//! - [`stream`]: [`Settlement`], the settlement side: the stream and its
+//!   consumer group, dead letters, backlog; with [`settle`] ([`Posting`]),
+//!   [`consumers`] (forgetting idle consumers), [`accounts`] (opening
+//!   accounts) and [`snapshot`] (what reconciliation reads).
+//! - [`inspect`]: direct reads and writes for tests and benchmarks.
+//! - [`error`]: every failure of a store call, as one type ([`StoreError`]).
+//!
+//! # Invariants the scripts keep
+//! - `raised ≤ cap` and `raised = accepted − released` (invest, settle,
+//!   change).
+//! - Phases move only along the machine in `prelude.lua`; a closed round
+//!   stays closed.
+//! - The pre-queue is sealed once, before any number is issued: its members
+//!   own 1..P by score, later joiners P+1.. in arrival order.
+//! - The admission cursor only moves forward, never past `issued`, at most
+//!   one batch per interval; active investors never exceed `max_active`
+//!   because of an advance or a claim.
+//! - An investment id is recorded and published once; settled once (status
+//!   is the guard, the ack in the same step); debits = credits.
+//!
+//! Every script takes `now` as an argument, so its tests run on a fixed
+//! clock (`tests/scripts/`).
+
+#[macro_use]
+pub mod layout;
+
+pub mod accounts;
+pub mod admission;
+pub mod audit;
+pub mod change;
+pub mod claim;
+pub mod clock;
+pub mod consumers;
+pub mod error;
+pub mod figures;
+pub mod inspect;
+pub mod invest;
+pub mod join;
+pub mod keys;
+pub mod record;
+pub mod round;
+pub mod scripts;
+pub mod settle;
+pub mod snapshot;
+pub mod stream;
+
+/// A Redis connection the store can use: `ConnectionManager` (core, the
+/// worker) or `MultiplexedConnection` (tests).
+pub trait Connection: redis::aio::ConnectionLike + Send + Sync {}
+impl<T: redis::aio::ConnectionLike + Send + Sync> Connection for T {}
+
+pub use accounts::OpenAccounts;
+pub use admission::Advance;
+pub use audit::{AuditEntry, FieldChange};
+pub use change::{Change, ChangeVerdict};
+pub use claim::ClaimVerdict;
+pub use consumers::Forget;
+pub use error::{StoreError, StoreResult};
+pub use figures::Figures;
+pub use invest::{InvestVerdict, NewInvestment};
+pub use join::Placement;
+pub use keys::{RoundKeys, SETTLEMENT_GROUP};
+pub use record::{InvestmentRecord, InvestmentSummary, LedgerRecord, RoundRecord};
+pub use round::{PrequeueNumber, RoundSettings, RoundStore, check_durability};
+pub use scripts::ScriptCall;
+pub use settle::Posting;
+pub use snapshot::Counters;
+pub use stream::{Backlog, Entry, Settlement};

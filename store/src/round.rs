@@ -1,0 +1,205 @@
+//! [`RoundStore`]: a handle on one round's data, what core holds. Seeding,
+//! reading the round and its investments, and checking Redis is durable live
+//! here; each script's call lives in its own module (`join`, `admission`,
+//! `claim`, `invest`, `change`) as a method of this type.
+
+use crate::error::{StoreError, StoreResult};
+use crate::keys::RoundKeys;
+use crate::layout::round as R;
+use crate::record::{Fields, InvestmentRecord, RoundRecord};
+use crowdgate_protocol::api::Investment;
+use crowdgate_protocol::{RoomPhase, RoomState};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+
+/// A round's data in Redis. Cheap to clone (the connection is shared).
+#[derive(Clone)]
+pub struct RoundStore {
+    pub round: String,
+    pub(crate) keys: RoundKeys,
+    pub(crate) redis: ConnectionManager,
+}
+
+/// What a round is seeded with: its config, written once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundSettings {
+    pub name: String,
+    pub cap_pence: i64,
+    pub min_investment_pence: i64,
+    pub max_investment_pence: i64,
+    pub share_price_pence: i64,
+    pub initial_phase: RoomPhase,
+    pub rate_per_minute: u64,
+    pub batch_interval_ms: u64,
+    pub max_active: u64,
+    pub pass_ttl_seconds: u64,
+    pub claim_window_seconds: u64,
+    /// Unix ms; 0 = not set.
+    pub opens_at_ms: u64,
+    /// Unix ms; 0 = not set.
+    pub closes_at_ms: u64,
+}
+
+impl RoundSettings {
+    /// Every field of a freshly seeded round hash: the config, and the
+    /// counters at zero.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (R::NAME, self.name.clone()),
+            (R::CAP_PENCE, self.cap_pence.to_string()),
+            (
+                R::MIN_INVESTMENT_PENCE,
+                self.min_investment_pence.to_string(),
+            ),
+            (
+                R::MAX_INVESTMENT_PENCE,
+                self.max_investment_pence.to_string(),
+            ),
+            (R::SHARE_PRICE_PENCE, self.share_price_pence.to_string()),
+            (R::PHASE, self.initial_phase.as_str().to_string()),
+            (R::RATE_PER_MINUTE, self.rate_per_minute.to_string()),
+            (R::BATCH_INTERVAL_MS, self.batch_interval_ms.to_string()),
+            (R::MAX_ACTIVE, self.max_active.to_string()),
+            (R::PASS_TTL_SECONDS, self.pass_ttl_seconds.to_string()),
+            (
+                R::CLAIM_WINDOW_SECONDS,
+                self.claim_window_seconds.to_string(),
+            ),
+            (R::RAISED_PENCE, "0".into()),
+            (R::ACCEPTED_PENCE, "0".into()),
+            (R::RELEASED_PENCE, "0".into()),
+            (R::ACCEPTED_COUNT, "0".into()),
+            (R::INVESTOR_COUNT, "0".into()),
+            (R::ISSUED, "0".into()),
+            (R::ADMITTED_UP_TO, "0".into()),
+            (R::LAST_ADVANCE_MS, "0".into()),
+            (R::OPENS_AT_MS, self.opens_at_ms.to_string()),
+            (R::CLOSES_AT_MS, self.closes_at_ms.to_string()),
+        ]
+    }
+}
+
+/// The number a pre-queue ticket drew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrequeueNumber {
+    /// The round has not opened: nothing is drawn yet.
+    NotDrawn,
+    /// The ticket is not in the pre-queue.
+    NotInPrequeue,
+    /// Its number (its rank by lottery score, 1-based).
+    Drawn(u64),
+}
+
+impl RoundStore {
+    pub fn new(round: &str, redis: ConnectionManager) -> RoundStore {
+        RoundStore {
+            round: round.to_string(),
+            keys: RoundKeys::new(round),
+            redis,
+        }
+    }
+
+    /// The round's key names.
+    pub fn keys(&self) -> &RoundKeys {
+        &self.keys
+    }
+
+    /// A handle on the connection, for calls that take one.
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.redis.clone()
+    }
+
+    pub(crate) fn not_seeded(&self) -> StoreError {
+        StoreError::NotSeeded {
+            round: self.round.clone(),
+        }
+    }
+
+    /// Writes the round's fields that are not there yet. Live values
+    /// (raised, cursor, and anything ops changed) are never overwritten, so a
+    /// restart keeps the round where it was. True when anything was written.
+    pub async fn seed(&self, settings: &RoundSettings) -> StoreResult<bool> {
+        let key = self.keys.round();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (field, value) in settings.fields() {
+            pipe.hset_nx(&key, field, value);
+        }
+        let written: Vec<bool> = pipe.query_async(&mut self.conn()).await?;
+        Ok(written.iter().any(|w| *w))
+    }
+
+    /// The round hash and the pre-queue's size, read in one snapshot; `None`
+    /// when the round was never seeded.
+    pub async fn round_record(&self) -> StoreResult<Option<(RoundRecord, u64)>> {
+        let (fields, registered): (Fields, u64) = redis::pipe()
+            .atomic()
+            .hgetall(self.keys.round())
+            .zcard(self.keys.prequeue())
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(RoundRecord::decode(&self.keys.round(), &fields)?.map(|round| (round, registered)))
+    }
+
+    /// The room state the edge caches.
+    pub async fn room_state(&self, now_ms: u64) -> StoreResult<Option<RoomState>> {
+        Ok(self
+            .round_record()
+            .await?
+            .map(|(round, registered)| round.room_state(&self.round, registered, now_ms)))
+    }
+
+    /// The number a pre-queue ticket drew at opening.
+    pub async fn prequeue_number(&self, ticket_id: &str) -> StoreResult<PrequeueNumber> {
+        let mut redis = self.conn();
+        let sealed: Option<String> = redis.hget(self.keys.round(), R::PREQUEUE_SEALED).await?;
+        if sealed.as_deref() != Some("1") {
+            return Ok(PrequeueNumber::NotDrawn);
+        }
+        // After sealing nothing is added to the pre-queue, so ranks are final.
+        let rank: Option<u64> = redis.zrank(self.keys.prequeue(), ticket_id).await?;
+        Ok(match rank {
+            Some(rank) => PrequeueNumber::Drawn(rank + 1),
+            None => PrequeueNumber::NotInPrequeue,
+        })
+    }
+
+    /// One investment's record, if it exists.
+    pub async fn investment(&self, investment_id: &str) -> StoreResult<Option<Investment>> {
+        let key = self.keys.investment(investment_id);
+        let fields: Fields = self.conn().hgetall(&key).await?;
+        Ok(InvestmentRecord::decode(investment_id, &key, &fields)?
+            .map(|record| record.into_investment(&self.round)))
+    }
+
+    /// Round trip to Redis, for health checks.
+    pub async fn ping(&self) -> StoreResult<()> {
+        Ok(redis::cmd("PING").query_async(&mut self.conn()).await?)
+    }
+}
+
+/// Refuses a Redis that could lose an acknowledged investment on a crash.
+pub async fn check_durability(redis: &mut ConnectionManager) -> Result<(), String> {
+    let appendonly: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("appendonly")
+        .query_async(redis)
+        .await
+        .map_err(|e| format!("cannot read Redis config (CONFIG GET appendonly): {e}"))?;
+    let fsync: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("appendfsync")
+        .query_async(redis)
+        .await
+        .map_err(|e| format!("cannot read Redis config (CONFIG GET appendfsync): {e}"))?;
+    let appendonly = appendonly.get(1).map(String::as_str).unwrap_or("");
+    let fsync = fsync.get(1).map(String::as_str).unwrap_or("");
+    if appendonly != "yes" || fsync != "always" {
+        return Err(format!(
+            "Redis has appendonly={appendonly}, appendfsync={fsync}: an acknowledged investment could be lost \
+             in a crash. Start redis-server with `--appendonly yes --appendfsync always` \
+             (or pass --allow-unsafe-redis to core for a throwaway test)"
+        ));
+    }
+    Ok(())
+}
