@@ -299,7 +299,7 @@ const STARTUP: Duration = Duration::from_secs(120);
 
 /// `text` without ANSI escape sequences (`ESC [ ... letter`): `tracing`
 /// colours its text logs even into a file.
-fn without_colours(text: &str) -> String {
+pub fn without_colours(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -802,6 +802,26 @@ impl Visitor {
         .await;
         assert_eq!(code, 200, "pass refused: {body}");
         body["pass"].as_str().unwrap().to_string()
+    }
+
+    /// The whole visit: joins, waits (up to 10 s) to be admitted, takes a
+    /// pass and invests `amount_pence` as `investor` with key `key`.
+    pub async fn join_and_invest(
+        &self,
+        investor: &str,
+        amount_pence: i64,
+        key: &str,
+    ) -> (u16, serde_json::Value) {
+        let (code, joined) = self.join().await;
+        assert!(code == 201 || code == 200, "join: {code} {joined}");
+        self.wait_until_admitted(Duration::from_secs(10)).await;
+        let pass = self.pass().await;
+        self.invest(
+            &pass,
+            key,
+            serde_json::json!({"investor_id": investor, "amount_pence": amount_pence}),
+        )
+        .await
     }
 
     /// POST /api/investments through the edge.

@@ -504,16 +504,7 @@ async fn the_cap_never_goes_to_or_below_raised_and_a_full_round_reopens() {
     use reqwest::Method;
 
     let visitor = Visitor::new(&system.edge_url);
-    assert_eq!(visitor.join().await.0, 201);
-    visitor.wait_until_admitted(Duration::from_secs(10)).await;
-    let pass = visitor.pass().await;
-    let (code, body) = visitor
-        .invest(
-            &pass,
-            "k1",
-            json!({"investor_id": "ann", "amount_pence": 10_000}),
-        )
-        .await;
+    let (code, body) = visitor.join_and_invest("ann", 10_000, "k1").await;
     assert_eq!(code, 201, "{body}");
     let status = ops.status().await;
     assert_eq!(

@@ -16,7 +16,6 @@
 //! which builds first and releases the lock before running tests.
 
 use crowdgate_tests::{Visitor, crowdgate_bin, free_port, target_dir, workspace_root};
-use serde_json::json;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -189,16 +188,8 @@ async fn running_the_parts_yourself_as_the_readme_says() {
 /// invests £100 as `investor` and waits until it is settled.
 async fn invest_and_settle(edge: &str, investor: &str) {
     let visitor = Visitor::new(edge);
-    let (code, joined) = visitor.join().await;
-    assert!(code == 201 || code == 200, "join: {code} {joined}");
-    visitor.wait_until_admitted(Duration::from_secs(60)).await;
-    let pass = visitor.pass().await;
     let (code, investment) = visitor
-        .invest(
-            &pass,
-            &format!("readme-{investor}"),
-            json!({"investor_id": investor, "amount_pence": 10_000}),
-        )
+        .join_and_invest(investor, 10_000, &format!("readme-{investor}"))
         .await;
     assert_eq!(code, 201, "{investment}");
     let id = investment["investment_id"].as_str().unwrap();

@@ -7,7 +7,7 @@
 
 use crowdgate_tests::{
     Proc, ROUND, RoundOptions, System, core_http, crowdgate_bin, json_of, pass_token,
-    wait_for_investment,
+    wait_for_investment, without_colours,
 };
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamInfoConsumersReply;
@@ -257,24 +257,6 @@ async fn wait_for_log(proc: &Proc, needle: &str, within: Duration) -> String {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// `text` without ANSI escape sequences (`ESC [ ... letter`).
-fn without_colours(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// `crowdgate reconcile --wait-quiet-ms wait_ms`: (success, stdout, stderr).
