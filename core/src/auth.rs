@@ -128,7 +128,9 @@ pub fn verify_ticket(
     headers: &HeaderMap,
     now_s: u64,
 ) -> Result<Ticket, Failure> {
-    verify::<Ticket>(keyring, round, headers, now_s)
+    let ticket = verify::<Ticket>(keyring, round, headers, now_s)?;
+    plausible_ticket_id(&ticket.id)?;
+    Ok(ticket)
 }
 
 /// The visitor's pass from `Authorization`: 401 `missing_pass` without one,
@@ -139,7 +141,22 @@ pub fn verify_pass(
     headers: &HeaderMap,
     now_s: u64,
 ) -> Result<Pass, Failure> {
-    verify::<Pass>(keyring, round, headers, now_s)
+    let pass = verify::<Pass>(keyring, round, headers, now_s)?;
+    plausible_ticket_id(&pass.ticket)?;
+    Ok(pass)
+}
+
+/// 400 for a ticket id no core could have handed out.
+pub fn plausible_ticket_id(id: &str) -> Result<(), Failure> {
+    if crowdgate_protocol::token::is_ticket_id(id) {
+        Ok(())
+    } else {
+        Err(Failure::for_field(
+            crowdgate_protocol::ErrorCode::InvalidId,
+            "ticket",
+            "not a ticket id",
+        ))
+    }
 }
 
 /// A bearer credential of kind `C`, verified at `now_s`: 401 when missing
@@ -174,7 +191,9 @@ pub fn investment_attempt(
         idempotency_key: header_str(headers, IDEMPOTENCY_KEY_HEADER),
         body,
     };
-    Ok(attempt.check(keyring, round, now_s)?)
+    let checked = attempt.check(keyring, round, now_s)?;
+    plausible_ticket_id(&checked.pass.ticket)?;
+    Ok(checked)
 }
 
 /// The operator an ops bearer token belongs to, or 401 `unauthorized`.

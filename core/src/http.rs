@@ -2,8 +2,9 @@
 //! load shedding, body limits, JSON errors).
 //!
 //! The `/v1` routes are protocol's [`route`] table, the same one the edge
-//! builds its calls from. Handlers live in their own modules and reach the
-//! shared [`AppState`] through [`crate::state`], never through this module.
+//! builds its calls from. Their handlers live in [`crate::routes`] (and the ops
+//! API's in [`crate::ops`]) and reach the shared [`AppState`] through
+//! [`crate::state`], never through this module.
 //!
 //! - `/v1/...` is called by the edge components (queue numbers, room state,
 //!   investments) and requires an edge token ([`crate::auth`]). It is
@@ -15,25 +16,77 @@
 //! - `/healthz` and `/metrics` are for the platform.
 
 use crate::error::Failure;
-use crate::investments;
+use crate::routes::{investments, passes, queue};
 use crate::state::AppState;
-use crate::store::Placement;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crowdgate_protocol::api::{Health, MAX_BODY_BYTES, QueuePlace};
+use crowdgate_protocol::ErrorCode;
+use crowdgate_protocol::api::{Health, MAX_BODY_BYTES};
 use crowdgate_protocol::routes::route;
-use crowdgate_protocol::{ErrorCode, RoomState};
+
+/// How long a client may take to send a request's head. Slow clients are
+/// cut off rather than holding connections open (slowloris).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long open connections may keep running after shutdown is asked for.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets open
+/// connections finish for a grace period. Our own accept loop rather than
+/// `axum::serve`, for what that does not offer: a deadline on reading each
+/// request's head.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(connection) => connection,
+                Err(err) => {
+                    // Typically out of file descriptors: back off, keep serving.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("connections still open after the grace period; closing them");
+        }
+    }
+}
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route(route::QUEUE, post(take_queue_place))
-        .route(route::STATE, get(room_state))
-        .route(route::PREQUEUE, get(crate::passes::prequeue_number))
-        .route(route::PASSES, post(crate::passes::claim))
+        .route(route::QUEUE, post(queue::take_place))
+        .route(route::STATE, get(queue::room_state))
+        .route(route::PREQUEUE, get(passes::prequeue_number))
+        .route(route::PASSES, post(passes::claim))
         .route(route::INVESTMENTS, post(investments::create))
         .route(route::INVESTMENT, get(investments::show))
         .route_layer(middleware::from_fn_with_state(state.clone(), shed_load))
@@ -84,48 +137,6 @@ async fn shed_load(State(state): State<AppState>, request: Request, next: Next) 
     metrics::histogram!("crowdgate_core_request_duration_seconds", "endpoint" => endpoint)
         .record(started.elapsed().as_secs_f64());
     response
-}
-
-/// `POST /v1/rounds/{round}/queue`: a fresh place at the back of the queue.
-async fn take_queue_place(
-    State(state): State<AppState>,
-    Path(round): Path<String>,
-) -> Result<(StatusCode, Json<QueuePlace>), Failure> {
-    state.check_round(&round)?;
-    let ticket_id = crate::ids::new_ticket_id();
-    let placement = state
-        .store
-        .join(
-            &ticket_id,
-            crate::ids::lottery_score(),
-            crate::clock::now_ms(),
-        )
-        .await?;
-    let queue_number = match placement {
-        Placement::Numbered(number) => Some(number),
-        Placement::Prequeue => None,
-    };
-    metrics::counter!("crowdgate_core_joins_total", "prequeue" => queue_number.is_none().to_string()).increment(1);
-    tracing::debug!(round = %round, ticket = %ticket_id, ?queue_number, "queue place issued");
-    Ok((
-        StatusCode::CREATED,
-        Json(QueuePlace {
-            ticket_id,
-            queue_number,
-        }),
-    ))
-}
-
-/// `GET /v1/rounds/{round}/state`: what the edge caches for status polls.
-async fn room_state(
-    State(state): State<AppState>,
-    Path(round): Path<String>,
-) -> Result<Json<RoomState>, Failure> {
-    state.check_round(&round)?;
-    match state.store.room_state(crate::clock::now_ms()).await? {
-        Some(room) => Ok(Json(room)),
-        None => Err(Failure::not_found(format!("round {round:?} is not seeded"))),
-    }
 }
 
 async fn health(State(state): State<AppState>) -> Response {

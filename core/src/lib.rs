@@ -12,9 +12,10 @@
 //!   HTTP answers. The Redis layout, the scripts and their verdicts are the
 //!   `crowdgate-store` crate's.
 //! - [`admission`]: the [`admission::AdmissionController`] loop.
-//! - [`investments`]: the invest endpoint.
-//! - [`passes`]: pass claims (once per ticket) and pre-queue numbers.
-//! - [`http`]: routes, load shedding, health and metrics.
+//! - [`routes`]: the `/v1` API the edge calls (queue places and room state,
+//!   passes and pre-queue numbers, investments), one module per resource.
+//! - [`http`]: the router and its layers (edge token, load shedding, body
+//!   limits, JSON errors), health and metrics.
 //! - [`state`]: [`state::AppState`], what every handler can reach.
 //! - [`ops`]: the ops API (token required).
 //! - [`auth`]: every credential check: ops and edge tokens (constant time;
@@ -28,10 +29,9 @@ pub mod clock;
 pub mod error;
 pub mod http;
 pub mod ids;
-pub mod investments;
 pub mod ops;
-pub mod passes;
 pub mod round_config;
+pub mod routes;
 pub mod state;
 pub mod store;
 
@@ -108,10 +108,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let controller = tokio::spawn(admission::AdmissionController::new(store).run(stop_rx));
-    axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    http::serve(listener, http::router(state), shutdown).await;
     let _ = stop_tx.send(true);
     let _ = controller.await;
     Ok(())

@@ -15,8 +15,11 @@ pub const ADMISSION_LIMITS: [(&str, u64, u64); 4] = [
     (R::RATE_PER_MINUTE, 0, 1_000_000),
     (R::BATCH_INTERVAL_MS, 100, 60_000),
     (R::MAX_ACTIVE, 1, 10_000_000),
-    (R::PASS_TTL_SECONDS, 30, 86_400),
+    (R::PASS_TTL_SECONDS, 30, MAX_PASS_TTL_SECONDS),
 ];
+
+/// The longest a pass may live: a day.
+pub const MAX_PASS_TTL_SECONDS: u64 = 86_400;
 
 /// The largest cap a round may have, in the file or set by ops.
 pub const MAX_CAP_PENCE: i64 = crowdgate_protocol::invest::MAX_AMOUNT_PENCE * 1000;
@@ -154,16 +157,8 @@ impl RoundConfig {
             field: field.to_string(),
             problem: problem.to_string(),
         };
-        let id_ok = !r.id.is_empty()
-            && r.id.len() <= 32
-            && r.id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !id_ok {
-            return Err(invalid(
-                "round.id",
-                "must be 1-32 characters of a-z, 0-9 and -",
-            ));
+        if let Err(problem) = crowdgate_store::check_round_id(&r.id) {
+            return Err(invalid("round.id", problem));
         }
         if r.name.trim().is_empty() {
             return Err(invalid("round.name", "must not be empty"));

@@ -50,6 +50,14 @@ impl InvestRequest {
             Some(serde_json::Value::Number(n)) => match n.as_i64() {
                 Some(pence) => pence,
                 None if n.is_u64() => return Err(too_large()),
+                // Beyond u64, JSON numbers arrive as floats: a whole one is
+                // simply too large, not a fraction.
+                None if n
+                    .as_f64()
+                    .is_some_and(|f| f.fract() == 0.0 && f.abs() >= 9.2e18) =>
+                {
+                    return Err(too_large());
+                }
                 None => {
                     return Err(ApiError::for_field(
                         ErrorCode::InvalidAmount,
@@ -135,13 +143,22 @@ pub fn parse_pounds(text: &str) -> Result<i64, ApiError> {
             "enter an amount in pounds, such as 250 or 250.00",
         )
     };
-    let cleaned: String = text
-        .trim()
-        .trim_start_matches('£')
-        .chars()
-        .filter(|c| *c != ',')
-        .collect();
-    let (whole, fraction) = cleaned.split_once('.').unwrap_or((&cleaned, ""));
+    let text = text.trim();
+    let text = text.strip_prefix('£').unwrap_or(text);
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    // Commas only as thousands separators (`1,250`): "12,50" is refused, not
+    // read as £1,250 — an amount is never guessed.
+    let whole = if whole.contains(',') {
+        let groups: Vec<&str> = whole.split(',').collect();
+        let well_formed =
+            (1..=3).contains(&groups[0].len()) && groups[1..].iter().all(|g| g.len() == 3);
+        if !well_formed {
+            return Err(invalid());
+        }
+        groups.concat()
+    } else {
+        whole.to_string()
+    };
     if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || whole.len() > 12 {
         return Err(invalid());
     }
@@ -234,6 +251,15 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_whole_amount_is_too_large_not_a_fraction() {
+        let err =
+            InvestRequest::parse(br#"{"investor_id":"a","amount_pence":99999999999999999999999}"#)
+                .unwrap_err();
+        assert!(!err.message.contains("fraction"), "{}", err.message);
+        assert_eq!(err.field.as_deref(), Some("amount_pence"));
+    }
+
+    #[test]
     fn a_repeated_amount_is_refused_not_guessed() {
         let err = InvestRequest::parse(
             br#"{"investor_id":"a","amount_pence":1000,"amount_pence":200000}"#,
@@ -261,12 +287,16 @@ mod tests {
             ("250", 25_000),
             ("250.5", 25_050),
             ("£1,250.07", 125_007),
+            ("1,250", 125_000),
+            ("12,345,678.90", 1_234_567_890),
             (" 0.01 ", 1),
         ] {
             assert_eq!(parse_pounds(text).unwrap(), pence, "{text}");
         }
         for text in [
             "", "abc", "1.234", "-5", "0", "0.00", "1e3", "12.", ".5", "1 000",
+            // Regression: commas were dropped, so "12,50" invested £1,250.
+            "12,50", "2,50", "1,0,0", ",100", "1,2345", "1,", "£,5",
         ] {
             let result = parse_pounds(text);
             if text == "12." {

@@ -78,7 +78,7 @@ impl TokenError {
         let what = credential.field();
         let message = match (self, credential) {
             (TokenError::Expired, Credential::Pass) => {
-                "your pass has expired: go back to the waiting room for a new one (your place is kept)"
+                "your pass has expired, and with it your turn: go back to the waiting room and join the queue again"
                     .to_string()
             }
             (TokenError::Expired, Credential::Ticket) => {
@@ -309,6 +309,18 @@ pub trait Claims: Serialize + DeserializeOwned {
     fn round(&self) -> &str;
     /// Unix seconds after which the token is refused.
     fn expires_at(&self) -> u64;
+}
+
+/// Whether `id` can be a ticket id: 1-64 characters of letters, digits,
+/// `-` and `_` (core hands out random hex). Ticket ids end up in Redis key
+/// names, so even a validly signed token naming anything else (`:`, `*`,
+/// `{`, `/`) is refused before it reaches a key.
+pub fn is_ticket_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A visitor's place in the queue.

@@ -4,6 +4,22 @@
 //! Every key of a round carries the hash tag `{<round>}`, so the whole round
 //! lives in one cluster slot and a single script may touch any of its keys.
 
+/// Why `round` cannot be a round id, if it cannot: round ids are 1-32
+/// characters of a-z, 0-9 and `-`, because they stand inside every key name
+/// (and in tokens), so nothing else may reach a key.
+pub fn check_round_id(round: &str) -> Result<(), &'static str> {
+    let ok = !round.is_empty()
+        && round.len() <= 32
+        && round
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err("must be 1-32 characters of a-z, 0-9 and -")
+    }
+}
+
 /// Names of a round's Redis keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoundKeys {

@@ -87,7 +87,7 @@ pub use error::{StoreError, StoreResult};
 pub use figures::Figures;
 pub use invest::{InvestVerdict, NewInvestment};
 pub use join::Placement;
-pub use keys::{RoundKeys, SETTLEMENT_GROUP};
+pub use keys::{RoundKeys, SETTLEMENT_GROUP, check_round_id};
 pub use record::{InvestmentRecord, InvestmentSummary, LedgerRecord, RoundRecord};
 pub use round::{PrequeueNumber, RoundSettings, RoundStore, check_durability};
 pub use scripts::ScriptCall;

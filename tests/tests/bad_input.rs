@@ -700,3 +700,71 @@ async fn oversized_and_ambiguous_bodies_are_refused_not_busy() {
     assert_eq!(code, 201, "{body}");
     assert_eq!(body["amount_pence"], 5000);
 }
+
+/// Regressions from trying core directly with validly signed but strange
+/// passes (defence in depth: forging one needs the signing key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strange_but_signed_passes_never_half_record_an_investment() {
+    let system = System::start_with(RoundOptions::default(), false).await;
+    let url = format!("{}/v1/rounds/{ROUND}/investments", system.core_url);
+    let invest = |pass: Pass, key: &str| {
+        core_http()
+            .post(&url)
+            .bearer_auth(keyring().sign(&pass))
+            .header("idempotency-key", key)
+            .json(&json!({"investor_id": "ann", "amount_pence": 5_000}))
+    };
+    // A ticket id no core hands out would have named a Redis key.
+    let mut odd = pass(ROUND, now_s() + 600);
+    odd.ticket = "../../x:y*".into();
+    let answer = expect(invest(odd, "odd"), 400, "invalid_field").await;
+    assert_eq!(answer["field"], "ticket");
+    // An expiry at the end of time: the pass binding's lifetime used to be
+    // refused by Redis after the investment was already recorded (a "busy"
+    // 503 for an investment that had in fact been taken).
+    let forever = pass(ROUND, u64::MAX);
+    let (code, body) = json_of(invest(forever, "forever").send().await.unwrap()).await;
+    assert_eq!(code, 201, "{body}");
+    let binding: i64 = redis::cmd("TTL")
+        .arg(system.keys().pass_binding("tk1"))
+        .query_async(&mut system.redis().await)
+        .await
+        .unwrap();
+    assert!(
+        (1..=86_400 + 60).contains(&binding),
+        "binding TTL {binding}"
+    );
+    assert_eq!(system.stream_len().await, 1);
+    assert_eq!(system.round_field("raised_pence").await, 5_000);
+}
+
+/// Regression: core held a connection whose request head never finished
+/// for as long as the client liked (slowloris).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_cuts_off_a_client_that_never_finishes_its_request_head() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let system = System::start_with(RoundOptions::default(), false).await;
+    let addr = system.core_url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nx-slow: ")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    // Read until core closes (it may say 408 first); never more than 20 s.
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buf))
+            .await
+            .expect("core still holds the half-sent request after 20 s")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}

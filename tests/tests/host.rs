@@ -639,6 +639,24 @@ async fn stalled_chunked_body_times_out_with_a_json_408() {
     assert_closed(&mut reader).await;
 }
 
+/// Regression: a declared body that never fully arrived was streamed to the
+/// guest, which waited out the request timeout and answered 500.
+#[tokio::test]
+async fn stalled_declared_body_times_out_with_a_json_408_before_the_guest_runs() {
+    let host = start(APP, |c| c.request_timeout = Duration::from_millis(500)).await;
+    let (read, mut write) = TcpStream::connect(host.addr).await.unwrap().into_split();
+    write
+        .write_all(b"PUT /kv/stalled HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nab")
+        .await
+        .unwrap();
+    let mut reader = BufReader::new(read);
+    let response = answer(&mut reader).await;
+    assert_eq!(response.status, 408, "{response:?}");
+    assert_eq!(response.json_error()["error"], "body_timeout");
+    // Nothing was stored: the guest never ran.
+    assert_eq!(host.get("/kv/stalled").await.0, 404);
+}
+
 #[tokio::test]
 async fn route_body_limit_overrides_the_default() {
     let host = start(APP, |c| {

@@ -555,6 +555,29 @@ async fn account_import_is_all_or_nothing() {
 
     let good = dir.path().join("good.csv");
     std::fs::write(&good, "investor_id,balance_pence\nann,1000\nbob,2500\n").unwrap();
+    // Regression: a round that does not exist (a typo) or cannot exist (a
+    // bad id) is refused, not created as a new empty round.
+    for (round, says) in [
+        ("no-such-round", "has no data in this Redis"),
+        ("Bad Round", "must be 1-32 characters"),
+    ] {
+        let (ok, _, stderr) = system.crowdgate(&[
+            "accounts",
+            "import",
+            good.to_str().unwrap(),
+            "--round",
+            round,
+        ]);
+        assert!(!ok && stderr.contains(says), "{round}: {stderr}");
+        let (ok, _, stderr) = system.crowdgate(&["reconcile", "--round", round]);
+        assert!(!ok && stderr.contains(says), "reconcile {round}: {stderr}");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("*{{{round}}}*"))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert!(keys.is_empty(), "{round}: {keys:?}");
+    }
     let (ok, stdout, stderr) = system.crowdgate(&[
         "accounts",
         "import",

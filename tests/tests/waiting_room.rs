@@ -5,7 +5,8 @@
 
 use crowdgate_protocol::Ticket;
 use crowdgate_tests::{
-    ROUND, RoundOptions, System, Visitor, core_http, get_text, json_of, now_s, ticket_token,
+    ROUND, RoundOptions, System, Visitor, core_http, get_text, json_of, keyring, now_s,
+    ticket_token,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -800,5 +801,76 @@ async fn the_page_works_without_javascript() {
         .await
         .unwrap();
     assert!(result.contains("enter an amount in pounds"), "{result}");
+    // Regression: commas were dropped, so "12,50" invested £1,250.
+    let result = browser
+        .post(format!("{edge}/invest"))
+        .form(&[
+            ("investor_id", "nojs"),
+            ("amount", "12,50"),
+            ("key", "comma"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(result.contains("enter an amount in pounds"), "{result}");
     assert_eq!(system.stream_len().await, 1);
+}
+
+/// Regression: a visitor whose turn had ended was stuck for good — rejoining
+/// returned the same spent ticket, whose pass could never be claimed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_whose_turn_ended_can_join_again() {
+    let system = System::start_with(RoundOptions::default(), false).await;
+    let visitor = Visitor::new(&system.edge_url);
+    let (_, joined) = visitor.join().await;
+    let first_number = joined["status"]["queue_number"].as_u64().unwrap();
+    visitor.wait_until_admitted(Duration::from_secs(10)).await;
+    visitor.pass().await;
+    // The turn ends: the claim's expiry passes (set in the past directly,
+    // rather than waiting out the shortest pass lifetime of 30 s).
+    let ticket_id = {
+        let token = joined["ticket"].as_str().unwrap();
+        keyring()
+            .verify::<crowdgate_protocol::Ticket>(token, ROUND, now_s())
+            .unwrap()
+            .id
+    };
+    let mut redis = system.redis().await;
+    let _: () = redis::cmd("HSET")
+        .arg(system.keys().pass_claims())
+        .arg(&ticket_id)
+        .arg(1)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let answer = visitor
+        .http
+        .post(format!("{}/api/pass", system.edge_url))
+        .send()
+        .await
+        .unwrap();
+    let cookie = answer
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let (code, body) = json_of(answer).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (410, Some("pass_expired")),
+        "{body}"
+    );
+    assert!(
+        cookie.starts_with("cg_ticket=;") && cookie.contains("Max-Age=0"),
+        "the spent ticket is dropped: {cookie:?}"
+    );
+    // Joining again now takes a new place at the back, and it works.
+    let (code, again) = visitor.join().await;
+    assert_eq!(code, 201, "{again}");
+    assert!(again["status"]["queue_number"].as_u64().unwrap() > first_number);
+    visitor.wait_until_admitted(Duration::from_secs(10)).await;
+    visitor.pass().await;
 }

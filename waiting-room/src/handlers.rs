@@ -186,6 +186,13 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
     };
     let grant = match CoreClient::new(settings).claim_pass(&token).await {
         Ok(grant) => grant,
+        Err(CoreError::Refused(refusal)) if refusal.body.error == ErrorCode::PassExpired => {
+            // The turn is over and this ticket is spent: drop it, so the
+            // page offers "Join the queue" instead of a form that cannot work.
+            let mut page = html_page(settings, None, Some(&refusal.body.message), now);
+            forget_ticket_cookie(&mut page, request);
+            return page;
+        }
         Err(CoreError::Refused(refusal)) => return show(&refusal.body.message),
         Err(CoreError::Unavailable(_)) => return show(BUSY),
     };
@@ -330,7 +337,17 @@ pub async fn pass(settings: &Settings, request: &Request) -> Response {
     };
     match CoreClient::new(settings).claim_pass(&token).await {
         Ok(grant) => respond::json(200, &grant),
-        Err(err) => err.into_response("passes are unavailable for a moment; your place is kept"),
+        Err(err) => {
+            let spent = err.code() == Some(ErrorCode::PassExpired);
+            let mut response =
+                err.into_response("passes are unavailable for a moment; your place is kept");
+            if spent {
+                // The turn is over and the ticket with it: a browser that
+                // joins next takes a new place instead of this spent one.
+                forget_ticket_cookie(&mut response, request);
+            }
+            response
+        }
     }
 }
 
@@ -375,6 +392,19 @@ fn set_ticket_cookie(response: &mut Response, request: &Request, token: &str) {
     response.set_header(
         "set-cookie",
         format!("{TICKET_COOKIE}={token}; Path=/; Max-Age={TICKET_TTL_S}; HttpOnly; SameSite=Lax{secure}"),
+    );
+}
+
+/// Expires the ticket cookie (a spent ticket: its turn has ended).
+fn forget_ticket_cookie(response: &mut Response, request: &Request) {
+    let secure = if credentials::is_https(request) {
+        "; Secure"
+    } else {
+        ""
+    };
+    response.set_header(
+        "set-cookie",
+        format!("{TICKET_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"),
     );
 }
 

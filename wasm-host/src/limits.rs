@@ -107,10 +107,9 @@ impl BodyLimits {
 
 /// How the host passes a body to the guest once it is within the limit.
 pub(crate) enum CheckedBody<B> {
-    /// Its length is declared and within the limit (or it is empty): stream
-    /// it, hyper stops at the declared length.
+    /// It is empty: nothing to read.
     Stream(B),
-    /// Its length was unknown: it was read to the end, within the limit.
+    /// It was read to the end, within the limit.
     Buffered(BufferedBody),
 }
 
@@ -119,8 +118,11 @@ pub(crate) type BufferedBody =
     WithTrailers<Full<Bytes>, Ready<Option<Result<HeaderMap, Infallible>>>>;
 
 /// Applies `limit` to `body`: refuses a declared length over it at once,
-/// streams a declared length within it, and reads a body of unknown length
-/// until its end or until it passes the limit, whichever comes first.
+/// and reads any other body until its end or until it passes the limit,
+/// whichever comes first. Every body is read here, before the guest runs
+/// (bodies are small), so a client that stalls or hangs up mid-body gets a
+/// 408 or 400 from the host — never a guest left waiting until its timeout
+/// and a 500 for the client's own failure.
 pub(crate) async fn check_body<B>(
     body: B,
     limit: u64,
@@ -138,7 +140,7 @@ where
     if hint.lower() > limit {
         return Err(too_large());
     }
-    if body.is_end_stream() || hint.upper().is_some() {
+    if body.is_end_stream() {
         return Ok(CheckedBody::Stream(body));
     }
     let mut body = body;
@@ -245,8 +247,14 @@ mod tests {
             check_body(body.clone(), 9, "/r").await,
             Err(HostError::BodyTooLarge { limit: 9, .. })
         ));
+        // Within the limit it is read whole before the guest runs, so a
+        // client that stalls mid-body never leaves a guest waiting.
+        let Ok(CheckedBody::Buffered(read)) = check_body(body, 10, "/r").await else {
+            panic!("a declared body within the limit is read whole");
+        };
+        assert_eq!(read.collect().await.unwrap().to_bytes(), "0123456789");
         assert!(matches!(
-            check_body(body, 10, "/r").await,
+            check_body(Full::new(Bytes::new()), 10, "/r").await,
             Ok(CheckedBody::Stream(_))
         ));
     }

@@ -45,19 +45,21 @@ pub async fn run(args: AccountsArgs) -> anyhow::Result<()> {
                     let text = std::fs::read_to_string(file)
                         .with_context(|| format!("cannot read {}", file.display()))?;
                     let accounts = parse_csv(&text)
-                        .with_context(|| format!("{} was not imported", file.display()))?;
+                        .with_context(|| format!("{}: nothing imported", file.display()))?;
                     (accounts, file.display().to_string())
                 }
                 None => (crowdgate::demo::accounts(), "the demo accounts".to_string()),
             };
             let mut redis = super::connect(&redis.redis_url).await?;
+            super::existing_round(&redis, &round).await?;
             open_accounts(&mut redis, &round, &accounts)
                 .await
-                .with_context(|| format!("{source} were not imported"))?;
+                .with_context(|| format!("{source}: nothing imported"))?;
             let total: i64 = accounts.iter().map(|a| a.balance_pence).sum();
+            let n = accounts.len();
             println!(
-                "imported {} accounts into round {round} ({total} pence in all)",
-                accounts.len()
+                "imported {n} account{} into round {round} ({total} pence in all)",
+                if n == 1 { "" } else { "s" }
             );
             Ok(())
         }

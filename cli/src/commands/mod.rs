@@ -24,6 +24,26 @@ pub struct RedisArgs {
     pub redis_url: String,
 }
 
+/// A round that exists in the Redis at `redis_url`: its id is well formed
+/// and core has seeded it. Commands that read or change a round's data call
+/// this first, so a typo in `--round` is an error naming the fix, not a new
+/// empty round or an "OK" about nothing.
+pub async fn existing_round(
+    redis: &redis::aio::ConnectionManager,
+    round: &str,
+) -> anyhow::Result<()> {
+    if let Err(problem) = crowdgate_store::check_round_id(round) {
+        anyhow::bail!("--round {round:?}: {problem}");
+    }
+    let store = crowdgate_store::RoundStore::new(round, redis.clone());
+    if store.round_record().await?.is_none() {
+        anyhow::bail!(
+            "round {round:?} has no data in this Redis: check --round and --redis-url (core seeds a round from its config when it starts)"
+        );
+    }
+    Ok(())
+}
+
 /// A Redis connection manager that reconnects by itself.
 pub async fn connect(redis_url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
     let client = redis::Client::open(redis_url)

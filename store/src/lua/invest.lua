@@ -41,6 +41,12 @@ local investment_id, investor = ARGV[1], ARGV[2]
 local amount = tonumber(ARGV[3])
 local fingerprint, now_ms = ARGV[4], tonumber(ARGV[5])
 local binding_ttl = tonumber(ARGV[6])
+-- A pass lives at most a day (ops' pass_ttl_seconds bound), so a week is
+-- far past any real binding. Checked here, before any write: `SET ... EX` rejects a lifetime out of
+-- range only after the investment would already be recorded.
+local MAX_BINDING_TTL_S = 7 * 86400
+assert(binding_ttl and binding_ttl >= 1 and binding_ttl <= MAX_BINDING_TTL_S,
+  'invest.lua: pass binding lifetime out of range')
 local function refuse(verdict, detail)
   return {verdict, '', 0, 0, 0, detail or 0}
 end

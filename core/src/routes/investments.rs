@@ -56,7 +56,13 @@ pub async fn create(
         fingerprint: &fingerprint,
         now_ms,
         // Keep the binding a little past the pass so it cannot be rebound.
-        binding_ttl_s: pass.expires_at.saturating_sub(now_ms / 1000) + 60,
+        // A pass lives at most a day (`pass_ttl_seconds`); the bound keeps
+        // even a strangely signed one within what the script accepts.
+        binding_ttl_s: pass
+            .expires_at
+            .saturating_sub(now_ms / 1000)
+            .min(crate::round_config::MAX_PASS_TTL_SECONDS)
+            + 60,
     };
 
     // The investment id is derived from the request, so retrying after an

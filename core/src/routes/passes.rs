@@ -79,13 +79,7 @@ pub async fn prequeue_number(
     Path((round, ticket)): Path<(String, String)>,
 ) -> Result<Json<PrequeueNumber>, Failure> {
     state.check_round(&round)?;
-    if ticket.len() > 64 || !ticket.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(Failure::for_field(
-            ErrorCode::InvalidId,
-            "ticket",
-            "not a ticket id",
-        ));
-    }
+    crate::auth::plausible_ticket_id(&ticket)?;
     match state.store.prequeue_number(&ticket).await? {
         store::PrequeueNumber::NotDrawn => Err(Failure::new(
             ErrorCode::NotDrawnYet,

@@ -1,0 +1,11 @@
+//! The `/v1` API the edge components call, one module per resource. Each
+//! handler checks the round and the caller's credentials ([`crate::auth`]),
+//! asks the store, and turns its verdict into one HTTP answer.
+//!
+//! - [`queue`]: queue places and the room state.
+//! - [`passes`]: pass claims (once per ticket) and pre-queue numbers.
+//! - [`investments`]: the invest endpoint and an investment's status.
+
+pub mod investments;
+pub mod passes;
+pub mod queue;
