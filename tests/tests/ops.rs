@@ -237,6 +237,24 @@ async fn every_control_needs_a_valid_token_and_names_the_bad_field() {
         (400, Some("duplicate_field"), Some("rate_per_minute")),
         "{answer}"
     );
+    // A body that does not say it is JSON is refused (415), as on the
+    // investor API, and changes nothing.
+    for content_type in [Some("text/plain"), None] {
+        let mut request = ops
+            .http
+            .patch(ops.url("admission"))
+            .bearer_auth(OPS_TOKEN)
+            .body(r#"{"rate_per_minute": 60}"#);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let (code, answer) = json_of(request.send().await.unwrap()).await;
+        assert_eq!(
+            (code, answer["error"].as_str()),
+            (415, Some("unsupported_content_type")),
+            "{content_type:?}: {answer}"
+        );
+    }
     // Bad JSON is a 400 on every control.
     for (method, path, _) in controls() {
         let response = ops

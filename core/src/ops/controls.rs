@@ -24,6 +24,19 @@ pub use crowdgate_store::Change;
 
 pub use crate::round_config::{ADMISSION_LIMITS, MAX_CAP_PENCE};
 
+/// A request's JSON object body: a non-empty body must say it is JSON
+/// (415 otherwise, as on the investor API); then [`parse_body`].
+fn json_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if !bytes.iter().all(u8::is_ascii_whitespace) {
+        crowdgate_protocol::request::require_json(
+            headers
+                .get(axum::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        )?;
+    }
+    parse_body(bytes)
+}
+
 /// A JSON object body; an empty body is an empty object.
 pub fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -136,7 +149,7 @@ pub async fn admission(
     body: Bytes,
 ) -> Reply {
     apply(&state, &headers, &round, "admission", || {
-        parse_admission(&parse_body(&body)?)
+        parse_admission(&json_body(&headers, &body)?)
     })
     .await
 }
@@ -149,7 +162,7 @@ pub async fn pause(
     body: Bytes,
 ) -> Reply {
     apply(&state, &headers, &round, "pause", || {
-        parse_empty(&parse_body(&body)?, Change::Pause)
+        parse_empty(&json_body(&headers, &body)?, Change::Pause)
     })
     .await
 }
@@ -162,7 +175,7 @@ pub async fn resume(
     body: Bytes,
 ) -> Reply {
     apply(&state, &headers, &round, "resume", || {
-        parse_empty(&parse_body(&body)?, Change::Resume)
+        parse_empty(&json_body(&headers, &body)?, Change::Resume)
     })
     .await
 }
@@ -175,7 +188,7 @@ pub async fn close(
     body: Bytes,
 ) -> Reply {
     apply(&state, &headers, &round, "close", || {
-        parse_empty(&parse_body(&body)?, Change::Close)
+        parse_empty(&json_body(&headers, &body)?, Change::Close)
     })
     .await
 }
@@ -189,7 +202,7 @@ pub async fn open(
 ) -> Reply {
     let now = crate::clock::now_ms();
     apply(&state, &headers, &round, "open", || {
-        parse_open(&parse_body(&body)?, now)
+        parse_open(&json_body(&headers, &body)?, now)
     })
     .await
 }
@@ -202,7 +215,7 @@ pub async fn set_cap(
     body: Bytes,
 ) -> Reply {
     apply(&state, &headers, &round, "set_cap", || {
-        parse_cap(&parse_body(&body)?)
+        parse_cap(&json_body(&headers, &body)?)
     })
     .await
 }
