@@ -274,10 +274,14 @@ impl Keyring {
     }
 
     /// [`Keyring::verify`], refusing with the JSON error every side answers
-    /// ([`TokenError::refusal`], status from its code).
+    /// ([`TokenError::refusal`], status from its code); then the ticket id
+    /// the token names must be one ([`is_ticket_id`]), or 400 `invalid_field`.
     pub fn check<C: Claims>(&self, token: &str, round: &str, now_s: u64) -> Result<C, ApiError> {
-        self.verify::<C>(token, round, now_s)
-            .map_err(|err| err.refusal(C::CREDENTIAL))
+        let claims = self
+            .verify::<C>(token, round, now_s)
+            .map_err(|err| err.refusal(C::CREDENTIAL))?;
+        check_ticket_id(claims.ticket_id())?;
+        Ok(claims)
     }
 }
 
@@ -309,6 +313,8 @@ pub trait Claims: Serialize + DeserializeOwned {
     fn round(&self) -> &str;
     /// Unix seconds after which the token is refused.
     fn expires_at(&self) -> u64;
+    /// The ticket the token is about (a ticket's own id, a pass's ticket).
+    fn ticket_id(&self) -> &str;
 }
 
 /// Whether `id` can be a ticket id: 1-64 characters of letters, digits,
@@ -321,6 +327,19 @@ pub fn is_ticket_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// [`is_ticket_id`], or 400 `invalid_field` naming `ticket`.
+pub fn check_ticket_id(id: &str) -> Result<(), ApiError> {
+    if is_ticket_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::for_field(
+            ErrorCode::InvalidId,
+            "ticket",
+            "not a ticket id",
+        ))
+    }
 }
 
 /// A visitor's place in the queue.
@@ -354,6 +373,9 @@ impl Claims for Ticket {
     fn expires_at(&self) -> u64 {
         self.expires_at
     }
+    fn ticket_id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// Permission to invest, handed out once a ticket's number is admitted.
@@ -380,6 +402,9 @@ impl Claims for Pass {
     }
     fn expires_at(&self) -> u64 {
         self.expires_at
+    }
+    fn ticket_id(&self) -> &str {
+        &self.ticket
     }
 }
 
@@ -485,6 +510,24 @@ mod tests {
             ring.verify::<Pass>(&token, "r1", 150),
             Err(TokenError::WrongKind { .. })
         ));
+    }
+
+    #[test]
+    fn a_signed_token_naming_no_ticket_id_is_refused() {
+        let ring = Keyring::parse(A).unwrap();
+        let mut odd = ticket(200);
+        odd.id = "../../x:y*".into();
+        let err = ring
+            .check::<Ticket>(&ring.sign(&odd), "r1", 100)
+            .unwrap_err();
+        assert_eq!(
+            (err.error, err.http_status(), err.field.as_deref()),
+            (ErrorCode::InvalidId, 400, Some("ticket"))
+        );
+        assert!(
+            ring.check::<Ticket>(&ring.sign(&ticket(200)), "r1", 100)
+                .is_ok()
+        );
     }
 
     #[test]

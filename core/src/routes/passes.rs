@@ -79,7 +79,7 @@ pub async fn prequeue_number(
     Path((round, ticket)): Path<(String, String)>,
 ) -> Result<Json<PrequeueNumber>, Failure> {
     state.check_round(&round)?;
-    crate::auth::plausible_ticket_id(&ticket)?;
+    crowdgate_protocol::token::check_ticket_id(&ticket)?;
     match state.store.prequeue_number(&ticket).await? {
         store::PrequeueNumber::NotDrawn => Err(Failure::new(
             ErrorCode::NotDrawnYet,
