@@ -115,13 +115,8 @@ pub fn pass_token(ticket: &str, number: u64) -> String {
     })
 }
 
-/// Unix seconds now.
-pub fn now_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
+/// Unix seconds now (the store's clock, as core uses it).
+pub use crowdgate_store::clock::now_s;
 
 /// A child process whose output goes to a log file; killed on drop.
 pub struct Proc {

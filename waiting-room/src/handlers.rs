@@ -384,19 +384,16 @@ fn ticket_of(
 }
 
 fn set_ticket_cookie(response: &mut Response, request: &Request, token: &str) {
-    let secure = if credentials::is_https(request) {
-        "; Secure"
-    } else {
-        ""
-    };
-    response.set_header(
-        "set-cookie",
-        format!("{TICKET_COOKIE}={token}; Path=/; Max-Age={TICKET_TTL_S}; HttpOnly; SameSite=Lax{secure}"),
-    );
+    ticket_cookie(response, request, token, TICKET_TTL_S);
 }
 
 /// Expires the ticket cookie (a spent ticket: its turn has ended).
 fn forget_ticket_cookie(response: &mut Response, request: &Request) {
+    ticket_cookie(response, request, "", 0);
+}
+
+/// The `cg_ticket` cookie holding `value` for `max_age_s` (`Secure` over https).
+fn ticket_cookie(response: &mut Response, request: &Request, value: &str, max_age_s: u64) {
     let secure = if credentials::is_https(request) {
         "; Secure"
     } else {
@@ -404,7 +401,9 @@ fn forget_ticket_cookie(response: &mut Response, request: &Request) {
     };
     response.set_header(
         "set-cookie",
-        format!("{TICKET_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}"),
+        format!(
+            "{TICKET_COOKIE}={value}; Path=/; Max-Age={max_age_s}; HttpOnly; SameSite=Lax{secure}"
+        ),
     );
 }
 
