@@ -24,7 +24,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let tokens: Vec<String> = places
         .iter()
         .take(POLLED_TICKETS)
-        .map(|(id, number)| ticket_token(id, *number))
+        .map(|place| ticket_token(&place.ticket_id, place.number, &place.investor))
         .collect();
     // The edge's own join path still works with this many queued.
     let (code, body) = Visitor::new(&system.edge_url).join().await;
@@ -97,8 +97,9 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     );
     let prequeue_per_visitor = prequeue_memory(args.tickets.min(20_000)).await?;
     println!(
-        "Redis memory per queued visitor: {per_visitor:.1} bytes after opening (a number is one HINCRBY: no per-visitor key); \
-         {prequeue_per_visitor:.1} bytes in the pre-queue (one sorted-set entry)"
+        "Redis memory per queued visitor: {per_visitor:.1} bytes after opening (a number is one HINCRBY, plus the investor's \
+         entry in one hash: no per-visitor key); {prequeue_per_visitor:.1} bytes in the pre-queue (one sorted-set entry and \
+         the investor's hash entry)"
     );
     println!();
     Ok(())
@@ -107,28 +108,47 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 /// Tickets the status load cycles through (a wrk script holds them all).
 const POLLED_TICKETS: usize = 20_000;
 
-/// Joins `count` visitors through core, 32 at a time; (ticket id, number).
-async fn join_many(core_url: &str, count: usize) -> anyhow::Result<Vec<(String, u64)>> {
+/// A place taken by [`join_many`].
+struct Place {
+    ticket_id: String,
+    /// 0 for a pre-queue place.
+    number: u64,
+    investor: String,
+}
+
+/// Joins `count` visitors through core, 32 at a time, each a different
+/// signed-in investor (as the edge sends them, `{"investor_id": ..}`), so
+/// each takes a new place.
+async fn join_many(core_url: &str, count: usize) -> anyhow::Result<Vec<Place>> {
     eprintln!("joining {count} visitors through core…");
     let http = core_http();
     let url = format!("{core_url}/v1/rounds/{ROUND}/queue");
     let mut places = Vec::with_capacity(count);
     while places.len() < count {
         let batch = (count - places.len()).min(32);
-        let joins = (0..batch).map(|_| {
+        let joins = (places.len()..places.len() + batch).map(|n| {
             let (http, url) = (http.clone(), url.clone());
+            let investor = format!("bench-investor-{n}");
             async move {
-                http.post(url)
+                let response = http
+                    .post(url)
+                    .json(&serde_json::json!({ "investor_id": investor }))
                     .send()
-                    .await?
-                    .json::<serde_json::Value>()
-                    .await
+                    .await?;
+                let code = response.status().as_u16();
+                let place = response.json::<serde_json::Value>().await?;
+                if code != 201 {
+                    bail!("join through core failed: {code} {place}");
+                }
+                Ok::<_, anyhow::Error>(Place {
+                    ticket_id: place["ticket_id"].as_str().unwrap_or_default().to_string(),
+                    number: place["queue_number"].as_u64().unwrap_or(0),
+                    investor,
+                })
             }
         });
         for place in futures::future::join_all(joins).await {
-            let place = place?;
-            let id = place["ticket_id"].as_str().unwrap_or_default().to_string();
-            places.push((id, place["queue_number"].as_u64().unwrap_or(0)));
+            places.push(place?);
         }
     }
     Ok(places)

@@ -4,7 +4,7 @@
 
 use crate::Args;
 use anyhow::{Context, bail};
-use crowdgate_protocol::Pass;
+use crowdgate_protocol::{Investor, Pass};
 use crowdgate_store::invest::invest_call;
 use crowdgate_store::{NewInvestment, RoundKeys};
 use crowdgate_tests::{ROUND, RoundOptions, System, keyring, now_s};
@@ -98,6 +98,13 @@ async fn load(args: &Args, url: &str, label: &str) -> anyhow::Result<LoadFigures
                     number: u64::from(c) + 1,
                     issued_at: now_s(),
                     expires_at: now_s() + 3_600,
+                    // Signed in, as every investing pass is: the investment
+                    // is for this investor.
+                    investor: Some(Investor {
+                        id: investor.clone(),
+                        name: None,
+                        max_investment_pence: None,
+                    }),
                 });
                 let body =
                     serde_json::json!({"investor_id": investor, "amount_pence": 1_000}).to_string();
@@ -160,6 +167,7 @@ async fn redis_benchmark(args: &Args, system: &System) -> anyhow::Result<f64> {
             fingerprint: "fp",
             now_ms: 1_795_680_000_000,
             binding_ttl_s: 600,
+            investor_max_pence: None,
         },
     );
     eprintln!("redis-benchmark EVALSHA invest.lua, {requests} calls…");

@@ -71,6 +71,7 @@ async fn drain(args: &Args, workers: usize) -> anyhow::Result<(f64, f64)> {
                             fingerprint: "bench",
                             now_ms: crowdgate_store::clock::now_ms(),
                             binding_ttl_s: 3_600,
+                            investor_max_pence: None,
                         })
                         .await
                         .expect("invest script runs");

@@ -32,6 +32,12 @@ enum Command {
     Reconcile(commands::reconcile::ReconcileArgs),
     /// Control a live round through core's ops API (status, rate, pause, ...).
     Ops(commands::ops::OpsArgs),
+    /// Run the development identity provider: a sign-in page where anyone can
+    /// be any investor, and its JWKS. Local development only, never production.
+    DevIdentity(commands::dev_identity::DevIdentityArgs),
+    /// Print an identity token for an investor, signed with the development
+    /// identity provider's key (for scripts: `Authorization: Bearer ...`).
+    DevToken(commands::dev_identity::DevTokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +62,8 @@ fn main() -> ExitCode {
             Command::Accounts(args) => commands::accounts::run(args).await,
             Command::Reconcile(args) => commands::reconcile::run(args).await,
             Command::Ops(args) => commands::ops::run(args).await,
+            Command::DevIdentity(args) => commands::dev_identity::run(args).await,
+            Command::DevToken(args) => commands::dev_identity::token(args).await,
         }
     });
     match result {

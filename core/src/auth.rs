@@ -226,6 +226,11 @@ mod tests {
             number: 1,
             issued_at: 0,
             expires_at,
+            investor: Some(crowdgate_protocol::Investor {
+                id: "eve".into(),
+                name: None,
+                max_investment_pence: None,
+            }),
         }
     }
 
@@ -252,6 +257,7 @@ mod tests {
             number: Some(1),
             issued_at: 0,
             expires_at: 200,
+            investor: None,
         });
         let as_pass = format!("Bearer {ticket}");
         assert_eq!(
@@ -279,6 +285,15 @@ mod tests {
         assert_eq!(
             checked.investment_id,
             crowdgate_protocol::InvestmentId::derive("r1", "t1", "k1")
+        );
+        // The investment is for the pass's investor; a body naming another
+        // one is refused, never silently reassigned.
+        assert_eq!(checked.investor.id, "eve");
+        let other = br#"{"investor_id":"mallory","amount_pence":5000}"#;
+        let failure = investment_attempt(&ring, "r1", &h, other, 100).unwrap_err();
+        assert_eq!(
+            (failure.status().as_u16(), failure.body.error.as_str()),
+            (403, "investor_mismatch")
         );
         let long_key = "k".repeat(129);
         let h = headers(&[

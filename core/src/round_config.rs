@@ -6,6 +6,7 @@
 
 use crate::clock::rfc3339_ms;
 use crowdgate_protocol::RoomPhase;
+use crowdgate_protocol::api::IdentityMode;
 use crowdgate_store::layout::round as R;
 
 /// The admission settings ops may change at run time, with their allowed
@@ -57,6 +58,12 @@ pub struct RoundTerms {
     pub id: String,
     /// Name shown to investors.
     pub name: String,
+    /// Who may join the queue: `required` (default: investors signed in by
+    /// the platform, one place each) or `anonymous` (a waiting room in front
+    /// of pages that take no investment). Investing always needs a
+    /// signed-in investor.
+    #[serde(default)]
+    pub identity: Option<String>,
     pub cap_pence: i64,
     pub min_investment_pence: i64,
     pub max_investment_pence: i64,
@@ -135,6 +142,14 @@ impl RoundConfig {
         }
     }
 
+    /// Who may join: `required` unless the file says `anonymous`.
+    pub fn identity(&self) -> IdentityMode {
+        match &self.round.identity {
+            Some(mode) => IdentityMode::parse(mode).expect("validated at load"),
+            None => IdentityMode::Required,
+        }
+    }
+
     /// Opening time in Unix milliseconds, if scheduled.
     pub fn opens_at_ms(&self) -> Option<u64> {
         self.round
@@ -201,6 +216,14 @@ impl RoundConfig {
                     "must be a whole number of shares (a multiple of share_price_pence)",
                 ));
             }
+        }
+        if let Some(mode) = &r.identity
+            && IdentityMode::parse(mode).is_none()
+        {
+            return Err(invalid(
+                "round.identity",
+                "must be \"required\" (signed-in investors only) or \"anonymous\"",
+            ));
         }
         if let Some(phase) = &r.initial_phase
             && !matches!(RoomPhase::parse(phase), Some(p) if p != RoomPhase::Full)
@@ -337,6 +360,37 @@ mod tests {
                 .to_string();
             assert!(err.contains(field), "{to}: {err}");
         }
+    }
+
+    #[test]
+    fn identity_is_required_unless_the_round_says_anonymous() {
+        let c = RoundConfig::parse(GOOD).unwrap();
+        assert_eq!(c.identity(), IdentityMode::Required);
+        for (value, mode) in [
+            ("anonymous", IdentityMode::Anonymous),
+            ("required", IdentityMode::Required),
+        ] {
+            let text = GOOD.replace(
+                "share_price_pence = 100",
+                &format!("share_price_pence = 100\nidentity = \"{value}\""),
+            );
+            assert_eq!(RoundConfig::parse(&text).unwrap().identity(), mode);
+        }
+    }
+
+    #[test]
+    fn an_unknown_identity_mode_is_refused_naming_the_field() {
+        let text = GOOD.replace(
+            "share_price_pence = 100",
+            "share_price_pence = 100\nidentity = \"optional\"",
+        );
+        let err = RoundConfig::parse(&text).unwrap_err().to_string();
+        // The field at fault and the values it may take.
+        assert!(err.contains("round.identity"), "{err}");
+        assert!(
+            err.contains("required") && err.contains("anonymous"),
+            "{err}"
+        );
     }
 
     #[test]

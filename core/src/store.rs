@@ -9,8 +9,8 @@ use crowdgate_protocol::ErrorCode;
 use crowdgate_store::{RoundSettings, StoreError};
 
 pub use crowdgate_store::{
-    Advance, ClaimVerdict, InvestVerdict, NewInvestment, Placement, PrequeueNumber, RoundStore,
-    check_durability,
+    Advance, ClaimVerdict, InvestVerdict, Joined, NewInvestment, Placement, PrequeueNumber,
+    RoundStore, check_durability,
 };
 
 /// The settings a round is seeded with the first time core starts on it.
@@ -19,6 +19,7 @@ pub fn settings(config: &RoundConfig) -> RoundSettings {
     let a = &config.admission;
     RoundSettings {
         name: r.name.clone(),
+        identity: config.identity(),
         cap_pence: r.cap_pence,
         min_investment_pence: r.min_investment_pence,
         max_investment_pence: r.max_investment_pence,
@@ -53,5 +54,27 @@ impl From<StoreError> for Failure {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crowdgate_protocol::api::IdentityMode;
+
+    const ROUND: &str = "[round]\nid = \"demo\"\nname = \"Demo plc\"\ncap_pence = 100000\nmin_investment_pence = 1000\nmax_investment_pence = 20000\nshare_price_pence = 100\n";
+
+    #[test]
+    fn the_round_is_seeded_with_its_identity_mode() {
+        let config = RoundConfig::parse(ROUND).unwrap();
+        assert_eq!(settings(&config).identity, IdentityMode::Required);
+        let anonymous = RoundConfig::parse(&format!("{ROUND}identity = \"anonymous\"\n")).unwrap();
+        let seeded = settings(&anonymous);
+        assert_eq!(seeded.identity, IdentityMode::Anonymous);
+        assert!(
+            seeded
+                .fields()
+                .contains(&(crowdgate_store::layout::round::IDENTITY, "anonymous".into()))
+        );
     }
 }

@@ -4,16 +4,16 @@
 //!   ([`spin_support::gateway`]): the pass and the body are checked here, so
 //!   forged passes and malformed requests never cost core anything, then
 //!   core checks everything again and decides atomically.
-//! - `GET /api/investments/{id}` — an investment's status (accepted, settled,
-//!   failed).
+//! - `GET /api/investments/{id}` — the caller's own investment's status
+//!   (accepted, settled, failed), shown to its investor's pass or ticket.
 //!
 //! When core is unreachable or shedding, the answer is 503 with `Retry-After`:
 //! the investor keeps their pass and place and retries with the same
 //! `Idempotency-Key`, which can never invest twice.
 
-use crowdgate_protocol::InvestmentId;
 use crowdgate_protocol::attempt::Attempt;
 use crowdgate_protocol::routes::IDEMPOTENCY_KEY_HEADER;
+use crowdgate_protocol::{ApiError, ErrorCode, InvestmentId};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
 use spin_support::credentials::{self, header};
@@ -32,7 +32,9 @@ async fn handle(request: Request) -> impl IntoResponse {
     match (request.method(), path.strip_prefix("/api/investments")) {
         (Method::Post, Some("" | "/")) => invest(&settings, &request).await,
         (_, Some("" | "/")) => respond::method_not_allowed("POST"),
-        (Method::Get, Some(rest)) if rest.starts_with('/') => show(&settings, &rest[1..]).await,
+        (Method::Get, Some(rest)) if rest.starts_with('/') => {
+            show(&settings, &request, &rest[1..]).await
+        }
         (_, Some(_)) => respond::method_not_allowed("GET"),
         _ => respond::not_found(&path),
     }
@@ -55,14 +57,30 @@ async fn invest(settings: &Settings, request: &Request) -> Response {
     }
 }
 
-/// `GET /api/investments/{id}`: a well-formed id is looked up in core.
-async fn show(settings: &Settings, id: &str) -> Response {
+/// `GET /api/investments/{id}`: the investor's own investment. The caller
+/// shows their pass or ticket (bearer, or the ticket cookie); another
+/// investor's investment is 404, exactly like one that does not exist, so
+/// ids reveal nothing about other people's money.
+async fn show(settings: &Settings, request: &Request, id: &str) -> Response {
     let id = match InvestmentId::parse(id) {
         Ok(id) => id,
         Err(err) => return respond::error(err),
     };
+    let holder = match credentials::holder(settings, request, spin_support::now_ms() / 1000) {
+        Ok(holder) => holder,
+        Err(err) => return respond::error(err),
+    };
+    let not_found = || {
+        respond::error(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no investment {id}"),
+        ))
+    };
     match CoreClient::new(settings).investment(&id).await {
-        Ok(investment) => respond::json(200, &investment),
+        Ok(investment) if Some(&investment.investor_id) == holder.as_ref().map(|i| &i.id) => {
+            respond::json(200, &investment)
+        }
+        Ok(_) => not_found(),
         Err(err) => err.into_response("investment status is unavailable for a moment"),
     }
 }

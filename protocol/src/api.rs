@@ -60,6 +60,13 @@ impl RoomPhase {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomState {
     pub round: String,
+    /// The round's name as investors know it ("Demo Bank plc — community
+    /// round"); the id when the round has none.
+    #[serde(default)]
+    pub name: String,
+    /// Whether joining needs a signed-in investor (investing always does).
+    #[serde(default)]
+    pub identity: IdentityMode,
     pub phase: RoomPhase,
     /// Every queue number `<=` this is admitted.
     pub admitted_up_to: u64,
@@ -87,12 +94,92 @@ pub struct RoomState {
     pub as_of_ms: u64,
 }
 
+/// Who may join a round's queue. Investing always needs a signed-in
+/// investor; an anonymous room is for waiting rooms in front of pages that
+/// take no investment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityMode {
+    /// Only investors signed in by the platform queue: one place each.
+    #[default]
+    Required,
+    /// Anyone may queue; a place per ticket, and no investments.
+    Anonymous,
+}
+
+impl IdentityMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityMode::Required => "required",
+            IdentityMode::Anonymous => "anonymous",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<IdentityMode> {
+        match text {
+            "required" => Some(IdentityMode::Required),
+            "anonymous" => Some(IdentityMode::Anonymous),
+            _ => None,
+        }
+    }
+}
+
+/// The edge's request for a place (`POST /v1/rounds/{round}/queue`): the
+/// verified investor, or none in an anonymous room.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaceRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub investor_id: Option<String>,
+}
+
+impl PlaceRequest {
+    /// Reads the body core receives: empty (an anonymous join) or one JSON
+    /// object whose `investor_id`, when present, is a valid investor id.
+    pub fn parse(body: &[u8]) -> Result<PlaceRequest, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(PlaceRequest::default());
+        }
+        let object = crate::json::parse_object(body)?;
+        let investor_id = match object.get("investor_id") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(id)) => {
+                crate::invest::validate_investor_id(id)?;
+                Some(id.clone())
+            }
+            Some(_) => {
+                return Err(ApiError::for_field(
+                    ErrorCode::InvalidField,
+                    "investor_id",
+                    "investor_id must be a string",
+                ));
+            }
+        };
+        Ok(PlaceRequest { investor_id })
+    }
+}
+
 /// core's answer to a join: a fresh place at the back of the queue, or a
-/// place in the pre-queue (`queue_number` is `None`) before opening.
+/// place in the pre-queue (`queue_number` is `None`) before opening; for an
+/// investor who already holds a live place, that same place (`rejoined`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuePlace {
     pub ticket_id: String,
     pub queue_number: Option<u64>,
+    /// The investor already held this place (another browser, device or
+    /// app): same ticket id, same number or pre-queue entry.
+    #[serde(default)]
+    pub rejoined: bool,
+}
+
+impl RoomState {
+    /// The name to show people: the round's name, or its id when unnamed.
+    pub fn display_name(&self) -> &str {
+        if self.name.trim().is_empty() {
+            &self.round
+        } else {
+            &self.name
+        }
+    }
 }
 
 /// core's answer to a pre-queue ticket asking which number it drew
@@ -117,6 +204,8 @@ pub struct Health {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoundProgress {
     pub round: String,
+    /// The round's name, for people.
+    pub name: String,
     pub phase: RoomPhase,
     pub raised_pence: i64,
     pub cap_pence: i64,
@@ -134,6 +223,7 @@ impl RoundProgress {
     pub fn of(room: &RoomState) -> RoundProgress {
         RoundProgress {
             round: room.round.clone(),
+            name: room.display_name().to_string(),
             phase: room.phase,
             raised_pence: room.raised_pence,
             cap_pence: room.cap_pence,
@@ -151,6 +241,15 @@ impl RoundProgress {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     pub round: String,
+    /// The round's name, for people.
+    #[serde(default)]
+    pub round_name: String,
+    /// The signed-in investor holding this place (absent in an anonymous
+    /// room): the page says "Investing as …".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub investor_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub investor_name: Option<String>,
     /// `waiting`, `admitted`, or the room phase when it overrides
     /// (`scheduled`, `paused`, `full`, `closed`).
     pub state: VisitorState,
@@ -239,4 +338,122 @@ pub struct Investment {
     pub settled_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_place_request_is_empty_or_names_a_valid_investor() {
+        for empty in ["", " ", "\r\n", "{}", r#"{"investor_id":null}"#] {
+            assert_eq!(
+                PlaceRequest::parse(empty.as_bytes()).unwrap(),
+                PlaceRequest::default(),
+                "{empty:?}"
+            );
+        }
+        assert_eq!(
+            PlaceRequest::parse(br#"{"investor_id":"ann@example.com"}"#)
+                .unwrap()
+                .investor_id
+                .as_deref(),
+            Some("ann@example.com")
+        );
+        // What the edge sends is what core reads.
+        let request = PlaceRequest {
+            investor_id: Some("inv-1".into()),
+        };
+        let json = serde_json::to_vec(&request).unwrap();
+        assert_eq!(PlaceRequest::parse(&json).unwrap(), request);
+        assert_eq!(
+            serde_json::to_string(&PlaceRequest::default()).unwrap(),
+            "{}"
+        );
+    }
+
+    #[test]
+    fn a_bad_place_request_is_refused_naming_the_field() {
+        for body in [
+            r#"{"investor_id":""}"#,
+            r#"{"investor_id":"ann smith"}"#,
+            r#"{"investor_id":"a:b*{c}"}"#,
+            r#"{"investor_id":7}"#,
+        ] {
+            let err = PlaceRequest::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (err.http_status(), err.field.as_deref()),
+                (422, Some("investor_id")),
+                "{body}"
+            );
+        }
+        // Two investors in one body: refused, never guessed.
+        let err = PlaceRequest::parse(br#"{"investor_id":"ann","investor_id":"bob"}"#).unwrap_err();
+        assert_eq!(
+            (err.error, err.http_status(), err.field.as_deref()),
+            (ErrorCode::DuplicateField, 400, Some("investor_id"))
+        );
+        for body in ["{", "[]", "\"ann\"", "null"] {
+            let err = PlaceRequest::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(err.error, ErrorCode::MalformedJson, "{body}");
+        }
+    }
+
+    #[test]
+    fn identity_modes_by_name() {
+        for mode in [IdentityMode::Required, IdentityMode::Anonymous] {
+            assert_eq!(IdentityMode::parse(mode.as_str()), Some(mode));
+            assert_eq!(
+                serde_json::to_string(&mode).unwrap(),
+                format!("\"{}\"", mode.as_str())
+            );
+        }
+        assert_eq!(IdentityMode::default(), IdentityMode::Required);
+        assert_eq!(IdentityMode::parse("Anonymous"), None);
+        assert_eq!(IdentityMode::parse(""), None);
+    }
+
+    fn room_json(extra: &str) -> String {
+        format!(
+            r#"{{"round":"r1",{extra}"phase":"open","admitted_up_to":3,"issued":5,
+            "rate_per_minute":60,"raised_pence":0,"investor_count":0,"cap_pence":100,
+            "min_investment_pence":1,"max_investment_pence":100,"share_price_pence":1,
+            "pass_ttl_seconds":60,"opens_at_ms":0,"prequeue_size":0,"as_of_ms":0}}"#
+        )
+    }
+
+    #[test]
+    fn a_room_state_from_before_names_and_identity_needs_sign_in() {
+        // An edge reading a cached state written by an older core.
+        let old: RoomState = serde_json::from_str(&room_json("")).unwrap();
+        assert_eq!(
+            (old.name.as_str(), old.identity, old.display_name()),
+            ("", IdentityMode::Required, "r1")
+        );
+        let new: RoomState = serde_json::from_str(&room_json(
+            r#""name":"Demo Bank plc","identity":"anonymous","#,
+        ))
+        .unwrap();
+        assert_eq!(
+            (new.display_name(), new.identity),
+            ("Demo Bank plc", IdentityMode::Anonymous)
+        );
+        assert_eq!(
+            serde_json::from_str::<RoomState>(&serde_json::to_string(&new).unwrap()).unwrap(),
+            new
+        );
+        assert_eq!(RoundProgress::of(&old).name, "r1");
+        assert!(serde_json::from_str::<RoomState>(&room_json(r#""identity":"maybe","#)).is_err());
+    }
+
+    #[test]
+    fn a_queue_place_is_new_unless_it_says_rejoined() {
+        let place: QueuePlace =
+            serde_json::from_str(r#"{"ticket_id":"t1","queue_number":4}"#).unwrap();
+        assert!(!place.rejoined);
+        let place: QueuePlace =
+            serde_json::from_str(r#"{"ticket_id":"t1","queue_number":null,"rejoined":true}"#)
+                .unwrap();
+        assert_eq!((place.queue_number, place.rejoined), (None, true));
+    }
 }

@@ -12,7 +12,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::invest::{InvestRequest, validate_idempotency_key};
 use crate::investment_id::InvestmentId;
 use crate::request::{missing_credential, require_json};
-use crate::token::{Credential, Keyring, Pass};
+use crate::token::{Credential, Investor, Keyring, Pass};
 
 /// The parts of an investment request the checks read.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +35,8 @@ pub struct CheckedAttempt {
     /// The `Idempotency-Key`, trimmed.
     pub idempotency_key: String,
     pub request: InvestRequest,
+    /// The signed-in investor, from the pass: whom the investment is for.
+    pub investor: Investor,
     /// Derived from (round, the pass's ticket, the key).
     pub investment_id: InvestmentId,
 }
@@ -61,14 +63,40 @@ impl Attempt<'_> {
         require_json(self.content_type)?;
         let idempotency_key = validate_idempotency_key(self.idempotency_key)?;
         let request = InvestRequest::parse(self.body)?;
+        let investor = investor_of(&pass, &request)?;
         let investment_id = InvestmentId::derive(round, &pass.ticket, &idempotency_key);
         Ok(CheckedAttempt {
             pass,
             idempotency_key,
             request,
+            investor,
             investment_id,
         })
     }
+}
+
+/// Whom an investment is for: the pass's signed-in investor, always. A pass
+/// from an anonymous room cannot invest (401 `identity_required`), and a body
+/// naming anyone else is refused (403 `investor_mismatch`), never ignored,
+/// so a client that believes it invests for someone else learns it cannot.
+fn investor_of(pass: &Pass, request: &InvestRequest) -> Result<Investor, ApiError> {
+    let Some(investor) = &pass.investor else {
+        return Err(ApiError::for_field(
+            ErrorCode::IdentityRequired,
+            "pass",
+            "investing needs a signed-in investor: this pass was issued in an anonymous waiting room",
+        ));
+    };
+    if let Some(named) = &request.investor_id
+        && *named != investor.id
+    {
+        return Err(ApiError::for_field(
+            ErrorCode::InvestorMismatch,
+            "investor_id",
+            "investor_id is not the investor signed in with this pass: an investment is always for the signed-in investor (leave investor_id out)",
+        ));
+    }
+    Ok(investor.clone())
 }
 
 /// 413: a body larger than [`MAX_BODY_BYTES`].
@@ -95,7 +123,27 @@ mod tests {
             number: 1,
             issued_at: 0,
             expires_at,
+            investor: Some(eve()),
         }
+    }
+
+    fn eve() -> Investor {
+        Investor {
+            id: "eve".into(),
+            name: Some("Eve".into()),
+            max_investment_pence: Some(250_000),
+        }
+    }
+
+    fn check(token: &str, body: &[u8]) -> Result<CheckedAttempt, ApiError> {
+        let ring = Keyring::parse(KEYS).unwrap();
+        Attempt {
+            pass: Some(token),
+            content_type: Some("application/json"),
+            idempotency_key: Some("k1"),
+            body,
+        }
+        .check(&ring, "r1", 100)
     }
 
     fn code_of(attempt: Attempt<'_>) -> (ErrorCode, u16) {
@@ -122,6 +170,50 @@ mod tests {
             checked.investment_id,
             InvestmentId::derive("r1", "t1", "k1")
         );
+        assert_eq!(checked.investor, eve());
+    }
+
+    #[test]
+    fn the_investment_is_for_the_passs_investor() {
+        let ring = Keyring::parse(KEYS).unwrap();
+        let token = ring.sign(&pass(200));
+        // No investor_id in the body: the pass says who invests.
+        let checked = check(&token, br#"{"amount_pence":5000}"#).unwrap();
+        assert_eq!(checked.investor, eve());
+        assert_eq!(checked.request.investor_id, None);
+        // The same one named again is fine.
+        let checked = check(&token, BODY).unwrap();
+        assert_eq!(checked.investor, eve());
+    }
+
+    #[test]
+    fn a_body_naming_another_investor_is_refused_not_ignored() {
+        let ring = Keyring::parse(KEYS).unwrap();
+        let token = ring.sign(&pass(200));
+        let err = check(&token, br#"{"investor_id":"mallory","amount_pence":5000}"#).unwrap_err();
+        assert_eq!(
+            (err.error, err.http_status(), err.field.as_deref()),
+            (ErrorCode::InvestorMismatch, 403, Some("investor_id"))
+        );
+        // Ids are compared exactly: another case is another investor.
+        let err = check(&token, br#"{"investor_id":"EVE","amount_pence":5000}"#).unwrap_err();
+        assert_eq!(err.error, ErrorCode::InvestorMismatch);
+    }
+
+    #[test]
+    fn a_pass_without_an_investor_cannot_invest() {
+        let ring = Keyring::parse(KEYS).unwrap();
+        let anonymous = ring.sign(&Pass {
+            investor: None,
+            ..pass(200)
+        });
+        for body in [&br#"{"amount_pence":5000}"#[..], BODY] {
+            let err = check(&anonymous, body).unwrap_err();
+            assert_eq!(
+                (err.error, err.http_status(), err.field.as_deref()),
+                (ErrorCode::IdentityRequired, 401, Some("pass"))
+            );
+        }
     }
 
     #[test]
@@ -135,6 +227,7 @@ mod tests {
             number: Some(1),
             issued_at: 0,
             expires_at: 200,
+            investor: Some(eve()),
         });
         let base = Attempt {
             pass: Some(&good),
@@ -142,6 +235,10 @@ mod tests {
             idempotency_key: Some("k"),
             body: BODY,
         };
+        let anonymous = ring.sign(&Pass {
+            investor: None,
+            ..pass(200)
+        });
         let huge = vec![b' '; MAX_BODY_BYTES + 1];
         let long_key = "k".repeat(129);
         for (attempt, expected) in [
@@ -211,6 +308,20 @@ mod tests {
                     ..base
                 },
                 (ErrorCode::DuplicateField, 400),
+            ),
+            (
+                Attempt {
+                    pass: Some(&anonymous),
+                    ..base
+                },
+                (ErrorCode::IdentityRequired, 401),
+            ),
+            (
+                Attempt {
+                    body: br#"{"investor_id":"bob","amount_pence":5000}"#,
+                    ..base
+                },
+                (ErrorCode::InvestorMismatch, 403),
             ),
         ] {
             assert_eq!(code_of(attempt), expected, "{attempt:?}");

@@ -47,6 +47,15 @@ pub enum ErrorCode {
     TokenWrongRound,
     /// A service caller (edge or ops) did not prove who it is (401).
     Unauthorized,
+    /// No identity token where the round needs a signed-in investor (401):
+    /// sign in on the platform.
+    IdentityRequired,
+    /// The identity token has expired: sign in again (401).
+    IdentityExpired,
+    /// The identity token is forged, for someone else, or unreadable (401).
+    IdentityInvalid,
+    /// A body names another investor than the one signed in (403).
+    InvestorMismatch,
 
     // --- Body values (422) ---
     /// A required field (or the `Idempotency-Key` header) is absent.
@@ -126,7 +135,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 46] = [
+    pub const ALL: [ErrorCode; 50] = [
         ErrorCode::MalformedJson,
         ErrorCode::DuplicateField,
         ErrorCode::TokenMalformed,
@@ -139,6 +148,10 @@ impl ErrorCode {
         ErrorCode::TokenWrongKind,
         ErrorCode::TokenWrongRound,
         ErrorCode::Unauthorized,
+        ErrorCode::IdentityRequired,
+        ErrorCode::IdentityExpired,
+        ErrorCode::IdentityInvalid,
+        ErrorCode::InvestorMismatch,
         ErrorCode::MissingField,
         ErrorCode::InvalidField,
         ErrorCode::InvalidAmount,
@@ -180,8 +193,13 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             MalformedJson | DuplicateField | TokenMalformed | InvalidId | BadRequest => 400,
-            MissingPass | MissingTicket | TokenExpired | Unauthorized => 401,
-            TokenInvalid | TokenWrongKind | TokenWrongRound | PassBoundToOtherInvestor => 403,
+            MissingPass | MissingTicket | TokenExpired | Unauthorized | IdentityRequired
+            | IdentityExpired | IdentityInvalid => 401,
+            TokenInvalid
+            | TokenWrongKind
+            | TokenWrongRound
+            | PassBoundToOtherInvestor
+            | InvestorMismatch => 403,
             NotFound | RoundNotSeeded => 404,
             MethodNotAllowed => 405,
             BodyTimeout => 408,
@@ -225,6 +243,10 @@ impl ErrorCode {
             TokenWrongKind => "token_wrong_kind",
             TokenWrongRound => "token_wrong_round",
             Unauthorized => "unauthorized",
+            IdentityRequired => "identity_required",
+            IdentityExpired => "identity_expired",
+            IdentityInvalid => "identity_invalid",
+            InvestorMismatch => "investor_mismatch",
             MissingField => "missing_field",
             InvalidAmount => "invalid_amount",
             UnknownField => "unknown_field",
@@ -415,8 +437,27 @@ mod tests {
             (ErrorCode::RoomFullNow, 429),
             (ErrorCode::BodyTooLarge, 413),
             (ErrorCode::Overloaded, 503),
+            // Identity: sign in (again) is 401; naming someone else is 403.
+            (ErrorCode::IdentityRequired, 401),
+            (ErrorCode::IdentityExpired, 401),
+            (ErrorCode::IdentityInvalid, 401),
+            (ErrorCode::InvestorMismatch, 403),
         ] {
             assert_eq!(code.http_status(), status, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn identity_codes_have_their_wire_names() {
+        for (code, name) in [
+            (ErrorCode::IdentityRequired, "identity_required"),
+            (ErrorCode::IdentityExpired, "identity_expired"),
+            (ErrorCode::IdentityInvalid, "identity_invalid"),
+            (ErrorCode::InvestorMismatch, "investor_mismatch"),
+        ] {
+            assert_eq!(code.as_str(), name);
+            assert_eq!(ErrorCode::parse(name), Some(code));
+            assert!(ErrorCode::ALL.contains(&code), "{code:?} is not in ALL");
         }
     }
 

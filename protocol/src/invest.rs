@@ -21,7 +21,10 @@ pub const MAX_AMOUNT_PENCE: i64 = 100_000_000_000;
 /// atomic script in core, because they depend on live totals.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvestRequest {
-    pub investor_id: String,
+    /// Optional and redundant: the investor comes from the pass. When
+    /// present it must be the pass's investor (else 403 `investor_mismatch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub investor_id: Option<String>,
     pub amount_pence: i64,
 }
 
@@ -30,11 +33,22 @@ impl InvestRequest {
     pub fn parse(body: &[u8]) -> Result<InvestRequest, ApiError> {
         let object = crate::json::parse_object(body)?;
 
+        // Optional: the investor is the signed-in one on the pass. A body
+        // that names one must name that one (checked in `Attempt::check`).
         let investor_id = match object.get("investor_id") {
-            None | Some(serde_json::Value::Null) => {
-                return Err(missing("investor_id"));
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(id)) if id.trim().is_empty() => {
+                return Err(ApiError::for_field(
+                    ErrorCode::InvalidField,
+                    "investor_id",
+                    "investor_id is empty: leave it out (an investment is for the signed-in investor)",
+                ));
             }
-            Some(serde_json::Value::String(id)) => id.trim().to_string(),
+            Some(serde_json::Value::String(id)) => {
+                let id = id.trim().to_string();
+                validate_investor_id(&id)?;
+                Some(id)
+            }
             Some(_) => {
                 return Err(ApiError::for_field(
                     ErrorCode::InvalidField,
@@ -43,7 +57,6 @@ impl InvestRequest {
                 ));
             }
         };
-        validate_investor_id(&investor_id)?;
 
         let amount_pence = match object.get("amount_pence") {
             None | Some(serde_json::Value::Null) => return Err(missing("amount_pence")),
@@ -211,16 +224,42 @@ mod tests {
         assert_eq!(
             req,
             InvestRequest {
-                investor_id: "inv-1".into(),
+                investor_id: Some("inv-1".into()),
                 amount_pence: 5000
             }
         );
     }
 
     #[test]
+    fn the_investor_id_is_optional_since_the_pass_names_the_investor() {
+        for body in [
+            r#"{"amount_pence":5000}"#,
+            r#"{"investor_id":null,"amount_pence":5000}"#,
+        ] {
+            assert_eq!(
+                InvestRequest::parse(body.as_bytes()).unwrap(),
+                InvestRequest {
+                    investor_id: None,
+                    amount_pence: 5000
+                },
+                "{body}"
+            );
+        }
+        // Left out, it is left out of the JSON the edge forwards too.
+        let req = InvestRequest {
+            investor_id: None,
+            amount_pence: 5000,
+        };
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"amount_pence":5000}"#
+        );
+    }
+
+    #[test]
     fn names_the_field_at_fault() {
         assert_eq!(
-            field_of(r#"{"amount_pence":5000}"#).as_deref(),
+            field_of(r#"{"investor_id":"","amount_pence":5000}"#).as_deref(),
             Some("investor_id")
         );
         assert_eq!(

@@ -30,6 +30,7 @@
 pub mod api;
 pub mod attempt;
 pub mod error;
+pub mod html;
 pub mod invest;
 pub mod investment_id;
 pub mod json;
@@ -42,4 +43,4 @@ pub use api::{RoomPhase, RoomState, Status};
 pub use error::{ApiError, ErrorCode};
 pub use investment_id::InvestmentId;
 pub use routes::CorePath;
-pub use token::{Credential, Keyring, Pass, Ticket, TokenError};
+pub use token::{Credential, Investor, Keyring, Pass, Ticket, TokenError};

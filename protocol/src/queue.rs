@@ -35,6 +35,9 @@ pub fn status_of(number: u64, room: &RoomState, jitter_seed: u64) -> Status {
     };
     Status {
         round: room.round.clone(),
+        round_name: room.display_name().to_string(),
+        investor_id: None,
+        investor_name: None,
         state,
         queue_number: Some(number),
         position: Some(position),
@@ -65,6 +68,9 @@ pub fn prequeue_status(room: &RoomState, now_ms: u64, jitter_seed: u64) -> Statu
     };
     Status {
         round: room.round.clone(),
+        round_name: room.display_name().to_string(),
+        investor_id: None,
+        investor_name: None,
         state: VisitorState::Prequeue,
         queue_number: None,
         position: None,
@@ -116,6 +122,8 @@ mod tests {
     fn room(phase: RoomPhase, admitted_up_to: u64, rate: u64) -> RoomState {
         RoomState {
             round: "r".into(),
+            name: String::new(),
+            identity: Default::default(),
             phase,
             admitted_up_to,
             issued: 1000,
@@ -145,6 +153,22 @@ mod tests {
         assert_eq!(
             (s.position, s.people_ahead, s.state),
             (Some(0), Some(0), VisitorState::Admitted)
+        );
+    }
+
+    #[test]
+    fn the_status_names_the_round_for_people() {
+        let mut r = room(RoomPhase::Open, 10, 60);
+        // Unnamed: its id.
+        assert_eq!(status_of(15, &r, 1).round_name, "r");
+        r.name = "Demo Bank plc — community round".into();
+        assert_eq!(
+            status_of(15, &r, 1).round_name,
+            "Demo Bank plc — community round"
+        );
+        assert_eq!(
+            prequeue_status(&r, 0, 1).round_name,
+            "Demo Bank plc — community round"
         );
     }
 

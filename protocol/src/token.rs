@@ -275,12 +275,24 @@ impl Keyring {
 
     /// [`Keyring::verify`], refusing with the JSON error every side answers
     /// ([`TokenError::refusal`], status from its code); then the ticket id
-    /// the token names must be one ([`is_ticket_id`]), or 400 `invalid_field`.
+    /// the token names must be one ([`is_ticket_id`]), and its investor (if
+    /// any) a valid investor id, or 400 `invalid_field`.
     pub fn check<C: Claims>(&self, token: &str, round: &str, now_s: u64) -> Result<C, ApiError> {
         let claims = self
             .verify::<C>(token, round, now_s)
             .map_err(|err| err.refusal(C::CREDENTIAL))?;
         check_ticket_id(claims.ticket_id())?;
+        // Like the ticket id, a signed investor id stands in Redis data:
+        // one that is not an investor id is refused as a malformed token.
+        if let Some(investor) = claims.investor()
+            && crate::invest::validate_investor_id(&investor.id).is_err()
+        {
+            return Err(ApiError::for_field(
+                ErrorCode::InvalidId,
+                C::CREDENTIAL.field(),
+                "the token names no valid investor",
+            ));
+        }
         Ok(claims)
     }
 }
@@ -315,6 +327,31 @@ pub trait Claims: Serialize + DeserializeOwned {
     fn expires_at(&self) -> u64;
     /// The ticket the token is about (a ticket's own id, a pass's ticket).
     fn ticket_id(&self) -> &str;
+    /// The signed-in investor who holds it (`None` in an anonymous room).
+    fn investor(&self) -> Option<&Investor>;
+}
+
+/// The signed-in investor a ticket or pass belongs to, copied from the
+/// verified identity token when they joined. Signed with the ticket, so the
+/// investor of an investment comes from here, never from a request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Investor {
+    /// The investor id: the account settlement debits.
+    pub id: String,
+    /// Shown on the page ("Investing as …").
+    #[serde(rename = "nm", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The investor's own maximum in pence (from the identity token); core
+    /// applies the smaller of this and the round's maximum.
+    #[serde(rename = "max", default, skip_serializing_if = "Option::is_none")]
+    pub max_investment_pence: Option<i64>,
+}
+
+/// Whether `token` has the shape of one of our tickets or passes (as
+/// opposed to, say, an identity JWT from the platform): the two can arrive
+/// in the same `Authorization` header.
+pub fn is_crowdgate_token(token: &str) -> bool {
+    token.starts_with(VERSION) && token.as_bytes().get(VERSION.len()) == Some(&b'.')
 }
 
 /// Whether `id` can be a ticket id: 1-64 characters of letters, digits,
@@ -362,6 +399,9 @@ pub struct Ticket {
     /// Expires at, Unix seconds.
     #[serde(rename = "exp")]
     pub expires_at: u64,
+    /// Who joined (`None` in an anonymous room).
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    pub investor: Option<Investor>,
 }
 
 impl Claims for Ticket {
@@ -375,6 +415,9 @@ impl Claims for Ticket {
     }
     fn ticket_id(&self) -> &str {
         &self.id
+    }
+    fn investor(&self) -> Option<&Investor> {
+        self.investor.as_ref()
     }
 }
 
@@ -392,6 +435,10 @@ pub struct Pass {
     pub issued_at: u64,
     #[serde(rename = "exp")]
     pub expires_at: u64,
+    /// The ticket's investor, copied by core when it signs the pass: the
+    /// only investor this pass can invest for.
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    pub investor: Option<Investor>,
 }
 
 impl Claims for Pass {
@@ -405,6 +452,9 @@ impl Claims for Pass {
     }
     fn ticket_id(&self) -> &str {
         &self.ticket
+    }
+    fn investor(&self) -> Option<&Investor> {
+        self.investor.as_ref()
     }
 }
 
@@ -422,7 +472,29 @@ mod tests {
             number: Some(42),
             issued_at: 100,
             expires_at: exp,
+            investor: None,
         }
+    }
+
+    fn ann() -> Investor {
+        Investor {
+            id: "ann@example.com".into(),
+            name: Some("Ann Ó Briain".into()),
+            max_investment_pence: Some(500_000),
+        }
+    }
+
+    /// A token signed over `claims_json` as written, the way a build from
+    /// before a claim existed signed it.
+    fn sign_raw(secret: &str, kid: &str, claims_json: &str) -> String {
+        let signed = format!(
+            "{VERSION}.{kid}.{}",
+            URL_SAFE_NO_PAD.encode(claims_json.as_bytes())
+        );
+        let mac = mac_for(secret.as_bytes(), signed.as_bytes())
+            .finalize()
+            .into_bytes();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(mac))
     }
 
     #[test]
@@ -433,6 +505,101 @@ mod tests {
             ring.verify::<Ticket>(&token, "r1", 150).unwrap(),
             ticket(200)
         );
+    }
+
+    #[test]
+    fn tickets_and_passes_carry_their_investor() {
+        let ring = Keyring::parse(A).unwrap();
+        let signed_in = Ticket {
+            investor: Some(ann()),
+            ..ticket(200)
+        };
+        let token = ring.sign(&signed_in);
+        assert_eq!(ring.check::<Ticket>(&token, "r1", 150).unwrap(), signed_in);
+        let pass = Pass {
+            round: "r1".into(),
+            ticket: "t-1".into(),
+            number: 42,
+            issued_at: 100,
+            expires_at: 200,
+            investor: Some(Investor {
+                name: None,
+                max_investment_pence: None,
+                ..ann()
+            }),
+        };
+        let token = ring.sign(&pass);
+        assert_eq!(ring.check::<Pass>(&token, "r1", 150).unwrap(), pass);
+        // Anonymous: no investor, and nothing of one in the token.
+        let anonymous = Pass {
+            investor: None,
+            ..pass
+        };
+        let token = ring.sign(&anonymous);
+        assert_eq!(ring.check::<Pass>(&token, "r1", 150).unwrap(), anonymous);
+        let payload = URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(2).unwrap())
+            .unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(claims.get("i"), None, "{claims}");
+    }
+
+    #[test]
+    fn tokens_issued_before_investors_existed_still_verify() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let ring = Keyring::parse(A).unwrap();
+        let old_ticket = sign_raw(
+            secret,
+            "ka",
+            r#"{"k":"ticket","r":"r1","t":"t-1","n":42,"iat":100,"exp":200}"#,
+        );
+        assert_eq!(
+            ring.check::<Ticket>(&old_ticket, "r1", 150).unwrap(),
+            ticket(200)
+        );
+        let old_pass = sign_raw(
+            secret,
+            "ka",
+            r#"{"k":"pass","r":"r1","t":"t-1","n":42,"iat":100,"exp":200}"#,
+        );
+        let pass = ring.check::<Pass>(&old_pass, "r1", 150).unwrap();
+        assert_eq!((pass.ticket.as_str(), pass.investor), ("t-1", None));
+    }
+
+    #[test]
+    fn a_signed_token_naming_no_investor_id_is_refused() {
+        let ring = Keyring::parse(A).unwrap();
+        for id in ["", "ann smith", "x:y*{z}", &"a".repeat(65)] {
+            let odd = Ticket {
+                investor: Some(Investor {
+                    id: id.to_string(),
+                    ..ann()
+                }),
+                ..ticket(200)
+            };
+            let err = ring
+                .check::<Ticket>(&ring.sign(&odd), "r1", 100)
+                .unwrap_err();
+            assert_eq!(err.field.as_deref(), Some("ticket"), "{id:?}");
+            assert_eq!(err.http_status(), 400, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn our_tokens_are_told_apart_from_identity_tokens() {
+        let ring = Keyring::parse(A).unwrap();
+        assert!(is_crowdgate_token(&ring.sign(&ticket(200))));
+        for other in [
+            // A platform JWT (header.payload.signature).
+            "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbm4ifQ.c2ln",
+            "",
+            "v1",
+            "v10.ka.x.y",
+            "V1.ka.x.y",
+            "xv1.ka.x.y",
+        ] {
+            assert!(!is_crowdgate_token(other), "{other:?}");
+        }
     }
 
     #[test]

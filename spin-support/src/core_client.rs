@@ -15,7 +15,7 @@
 
 use crate::Settings;
 use crate::refusal::Refusal;
-use crowdgate_protocol::api::{Investment, PassGrant, PrequeueNumber, QueuePlace};
+use crowdgate_protocol::api::{Investment, PassGrant, PlaceRequest, PrequeueNumber, QueuePlace};
 use crowdgate_protocol::routes::{
     EDGE_TOKEN_HEADER, IDEMPOTENCY_KEY_HEADER, REMAINING_PENCE_HEADER,
 };
@@ -76,12 +76,21 @@ impl<'a> CoreClient<'a> {
         &self.settings.round
     }
 
-    /// `POST /queue`: a fresh place (or a pre-queue place before opening).
-    pub async fn take_queue_place(&self) -> Result<QueuePlace, CoreError> {
+    /// `POST /queue`: the verified investor's live place again, or a fresh
+    /// place (a pre-queue place before opening); `None` only in an
+    /// anonymous room.
+    pub async fn take_queue_place(
+        &self,
+        investor_id: Option<&str>,
+    ) -> Result<QueuePlace, CoreError> {
+        let body = serde_json::to_vec(&PlaceRequest {
+            investor_id: investor_id.map(str::to_string),
+        })
+        .expect("a place request serialises");
         let response = self
-            .send(Method::Post, CorePath::queue(self.round()), &[], vec![])
+            .send(Method::Post, CorePath::queue(self.round()), &[], body)
             .await?;
-        read(response, 201, "queue place")
+        read(response, &[200, 201], "queue place")
     }
 
     /// `GET /state`: the room state (callers usually want the cached one,
@@ -90,7 +99,7 @@ impl<'a> CoreClient<'a> {
         let response = self
             .send(Method::Get, CorePath::state(self.round()), &[], vec![])
             .await?;
-        read(response, 200, "room state")
+        read(response, &[200], "room state")
     }
 
     /// `GET /prequeue/{ticket}`: the number a pre-queue ticket drew, or
@@ -98,7 +107,7 @@ impl<'a> CoreClient<'a> {
     pub async fn prequeue_number(&self, ticket_id: &str) -> Result<Option<u64>, CoreError> {
         let path = CorePath::prequeue(self.round(), ticket_id);
         let response = self.send(Method::Get, path, &[], vec![]).await?;
-        match read::<PrequeueNumber>(response, 200, "pre-queue number") {
+        match read::<PrequeueNumber>(response, &[200], "pre-queue number") {
             Ok(drawn) => Ok(Some(drawn.queue_number)),
             Err(err) if err.code() == Some(ErrorCode::NotDrawnYet) => Ok(None),
             Err(err) => Err(err),
@@ -116,7 +125,7 @@ impl<'a> CoreClient<'a> {
                 vec![],
             )
             .await?;
-        read(response, 200, "pass")
+        read(response, &[200], "pass")
     }
 
     /// `POST /investments`: `body` (JSON) under `pass_token` and
@@ -140,14 +149,14 @@ impl<'a> CoreClient<'a> {
                 body.to_vec(),
             )
             .await?;
-        read(response, 201, "investment")
+        read(response, &[201], "investment")
     }
 
     /// `GET /investments/{id}`: one investment's status.
     pub async fn investment(&self, id: &InvestmentId) -> Result<Investment, CoreError> {
         let path = CorePath::investment(self.round(), id);
         let response = self.send(Method::Get, path, &[], vec![]).await?;
-        read(response, 200, "investment")
+        read(response, &[200], "investment")
     }
 
     /// Sends `method path` with the edge token, `headers` and a JSON `body`.
@@ -182,16 +191,16 @@ impl<'a> CoreClient<'a> {
     }
 }
 
-/// core's reply as `T` when it answered `expected`; its error relayed
+/// core's reply as `T` when it answered one of `expected`; its error relayed
 /// otherwise. Anything unreadable is a 502 `core_error`: a contract bug,
 /// never guessed at.
 fn read<T: DeserializeOwned>(
     response: Response,
-    expected: u16,
+    expected: &[u16],
     what: &str,
 ) -> Result<T, CoreError> {
     let status = *response.status();
-    if status == expected {
+    if expected.contains(&status) {
         return serde_json::from_slice(response.body())
             .map_err(|e| core_error(format!("core sent an unreadable {what}: {e}")));
     }

@@ -15,10 +15,13 @@
 //! - [`gateway`]: the one investment gateway (every check, then core), used
 //!   by the edge and by the waiting room's no-JavaScript form.
 //! - [`room_cache`]: the room state, cached about a second in key-value.
+//! - [`identity`]: investor identity tokens checked against the platform's
+//!   keys (static, or its JWKS fetched and cached in key-value).
 
 pub mod core_client;
 pub mod credentials;
 pub mod gateway;
+pub mod identity;
 pub mod refusal;
 pub mod respond;
 pub mod room_cache;

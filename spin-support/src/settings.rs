@@ -41,11 +41,19 @@ impl Settings {
     }
 }
 
-fn variable(name: &str) -> Result<String, ApiError> {
+/// A variable's value, or a 500 naming it when it is unavailable.
+pub(crate) fn variable(name: &str) -> Result<String, ApiError> {
     spin_sdk::variables::get(name).map_err(|e| {
         ApiError::new(
             ErrorCode::Misconfigured,
             format!("variable {name} is unavailable: {e:?}"),
         )
     })
+}
+
+/// A variable that may be left empty: `None` when it is (or is whitespace).
+pub(crate) fn optional_variable(name: &str) -> Result<Option<String>, ApiError> {
+    let value = variable(name)?;
+    let value = value.trim();
+    Ok((!value.is_empty()).then(|| value.to_string()))
 }

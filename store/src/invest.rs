@@ -23,6 +23,9 @@ pub struct NewInvestment<'a> {
     pub now_ms: u64,
     /// How long the pass stays bound to its first investor, seconds.
     pub binding_ttl_s: u64,
+    /// The investor's own maximum from their identity (a KYC tier's limit),
+    /// pence: the script applies the smaller of this and the round's.
+    pub investor_max_pence: Option<i64>,
 }
 
 /// What the invest script decided.
@@ -87,6 +90,7 @@ pub fn invest_call(keys: &RoundKeys, new: &NewInvestment<'_>) -> ScriptCall {
             new.now_ms.to_string(),
             new.binding_ttl_s.to_string(),
             new.ticket_id.to_string(),
+            new.investor_max_pence.unwrap_or(-1).to_string(),
         ],
     }
 }

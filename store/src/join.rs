@@ -15,27 +15,74 @@ pub enum Placement {
     Numbered(u64),
 }
 
-/// `join.lua`'s KEYS and ARGV.
-pub fn join_call(keys: &RoundKeys, ticket_id: &str, score: u64, now_ms: u64) -> ScriptCall {
+/// A join's answer: the place, the ticket that holds it, and whether it is
+/// the investor's existing place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    pub placement: Placement,
+    pub ticket_id: String,
+    /// The investor already held this live place (another browser, device
+    /// or app): no new place was taken.
+    pub rejoined: bool,
+}
+
+/// `join.lua`'s KEYS and ARGV; `investor` is `None` in an anonymous room.
+pub fn join_call(
+    keys: &RoundKeys,
+    ticket_id: &str,
+    score: u64,
+    now_ms: u64,
+    investor: Option<&str>,
+) -> ScriptCall {
     ScriptCall {
-        keys: vec![keys.round(), keys.prequeue()],
-        args: vec![ticket_id.to_string(), score.to_string(), now_ms.to_string()],
+        keys: vec![
+            keys.round(),
+            keys.prequeue(),
+            keys.investor_places(),
+            keys.pass_claims(),
+        ],
+        args: vec![
+            ticket_id.to_string(),
+            score.to_string(),
+            now_ms.to_string(),
+            investor.unwrap_or_default().to_string(),
+        ],
     }
 }
 
 impl RoundStore {
-    /// Places a new ticket: in the pre-queue with lottery `score` (below
-    /// 2^52) before opening, else the next number (unique and increasing
-    /// across replicas).
-    pub async fn join(&self, ticket_id: &str, score: u64, now_ms: u64) -> StoreResult<Placement> {
-        let (verdict, number): (String, u64) = join_call(&self.keys, ticket_id, score, now_ms)
-            .invoke(&JOIN_LUA, &mut self.conn())
-            .await?;
-        match verdict.as_str() {
-            "prequeue" => Ok(Placement::Prequeue),
-            "numbered" => Ok(Placement::Numbered(number)),
-            "not_seeded" => Err(self.not_seeded()),
-            other => Err(unknown(&JOIN_LUA, other)),
-        }
+    /// The investor's live place if they hold one, else a new place for
+    /// `ticket_id`: in the pre-queue with lottery `score` (below 2^52)
+    /// before opening, else the next number (unique and increasing across
+    /// replicas). Without an investor, a new place if the round is
+    /// anonymous, else `None`: the round needs a signed-in investor.
+    pub async fn join(
+        &self,
+        ticket_id: &str,
+        score: u64,
+        now_ms: u64,
+        investor: Option<&str>,
+    ) -> StoreResult<Option<Joined>> {
+        let (verdict, number, ticket): (String, u64, String) =
+            join_call(&self.keys, ticket_id, score, now_ms, investor)
+                .invoke(&JOIN_LUA, &mut self.conn())
+                .await?;
+        let placement = |number| match number {
+            0 => Placement::Prequeue,
+            n => Placement::Numbered(n),
+        };
+        let (placement, rejoined) = match verdict.as_str() {
+            "prequeue" => (Placement::Prequeue, false),
+            "numbered" => (Placement::Numbered(number), false),
+            "rejoined" => (placement(number), true),
+            "identity_required" => return Ok(None),
+            "not_seeded" => return Err(self.not_seeded()),
+            other => return Err(unknown(&JOIN_LUA, other)),
+        };
+        Ok(Some(Joined {
+            placement,
+            ticket_id: ticket,
+            rejoined,
+        }))
     }
 }

@@ -51,6 +51,11 @@ impl RoundKeys {
     pub fn pass_binding(&self, ticket_id: &str) -> String {
         format!("{}:pass:{ticket_id}", self.prefix)
     }
+    /// Hash: investor id → their place, `"<ticket id> <number>"` (number 0
+    /// for a pre-queue place): one place per signed-in investor.
+    pub fn investor_places(&self) -> String {
+        format!("{}:investor_places", self.prefix)
+    }
     /// Sorted set: pre-queue ticket ids scored by their lottery draw.
     pub fn prequeue(&self) -> String {
         format!("{}:prequeue", self.prefix)

@@ -17,6 +17,9 @@ macro_rules! layout {
             round ("R", "the round hash") {
                 /// Shown to investors.
                 NAME = "name",
+                /// Who may join: "required" (signed-in investors, one place
+                /// each) or "anonymous". Absent reads as "required".
+                IDENTITY = "identity",
                 /// Where the round is in its life (see [`crate::layout::phase`]).
                 PHASE = "phase",
                 /// The most the round may raise.

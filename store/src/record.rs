@@ -8,7 +8,7 @@
 
 use crate::error::{StoreError, StoreResult};
 use crate::layout::{investment as I, ledger as L, phase, round as R, status};
-use crowdgate_protocol::api::{Investment, InvestmentStatus};
+use crowdgate_protocol::api::{IdentityMode, Investment, InvestmentStatus};
 use crowdgate_protocol::{RoomPhase, RoomState};
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -81,6 +81,7 @@ pub fn parse_status(text: &str) -> Option<InvestmentStatus> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoundRecord {
     pub name: String,
+    pub identity: IdentityMode,
     pub phase: RoomPhase,
     pub cap_pence: i64,
     pub min_investment_pence: i64,
@@ -116,6 +117,7 @@ impl Default for RoundRecord {
     fn default() -> Self {
         RoundRecord {
             name: String::new(),
+            identity: IdentityMode::Required,
             phase: RoomPhase::Closed,
             cap_pence: 0,
             min_investment_pence: 0,
@@ -154,8 +156,15 @@ impl RoundRecord {
             .get(R::PHASE)
             .and_then(|p| parse_phase(p))
             .ok_or_else(|| d.corrupt(R::PHASE, "a phase"))?;
+        // A round seeded before identity existed needs sign-in: the safe reading.
+        let identity = match fields.get(R::IDENTITY) {
+            None => IdentityMode::Required,
+            Some(text) => IdentityMode::parse(text)
+                .ok_or_else(|| d.corrupt(R::IDENTITY, "an identity mode"))?,
+        };
         Ok(Some(RoundRecord {
             name: d.text(R::NAME),
+            identity,
             phase,
             cap_pence: d.num(R::CAP_PENCE)?,
             min_investment_pence: d.num(R::MIN_INVESTMENT_PENCE)?,
@@ -186,6 +195,8 @@ impl RoundRecord {
     pub fn room_state(&self, round: &str, registered: u64, now_ms: u64) -> RoomState {
         RoomState {
             round: round.to_string(),
+            name: self.name.clone(),
+            identity: self.identity,
             phase: self.phase,
             admitted_up_to: self.admitted_up_to,
             issued: self.issued,

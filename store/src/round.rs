@@ -7,7 +7,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::keys::RoundKeys;
 use crate::layout::round as R;
 use crate::record::{Fields, InvestmentRecord, RoundRecord};
-use crowdgate_protocol::api::Investment;
+use crowdgate_protocol::api::{IdentityMode, Investment};
 use crowdgate_protocol::{RoomPhase, RoomState};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -24,6 +24,8 @@ pub struct RoundStore {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoundSettings {
     pub name: String,
+    /// Whether joining needs a signed-in investor.
+    pub identity: IdentityMode,
     pub cap_pence: i64,
     pub min_investment_pence: i64,
     pub max_investment_pence: i64,
@@ -46,6 +48,7 @@ impl RoundSettings {
     pub fn fields(&self) -> Vec<(&'static str, String)> {
         vec![
             (R::NAME, self.name.clone()),
+            (R::IDENTITY, self.identity.as_str().to_string()),
             (R::CAP_PENCE, self.cap_pence.to_string()),
             (
                 R::MIN_INVESTMENT_PENCE,

@@ -12,6 +12,8 @@
 
 pub mod browser;
 pub use crowdgate::local_redis::{LocalRedis, free_port};
+use crowdgate_identity::IdentityClaims;
+use crowdgate_identity::dev::DevSigner;
 use crowdgate_protocol::Keyring;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -92,27 +94,58 @@ pub fn keyring() -> Keyring {
     Keyring::parse(SIGNING_KEYS).expect("test keys are valid")
 }
 
-/// A ticket for `id`/`number`, signed as the waiting room would, valid an hour.
-pub fn ticket_token(id: &str, number: u64) -> String {
+/// A ticket for `id`/`number` held by `investor`, signed as the waiting
+/// room would, valid an hour.
+pub fn ticket_token(id: &str, number: u64, investor: &str) -> String {
     keyring().sign(&crowdgate_protocol::Ticket {
         round: ROUND.into(),
         id: id.into(),
         number: Some(number),
         issued_at: now_s(),
         expires_at: now_s() + 3_600,
+        investor: Some(investor_claim(investor)),
     })
 }
 
-/// A pass for ticket `ticket`, signed as core signs one after a claim,
-/// valid an hour.
-pub fn pass_token(ticket: &str, number: u64) -> String {
+/// A pass for ticket `ticket` held by `investor`, signed as core signs one
+/// after a claim, valid an hour.
+pub fn pass_token(ticket: &str, number: u64, investor: &str) -> String {
     keyring().sign(&crowdgate_protocol::Pass {
         round: ROUND.into(),
         ticket: ticket.into(),
         number,
         issued_at: now_s(),
         expires_at: now_s() + 3_600,
+        investor: Some(investor_claim(investor)),
     })
+}
+
+fn investor_claim(investor: &str) -> crowdgate_protocol::Investor {
+    crowdgate_protocol::Investor {
+        id: investor.into(),
+        name: None,
+        max_investment_pence: None,
+    }
+}
+
+/// The platform every test system trusts to sign investors in: its issuer,
+/// its sign-in page, and its key (fixed, so a test can mint tokens).
+pub const IDENTITY_ISSUER: &str = "https://platform.test";
+pub const SIGN_IN_URL: &str = "https://platform.test/sign-in";
+
+/// The test platform's signing key (Ed25519, from a fixed seed).
+pub fn identity_signer() -> DevSigner {
+    DevSigner::from_seed([7; 32])
+}
+
+/// Claims the test platform would sign for `investor`, valid ten minutes.
+pub fn identity_claims(investor: &str) -> IdentityClaims {
+    DevSigner::claims(IDENTITY_ISSUER, ROUND, investor, now_s(), 600)
+}
+
+/// An identity token for `investor`, as the platform would hand one out.
+pub fn identity_token(investor: &str) -> String {
+    identity_signer().mint(&identity_claims(investor))
 }
 
 /// Unix seconds now (the store's clock, as core uses it).
@@ -341,6 +374,10 @@ pub struct RoundOptions {
     pub batch_interval_ms: u64,
     pub max_active: u64,
     pub claim_window_seconds: u64,
+    /// `[round] identity`: `None` is the config's default (`required`:
+    /// joining needs a signed-in investor); `Some("anonymous")` lets anyone
+    /// queue (and nobody invest).
+    pub identity: Option<&'static str>,
 }
 
 impl Default for RoundOptions {
@@ -357,6 +394,7 @@ impl Default for RoundOptions {
             batch_interval_ms: 200,
             max_active: 100_000,
             claim_window_seconds: 60,
+            identity: None,
         }
     }
 }
@@ -375,6 +413,7 @@ impl RoundOptions {
             ("initial_phase", self.initial_phase.map(str::to_string)),
             ("opens_at", self.opens_at.clone()),
             ("closes_at", self.closes_at.clone()),
+            ("identity", self.identity.map(str::to_string)),
         ] {
             if let Some(value) = value {
                 toml.push_str(&format!("{key} = \"{value}\"\n"));
@@ -411,6 +450,17 @@ impl System {
     }
 
     pub async fn start_with(round: RoundOptions, with_settlement: bool) -> System {
+        System::start_with_host_env(round, with_settlement, identity_env()).await
+    }
+
+    /// [`System::start_with`], with `host_env` in place of the host's
+    /// [`identity_env`] (any other variables for the host too, e.g.
+    /// `RUST_LOG`): for tests of where the identity keys come from.
+    pub async fn start_with_host_env(
+        round: RoundOptions,
+        with_settlement: bool,
+        host_env: Vec<(&'static str, String)>,
+    ) -> System {
         let dir = tempfile::tempdir().expect("temp dir");
         // Port 0: any free port (redis-server cannot report a port-0 bind,
         // so LocalRedis picks one and retries if it is taken meanwhile).
@@ -431,7 +481,8 @@ impl System {
                 .env("SPIN_VARIABLE_CORE_URL", &core_url)
                 .env("SPIN_VARIABLE_ROUND_ID", ROUND)
                 .env("SPIN_VARIABLE_SIGNING_KEYS", SIGNING_KEYS)
-                .env("SPIN_VARIABLE_EDGE_TOKEN", EDGE_TOKEN),
+                .env("SPIN_VARIABLE_EDGE_TOKEN", EDGE_TOKEN)
+                .envs(host_env),
             dir.path(),
         );
         let edge_url = format!(
@@ -708,13 +759,28 @@ pub async fn wait_for(url: &str, procs: &mut [&mut Proc]) {
     }
 }
 
-/// Polls the investment at `url` (edge `/api/investments/{id}` or core's)
-/// until its status is `status`; returns it. Every answer must be a 200.
+/// Polls the investment at core's `url` until its status is `status`;
+/// returns it. Every answer must be a 200.
 pub async fn wait_for_investment(url: &str, status: &str, within: Duration) -> serde_json::Value {
+    wait_for_investment_as(&core_http(), None, url, status, within).await
+}
+
+/// [`wait_for_investment`] as `http` (a visitor's client), showing `bearer`
+/// (the edge answers only the investment's own investor's pass or ticket).
+pub async fn wait_for_investment_as(
+    http: &reqwest::Client,
+    bearer: Option<&str>,
+    url: &str,
+    status: &str,
+    within: Duration,
+) -> serde_json::Value {
     let deadline = Instant::now() + within;
-    let http = core_http();
     loop {
-        let (code, body) = json_of(http.get(url).send().await.unwrap()).await;
+        let mut request = http.get(url);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let (code, body) = json_of(request.send().await.unwrap()).await;
         assert_eq!(code, 200, "{body}");
         if body["status"] == status {
             return body;
@@ -727,33 +793,74 @@ pub async fn wait_for_investment(url: &str, status: &str, within: Duration) -> s
     }
 }
 
-/// A visitor with a cookie jar, like a browser.
+/// The host's identity variables for a test system: the test platform's
+/// key as a static JWKS.
+pub fn identity_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("SPIN_VARIABLE_IDENTITY_ISSUER", IDENTITY_ISSUER.to_string()),
+        ("SPIN_VARIABLE_IDENTITY_JWKS", identity_signer().jwks_json()),
+        (
+            "SPIN_VARIABLE_IDENTITY_SIGN_IN_URL",
+            SIGN_IN_URL.to_string(),
+        ),
+    ]
+}
+
+/// A visitor with a cookie jar, like a browser, signed in by the test
+/// platform as an investor: joining presents that investor's identity token
+/// as an app would (`Authorization: Bearer`).
 pub struct Visitor {
     pub http: reqwest::Client,
     pub edge_url: String,
+    investor: std::sync::Mutex<Option<String>>,
 }
 
 impl Visitor {
+    /// A visitor signed in as a new investor of their own (`visitor-<n>`),
+    /// so every visitor is a different person holding one place.
     pub fn new(edge_url: &str) -> Visitor {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Visitor::signed_in(edge_url, &format!("visitor-{n}"))
+    }
+
+    /// A visitor signed in as `investor`.
+    pub fn signed_in(edge_url: &str, investor: &str) -> Visitor {
+        let visitor = Visitor::anonymous(edge_url);
+        visitor.sign_in_as(investor);
+        visitor
+    }
+
+    /// A visitor who has not signed in.
+    pub fn anonymous(edge_url: &str) -> Visitor {
         Visitor {
             http: reqwest::Client::builder()
                 .cookie_store(true)
                 .build()
                 .unwrap(),
             edge_url: edge_url.to_string(),
+            investor: std::sync::Mutex::new(None),
         }
     }
 
-    /// POST /api/join → (status code, body).
+    /// From now on, joins present an identity token for `investor`.
+    pub fn sign_in_as(&self, investor: &str) {
+        *self.investor.lock().unwrap() = Some(investor.to_string());
+    }
+
+    /// The investor this visitor is signed in as.
+    pub fn investor(&self) -> Option<String> {
+        self.investor.lock().unwrap().clone()
+    }
+
+    /// POST /api/join (with a fresh identity token, if signed in) →
+    /// (status code, body).
     pub async fn join(&self) -> (u16, serde_json::Value) {
-        json_of(
-            self.http
-                .post(format!("{}/api/join", self.edge_url))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await
+        let mut request = self.http.post(format!("{}/api/join", self.edge_url));
+        if let Some(investor) = self.investor() {
+            request = request.bearer_auth(identity_token(&investor));
+        }
+        json_of(request.send().await.unwrap()).await
     }
 
     pub async fn status(&self) -> (u16, serde_json::Value) {
@@ -799,14 +906,33 @@ impl Visitor {
         body["pass"].as_str().unwrap().to_string()
     }
 
-    /// The whole visit: joins, waits (up to 10 s) to be admitted, takes a
-    /// pass and invests `amount_pence` as `investor` with key `key`.
-    pub async fn join_and_invest(
-        &self,
-        investor: &str,
-        amount_pence: i64,
-        key: &str,
-    ) -> (u16, serde_json::Value) {
+    /// Signs in as a person would: on the development identity provider at
+    /// `provider_url`, picking `investor`; the provider sends the browser
+    /// to the waiting room's `/signin`, which keeps the identity in a
+    /// cookie and shows the page. Returns the page.
+    pub async fn sign_in_with_provider(&self, provider_url: &str, investor: &str) -> String {
+        let response = self
+            .http
+            .post(format!("{provider_url}/sign-in"))
+            .form(&[("investor", investor)])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("sign in at {provider_url}: {e}"));
+        let landed = response.url().clone();
+        let code = response.status().as_u16();
+        let page = response.text().await.unwrap();
+        assert_eq!(code, 200, "sign-in ended at {landed} with {code}: {page}");
+        assert!(
+            landed.as_str().starts_with(&self.edge_url)
+                && !landed.as_str().contains("identity_token"),
+            "sign-in should end on the waiting room's clean URL, not {landed}"
+        );
+        page
+    }
+
+    /// Joins (with whatever identity the visitor holds), waits (up to 10 s)
+    /// to be admitted, takes a pass and invests `amount_pence` with `key`.
+    pub async fn invest_signed_in(&self, amount_pence: i64, key: &str) -> (u16, serde_json::Value) {
         let (code, joined) = self.join().await;
         assert!(code == 201 || code == 200, "join: {code} {joined}");
         self.wait_until_admitted(Duration::from_secs(10)).await;
@@ -814,9 +940,23 @@ impl Visitor {
         self.invest(
             &pass,
             key,
-            serde_json::json!({"investor_id": investor, "amount_pence": amount_pence}),
+            serde_json::json!({"amount_pence": amount_pence}),
         )
         .await
+    }
+
+    /// The whole visit: signs in as `investor`,
+    /// joins, waits (up to 10 s) to be admitted, takes a pass and invests
+    /// `amount_pence` with key `key` (for the signed-in investor: the body
+    /// names none).
+    pub async fn join_and_invest(
+        &self,
+        investor: &str,
+        amount_pence: i64,
+        key: &str,
+    ) -> (u16, serde_json::Value) {
+        self.sign_in_as(investor);
+        self.invest_signed_in(amount_pence, key).await
     }
 
     /// POST /api/investments through the edge.

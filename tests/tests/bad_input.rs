@@ -3,12 +3,21 @@
 //! and record nothing.
 
 use crowdgate_protocol::api::EDGE_TOKEN_HEADER;
-use crowdgate_protocol::{Pass, Ticket};
+use crowdgate_protocol::{Investor, Pass, Ticket};
 use crowdgate_tests::{
     OPS_TOKEN, ROUND, RoundOptions, System, Visitor, core_http, get_text, json_of, keyring, now_s,
 };
 use serde_json::json;
 use std::time::{Duration, Instant};
+
+/// The signed-in investor the tickets and passes below belong to.
+fn eve() -> Option<Investor> {
+    Some(Investor {
+        id: "eve".into(),
+        name: None,
+        max_investment_pence: None,
+    })
+}
 
 fn ticket(round: &str, number: u64, expires_at: u64) -> Ticket {
     Ticket {
@@ -17,6 +26,7 @@ fn ticket(round: &str, number: u64, expires_at: u64) -> Ticket {
         number: Some(number),
         issued_at: now_s() - 10,
         expires_at,
+        investor: eve(),
     }
 }
 
@@ -27,6 +37,7 @@ fn pass(round: &str, expires_at: u64) -> Pass {
         number: 1,
         issued_at: now_s() - 10,
         expires_at,
+        investor: eve(),
     }
 }
 
@@ -65,11 +76,34 @@ async fn tickets_and_passes_are_checked_at_the_edge() {
     .await;
     expect(
         http.get(format!("{edge}/api/status"))
+            .bearer_auth("v1.garbage"),
+        400,
+        "token_malformed",
+    )
+    .await;
+    // Garbage is a malformed ticket here as at core (only a JWT's shape is
+    // taken for an identity token, which apps send in the same header).
+    expect(
+        http.get(format!("{edge}/api/status"))
             .bearer_auth("garbage"),
         400,
         "token_malformed",
     )
     .await;
+    let (code, body) = json_of(
+        core_http()
+            .post(format!("{}/v1/rounds/{ROUND}/passes", system.core_url))
+            .bearer_auth("garbage")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("token_malformed")),
+        "{body}"
+    );
     let forged = forger.sign(&ticket(ROUND, 1, now_s() + 600));
     expect(
         http.get(format!("{edge}/api/status")).bearer_auth(&forged),
@@ -140,14 +174,23 @@ async fn tickets_and_passes_are_checked_at_the_edge() {
         "invalid_field",
     )
     .await;
+    // An investment is shown only to its investor's pass or ticket.
+    let unknown = format!("{edge}/api/investments/inv_000000000000000000000000");
+    expect(http.get(&unknown), 401, "missing_ticket").await;
     expect(
-        http.get(format!(
-            "{edge}/api/investments/inv_000000000000000000000000"
-        )),
-        404,
-        "not_found",
+        http.get(&unknown).bearer_auth("v1.garbage"),
+        400,
+        "token_malformed",
     )
     .await;
+    expect(
+        http.get(&unknown).bearer_auth(&forged),
+        403,
+        "token_invalid",
+    )
+    .await;
+    let valid = ring.sign(&ticket(ROUND, 1, now_s() + 600));
+    expect(http.get(&unknown).bearer_auth(&valid), 404, "not_found").await;
 
     // A pass before admission is refused.
     let visitor = Visitor::new(edge);
@@ -288,6 +331,23 @@ async fn bad_investments_are_refused_and_record_nothing() {
             "token_wrong_round",
         )
         .await;
+        // A pass from an anonymous room names no investor: it cannot invest.
+        let anonymous = ring.sign(&Pass {
+            investor: None,
+            ..pass(ROUND, now_s() + 600)
+        });
+        let body = expect(
+            post(
+                Some(&anonymous),
+                Some("k"),
+                json,
+                r#"{"amount_pence":5000}"#,
+            ),
+            401,
+            "identity_required",
+        )
+        .await;
+        assert_eq!(body["field"], "pass");
 
         // Headers.
         let p = Some(good_pass.as_str());
@@ -303,9 +363,23 @@ async fn bad_investments_are_refused_and_record_nothing() {
         // Bodies.
         expect(post(p, Some("k"), json, "{not json"), 400, "malformed_json").await;
         expect(post(p, Some("k"), json, "[1,2]"), 400, "malformed_json").await;
+        // investor_id is optional (the pass names the investor); one that
+        // names someone else is refused, never ignored.
+        let body = expect(
+            post(
+                p,
+                Some("k"),
+                json,
+                r#"{"investor_id":"mallory","amount_pence":5000}"#,
+            ),
+            403,
+            "investor_mismatch",
+        )
+        .await;
+        assert_eq!(body["field"], "investor_id");
         for (body, field, code) in [
-            (r#"{"amount_pence":5000}"#, "investor_id", "missing_field"),
             (r#"{"investor_id":"eve"}"#, "amount_pence", "missing_field"),
+            (r#"{"amount_pence":0}"#, "amount_pence", "invalid_amount"),
             (
                 r#"{"investor_id":"eve","amount_pence":0}"#,
                 "amount_pence",
@@ -339,7 +413,7 @@ async fn bad_investments_are_refused_and_record_nothing() {
             (
                 r#"{"investor_id":"","amount_pence":5000}"#,
                 "investor_id",
-                "missing_field",
+                "invalid_field",
             ),
             (
                 r#"{"investor_id":"e v e","amount_pence":5000}"#,
@@ -378,27 +452,63 @@ async fn bad_investments_are_refused_and_record_nothing() {
     assert_eq!(system.round_field("accepted_count").await, 0);
 
     // Same key, different body → 422; same key, same body → same answer.
-    let core_invest = |key: &str, amount: i64| {
+    // Leaving investor_id out (the pass names eve) and naming eve are the
+    // same request.
+    let core_invest = |key: &str, body: serde_json::Value| {
         http.post(&targets[1])
             .bearer_auth(&good_pass)
             .header("idempotency-key", key)
-            .json(&json!({"investor_id": "eve", "amount_pence": amount}))
+            .json(&body)
     };
-    let (code, first) = json_of(core_invest("same", 5_000).send().await.unwrap()).await;
+    let (code, first) = json_of(
+        core_invest("same", json!({"amount_pence": 5_000}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(code, 201, "{first}");
-    let (code, replay) = json_of(core_invest("same", 5_000).send().await.unwrap()).await;
+    assert_eq!(first["investor_id"], "eve", "{first}");
+    let (code, replay) = json_of(
+        core_invest("same", json!({"investor_id": "eve", "amount_pence": 5_000}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(
         (code, &replay["investment_id"]),
         (201, &first["investment_id"])
     );
-    let answer = expect(core_invest("same", 6_000), 422, "idempotency_key_reused").await;
+    let answer = expect(
+        core_invest("same", json!({"amount_pence": 6_000})),
+        422,
+        "idempotency_key_reused",
+    )
+    .await;
     assert_eq!(answer["field"], "Idempotency-Key");
-    // The same pass cannot be used by another investor.
+    // The same pass cannot be used by another investor: a body naming one
+    // is refused, and a pass for the same ticket signed for another investor
+    // (only someone with the signing key could make one) meets the pass's
+    // binding to its first investor.
+    let other = core_invest(
+        "other",
+        json!({"investor_id": "mallory", "amount_pence": 5_000}),
+    );
+    expect(other, 403, "investor_mismatch").await;
+    let mallorys = ring.sign(&Pass {
+        investor: Some(Investor {
+            id: "mallory".into(),
+            name: None,
+            max_investment_pence: None,
+        }),
+        ..pass(ROUND, now_s() + 600)
+    });
     let other = http
         .post(&targets[1])
-        .bearer_auth(&good_pass)
+        .bearer_auth(&mallorys)
         .header("idempotency-key", "other")
-        .json(&json!({"investor_id": "mallory", "amount_pence": 5_000}));
+        .json(&json!({"amount_pence": 5_000}));
     expect(other, 403, "pass_bound_to_other_investor").await;
     assert_eq!(system.stream_len().await, 1);
     assert_eq!(system.round_field("raised_pence").await, 5_000);
@@ -597,7 +707,7 @@ async fn oversized_and_ambiguous_bodies_are_refused_not_busy() {
     let system = System::start(RoundOptions::default()).await;
     system.fund(&[("alice", 1_000_000)]).await;
     let edge = &system.edge_url;
-    let visitor = Visitor::new(edge);
+    let visitor = Visitor::signed_in(edge, "alice");
     visitor.join().await;
     visitor.wait_until_admitted(Duration::from_secs(20)).await;
     let pass = visitor.pass().await;
@@ -712,7 +822,7 @@ async fn strange_but_signed_passes_never_half_record_an_investment() {
             .post(&url)
             .bearer_auth(keyring().sign(&pass))
             .header("idempotency-key", key)
-            .json(&json!({"investor_id": "ann", "amount_pence": 5_000}))
+            .json(&json!({"amount_pence": 5_000}))
     };
     // A ticket id no core hands out would have named a Redis key.
     let mut odd = pass(ROUND, now_s() + 600);

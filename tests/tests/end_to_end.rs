@@ -3,9 +3,29 @@
 //! invests through the edge component, and the investment is settled in the
 //! ledger by the settlement worker.
 
-use crowdgate_tests::{ROUND, RoundOptions, System, Visitor, json_of, wait_for_investment};
+use crowdgate_tests::{ROUND, RoundOptions, System, Visitor, json_of, wait_for_investment_as};
 use serde_json::json;
 use std::time::{Duration, Instant};
+
+/// Polls `GET /api/investments/{id}` at the edge, showing the investor's
+/// pass (only its own investor may see an investment), until its status is
+/// `status`; returns it.
+async fn wait_for_own_investment(
+    visitor: &Visitor,
+    pass: &str,
+    id: &str,
+    status: &str,
+) -> serde_json::Value {
+    let url = format!("{}/api/investments/{id}", visitor.edge_url);
+    wait_for_investment_as(
+        &visitor.http,
+        Some(pass),
+        &url,
+        status,
+        Duration::from_secs(20),
+    )
+    .await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn visitor_walks_from_queue_to_settled_investment() {
@@ -23,7 +43,7 @@ async fn visitor_walks_from_queue_to_settled_investment() {
     );
     assert!(page.text().await.unwrap().contains("/api/join"));
 
-    let visitor = Visitor::new(&system.edge_url);
+    let visitor = Visitor::signed_in(&system.edge_url, "alice");
     let (code, joined) = visitor.join().await;
     assert_eq!(code, 201, "{joined}");
     let number = joined["status"]["queue_number"].as_u64().unwrap();
@@ -41,11 +61,7 @@ async fn visitor_walks_from_queue_to_settled_investment() {
     let pass = visitor.pass().await;
 
     let (code, accepted) = visitor
-        .invest(
-            &pass,
-            "first-try",
-            json!({"investor_id": "alice", "amount_pence": 25_000}),
-        )
+        .invest(&pass, "first-try", json!({"amount_pence": 25_000}))
         .await;
     assert_eq!(code, 201, "{accepted}");
     assert_eq!(accepted["amount_pence"], 25_000);
@@ -53,9 +69,9 @@ async fn visitor_walks_from_queue_to_settled_investment() {
     assert_eq!(accepted["status"], "accepted");
     let id = accepted["investment_id"].as_str().unwrap().to_string();
 
-    // Settled by the worker; the status is visible through the edge.
-    let url = format!("{}/api/investments/{id}", system.edge_url);
-    let settled = wait_for_investment(&url, "settled", Duration::from_secs(20)).await;
+    // Settled by the worker; the status is visible to alice through the edge.
+    let settled = wait_for_own_investment(&visitor, &pass, &id, "settled").await;
+    assert_eq!(settled["investor_id"], "alice");
     assert!(
         settled["settled_at_ms"].as_u64().unwrap() >= settled["accepted_at_ms"].as_u64().unwrap()
     );
@@ -85,11 +101,7 @@ async fn visitor_walks_from_queue_to_settled_investment() {
 
     // A retry with the same key replays the first answer and posts nothing new.
     let (code, replay) = visitor
-        .invest(
-            &pass,
-            "first-try",
-            json!({"investor_id": "alice", "amount_pence": 25_000}),
-        )
+        .invest(&pass, "first-try", json!({"amount_pence": 25_000}))
         .await;
     assert_eq!(code, 201);
     assert_eq!(replay["investment_id"], id.as_str());
@@ -121,22 +133,17 @@ async fn visitor_walks_from_queue_to_settled_investment() {
 async fn insufficient_funds_fails_settlement_and_releases_the_amount() {
     let system = System::start(RoundOptions::default()).await;
     system.fund(&[("bob", 500)]).await;
-    let visitor = Visitor::new(&system.edge_url);
+    let visitor = Visitor::signed_in(&system.edge_url, "bob");
     visitor.join().await;
     visitor.wait_until_admitted(Duration::from_secs(20)).await;
     let pass = visitor.pass().await;
     let (code, accepted) = visitor
-        .invest(
-            &pass,
-            "k",
-            json!({"investor_id": "bob", "amount_pence": 10_000}),
-        )
+        .invest(&pass, "k", json!({"amount_pence": 10_000}))
         .await;
     assert_eq!(code, 201, "{accepted}");
     let id = accepted["investment_id"].as_str().unwrap();
 
-    let url = format!("{}/api/investments/{id}", system.edge_url);
-    let failed = wait_for_investment(&url, "failed", Duration::from_secs(20)).await;
+    let failed = wait_for_own_investment(&visitor, &pass, id, "failed").await;
     assert_eq!(failed["failure_reason"], "insufficient_funds");
     assert_eq!(
         system.round_field("raised_pence").await,

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// A valid pass for ticket `tk-<n>` (as core signs after admission).
+/// A valid pass for ticket `tk-<n>` held by investor `investor-<n>` (as
+/// core signs after admission).
 fn pass_for(n: usize) -> String {
-    pass_token(&format!("tk-{n}"), n as u64)
+    pass_token(&format!("tk-{n}"), n as u64, &format!("investor-{n}"))
 }
 
 /// What one investor finally got.
@@ -43,7 +44,7 @@ async fn invest_counting_retries(
     give_up: Duration,
     retries: &AtomicUsize,
 ) -> Answer {
-    let investor = format!("investor-{n}");
+    // The investor is the pass's (`investor-<n>`): the body names none.
     let pass = pass_for(n);
     let deadline = Instant::now() + give_up;
     loop {
@@ -51,7 +52,7 @@ async fn invest_counting_retries(
             .post(url)
             .bearer_auth(&pass)
             .header("idempotency-key", format!("key-{n}"))
-            .json(&json!({"investor_id": investor, "amount_pence": amount}))
+            .json(&json!({"amount_pence": amount}))
             .timeout(Duration::from_secs(10))
             .send()
             .await;
@@ -334,7 +335,7 @@ async fn edge_answers_503_with_retry_after_while_core_is_down() {
         .post(format!("{}/api/investments", system.edge_url))
         .bearer_auth(pass_for(1))
         .header("idempotency-key", "k")
-        .json(&json!({"investor_id": "ann", "amount_pence": 5_000}))
+        .json(&json!({"amount_pence": 5_000}))
         .send()
         .await
         .unwrap();

@@ -521,7 +521,7 @@ async fn the_cap_never_goes_to_or_below_raised_and_a_full_round_reopens() {
     let ops = Ops::new(&system);
     use reqwest::Method;
 
-    let visitor = Visitor::new(&system.edge_url);
+    let visitor = Visitor::signed_in(&system.edge_url, "ann");
     let (code, body) = visitor.join_and_invest("ann", 10_000, "k1").await;
     assert_eq!(code, 201, "{body}");
     let status = ops.status().await;
@@ -872,16 +872,12 @@ async fn status_reports_the_queue_money_and_settlement() {
     let system = System::start(RoundOptions::default()).await;
     system.fund(&[("ann", 100_000)]).await;
     let ops = Ops::new(&system);
-    let visitor = Visitor::new(&system.edge_url);
+    let visitor = Visitor::signed_in(&system.edge_url, "ann");
     assert_eq!(visitor.join().await.0, 201);
     visitor.wait_until_admitted(Duration::from_secs(10)).await;
     let pass = visitor.pass().await;
     let (code, body) = visitor
-        .invest(
-            &pass,
-            "k1",
-            json!({"investor_id": "ann", "amount_pence": 10_000}),
-        )
+        .invest(&pass, "k1", json!({"amount_pence": 10_000}))
         .await;
     assert_eq!(code, 201, "{body}");
 
@@ -932,11 +928,7 @@ async fn status_reports_the_queue_money_and_settlement() {
     let worker = system.settle.as_ref().unwrap();
     worker.stop().await;
     let (code, body) = visitor
-        .invest(
-            &pass,
-            "k2",
-            json!({"investor_id": "ann", "amount_pence": 10_000}),
-        )
+        .invest(&pass, "k2", json!({"amount_pence": 10_000}))
         .await;
     assert_eq!(code, 201, "{body}");
     // The lag grows while the entry waits, and the backlog holds it.

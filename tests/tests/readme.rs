@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The ports `./dev up` uses by default (`crowdgate up --help`).
-const UP_PORTS: [u16; 5] = [3000, 8080, 6390, 9101, 9102];
+const UP_PORTS: [u16; 6] = [3000, 3001, 8080, 6390, 9101, 9102];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_up_as_the_readme_says_runs_a_round_end_to_end() {
@@ -62,7 +62,7 @@ async fn dev_up_as_the_readme_says_runs_a_round_end_to_end() {
     );
 
     // An investor, as the README describes: join, wait, invest, see it settle.
-    invest_and_settle("http://127.0.0.1:3000", "demo-001").await;
+    invest_and_settle("http://127.0.0.1:3000", "http://127.0.0.1:3001", "demo-001").await;
 
     // The day-to-day commands, as listed.
     let crowdgate = |args: &[&str]| {
@@ -119,10 +119,12 @@ async fn running_the_parts_yourself_as_the_readme_says() {
         "the README's block lost its redis-server line: {lines:?}"
     );
     let (redis, core, edge, metrics) = (free_port(), free_port(), free_port(), free_port());
+    let identity = free_port();
     let ports = |line: &str| {
         line.replace("6390", &redis.to_string())
             .replace("8080", &core.to_string())
             .replace("3000", &edge.to_string())
+            .replace("3001", &identity.to_string())
             .replace("9102", &metrics.to_string())
     };
 
@@ -140,6 +142,8 @@ async fn running_the_parts_yourself_as_the_readme_says() {
             Some(metrics)
         } else if line.contains("crowdgate host") {
             Some(edge)
+        } else if line.contains("crowdgate dev-identity") {
+            Some(identity)
         } else {
             None
         };
@@ -172,7 +176,12 @@ async fn running_the_parts_yourself_as_the_readme_says() {
     parts
         .wait_for_output(&log, "ALL-PARTS-UP", Duration::from_secs(15 * 60))
         .await;
-    invest_and_settle(&format!("http://127.0.0.1:{edge}"), "demo-002").await;
+    invest_and_settle(
+        &format!("http://127.0.0.1:{edge}"),
+        &format!("http://127.0.0.1:{identity}"),
+        "demo-003",
+    )
+    .await;
     assert!(
         checkout.join(".crowdgate/redis/appendonlydir").is_dir(),
         "the documented redis-server line keeps its data in .crowdgate/redis"
@@ -184,14 +193,27 @@ async fn running_the_parts_yourself_as_the_readme_says() {
     drop(parts);
 }
 
-/// Joins through the edge at `edge`, waits to be admitted, takes a pass,
-/// invests £100 as `investor` and waits until it is settled.
-async fn invest_and_settle(edge: &str, investor: &str) {
-    let visitor = Visitor::new(edge);
+/// Signs in as `investor` on the development identity provider at
+/// `provider` (one click, as the README promises), joins through the edge
+/// at `edge`, waits to be admitted, takes a pass, invests £100 and waits
+/// until it is settled.
+async fn invest_and_settle(edge: &str, provider: &str, investor: &str) {
+    let visitor = Visitor::anonymous(edge);
+    let page = visitor.sign_in_with_provider(provider, investor).await;
+    let name = match investor {
+        "demo-001" => "Ada Lovelace",
+        "demo-003" => "Grace Hopper",
+        other => panic!("no demo name known for {other}"),
+    };
+    assert!(
+        page.contains(&format!("Investing as {name}")),
+        "the page names who is signed in: {page}"
+    );
     let (code, investment) = visitor
-        .join_and_invest(investor, 10_000, &format!("readme-{investor}"))
+        .invest_signed_in(10_000, &format!("readme-{investor}"))
         .await;
     assert_eq!(code, 201, "{investment}");
+    assert_eq!(investment["investor_id"], investor, "{investment}");
     let id = investment["investment_id"].as_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

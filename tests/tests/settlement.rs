@@ -30,12 +30,16 @@ async fn fund_investors(system: &System, investors: usize) {
 /// straight through core (settlement is what is under test here).
 async fn invest(http: &reqwest::Client, url: &str, n: usize, investors: usize) {
     let investor = n % investors;
-    let pass = pass_token(&format!("tk-{investor}"), investor as u64 + 1);
+    let pass = pass_token(
+        &format!("tk-{investor}"),
+        investor as u64 + 1,
+        &format!("inv-{investor}"),
+    );
     let (code, body) = json_of(
         http.post(url)
             .bearer_auth(pass)
             .header("idempotency-key", format!("k-{n}"))
-            .json(&json!({"investor_id": format!("inv-{investor}"), "amount_pence": 1_000}))
+            .json(&json!({"amount_pence": 1_000}))
             .send()
             .await
             .unwrap(),
@@ -322,6 +326,7 @@ const BIG_ROUND: RoundOptions = RoundOptions {
     batch_interval_ms: 200,
     max_active: 100_000,
     claim_window_seconds: 60,
+    identity: None,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,11 +398,11 @@ async fn insufficient_funds_fails_releases_and_reopens_a_full_round() {
     let http = core_http();
     let url = format!("{}/v1/rounds/{ROUND}/investments", system.core_url);
     let invest = |ticket: &str, investor: &str, amount: i64| {
-        let pass = pass_token(ticket, 1);
+        let pass = pass_token(ticket, 1, investor);
         http.post(&url)
             .bearer_auth(pass)
             .header("idempotency-key", format!("{investor}-{amount}"))
-            .json(&json!({"investor_id": investor, "amount_pence": amount}))
+            .json(&json!({"amount_pence": amount}))
             .send()
     };
     let (code, poor) = json_of(invest("t-poor", "poor", 10_000).await.unwrap()).await;

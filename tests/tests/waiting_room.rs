@@ -1,12 +1,13 @@
 //! The waiting room's fairness promises, with real core processes and Redis:
-//! the pre-queue is a uniform lottery, everyone after opening is served in
-//! arrival order, admission keeps the ops-set rate and maximum of active
+//! the pre-queue is a uniform lottery and everyone after opening is served in
+//! arrival order (10,000 investors, each signed in and joining through the
+//! edge), admission keeps the ops-set rate and maximum of active
 //! investors, replicas never double-advance, and no-shows never stall it.
 
 use crowdgate_protocol::Ticket;
 use crowdgate_tests::{
-    ROUND, RoundOptions, System, Visitor, core_http, get_text, json_of, keyring, now_s,
-    ticket_token,
+    ROUND, RoundOptions, System, Visitor, core_http, get_text, identity_token, json_of, keyring,
+    now_s, ticket_token,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,10 +19,19 @@ fn rfc3339_in(seconds: u64) -> String {
     .to_string()
 }
 
-/// POST /v1/rounds/{round}/queue → (ticket id, number or None for pre-queue).
-async fn join_core(http: &reqwest::Client, core: &str) -> (String, Option<u64>) {
+/// POST /v1/rounds/{round}/queue for a new signed-in investor of its own
+/// (`joiner-<n>`, as the edge sends once it has verified an identity), so
+/// every call is another person taking a new place → (ticket id, number or
+/// None for pre-queue, investor id).
+async fn join_core(http: &reqwest::Client, core: &str) -> (String, Option<u64>, String) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let investor = format!(
+        "joiner-{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
     let (code, body) = json_of(
         http.post(format!("{core}/v1/rounds/{ROUND}/queue"))
+            .json(&serde_json::json!({"investor_id": investor}))
             .send()
             .await
             .unwrap(),
@@ -31,7 +41,33 @@ async fn join_core(http: &reqwest::Client, core: &str) -> (String, Option<u64>) 
     (
         body["ticket_id"].as_str().unwrap().to_string(),
         body["queue_number"].as_u64(),
+        investor,
     )
+}
+
+/// POST /api/join through the edge as a new investor signed in by the test
+/// platform (an app presenting its identity token) → (ticket id, number or
+/// None for pre-queue).
+async fn join_signed_in(http: &reqwest::Client, edge: &str) -> (String, Option<u64>) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let investor = format!(
+        "visitor-{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let (code, body) = json_of(
+        http.post(format!("{edge}/api/join"))
+            .bearer_auth(identity_token(&investor))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    let ticket: Ticket = keyring()
+        .verify(body["ticket"].as_str().unwrap(), ROUND, now_s())
+        .expect("the edge signs a valid ticket");
+    assert_eq!(ticket.investor.map(|i| i.id), Some(investor));
+    (ticket.id, body["status"]["queue_number"].as_u64())
 }
 
 async fn admitted_up_to(http: &reqwest::Client, core: &str) -> u64 {
@@ -62,17 +98,19 @@ async fn prequeue_is_a_uniform_lottery_and_later_joiners_are_fifo() {
     let opens_at = Instant::now() + Duration::from_secs(opens_in - 1);
     let http = core_http();
     let core = system.core_url.clone();
+    let edge = system.edge_url.clone();
 
-    // Pre-queue: 16 joiners at a time; arrival order is completion order.
+    // Pre-queue: 16 signed-in visitors joining at a time through the edge;
+    // arrival order is completion order.
     let arrivals = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(BEFORE)));
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let tasks: Vec<_> = (0..16)
         .map(|_| {
-            let (http, core, arrivals, next) =
-                (http.clone(), core.clone(), arrivals.clone(), next.clone());
+            let (http, edge, arrivals, next) =
+                (http.clone(), edge.clone(), arrivals.clone(), next.clone());
             tokio::spawn(async move {
                 while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < BEFORE {
-                    let (ticket, number) = join_core(&http, &core).await;
+                    let (ticket, number) = join_signed_in(&http, &edge).await;
                     assert_eq!(number, None, "joined before opening: pre-queue");
                     arrivals.lock().await.push(ticket);
                 }
@@ -111,7 +149,7 @@ async fn prequeue_is_a_uniform_lottery_and_later_joiners_are_fifo() {
     // After opening: strictly first come, first served, behind the pre-queue.
     let mut last = BEFORE as u64;
     for _ in 0..AFTER {
-        let (_, number) = join_core(&http, &core).await;
+        let (_, number) = join_signed_in(&http, &edge).await;
         let number = number.expect("after opening joiners get a number");
         assert_eq!(
             number,
@@ -398,9 +436,9 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
     .await;
     let http = core_http();
     let core = &system.core_url;
-    let claim = |id: &str, number: u64| {
+    let claim = |id: &str, number: u64, investor: &str| {
         http.post(format!("{core}/v1/rounds/{ROUND}/passes"))
-            .bearer_auth(ticket_token(id, number))
+            .bearer_auth(ticket_token(id, number, investor))
             .send()
     };
 
@@ -439,15 +477,15 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut passes = Vec::new();
-    for (id, number) in &tickets[10..13] {
-        let (code, grant) = json_of(claim(id, number.unwrap()).await.unwrap()).await;
+    for (id, number, investor) in &tickets[10..13] {
+        let (code, grant) = json_of(claim(id, number.unwrap(), investor).await.unwrap()).await;
         assert_eq!(code, 200, "{grant}");
         passes.push(grant["pass"].as_str().unwrap().to_string());
     }
     // A claim is recorded once: claiming again returns the same lifetime.
-    let (_, again) = json_of(claim(&tickets[10].0, 11).await.unwrap()).await;
+    let (_, again) = json_of(claim(&tickets[10].0, 11, &tickets[10].2).await.unwrap()).await;
     let first_expiry = again["expires_at"].clone();
-    let (_, again) = json_of(claim(&tickets[10].0, 11).await.unwrap()).await;
+    let (_, again) = json_of(claim(&tickets[10].0, 11, &tickets[10].2).await.unwrap()).await;
     assert_eq!(again["expires_at"], first_expiry);
 
     for _ in 0..2 {
@@ -470,13 +508,13 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
         "nobody admitted while 3 of 3 are active"
     );
 
-    // One investor finishes (invests): exactly one more is admitted, and
-    // holds that place for its claim window.
+    // One investor finishes (invests, as the pass's investor): exactly one
+    // more is admitted, and holds that place for its claim window.
     let (code, body) = json_of(
         http.post(format!("{core}/v1/rounds/{ROUND}/investments"))
             .bearer_auth(&passes[0])
             .header("idempotency-key", "done")
-            .json(&serde_json::json!({"investor_id": "first", "amount_pence": 5_000}))
+            .json(&serde_json::json!({"amount_pence": 5_000}))
             .send()
             .await
             .unwrap(),
@@ -513,7 +551,7 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
     );
 
     // Not admitted yet → 409; an expired claim → 410 with a clear message.
-    let (code, body) = json_of(claim("late", 15).await.unwrap()).await;
+    let (code, body) = json_of(claim("late", 15, "late-investor").await.unwrap()).await;
     assert_eq!((code, body["error"].as_str()), (409, Some("not_admitted")));
     let mut redis = system.redis().await;
     let _: () = redis::cmd("HSET")
@@ -523,7 +561,7 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
         .query_async(&mut redis)
         .await
         .unwrap();
-    let (code, body) = json_of(claim(&tickets[11].0, 12).await.unwrap()).await;
+    let (code, body) = json_of(claim(&tickets[11].0, 12, &tickets[11].2).await.unwrap()).await;
     assert_eq!(
         (code, body["error"].as_str()),
         (410, Some("pass_expired")),
@@ -534,7 +572,7 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
         "{body}"
     );
     // A no-show whose window lapsed, with the room full: retry later (429).
-    let (code, body) = json_of(claim(&tickets[0].0, 1).await.unwrap()).await;
+    let (code, body) = json_of(claim(&tickets[0].0, 1, &tickets[0].2).await.unwrap()).await;
     assert_eq!(
         (code, body["error"].as_str()),
         (429, Some("room_full_now")),
@@ -623,6 +661,7 @@ async fn passes_and_prequeue_lookups_refuse_bad_input() {
                             number: Some(1),
                             issued_at: now_s(),
                             expires_at: now_s() + 60,
+                            investor: None,
                         }),
                 ),
             403,
@@ -675,6 +714,16 @@ async fn the_page_works_without_javascript() {
         .build()
         .unwrap();
     let edge = &system.edge_url;
+    // Arriving from the platform signed in as `nojs`: the token is kept in
+    // an HttpOnly cookie and the browser sent on to the clean page.
+    let signed_in = browser
+        .get(format!("{edge}/signin"))
+        .query(&[("identity_token", identity_token("nojs"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], "/");
     let page = browser
         .get(format!("{edge}/"))
         .send()
@@ -704,7 +753,8 @@ async fn the_page_works_without_javascript() {
             .contains("HttpOnly")
     );
 
-    // The page renders the status itself and refreshes itself.
+    // The page renders the status itself and refreshes itself while there
+    // is something to wait for (never under a half-typed amount).
     let deadline = Instant::now() + Duration::from_secs(20);
     let page = loop {
         let page = browser
@@ -715,10 +765,12 @@ async fn the_page_works_without_javascript() {
             .text()
             .await
             .unwrap();
-        assert!(page.contains(r#"http-equiv="refresh""#));
+        let refreshes = page.contains(r#"http-equiv="refresh""#);
         if page.contains(r#"action="/invest""#) {
+            assert!(!refreshes, "the invest form refreshes away:\n{page}");
             break page;
         }
+        assert!(refreshes, "a waiting page that does not refresh:\n{page}");
         assert!(Instant::now() < deadline, "never admitted:\n{page}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
@@ -726,6 +778,7 @@ async fn the_page_works_without_javascript() {
         page.contains("It&#39;s your turn") || page.contains("It's your turn"),
         "{page}"
     );
+    assert!(page.contains("Investing as nojs"), "{page}");
     let key = page
         .split(r#"name="key" value=""#)
         .nth(1)
@@ -737,11 +790,7 @@ async fn the_page_works_without_javascript() {
 
     let result = browser
         .post(format!("{edge}/invest"))
-        .form(&[
-            ("investor_id", "nojs"),
-            ("amount", "125.00"),
-            ("key", key.as_str()),
-        ])
+        .form(&[("amount", "125.00"), ("key", key.as_str())])
         .send()
         .await
         .unwrap()
@@ -755,11 +804,7 @@ async fn the_page_works_without_javascript() {
     // Submitting the same form again does not invest twice.
     browser
         .post(format!("{edge}/invest"))
-        .form(&[
-            ("investor_id", "nojs"),
-            ("amount", "125.00"),
-            ("key", key.as_str()),
-        ])
+        .form(&[("amount", "125.00"), ("key", key.as_str())])
         .send()
         .await
         .unwrap();
@@ -770,11 +815,7 @@ async fn the_page_works_without_javascript() {
     let long_key = format!("{key}{}", "x".repeat(129));
     let result = browser
         .post(format!("{edge}/invest"))
-        .form(&[
-            ("investor_id", "nojs"),
-            ("amount", "125.00"),
-            ("key", long_key.as_str()),
-        ])
+        .form(&[("amount", "125.00"), ("key", long_key.as_str())])
         .send()
         .await
         .unwrap()
@@ -789,11 +830,7 @@ async fn the_page_works_without_javascript() {
     // A bad amount is explained, nothing recorded.
     let result = browser
         .post(format!("{edge}/invest"))
-        .form(&[
-            ("investor_id", "nojs"),
-            ("amount", "lots"),
-            ("key", "other"),
-        ])
+        .form(&[("amount", "lots"), ("key", "other")])
         .send()
         .await
         .unwrap()
@@ -804,11 +841,7 @@ async fn the_page_works_without_javascript() {
     // Regression: commas were dropped, so "12,50" invested £1,250.
     let result = browser
         .post(format!("{edge}/invest"))
-        .form(&[
-            ("investor_id", "nojs"),
-            ("amount", "12,50"),
-            ("key", "comma"),
-        ])
+        .form(&[("amount", "12,50"), ("key", "comma")])
         .send()
         .await
         .unwrap()

@@ -1,44 +1,131 @@
-//! The waiting-room page in a real headless Chromium: it joins, shows the
-//! position falling, admits the visitor, shows the investment form, and the
-//! investment is accepted and settled. Screenshots go to `tests/artifacts/`.
+//! The waiting-room page in a real headless Chromium, as an investor uses it:
+//! it asks them to sign in, they sign in with one click on the development
+//! identity provider (whose JWKS the waiting room fetches like a real
+//! platform's), come back to a clean URL that says who they are and names
+//! the round, wait in the queue, are admitted ("It's your turn", the pass
+//! counting down), see what their amount buys, invest, and watch the receipt
+//! turn from accepted to settled. Screenshots go to `tests/artifacts/`.
 
 use crowdgate_tests::browser::{Browser, non_empty};
-use crowdgate_tests::{ROUND, RoundOptions, System, core_http};
+use crowdgate_tests::{
+    Proc, ROUND, RoundOptions, System, core_http, crowdgate_bin, json_of, wait_for,
+};
 use fantoccini::Locator;
+use serde_json::json;
+use std::process::Command;
 use std::time::Duration;
 
+/// A port nobody listens on now (the provider must be named before it runs).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_browser_walks_from_the_queue_to_a_settled_investment() {
+async fn a_browser_signs_in_queues_invests_and_sees_it_settle() {
+    let provider = format!("http://127.0.0.1:{}", free_port());
     // One admitted every 500 ms, with six people already ahead.
-    let system = System::start(RoundOptions {
-        rate_per_minute: 120,
-        batch_interval_ms: 500,
-        ..Default::default()
-    })
+    let system = System::start_with_host_env(
+        RoundOptions {
+            rate_per_minute: 120,
+            batch_interval_ms: 500,
+            ..Default::default()
+        },
+        true,
+        vec![
+            ("SPIN_VARIABLE_IDENTITY_ISSUER", provider.clone()),
+            ("SPIN_VARIABLE_IDENTITY_PROVIDER_URL", provider.clone()),
+            ("SPIN_VARIABLE_IDENTITY_SIGN_IN_URL", format!("{provider}/")),
+        ],
+    )
     .await;
-    system.fund(&[("browser-investor", 1_000_000)]).await;
+    let mut identity = Proc::spawn(
+        "dev-identity",
+        Command::new(crowdgate_bin())
+            .arg("dev-identity")
+            .args(["--listen", provider.trim_start_matches("http://")])
+            .arg("--dir")
+            .arg(system.dir.path().join("dev-identity"))
+            .args(["--audience", ROUND])
+            .args(["--return-to", &format!("{}/signin", system.edge_url)]),
+        system.dir.path(),
+    );
+    wait_for(&format!("{provider}/healthz"), &mut [&mut identity]).await;
+    system.fund(&[("demo-001", 1_000_000)]).await;
+
+    // Six investors already queue, and admission waits for the opening.
     let http = core_http();
     let mut redis = system.redis().await;
+    let round_key = crowdgate_store::RoundKeys::new(ROUND).round();
     let _: () = redis::cmd("HSET")
-        .arg(crowdgate_store::RoundKeys::new(ROUND).round())
+        .arg(&round_key)
         .arg("phase")
         .arg("paused")
         .query_async(&mut redis)
         .await
         .unwrap();
-    for _ in 0..6 {
-        http.post(format!("{}/v1/rounds/{ROUND}/queue", system.core_url))
-            .send()
-            .await
-            .unwrap();
+    for n in 0..6 {
+        let (code, body) = json_of(
+            http.post(format!("{}/v1/rounds/{ROUND}/queue", system.core_url))
+                .json(&json!({ "investor_id": format!("early-{n}") }))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(code, 201, "{body}");
     }
 
+    // Not signed in: the page says so and links to the platform's sign-in.
     let browser = Browser::start().await;
     browser
         .client
         .goto(&format!("{}/", system.edge_url))
         .await
         .unwrap();
+    browser
+        .wait_for_text("#heading", Duration::from_secs(10), |t| {
+            t == "Sign in to join the queue"
+        })
+        .await;
+    browser.screenshot("waiting-room-sign-in").await;
+    browser
+        .client
+        .find(Locator::Css("#sign-in-link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // One click on the development provider signs in as Ada Lovelace.
+    browser
+        .client
+        .find(Locator::XPath(
+            "//form[input[@name='investor' and @value='demo-001']]//button",
+        ))
+        .await
+        .expect("the provider lists demo-001")
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#investor", Duration::from_secs(20), |t| {
+            t == "Investing as Ada Lovelace"
+        })
+        .await;
+    let url = browser.client.current_url().await.unwrap();
+    assert_eq!(
+        url.as_str(),
+        format!("{}/", system.edge_url),
+        "the identity token never stays in the address bar"
+    );
+    browser
+        .wait_for_text("#round-name", Duration::from_secs(5), |t| t == "Test round")
+        .await;
     let first = browser
         .wait_for_text("#position", Duration::from_secs(20), |t| {
             t.parse::<u64>().is_ok()
@@ -46,52 +133,68 @@ async fn a_browser_walks_from_the_queue_to_a_settled_investment() {
         .await;
     assert_eq!(first, "7", "six people ahead");
     browser
-        .wait_for_text("#ahead", Duration::from_secs(5), |t| t == "6")
+        .wait_for_text("#heading", Duration::from_secs(5), |t| {
+            t == "You are in the queue"
+        })
         .await;
     browser.screenshot("waiting-room-queued").await;
 
     // Open the room: the position falls and the visitor is admitted.
     let _: () = redis::cmd("HSET")
-        .arg(crowdgate_store::RoundKeys::new(ROUND).round())
+        .arg(&round_key)
         .arg("phase")
         .arg("open")
         .query_async(&mut redis)
         .await
         .unwrap();
     browser
-        .wait_for_text("#ahead", Duration::from_secs(20), |t| {
-            t.parse::<u64>().is_ok_and(|n| n < 6)
+        .wait_for_text("#heading", Duration::from_secs(30), |t| {
+            t == "It's your turn"
         })
         .await;
-    browser
-        .wait_for_text("#state", Duration::from_secs(30), |t| {
-            t.contains("your turn")
+    let countdown = browser
+        .wait_for_text("#pass-countdown", Duration::from_secs(10), |t| {
+            is_minutes_seconds(t)
         })
         .await;
     let form = browser.client.find(Locator::Css("#invest")).await.unwrap();
+    assert!(form.is_displayed().await.unwrap(), "the form is shown");
     assert!(
-        form.is_displayed().await.unwrap(),
-        "the investment form is shown when admitted"
+        browser
+            .client
+            .find(Locator::Css("#invest input[name=investor_id]"))
+            .await
+            .is_err(),
+        "there is no investor field: the investment is for who signed in"
     );
     let shot = browser.screenshot("waiting-room-admitted").await;
     assert!(non_empty(&shot));
 
+    // The amount's shares, before submitting (£1 a share).
+    let amount = browser.client.find(Locator::Css("#amount")).await.unwrap();
+    amount.send_keys("150.50").await.unwrap();
     browser
-        .client
-        .find(Locator::Css("#investor"))
-        .await
-        .unwrap()
-        .send_keys("browser-investor")
-        .await
-        .unwrap();
+        .wait_for_text("#shares-preview", Duration::from_secs(5), |t| {
+            t.contains("Not a whole number of shares")
+        })
+        .await;
+    amount.clear().await.unwrap();
+    amount.send_keys("150").await.unwrap();
     browser
-        .client
-        .find(Locator::Css("#amount"))
-        .await
-        .unwrap()
-        .send_keys("150")
-        .await
-        .unwrap();
+        .wait_for_text("#shares-preview", Duration::from_secs(5), |t| {
+            t.contains("£150.00 buys 150 shares")
+        })
+        .await;
+    let later = browser
+        .wait_for_text("#pass-countdown", Duration::from_secs(5), |t| {
+            is_minutes_seconds(t) && t < countdown.as_str()
+        })
+        .await;
+    assert!(
+        later < countdown,
+        "the pass counts down: {countdown} → {later}"
+    );
+
     browser
         .client
         .find(Locator::Css("#submit"))
@@ -101,11 +204,48 @@ async fn a_browser_walks_from_the_queue_to_a_settled_investment() {
         .await
         .unwrap();
     browser
-        .wait_for_text("#result", Duration::from_secs(20), |t| {
-            t.contains("Settled")
+        .wait_for_text("#receipt-amount", Duration::from_secs(20), |t| {
+            t.contains("£150.00")
         })
+        .await;
+    browser
+        .wait_for_text("#receipt-status", Duration::from_secs(30), |t| {
+            t == "settled"
+        })
+        .await;
+    browser
+        .wait_for_text("#heading", Duration::from_secs(5), |t| {
+            t == "You have invested"
+        })
+        .await;
+    let receipt_id = browser
+        .wait_for_text("#receipt-id", Duration::from_secs(5), |t| !t.is_empty())
         .await;
     browser.screenshot("waiting-room-settled").await;
     assert_eq!(system.round_field("raised_pence").await, 15_000);
+    let (code, investment) = json_of(
+        http.get(format!(
+            "{}/v1/rounds/{ROUND}/investments/{receipt_id}",
+            system.core_url
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{investment}");
+    assert_eq!(investment["investor_id"], "demo-001", "{investment}");
     browser.close().await;
+    identity.stop().await;
+}
+
+/// `mm:ss`, as the pass countdown shows it.
+fn is_minutes_seconds(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    text.len() == 5
+        && bytes[2] == b':'
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 2 || b.is_ascii_digit())
 }

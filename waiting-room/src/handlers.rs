@@ -1,22 +1,33 @@
 //! The waiting room's endpoints. Every call to core goes through the typed
 //! [`CoreClient`]; the no-JavaScript invest form goes through the same
-//! investment [`gateway`] as the edge.
+//! investment [`gateway`] as the edge; identity tokens are checked by
+//! [`IdentitySettings`] (the platform's keys) and nowhere else.
 
 use crate::page;
-use crowdgate_protocol::api::{Joined, RoundProgress, Status};
+use crowdgate_identity::Identity;
+use crowdgate_protocol::api::{IdentityMode, Investment, Joined, RoundProgress, Status};
 use crowdgate_protocol::attempt::Attempt;
 use crowdgate_protocol::invest::{InvestRequest, parse_pounds};
-use crowdgate_protocol::{ApiError, ErrorCode, RoomPhase, RoomState, Ticket, queue};
+use crowdgate_protocol::{ApiError, ErrorCode, Investor, RoomPhase, RoomState, Ticket, queue};
 use spin_sdk::http::{Request, Response};
-use spin_support::credentials::{self, TICKET_COOKIE};
+use spin_support::credentials::{self, IDENTITY_COOKIE, TICKET_COOKIE};
+use spin_support::identity::IdentitySettings;
 use spin_support::{CoreClient, CoreError, Settings, gateway, now_ms, respond, room_cache};
 
 /// How long a ticket stays valid: longer than any round's queue.
 const TICKET_TTL_S: u64 = 24 * 3600;
 
+/// The query parameter or form field an arriving browser brings its
+/// identity token in (`/signin?identity_token=…`).
+const IDENTITY_TOKEN_FIELD: &str = "identity_token";
+
 /// `GET /`: the page, with the visitor's status rendered in (so it works
 /// without JavaScript); `Accept: application/json` gets the status itself.
+/// A platform linking straight to `/?identity_token=…` is signed in first.
 pub async fn page(settings: &Settings, request: &Request) -> Response {
+    if query_param(request, IDENTITY_TOKEN_FIELD).is_some() {
+        return sign_in(settings, request).await;
+    }
     let wants_json = request
         .header("accept")
         .and_then(|v| v.as_str())
@@ -25,10 +36,24 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
         return status(settings, request).await;
     }
     let now = now_ms();
+    let identity = signed_in(settings, request, now).await;
+    // A ticket is the browser's place unless it signed in since as someone
+    // else: then that person's place is shown (joining fetches it).
+    let held = ticket_of(settings, request, now)
+        .ok()
+        .filter(|(ticket, _)| {
+            let holder = ticket.investor.as_ref().map(|i| i.id.as_str());
+            match &identity {
+                Ok(Some(identity)) => holder == Some(identity.investor_id.as_str()),
+                _ => true,
+            }
+        });
     let mut reissued = None;
-    let current = match ticket_of(settings, request, now) {
-        Ok((ticket, token)) => {
+    let mut investor = None;
+    let current = match held {
+        Some((ticket, token)) => {
             let had_number = ticket.number.is_some();
+            investor = ticket.investor.clone();
             match status_of(settings, ticket, token, now).await {
                 Ok((status, token)) => {
                     if !had_number && status.queue_number.is_some() {
@@ -39,36 +64,100 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
                 Err(_) => None,
             }
         }
-        Err(_) => None,
+        None => None,
     };
-    let mut response = html_page(settings, current.as_ref(), None, now);
+    let room = room_cache::room_state(settings, now).await.ok();
+    // Before joining, the identity the browser signed in with says who it is.
+    let mut sign_in = None;
+    if investor.is_none() {
+        let anonymous_room = room
+            .as_ref()
+            .is_some_and(|r| r.identity == IdentityMode::Anonymous);
+        match identity {
+            Ok(Some(identity)) => investor = Some(investor_of(&identity)),
+            Ok(None) if anonymous_room => {}
+            Ok(None) => sign_in = Some(SignInNeeded::new(settings, SIGN_IN_FIRST)),
+            Err(err) => sign_in = Some(SignInNeeded::new(settings, &err.message)),
+        }
+    }
+    let view = PageView {
+        room: room.as_ref(),
+        status: current.as_ref(),
+        investor: investor.as_ref(),
+        sign_in: sign_in.as_ref(),
+        ..PageView::default()
+    };
+    let mut response = html_page(settings, &view, now, 200);
     if let Some(token) = reissued {
         set_ticket_cookie(&mut response, request, &token);
     }
     response
 }
 
-fn html_page(
-    settings: &Settings,
-    status: Option<&Status>,
-    message: Option<&str>,
-    now: u64,
-) -> Response {
+/// The first words of a visitor who has not signed in.
+const SIGN_IN_FIRST: &str = "You need to sign in to join the queue.";
+
+/// What the page shows, gathered by a handler.
+#[derive(Default)]
+struct PageView<'a> {
+    room: Option<&'a RoomState>,
+    status: Option<&'a Status>,
+    message: Option<&'a str>,
+    investor: Option<&'a Investor>,
+    sign_in: Option<&'a SignInNeeded>,
+    receipt: Option<&'a Investment>,
+}
+
+/// Why the visitor must sign in, and where.
+struct SignInNeeded {
+    url: Option<String>,
+    reason: String,
+}
+
+impl SignInNeeded {
+    fn new(settings: &Settings, reason: &str) -> SignInNeeded {
+        SignInNeeded {
+            url: sign_in_url(settings),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// The platform's sign-in page, when the deployment names one.
+fn sign_in_url(settings: &Settings) -> Option<String> {
+    IdentitySettings::load(&settings.round)
+        .ok()
+        .flatten()
+        .and_then(|i| i.sign_in_url)
+}
+
+fn html_page(settings: &Settings, view: &PageView<'_>, now: u64, code: u16) -> Response {
     let form_key = format!("nojs-{now:x}");
+    let sign_in_url = sign_in_url(settings);
     let view = page::View {
-        round: &settings.round,
-        status,
-        message,
+        room: view.room,
+        round_id: &settings.round,
+        status: view.status,
+        message: view.message,
         form_key: &form_key,
+        investor: view.investor,
+        sign_in: view.sign_in.map(|s| page::SignIn {
+            url: s.url.as_deref(),
+            reason: &s.reason,
+        }),
+        sign_in_url: sign_in_url.as_deref(),
+        receipt: view.receipt,
     };
     Response::builder()
-        .status(200)
+        .status(code)
         .header("content-type", "text/html; charset=utf-8")
         .header("cache-control", "no-store")
         .header(
             "content-security-policy",
             "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
         )
+        // The page may be reached with a token in its URL: never pass it on.
+        .header("referrer-policy", "no-referrer")
         .body(page::render(&view))
         .build()
 }
@@ -81,18 +170,138 @@ fn from_html_form(request: &Request) -> bool {
         .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
 }
 
-/// `POST /api/join`: keep a valid ticket's place, or take a new one.
+/// `GET /signin?identity_token=…` or `POST /signin` (form field
+/// `identity_token`): a browser arriving from the platform. The token is
+/// checked, kept in an HttpOnly cookie for as long as it is valid, and the
+/// browser is sent on to the clean page, so the token stays neither in the
+/// address bar nor in history. A bad token gets the page with the reason
+/// and the way back to the platform's sign-in, never an anonymous place.
+pub async fn sign_in(settings: &Settings, request: &Request) -> Response {
+    let now = now_ms();
+    let token = match query_param(request, IDENTITY_TOKEN_FIELD) {
+        Some(token) => Some(token),
+        None if from_html_form(request) => form_field(request, IDENTITY_TOKEN_FIELD),
+        None => None,
+    };
+    let Some(token) = token else {
+        return sign_in_page(settings, request, now, SIGN_IN_FIRST, 401);
+    };
+    let identity = match verify_identity(settings, &token, now).await {
+        Ok(identity) => identity,
+        Err(err) => {
+            return sign_in_page(settings, request, now, &err.message, err.http_status());
+        }
+    };
+    let mut response = Response::builder()
+        .status(303)
+        .header("location", "/")
+        .header("cache-control", "no-store")
+        .header("referrer-policy", "no-referrer")
+        .body(Vec::new())
+        .build();
+    let lifetime_s = identity.expires_at.saturating_sub(now / 1000).max(1);
+    response.set_header(
+        "set-cookie",
+        credentials::set_cookie(request, IDENTITY_COOKIE, &token, lifetime_s),
+    );
+    response
+}
+
+/// The page saying why the visitor must sign in (and, for a refused
+/// identity, dropping its cookie, so it is not presented again).
+fn sign_in_page(
+    settings: &Settings,
+    request: &Request,
+    now: u64,
+    reason: &str,
+    code: u16,
+) -> Response {
+    let needed = SignInNeeded::new(settings, reason);
+    let view = PageView {
+        sign_in: Some(&needed),
+        ..PageView::default()
+    };
+    let mut response = html_page(settings, &view, now, code);
+    if (400..500).contains(&code) {
+        forget_identity_cookie(&mut response, request);
+    }
+    response
+}
+
+/// `POST /signout`: forgets this browser's ticket, then (`GET /signout`,
+/// where this redirects) its identity. Two steps because a Spin response
+/// carries one `Set-Cookie`. The investor's place stays theirs: signing in
+/// again finds it.
+pub fn sign_out(request: &Request, step: SignOutStep) -> Response {
+    let mut response = Response::builder()
+        .status(303)
+        .header(
+            "location",
+            match step {
+                SignOutStep::Ticket => "/signout",
+                SignOutStep::Identity => "/",
+            },
+        )
+        .header("cache-control", "no-store")
+        .body(Vec::new())
+        .build();
+    match step {
+        SignOutStep::Ticket => forget_ticket_cookie(&mut response, request),
+        SignOutStep::Identity => forget_identity_cookie(&mut response, request),
+    }
+    response
+}
+
+/// Which cookie a sign-out step forgets.
+pub enum SignOutStep {
+    Ticket,
+    Identity,
+}
+
+/// `POST /api/join`: the investor's place — kept across refreshes, tabs,
+/// browsers, devices and apps — or a new one.
+///
+/// - An identity token (bearer JWT or the sign-in cookie) is checked first:
+///   a bad one is refused (401, with the sign-in link), never ignored.
+/// - A valid ticket of the same investor (or, without an identity, any
+///   valid ticket) is the same place: no call to core.
+/// - Otherwise core gives the investor's live place, or a new one; without
+///   an identity only in an anonymous room.
 pub async fn join(settings: &Settings, request: &Request) -> Response {
     let now = now_ms();
-    if let Some(token) = credentials::ticket_token(request)
-        && let Ok(ticket) = settings
-            .keyring
-            .verify::<Ticket>(&token, &settings.round, now / 1000)
-    {
-        // Same ticket, same place: refreshing or rejoining never moves you.
-        return joined(settings, request, token, ticket, now, 200).await;
+    let identity = match signed_in(settings, request, now).await {
+        Ok(identity) => identity,
+        Err(err) => return refuse_join(settings, request, err, now),
+    };
+    let room = match room_state(settings, now).await {
+        Ok(room) => room,
+        Err(response) => return response,
+    };
+    if let Ok((ticket, token)) = ticket_of(settings, request, now) {
+        let same_place = match (&identity, &ticket.investor) {
+            (Some(identity), Some(holder)) => holder.id == identity.investor_id,
+            (Some(_), None) => false,
+            (None, holder) => holder.is_some() || room.identity == IdentityMode::Anonymous,
+        };
+        if same_place {
+            // Same ticket, same place: refreshing or rejoining never moves you.
+            return joined(settings, request, token, ticket, now, 200).await;
+        }
     }
-    let place = match CoreClient::new(settings).take_queue_place().await {
+    if identity.is_none() && room.identity == IdentityMode::Required {
+        // No full stop: the sign-in link follows ("… the queue at <url>").
+        let refusal = ApiError::for_field(
+            ErrorCode::IdentityRequired,
+            "identity",
+            SIGN_IN_FIRST.trim_end_matches('.'),
+        );
+        return refuse_join(settings, request, identity_refusal(settings, refusal), now);
+    }
+    let investor = identity.as_ref().map(investor_of);
+    let place = match CoreClient::new(settings)
+        .take_queue_place(investor.as_ref().map(|i| i.id.as_str()))
+        .await
+    {
         Ok(place) => place,
         Err(err) => {
             return answer_core_error(
@@ -108,9 +317,79 @@ pub async fn join(settings: &Settings, request: &Request) -> Response {
         number: place.queue_number,
         issued_at: now / 1000,
         expires_at: now / 1000 + TICKET_TTL_S,
+        investor,
     };
     let token = settings.keyring.sign(&ticket);
-    joined(settings, request, token, ticket, now, 201).await
+    let code = if place.rejoined { 200 } else { 201 };
+    joined(settings, request, token, ticket, now, code).await
+}
+
+/// A join refused for want of a good identity: JSON for apps and the
+/// page's script, the sign-in page for a browser without JavaScript; a bad
+/// identity cookie is dropped either way.
+fn refuse_join(settings: &Settings, request: &Request, err: ApiError, now: u64) -> Response {
+    if from_html_form(request) {
+        let status = err.http_status();
+        return sign_in_page(settings, request, now, &err.message, status);
+    }
+    let from_cookie = matches!(
+        credentials::identity_token(request),
+        Some((_, credentials::From::Cookie))
+    );
+    let unavailable = err.error == ErrorCode::Unavailable;
+    let status = err.http_status();
+    let mut response = respond::error(err);
+    if unavailable {
+        // The provider's keys are away for a moment, like core: retry.
+        response.set_header("retry-after", "1");
+    }
+    // Only a token refused for itself is dropped; one that could not be
+    // checked just now (503) or a deployment fault (500) is kept.
+    if from_cookie && (400..500).contains(&status) {
+        forget_identity_cookie(&mut response, request);
+    }
+    response
+}
+
+/// The visitor's verified identity: `None` when they present none; a
+/// refusal (401 with the sign-in link, 503 when the keys are unavailable)
+/// when the one presented is not good.
+async fn signed_in(
+    settings: &Settings,
+    request: &Request,
+    now: u64,
+) -> Result<Option<Identity>, ApiError> {
+    match credentials::identity_token(request) {
+        None => Ok(None),
+        Some((token, _)) => verify_identity(settings, &token, now).await.map(Some),
+    }
+}
+
+async fn verify_identity(settings: &Settings, token: &str, now: u64) -> Result<Identity, ApiError> {
+    match IdentitySettings::load(&settings.round)? {
+        Some(identity) => identity.verify(token, now).await,
+        None => Err(ApiError::new(
+            ErrorCode::Misconfigured,
+            "this waiting room has no identity provider configured (variable identity_issuer)",
+        )),
+    }
+}
+
+/// `refusal` with the platform's sign-in link, when one is configured.
+fn identity_refusal(settings: &Settings, refusal: ApiError) -> ApiError {
+    match IdentitySettings::load(&settings.round) {
+        Ok(Some(identity)) => identity.refusal(refusal),
+        _ => refusal,
+    }
+}
+
+/// What a ticket and pass carry of an identity.
+fn investor_of(identity: &Identity) -> Investor {
+    Investor {
+        id: identity.investor_id.clone(),
+        name: identity.name.clone(),
+        max_investment_pence: identity.max_investment_pence,
+    }
 }
 
 async fn joined(
@@ -145,10 +424,10 @@ async fn joined(
     response
 }
 
-/// The no-JavaScript invest form's fields.
+/// The no-JavaScript invest form's fields. There is no investor field: the
+/// investment is always for the signed-in investor on the ticket.
 #[derive(serde::Deserialize)]
 struct InvestForm {
-    investor_id: String,
     amount: String,
     key: String,
 }
@@ -161,43 +440,61 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
     const BUSY: &str =
         "Investments are busy right now; your place is kept — press Invest again in a moment.";
     let now = now_ms();
+    let room = room_cache::room_state(settings, now).await.ok();
     let (ticket, token) = match ticket_of(settings, request, now) {
         Ok(found) => found,
         Err(_) => {
-            return html_page(
-                settings,
-                None,
-                Some("Your ticket is missing or expired: join the queue again."),
-                now,
-            );
+            let view = PageView {
+                room: room.as_ref(),
+                message: Some("Your ticket is missing or expired: join the queue again."),
+                ..PageView::default()
+            };
+            return html_page(settings, &view, now, 200);
         }
     };
+    let investor = ticket.investor.clone();
     let status = status_of(settings, ticket, token.clone(), now)
         .await
         .ok()
         .map(|(s, _)| s);
-    let show = |message: &str| html_page(settings, status.as_ref(), Some(message), now);
+    let show = |message: &str, receipt: Option<&Investment>| {
+        let view = PageView {
+            room: room.as_ref(),
+            status: status.as_ref(),
+            message: Some(message),
+            investor: investor.as_ref(),
+            receipt,
+            ..PageView::default()
+        };
+        html_page(settings, &view, now, 200)
+    };
     let Ok(form) = serde_urlencoded::from_bytes::<InvestForm>(request.body()) else {
-        return show("Fill in your investor id and an amount.");
+        return show("Enter an amount to invest.", None);
     };
     let amount_pence = match parse_pounds(&form.amount) {
         Ok(pence) => pence,
-        Err(err) => return show(&err.message),
+        Err(err) => return show(&err.message, None),
     };
     let grant = match CoreClient::new(settings).claim_pass(&token).await {
         Ok(grant) => grant,
         Err(CoreError::Refused(refusal)) if refusal.body.error == ErrorCode::PassExpired => {
             // The turn is over and this ticket is spent: drop it, so the
             // page offers "Join the queue" instead of a form that cannot work.
-            let mut page = html_page(settings, None, Some(&refusal.body.message), now);
+            let view = PageView {
+                room: room.as_ref(),
+                message: Some(&refusal.body.message),
+                investor: investor.as_ref(),
+                ..PageView::default()
+            };
+            let mut page = html_page(settings, &view, now, 200);
             forget_ticket_cookie(&mut page, request);
             return page;
         }
-        Err(CoreError::Refused(refusal)) => return show(&refusal.body.message),
-        Err(CoreError::Unavailable(_)) => return show(BUSY),
+        Err(CoreError::Refused(refusal)) => return show(&refusal.body.message, None),
+        Err(CoreError::Unavailable(_)) => return show(BUSY, None),
     };
     let body = serde_json::to_vec(&InvestRequest {
-        investor_id: form.investor_id.trim().to_string(),
+        investor_id: None,
         amount_pence,
     })
     .expect("an investment request serialises");
@@ -208,17 +505,20 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
         body: &body,
     };
     match gateway::invest(settings, attempt).await {
-        Ok(investment) => show(&format!(
-            "Accepted: £{}.{:02} for {} shares (reference {}). It settles in a moment.",
-            investment.amount_pence / 100,
-            investment.amount_pence % 100,
-            investment.shares,
-            investment.investment_id
-        )),
+        Ok(investment) => show(
+            &format!(
+                "Accepted: £{}.{:02} for {} shares (reference {}). It settles in a moment.",
+                investment.amount_pence / 100,
+                investment.amount_pence % 100,
+                investment.shares,
+                investment.investment_id
+            ),
+            Some(&investment),
+        ),
         Err(CoreError::Refused(refusal)) => {
-            show(&format!("Not accepted: {}", refusal.body.message))
+            show(&format!("Not accepted: {}", refusal.body.message), None)
         }
-        Err(CoreError::Unavailable(_)) => show(BUSY),
+        Err(CoreError::Unavailable(_)) => show(BUSY, None),
     }
 }
 
@@ -262,19 +562,15 @@ async fn status_of(
     let number = match ticket.number {
         Some(number) => number,
         None if room.phase == RoomPhase::Scheduled => {
-            return Ok((
-                queue::prequeue_status(&room, now, jitter_seed(&ticket, now)),
-                token,
-            ));
+            let status = queue::prequeue_status(&room, now, jitter_seed(&ticket, now));
+            return Ok((with_investor(status, &ticket), token));
         }
         None => match drawn_number(settings, &ticket.id).await {
             Ok(Some(number)) => number,
             // Opening is under way (the draw is sealed on core's next step).
             Ok(None) => {
-                return Ok((
-                    queue::prequeue_status(&room, now, jitter_seed(&ticket, now)),
-                    token,
-                ));
+                let status = queue::prequeue_status(&room, now, jitter_seed(&ticket, now));
+                return Ok((with_investor(status, &ticket), token));
             }
             Err(response) => return Err(response),
         },
@@ -285,10 +581,17 @@ async fn status_of(
     } else {
         token
     };
-    Ok((
-        queue::status_of(number, &room, jitter_seed(&ticket, now)),
-        token,
-    ))
+    let status = queue::status_of(number, &room, jitter_seed(&ticket, now));
+    Ok((with_investor(status, &ticket), token))
+}
+
+/// `status` naming the ticket's investor (for "Investing as …").
+fn with_investor(mut status: Status, ticket: &Ticket) -> Status {
+    if let Some(investor) = &ticket.investor {
+        status.investor_id = Some(investor.id.clone());
+        status.investor_name = investor.name.clone();
+    }
+    status
 }
 
 /// Asks core which number a pre-queue ticket drew; `None` while not drawn.
@@ -384,27 +687,43 @@ fn ticket_of(
 }
 
 fn set_ticket_cookie(response: &mut Response, request: &Request, token: &str) {
-    ticket_cookie(response, request, token, TICKET_TTL_S);
+    response.set_header(
+        "set-cookie",
+        credentials::set_cookie(request, TICKET_COOKIE, token, TICKET_TTL_S),
+    );
 }
 
 /// Expires the ticket cookie (a spent ticket: its turn has ended).
 fn forget_ticket_cookie(response: &mut Response, request: &Request) {
-    ticket_cookie(response, request, "", 0);
-}
-
-/// The `cg_ticket` cookie holding `value` for `max_age_s` (`Secure` over https).
-fn ticket_cookie(response: &mut Response, request: &Request, value: &str, max_age_s: u64) {
-    let secure = if credentials::is_https(request) {
-        "; Secure"
-    } else {
-        ""
-    };
     response.set_header(
         "set-cookie",
-        format!(
-            "{TICKET_COOKIE}={value}; Path=/; Max-Age={max_age_s}; HttpOnly; SameSite=Lax{secure}"
-        ),
+        credentials::set_cookie(request, TICKET_COOKIE, "", 0),
     );
+}
+
+/// Expires the identity cookie (a bad or expired token, or signing out).
+fn forget_identity_cookie(response: &mut Response, request: &Request) {
+    response.set_header(
+        "set-cookie",
+        credentials::set_cookie(request, IDENTITY_COOKIE, "", 0),
+    );
+}
+
+/// A query parameter of the request's URL, decoded.
+fn query_param(request: &Request, name: &str) -> Option<String> {
+    let query = request.query();
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        .find_map(|(key, value)| (key == name && !value.is_empty()).then_some(value))
+}
+
+/// A field of a form-encoded body.
+fn form_field(request: &Request, name: &str) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(request.body())
+        .ok()?
+        .into_iter()
+        .find_map(|(key, value)| (key == name && !value.is_empty()).then_some(value))
 }
 
 /// Different for each ticket and each second, so polls spread out.

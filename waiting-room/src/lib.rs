@@ -2,13 +2,20 @@
 //! behind it.
 //!
 //! - `GET /` — the page (HTML; `Accept: application/json` gets the status).
-//! - `POST /api/join` — a ticket: a fresh place, or the same place again when
-//!   the visitor already holds a valid ticket (refresh, new tab, rejoin).
+//! - `POST /api/join` — a ticket: the investor's place (the same one from
+//!   any browser, device or app, and on refresh or rejoin), or a new one.
 //! - `GET /api/status` — position, people ahead, ETA and `poll_after_ms`,
 //!   answered from the ticket and the cached room state: no call to core.
 //! - `POST /api/pass` — a signed pass once the ticket's number is admitted.
 //! - `GET /api/round` — public round progress (raised, cap, phase).
 //! - `POST /invest` — the investment form for browsers without JavaScript.
+//! - `GET|POST /signin` — a browser arriving from the platform with its
+//!   identity token (`identity_token`): checked, kept in an HttpOnly cookie,
+//!   and sent on to the clean page. `POST /signout` forgets both cookies.
+//!
+//! Joining needs a signed-in investor (unless the round is anonymous): the
+//! identity token, checked against the platform's keys, names the investor,
+//! and one investor holds one place however many browsers or apps they use.
 //!
 //! Only join (one core call per visitor) and a stale room-state refresh (about
 //! once a second per edge) reach core.
@@ -40,6 +47,11 @@ async fn handle(request: Request) -> impl IntoResponse {
         (Method::Post, "/api/pass") => handlers::pass(&settings, &request).await,
         (_, "/api/pass") => respond::method_not_allowed("POST"),
         (Method::Get, "/api/round") => handlers::round(&settings).await,
+        (Method::Get | Method::Post, "/signin") => handlers::sign_in(&settings, &request).await,
+        (_, "/signin") => respond::method_not_allowed("GET, POST"),
+        (Method::Post, "/signout") => handlers::sign_out(&request, handlers::SignOutStep::Ticket),
+        (Method::Get, "/signout") => handlers::sign_out(&request, handlers::SignOutStep::Identity),
+        (_, "/signout") => respond::method_not_allowed("GET, POST"),
         (Method::Post, "/invest") => handlers::invest_form(&settings, &request).await,
         (_, "/invest") => respond::method_not_allowed("POST"),
         (_, "/api/round") => respond::method_not_allowed("GET"),

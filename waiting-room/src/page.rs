@@ -1,19 +1,40 @@
 //! The waiting-room page: one self-contained HTML document (no CDN, no build
 //! step).
 //!
-//! The server renders the visitor's current status into it, so it works
-//! without JavaScript: it refreshes itself at the suggested poll interval,
-//! offers a "join" button, and when admitted a plain form that invests
-//! through `POST /invest`. With JavaScript it joins by itself, polls
-//! `/api/status` at `poll_after_ms` and updates in place (`aria-live`).
+//! The server renders what it knows into it, so it works without JavaScript:
+//! the round's name, who is signed in ("Investing as …", with a sign-out
+//! form), a heading that follows the visitor's stage (sign in, pre-queue,
+//! queue, admitted, invested, full, closed), the queue figures and the
+//! round's progress. Without JavaScript it refreshes itself while there is
+//! something to wait for, offers a "join" button, and when admitted a plain
+//! form that invests through `POST /invest` (amount and a fixed idempotency
+//! key: the investor comes from the signed ticket, never from a field).
+//!
+//! With JavaScript it joins by itself, polls `/api/status` at
+//! `poll_after_ms` and updates in place (`aria-live`); when admitted it
+//! claims the pass, counts down its lifetime, previews the shares an amount
+//! buys and invests through `POST /api/investments`, then shows a receipt
+//! that follows the investment until it settles. What the script needs from
+//! the server (stage, sign-in address, limits) is in `data-*` attributes on
+//! `<main>`.
+//!
+//! Every value is HTML-escaped, and the template is filled in one pass, so
+//! text that looks like a placeholder (a round or investor name) stays text.
 
-use crowdgate_protocol::api::{Status, VisitorState};
+use crowdgate_protocol::api::{Investment, InvestmentStatus, VisitorState};
+pub use crowdgate_protocol::html::escape as html_escape;
+use crowdgate_protocol::{Investor, RoomPhase, RoomState, Status};
 
 const TEMPLATE: &str = include_str!("page.html");
 
 /// What the page shows before JavaScript (if any) takes over.
 pub struct View<'a> {
-    pub round: &'a str,
+    /// The round as the edge caches it: name (`room.display_name()`),
+    /// phase, min/max investment, share price, raised, cap. `None` when core
+    /// is unreachable.
+    pub room: Option<&'a RoomState>,
+    /// The round id (fallback name).
+    pub round_id: &'a str,
     /// The visitor's status, when they hold a ticket.
     pub status: Option<&'a Status>,
     /// A result or problem to show instead of the state's usual message.
@@ -21,79 +42,338 @@ pub struct View<'a> {
     /// Idempotency key for the no-JavaScript invest form: fixed per page
     /// render, so resubmitting the same form cannot invest twice.
     pub form_key: &'a str,
+    /// Who is signed in (from the ticket, or the identity cookie before
+    /// joining).
+    pub investor: Option<&'a Investor>,
+    /// Set when the room needs a signed-in investor and the visitor has no
+    /// usable identity.
+    pub sign_in: Option<SignIn<'a>>,
+    /// The platform's sign-in page (configured per deployment), on every
+    /// page: the script needs it when `/api/join` refuses a sign-in that
+    /// looked usable when the page was rendered. `None` if not configured.
+    pub sign_in_url: Option<&'a str>,
+    /// A no-JavaScript investment just accepted: shown as a receipt.
+    pub receipt: Option<&'a Investment>,
+}
+
+/// Why and where to sign in.
+pub struct SignIn<'a> {
+    /// The platform's sign-in page (configured per deployment); `None` if
+    /// not configured.
+    pub url: Option<&'a str>,
+    /// Why: "You need to sign in to join the queue.", "Your sign-in has
+    /// expired: sign in again.", "Your sign-in was not accepted: …".
+    pub reason: &'a str,
+}
+
+/// Where the visitor is, which decides the heading and what is shown. The
+/// script uses the same names (`data-stage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    SignIn,
+    /// No ticket yet.
+    Joining,
+    Prequeue,
+    /// Waiting, scheduled or paused: holding a numbered place.
+    Queue,
+    Admitted,
+    Invested,
+    /// An investment whose settlement failed.
+    Failed,
+    Full,
+    Closed,
+}
+
+impl Stage {
+    fn of(view: &View<'_>) -> Stage {
+        if view.sign_in.is_some() {
+            return Stage::SignIn;
+        }
+        if let Some(receipt) = view.receipt {
+            return match receipt.status {
+                InvestmentStatus::Failed => Stage::Failed,
+                _ => Stage::Invested,
+            };
+        }
+        match view.status.map(|s| s.state) {
+            Some(VisitorState::Prequeue) => Stage::Prequeue,
+            Some(VisitorState::Waiting | VisitorState::Scheduled | VisitorState::Paused) => {
+                Stage::Queue
+            }
+            Some(VisitorState::Admitted) => Stage::Admitted,
+            Some(VisitorState::Full) => Stage::Full,
+            Some(VisitorState::Closed) => Stage::Closed,
+            None => match view.room.map(|r| r.phase) {
+                Some(RoomPhase::Full) => Stage::Full,
+                Some(RoomPhase::Closed) => Stage::Closed,
+                _ => Stage::Joining,
+            },
+        }
+    }
+
+    /// The name in `data-stage` (the script's names).
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::SignIn => "signin",
+            Stage::Joining => "joining",
+            Stage::Prequeue => "prequeue",
+            Stage::Queue => "queue",
+            Stage::Admitted => "admitted",
+            Stage::Invested => "invested",
+            Stage::Failed => "failed",
+            Stage::Full => "full",
+            Stage::Closed => "closed",
+        }
+    }
+
+    /// The page's heading (the same words the script uses).
+    fn heading(self) -> &'static str {
+        match self {
+            Stage::SignIn => "Sign in to join the queue",
+            Stage::Joining => "Join the queue",
+            Stage::Prequeue => "You're registered for the draw",
+            Stage::Queue => "You are in the queue",
+            Stage::Admitted => "It's your turn",
+            Stage::Invested => "You have invested",
+            Stage::Failed => "Your investment did not go through",
+            Stage::Full => "This round is full",
+            Stage::Closed => "This round is closed",
+        }
+    }
+
+    /// Whether the queue figures (position, people ahead, wait) mean
+    /// anything here.
+    fn shows_queue(self) -> bool {
+        matches!(self, Stage::Joining | Stage::Prequeue | Stage::Queue)
+    }
+
+    /// Whether a page without JavaScript should refresh itself: only while
+    /// there is something to wait for, and never under a half-typed amount
+    /// or a receipt.
+    fn refreshes(self) -> bool {
+        matches!(
+            self,
+            Stage::Prequeue | Stage::Queue | Stage::Full | Stage::Joining
+        )
+    }
 }
 
 /// Renders the page.
 pub fn render(view: &View<'_>) -> String {
-    let dash = || "–".to_string();
-    let status = view.status;
-    let refresh = status
+    let stage = Stage::of(view);
+    let mut values = vec![
+        ("ROUND_NAME", html_escape(round_name(view))),
+        ("STAGE", stage.as_str().to_string()),
+        ("HEADING", html_escape(stage.heading())),
+        ("STATE_MESSAGE", html_escape(&message_of(view, stage))),
+        (
+            "STATE_HIDDEN",
+            hidden(stage == Stage::SignIn && view.message.is_none()),
+        ),
+        ("SIGN_IN", sign_in_panel(view.sign_in.as_ref())),
+        ("SIGN_IN_HIDDEN", hidden(stage != Stage::SignIn)),
+        ("LIMITS", html_escape(&limits_of(view))),
+        ("NOSCRIPT_ACTION", noscript_action(view, stage)),
+    ];
+    values.extend(refresh_values(view, stage));
+    values.extend(data_values(view));
+    values.extend(investor_values(view, stage));
+    values.extend(queue_values(view.status, stage));
+    values.extend(progress_values(view));
+    values.extend(receipt_values(view.receipt));
+    fill(TEMPLATE, &values)
+}
+
+/// One placeholder's name and its (already escaped) value.
+type Value = (&'static str, String);
+
+/// The no-JavaScript refresh, only while there is something to wait for.
+fn refresh_values(view: &View<'_>, stage: Stage) -> [Value; 2] {
+    if !stage.refreshes() {
+        return [
+            ("NOSCRIPT_REFRESH", String::new()),
+            ("REFRESH_NOTE", String::new()),
+        ];
+    }
+    let seconds = view
+        .status
         .map(|s| s.poll_after_ms.div_ceil(1000).clamp(1, 30))
         .unwrap_or(10);
-    let state_message = view
-        .message
-        .map(str::to_string)
-        .or_else(|| status.map(|s| state_message(s).to_string()))
-        .unwrap_or_else(|| "Joining the queue…".to_string());
-    let position = match status {
-        Some(s) if s.state == VisitorState::Prequeue => "drawn at opening".to_string(),
-        Some(s) => s
-            .position
-            .filter(|p| *p > 0)
-            .map(|p| p.to_string())
-            .unwrap_or_else(dash),
-        None => dash(),
-    };
-    let ahead = status
-        .and_then(|s| s.people_ahead)
-        .map(|n| n.to_string())
-        .unwrap_or_else(dash);
-    let eta = status
-        .and_then(|s| s.eta_seconds)
-        .map(human_duration)
-        .unwrap_or_else(dash);
-    let round_progress = status
-        .filter(|s| s.cap_pence > 0)
-        .map(|s| format!("{:.3}", s.raised_pence as f64 / s.cap_pence as f64))
-        .unwrap_or_else(|| "0".into());
-    let action = match status {
-        None => r#"<form method="post" action="/api/join"><button type="submit">Join the queue</button></form>"#.to_string(),
-        Some(s) if s.state == VisitorState::Admitted => format!(
-            r#"<form method="post" action="/invest">
-      <input type="hidden" name="key" value="{}">
-      <label for="nojs-investor">Investor id</label><input id="nojs-investor" name="investor_id" required>
-      <label for="nojs-amount">Amount (£)</label><input id="nojs-amount" name="amount" inputmode="decimal" required>
-      <button type="submit">Invest</button>
-    </form>"#,
-            html_escape(view.form_key)
+    [
+        (
+            "NOSCRIPT_REFRESH",
+            format!(r#"<meta http-equiv="refresh" content="{seconds}">"#),
         ),
-        Some(_) => String::new(),
+        (
+            "REFRESH_NOTE",
+            format!(r#"<p class="muted">This page refreshes itself every {seconds} seconds.</p>"#),
+        ),
+    ]
+}
+
+/// What the script needs from the server: `data-*` attributes on `<main>`
+/// (numbers in pence; empty when unknown).
+fn data_values(view: &View<'_>) -> [Value; 7] {
+    let room = view.room;
+    let pence = |value: Option<i64>| value.map(|v| v.to_string()).unwrap_or_default();
+    let sign_in_url = view
+        .sign_in
+        .as_ref()
+        .and_then(|s| s.url)
+        .or(view.sign_in_url)
+        .unwrap_or("");
+    [
+        ("HAS_TICKET", yes(view.status.is_some())),
+        ("SIGN_IN_URL", html_escape(sign_in_url)),
+        ("MIN", pence(room.map(|r| r.min_investment_pence))),
+        ("MAX", pence(room.map(|r| r.max_investment_pence))),
+        (
+            "INVESTOR_MAX",
+            pence(view.investor.and_then(|i| i.max_investment_pence)),
+        ),
+        ("SHARE_PRICE", pence(room.map(|r| r.share_price_pence))),
+        ("REMAINING", pence(room.map(remaining))),
+    ]
+}
+
+/// "Investing as …", hidden when nobody is signed in or the sign-in is no
+/// longer usable.
+fn investor_values(view: &View<'_>, stage: Stage) -> [Value; 2] {
+    let investor = investor_label(view);
+    [
+        (
+            "INVESTOR_HIDDEN",
+            hidden(investor.is_none() || stage == Stage::SignIn),
+        ),
+        ("INVESTOR", html_escape(investor.unwrap_or(""))),
+    ]
+}
+
+/// The queue figures: position, people ahead, wait.
+fn queue_values(status: Option<&Status>, stage: Stage) -> [Value; 5] {
+    [
+        ("QUEUE_HIDDEN", hidden(!stage.shows_queue())),
+        ("POSITION", position(status)),
+        ("AHEAD", figure(status.and_then(|s| s.people_ahead))),
+        ("ETA", eta(status)),
+        ("QUEUE_PROGRESS", queue_progress(stage).to_string()),
+    ]
+}
+
+/// Raised of cap, and the round's progress bar.
+fn progress_values(view: &View<'_>) -> [Value; 3] {
+    let (raised, cap) = raised_and_cap(view);
+    [
+        ("RAISED", raised.map(pounds).unwrap_or_else(dash)),
+        ("CAP", cap.map(pounds).unwrap_or_else(dash)),
+        ("ROUND_PROGRESS", round_progress(raised, cap)),
+    ]
+}
+
+/// The receipt of a no-JavaScript investment (empty and hidden otherwise:
+/// the script fills the same elements).
+fn receipt_values(receipt: Option<&Investment>) -> [Value; 8] {
+    let text = |f: fn(&Investment) -> String| html_escape(&receipt.map(f).unwrap_or_default());
+    let failed = receipt.is_some_and(|r| r.status == InvestmentStatus::Failed);
+    [
+        ("RECEIPT_HIDDEN", hidden(receipt.is_none())),
+        (
+            "RECEIPT_CLASS",
+            if failed { "bad" } else { "ok" }.to_string(),
+        ),
+        ("RECEIPT_ID", text(|r| r.investment_id.clone())),
+        ("RECEIPT_INVESTOR", text(|r| r.investor_id.clone())),
+        ("RECEIPT_AMOUNT", text(|r| pounds(r.amount_pence))),
+        ("RECEIPT_SHARES", text(|r| grouped(r.shares))),
+        ("RECEIPT_STATUS", text(receipt_status)),
+        ("RECEIPT_NOTE", text(|r| receipt_note(r).to_string())),
+    ]
+}
+
+/// The round's name for people: the room's, the status's, or the id.
+fn round_name<'v>(view: &View<'v>) -> &'v str {
+    if let Some(room) = view.room {
+        return room.display_name();
+    }
+    match view.status {
+        Some(s) if !s.round_name.trim().is_empty() => &s.round_name,
+        _ => view.round_id,
+    }
+}
+
+/// "Investing as …": the investor's name, or their id when unnamed.
+fn investor_label<'v>(view: &View<'v>) -> Option<&'v str> {
+    let named = |name: Option<&'v String>| name.map(|n| n.trim()).filter(|n| !n.is_empty());
+    if let Some(investor) = view.investor {
+        return Some(named(investor.name.as_ref()).unwrap_or(&investor.id));
+    }
+    let status = view.status?;
+    named(status.investor_name.as_ref()).or(status.investor_id.as_deref())
+}
+
+/// The most this investor may put in: the smaller of the round's maximum
+/// and their own.
+fn effective_max(room: &RoomState, investor: Option<&Investor>) -> i64 {
+    match investor.and_then(|i| i.max_investment_pence) {
+        Some(own) => own.min(room.max_investment_pence),
+        None => room.max_investment_pence,
+    }
+}
+
+/// The limits line above the amount (the same words the script uses).
+fn limits_of(view: &View<'_>) -> String {
+    let Some(room) = view.room else {
+        return String::new();
     };
-    TEMPLATE
-        .replace("{{ROUND}}", &html_escape(view.round))
-        .replace("{{REFRESH_SECONDS}}", &refresh.to_string())
-        .replace("{{STATE_MESSAGE}}", &html_escape(&state_message))
-        .replace("{{POSITION}}", &position)
-        .replace("{{AHEAD}}", &ahead)
-        .replace("{{ETA}}", &eta)
-        .replace(
-            "{{QUEUE_PROGRESS}}",
-            if status.is_some_and(|s| s.state == VisitorState::Admitted) {
-                "1"
-            } else {
-                "0"
-            },
+    let max = effective_max(room, view.investor);
+    if max < room.min_investment_pence {
+        return format!(
+            "Your own limit of {} is below this round's minimum of {}, so you cannot invest in this round.",
+            pounds(max),
+            pounds(room.min_investment_pence)
+        );
+    }
+    let yours = if max < room.max_investment_pence {
+        " (your limit)"
+    } else {
+        ""
+    };
+    let mut line = format!(
+        "Invest between {} and {}{yours}, in whole shares of {}.",
+        pounds(room.min_investment_pence),
+        pounds(max),
+        pounds(room.share_price_pence)
+    );
+    let left = remaining(room);
+    if left < max {
+        line.push_str(&format!(" The round can take {} more.", pounds(left)));
+    }
+    line
+}
+
+/// The sentence under the heading: the caller's message, or the stage's.
+fn message_of(view: &View<'_>, stage: Stage) -> String {
+    if let Some(message) = view.message {
+        return message.to_string();
+    }
+    if let Some(status) = view.status
+        && matches!(
+            stage,
+            Stage::Prequeue | Stage::Queue | Stage::Admitted | Stage::Full | Stage::Closed
         )
-        .replace(
-            "{{RAISED}}",
-            &status.map(|s| pounds(s.raised_pence)).unwrap_or_else(dash),
-        )
-        .replace(
-            "{{CAP}}",
-            &status.map(|s| pounds(s.cap_pence)).unwrap_or_else(dash),
-        )
-        .replace("{{ROUND_PROGRESS}}", &round_progress)
-        .replace("{{NOSCRIPT_ACTION}}", &action)
+    {
+        return state_message(status);
+    }
+    match stage {
+        Stage::SignIn => String::new(),
+        Stage::Invested => {
+            "Thank you: your investment is accepted. It settles in a moment.".to_string()
+        }
+        Stage::Failed => "Your investment could not be settled; nothing was taken.".to_string(),
+        Stage::Full => full_message().to_string(),
+        Stage::Closed => closed_message().to_string(),
+        _ => "Join the queue to get your place.".to_string(),
+    }
 }
 
 /// The sentence for each state (the same words the script uses).
@@ -102,7 +382,7 @@ pub fn state_message(status: &Status) -> String {
         VisitorState::Prequeue => {
             let registered = match status.registered {
                 Some(1) => " 1 person has registered so far.".to_string(),
-                Some(n) => format!(" {n} people have registered so far."),
+                Some(n) => format!(" {} people have registered so far.", grouped(n as i64)),
                 None => String::new(),
             };
             let opens = match status.opens_in_seconds {
@@ -121,11 +401,146 @@ pub fn state_message(status: &Status) -> String {
         VisitorState::Paused => {
             "Admission is paused for a moment. You keep your place.".to_string()
         }
-        VisitorState::Full => {
-            "The round is full. If amounts are released, the room reopens.".to_string()
-        }
-        VisitorState::Closed => "The round is closed.".to_string(),
+        VisitorState::Full => full_message().to_string(),
+        VisitorState::Closed => closed_message().to_string(),
     }
+}
+
+fn full_message() -> &'static str {
+    "The round is full. If amounts are released, the room reopens."
+}
+
+fn closed_message() -> &'static str {
+    "The round is closed: it takes no more investments."
+}
+
+/// The sign-in panel's contents: the reason, and the way to sign in.
+fn sign_in_panel(sign_in: Option<&SignIn<'_>>) -> String {
+    let Some(sign_in) = sign_in else {
+        return r#"<p id="sign-in-reason"></p>
+    <p id="sign-in-none" hidden>Sign in through the platform that sent you here.</p>
+    <a id="sign-in-link" class="button" href="" hidden>Sign in</a>"#
+            .to_string();
+    };
+    let reason = html_escape(sign_in.reason);
+    match sign_in.url {
+        Some(url) => format!(
+            r#"<p id="sign-in-reason">{reason}</p>
+    <p id="sign-in-none" hidden>Sign in through the platform that sent you here.</p>
+    <a id="sign-in-link" class="button" href="{}">Sign in</a>"#,
+            html_escape(url)
+        ),
+        None => format!(
+            r#"<p id="sign-in-reason">{reason}</p>
+    <p id="sign-in-none">Sign in through the platform that sent you here.</p>
+    <a id="sign-in-link" class="button" href="" hidden>Sign in</a>"#
+        ),
+    }
+}
+
+/// What a browser without JavaScript can do here.
+fn noscript_action(view: &View<'_>, stage: Stage) -> String {
+    match stage {
+        Stage::Joining if view.status.is_none() => {
+            r#"<form method="post" action="/api/join"><button type="submit">Join the queue</button></form>"#
+                .to_string()
+        }
+        Stage::Admitted => format!(
+            r#"<form method="post" action="/invest">
+      <input type="hidden" name="key" value="{}">
+      <p class="muted">{}</p>
+      <label for="nojs-amount">Amount (£)</label><input id="nojs-amount" name="amount" inputmode="decimal" autocomplete="off" required>
+      <button type="submit">Invest</button>
+    </form>"#,
+            html_escape(view.form_key),
+            html_escape(&limits_of(view))
+        ),
+        _ => String::new(),
+    }
+}
+
+/// The receipt's status word, with the reason when settlement failed.
+fn receipt_status(investment: &Investment) -> String {
+    match investment.status {
+        InvestmentStatus::Accepted => "accepted".to_string(),
+        InvestmentStatus::Settled => "settled".to_string(),
+        InvestmentStatus::Failed => format!(
+            "failed — {}; nothing was taken.",
+            investment
+                .failure_reason
+                .as_deref()
+                .unwrap_or("settlement was refused")
+        ),
+    }
+}
+
+/// What the receipt's status means (without JavaScript nothing updates it).
+fn receipt_note(investment: &Investment) -> &'static str {
+    match investment.status {
+        InvestmentStatus::Accepted => {
+            "Your investment is recorded against the round. It settles in a moment: that is when the money is taken and the shares are yours. Keep the reference."
+        }
+        InvestmentStatus::Settled => "Settled: the money is taken and the shares are yours.",
+        InvestmentStatus::Failed => "The amount is released back to the round.",
+    }
+}
+
+/// What the round can still take.
+fn remaining(room: &RoomState) -> i64 {
+    (room.cap_pence - room.raised_pence).max(0)
+}
+
+fn raised_and_cap(view: &View<'_>) -> (Option<i64>, Option<i64>) {
+    match (view.room, view.status) {
+        (Some(room), _) => (Some(room.raised_pence), Some(room.cap_pence)),
+        (None, Some(status)) => (Some(status.raised_pence), Some(status.cap_pence)),
+        (None, None) => (None, None),
+    }
+}
+
+fn round_progress(raised: Option<i64>, cap: Option<i64>) -> String {
+    match (raised, cap) {
+        (Some(raised), Some(cap)) if cap > 0 => {
+            format!("{:.3}", (raised as f64 / cap as f64).clamp(0.0, 1.0))
+        }
+        _ => "0".to_string(),
+    }
+}
+
+fn queue_progress(stage: Stage) -> &'static str {
+    if stage == Stage::Admitted { "1" } else { "0" }
+}
+
+fn position(status: Option<&Status>) -> String {
+    match status {
+        Some(s) if s.state == VisitorState::Prequeue => "drawn at opening".to_string(),
+        Some(s) => figure(s.position.filter(|p| *p > 0)),
+        None => dash(),
+    }
+}
+
+fn eta(status: Option<&Status>) -> String {
+    match status {
+        Some(s) if s.state == VisitorState::Admitted => "now".to_string(),
+        Some(s) => s.eta_seconds.map(human_duration).unwrap_or_else(dash),
+        None => dash(),
+    }
+}
+
+fn figure(value: Option<u64>) -> String {
+    value.map(|n| grouped(n as i64)).unwrap_or_else(dash)
+}
+
+fn dash() -> String {
+    "–".to_string()
+}
+
+fn hidden(hide: bool) -> String {
+    if hide { " hidden" } else { "" }.to_string()
+}
+
+fn yes(flag: bool) -> String {
+    if flag { "yes" } else { "" }.to_string()
 }
 
 fn human_duration(seconds: u64) -> String {
@@ -136,15 +551,288 @@ fn human_duration(seconds: u64) -> String {
     }
 }
 
+/// Pence as pounds, the way the script shows them: `£1,250.00`.
 fn pounds(pence: i64) -> String {
-    format!("£{}.{:02}", pence / 100, (pence % 100).abs())
+    let sign = if pence < 0 { "-" } else { "" };
+    let pence = pence.unsigned_abs();
+    format!("{sign}£{}.{:02}", grouped_u(pence / 100), pence % 100)
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+/// A whole number with thousands separators: `12,345`.
+fn grouped(n: i64) -> String {
+    let sign = if n < 0 { "-" } else { "" };
+    format!("{sign}{}", grouped_u(n.unsigned_abs()))
+}
+
+fn grouped_u(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Replaces each `{{NAME}}` in `template` with its value, in one pass: a
+/// value is never searched for placeholders itself.
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len() + 4096);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let found = after.find("}}").and_then(|end| {
+            let name = &after[..end];
+            values
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (value, end))
+        });
+        match found {
+            Some((value, end)) => {
+                out.push_str(value);
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(phase: RoomPhase) -> RoomState {
+        RoomState {
+            round: "demo-2025".into(),
+            name: "Demo Bank plc — community round".into(),
+            identity: Default::default(),
+            phase,
+            admitted_up_to: 10,
+            issued: 40,
+            rate_per_minute: 60,
+            raised_pence: 12_500_000,
+            investor_count: 3,
+            cap_pence: 100_000_000,
+            min_investment_pence: 1_000,
+            max_investment_pence: 500_000,
+            share_price_pence: 100,
+            pass_ttl_seconds: 300,
+            opens_at_ms: 0,
+            prequeue_size: 0,
+            as_of_ms: 0,
+        }
+    }
+
+    fn status(state: VisitorState) -> Status {
+        Status {
+            round: "demo-2025".into(),
+            round_name: "Demo Bank plc — community round".into(),
+            investor_id: Some("inv-42".into()),
+            investor_name: Some("Ada Lovelace".into()),
+            state,
+            queue_number: Some(12),
+            position: Some(2),
+            people_ahead: Some(1),
+            registered: None,
+            eta_seconds: Some(90),
+            poll_after_ms: 4_000,
+            opens_in_seconds: None,
+            ticket: None,
+            raised_pence: 12_500_000,
+            cap_pence: 100_000_000,
+        }
+    }
+
+    fn investor() -> Investor {
+        Investor {
+            id: "inv-42".into(),
+            name: Some("Ada Lovelace".into()),
+            max_investment_pence: Some(200_000),
+        }
+    }
+
+    fn view<'a>(
+        room: Option<&'a RoomState>,
+        status: Option<&'a Status>,
+        investor: Option<&'a Investor>,
+    ) -> View<'a> {
+        View {
+            room,
+            round_id: "demo-2025",
+            status,
+            message: None,
+            form_key: "nojs-1",
+            investor,
+            sign_in: None,
+            sign_in_url: Some("https://platform.example/login"),
+            receipt: None,
+        }
+    }
+
+    fn heading(html: &str) -> &str {
+        let start = html.find(r#"<h1 id="heading">"#).unwrap() + r#"<h1 id="heading">"#.len();
+        &html[start..start + html[start..].find("</h1>").unwrap()]
+    }
+
+    #[test]
+    fn the_heading_follows_the_state() {
+        let open = room(RoomPhase::Open);
+        let who = investor();
+        for (state, expected) in [
+            (VisitorState::Prequeue, "You&#39;re registered for the draw"),
+            (VisitorState::Waiting, "You are in the queue"),
+            (VisitorState::Scheduled, "You are in the queue"),
+            (VisitorState::Paused, "You are in the queue"),
+            (VisitorState::Admitted, "It&#39;s your turn"),
+            (VisitorState::Full, "This round is full"),
+            (VisitorState::Closed, "This round is closed"),
+        ] {
+            let s = status(state);
+            let html = render(&view(Some(&open), Some(&s), Some(&who)));
+            assert_eq!(heading(&html), expected, "{state:?}");
+            assert!(!html.contains("{{"), "a placeholder is left for {state:?}");
+        }
+        let closed = room(RoomPhase::Closed);
+        let html = render(&view(Some(&closed), None, None));
+        assert_eq!(heading(&html), "This round is closed");
+        assert!(html.contains(r#"<div id="queue" hidden>"#));
+        assert!(!html.contains(r#"action="/api/join""#));
+    }
+
+    #[test]
+    fn the_round_is_named_and_the_investor_shown() {
+        let open = room(RoomPhase::Open);
+        let s = status(VisitorState::Waiting);
+        let who = investor();
+        let html = render(&view(Some(&open), Some(&s), Some(&who)));
+        assert!(html.contains("<title>Demo Bank plc — community round · Waiting room</title>"));
+        assert!(html.contains(r#"id="round-name">Demo Bank plc — community round<"#));
+        assert!(html.contains(r#"<span id="investor">Investing as Ada Lovelace</span>"#));
+        assert!(html.contains(r#"action="/signout""#));
+        // The script can send them to sign in even when the page could not
+        // tell they would need to.
+        assert!(html.contains(r#"data-sign-in-url="https://platform.example/login""#));
+        // Without a room: the status's name; without either, the id.
+        let html = render(&view(None, Some(&s), None));
+        assert!(html.contains(r#"id="round-name">Demo Bank plc — community round<"#));
+        let html = render(&view(None, None, None));
+        assert!(html.contains(r#"id="round-name">demo-2025<"#));
+        assert!(html.contains(r#"id="investor-bar" hidden"#));
+    }
+
+    #[test]
+    fn sign_in_offers_the_link_or_says_where() {
+        let open = room(RoomPhase::Open);
+        let mut v = view(Some(&open), None, None);
+        v.sign_in = Some(SignIn {
+            url: Some("https://platform.example/login?next=/&x=1"),
+            reason: "You need to sign in to join the queue.",
+        });
+        let html = render(&v);
+        assert_eq!(heading(&html), "Sign in to join the queue");
+        assert!(html.contains(r#"data-stage="signin""#));
+        assert!(
+            html.contains(r#"data-sign-in-url="https://platform.example/login?next=/&amp;x=1""#)
+        );
+        assert!(html.contains(
+            r#"<a id="sign-in-link" class="button" href="https://platform.example/login?next=/&amp;x=1">"#
+        ));
+        assert!(html.contains(
+            r#"<section id="sign-in" class="message bad" role="status" aria-live="polite">"#
+        ));
+        assert!(!html.contains(r#"action="/api/join""#));
+        v.sign_in = Some(SignIn {
+            url: None,
+            reason: "Your sign-in has expired: sign in again.",
+        });
+        let html = render(&v);
+        assert!(html.contains(
+            r#"<p id="sign-in-none">Sign in through the platform that sent you here.</p>"#
+        ));
+        assert!(html.contains(r#"href="" hidden>Sign in</a>"#));
+    }
+
+    #[test]
+    fn the_admitted_form_has_no_investor_field_and_the_limits() {
+        let open = room(RoomPhase::Open);
+        let s = status(VisitorState::Admitted);
+        let who = investor();
+        let html = render(&view(Some(&open), Some(&s), Some(&who)));
+        assert!(!html.contains(r#"name="investor"#));
+        assert!(!html.contains("Investor id"));
+        assert!(html.contains("JSON.stringify({ amount_pence: amountPence })"));
+        assert!(html.contains(r#"<input type="hidden" name="key" value="nojs-1">"#));
+        assert!(html.contains(
+            "Invest between £10.00 and £2,000.00 (your limit), in whole shares of £1.00."
+        ));
+        assert!(html.contains(r#"data-investor-max="200000""#));
+        // No refresh under a half-typed amount.
+        assert!(!html.contains(r#"http-equiv="refresh""#));
+    }
+
+    #[test]
+    fn a_receipt_shows_the_investment() {
+        let open = room(RoomPhase::Open);
+        let s = status(VisitorState::Admitted);
+        let who = investor();
+        let investment = Investment {
+            investment_id: "inv_abc".into(),
+            round: "demo-2025".into(),
+            investor_id: "inv-42".into(),
+            amount_pence: 125_000,
+            shares: 1250,
+            status: InvestmentStatus::Accepted,
+            accepted_at_ms: 0,
+            settled_at_ms: None,
+            failure_reason: None,
+        };
+        let mut v = view(Some(&open), Some(&s), Some(&who));
+        v.receipt = Some(&investment);
+        let html = render(&v);
+        assert_eq!(heading(&html), "You have invested");
+        assert!(html.contains(r#"<dd id="receipt-id">inv_abc</dd>"#));
+        assert!(html.contains(r#"<dd id="receipt-amount">£1,250.00</dd>"#));
+        assert!(html.contains(r#"<dd id="receipt-shares">1,250</dd>"#));
+        assert!(html.contains(r#"<dd id="receipt-status">accepted</dd>"#));
+        assert!(!html.contains(r#"action="/invest""#));
+    }
+
+    #[test]
+    fn values_are_escaped_and_never_read_as_placeholders() {
+        let mut open = room(RoomPhase::Open);
+        open.name = "<b>{{NOSCRIPT_ACTION}}</b>".into();
+        let s = status(VisitorState::Waiting);
+        let who = Investor {
+            id: "x".into(),
+            name: Some("\"><script>alert(1)</script>{{HEADING}}".into()),
+            max_investment_pence: None,
+        };
+        let html = render(&view(Some(&open), Some(&s), Some(&who)));
+        assert!(html.contains("&lt;b&gt;{{NOSCRIPT_ACTION}}&lt;/b&gt;"));
+        assert!(
+            html.contains(
+                "Investing as &quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;{{HEADING}}"
+            )
+        );
+        assert!(!html.contains("<script>alert"));
+    }
+
+    #[test]
+    fn pounds_group_thousands() {
+        assert_eq!(pounds(0), "£0.00");
+        assert_eq!(pounds(5), "£0.05");
+        assert_eq!(pounds(123_456_789), "£1,234,567.89");
+        assert_eq!(pounds(-100_000), "-£1,000.00");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod core;
+pub mod dev_identity;
 pub mod host;
 pub mod ops;
 pub mod reconcile;

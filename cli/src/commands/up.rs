@@ -1,9 +1,12 @@
 //! `crowdgate up`: the whole system on this machine in one process tree.
 //!
 //! Starts a durable redis-server (data under `--data-dir`), core, a settlement
-//! worker and the Wasm edge host serving `spin.toml`; seeds the demo round and
-//! accounts; prints where to go. Ctrl-C stops every child. Running it again
-//! keeps the data (Redis AOF and the generated secrets).
+//! worker, the development identity provider (`crowdgate dev-identity`: on
+//! one machine there is no platform to sign investors in, so anyone can sign
+//! in as any investor) and the Wasm edge host serving `spin.toml`, told to
+//! trust that provider; seeds the demo round and accounts; prints where to
+//! go. Ctrl-C stops every child. Running it again keeps the data (Redis AOF,
+//! the generated secrets and the identity provider's key).
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -42,6 +45,9 @@ pub struct UpArgs {
     /// Prometheus metrics of the settlement worker.
     #[arg(long, default_value = "127.0.0.1:9102")]
     pub settle_metrics: SocketAddr,
+    /// Port of the development identity provider (loopback only).
+    #[arg(long, default_value_t = 3001)]
+    pub identity_port: u16,
 }
 
 /// A named child process.
@@ -57,15 +63,19 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     args.manifest = absolute_file(&args.manifest, "--manifest")?;
     let round = RoundConfig::load(&args.config)?;
     let round_id = round.round.id.clone();
+    let identity_listen = SocketAddr::from(([127, 0, 0, 1], args.identity_port));
     for addr in [
         args.listen,
         args.core_listen,
         args.host_metrics,
         args.settle_metrics,
+        identity_listen,
     ] {
         ensure_free(addr)?;
     }
     ensure_free(SocketAddr::from(([127, 0, 0, 1], args.redis_port)))?;
+    // As typed, for the `dev-token` line of the banner (run from here too).
+    let data_dir_as_given = args.data_dir.clone();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     args.data_dir = std::path::absolute(&args.data_dir)
@@ -81,6 +91,7 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find our own executable")?;
     let redis_url = redis.url();
     let core_url = format!("http://{}", args.core_listen);
+    let identity_url = format!("http://{identity_listen}");
     let mut parts: Vec<Part> = Vec::new();
 
     let result = async {
@@ -109,6 +120,18 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
                 .env("CROWDGATE_REDIS_URL", &redis_url),
         )?);
         parts.push(spawn(
+            "dev-identity",
+            Command::new(&exe)
+                .arg("dev-identity")
+                .args(["--listen", &identity_listen.to_string()])
+                .arg("--dir")
+                .arg(&args.data_dir)
+                .args(["--issuer", &identity_url])
+                .args(["--audience", &round_id])
+                .args(["--return-to", &format!("http://{}/signin", args.listen)]),
+        )?);
+        wait_until_ok(&format!("{identity_url}/healthz"), &mut parts).await?;
+        parts.push(spawn(
             "host",
             Command::new(&exe)
                 .arg("host")
@@ -119,11 +142,19 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
                 .env("SPIN_VARIABLE_CORE_URL", &core_url)
                 .env("SPIN_VARIABLE_ROUND_ID", &round_id)
                 .env("SPIN_VARIABLE_SIGNING_KEYS", &secrets.signing_keys)
-                .env("SPIN_VARIABLE_EDGE_TOKEN", secrets.edge_token()),
+                .env("SPIN_VARIABLE_EDGE_TOKEN", secrets.edge_token())
+                .env("SPIN_VARIABLE_IDENTITY_ISSUER", &identity_url)
+                .env("SPIN_VARIABLE_IDENTITY_AUDIENCE", &round_id)
+                .env("SPIN_VARIABLE_IDENTITY_PROVIDER_URL", &identity_url)
+                .env(
+                    "SPIN_VARIABLE_IDENTITY_SIGN_IN_URL",
+                    format!("{identity_url}/"),
+                ),
         )?);
         wait_until_ok(&format!("http://{}/api/round", args.listen), &mut parts).await?;
 
-        print_banner(&args, &round_id, &secrets, &args.data_dir);
+        let dev_token = dev_token_command(&data_dir_as_given, &identity_url, &round_id);
+        print_banner(&args, &round_id, &secrets, &identity_url, &dev_token);
         supervise(&mut parts).await
     }
     .await;
@@ -225,11 +256,44 @@ fn ensure_free(addr: SocketAddr) -> anyhow::Result<()> {
         .with_context(|| format!("{addr} is in use: stop what is using it or choose another address (see `crowdgate up --help`)"))
 }
 
-fn print_banner(args: &UpArgs, round: &str, secrets: &Secrets, data_dir: &Path) {
+/// The `crowdgate dev-token` command that signs for this `up`: only the
+/// flags whose values differ from its defaults.
+fn dev_token_command(data_dir: &Path, identity_url: &str, round: &str) -> String {
+    let mut command = String::from("crowdgate dev-token demo-001");
+    if data_dir != Path::new(".crowdgate") {
+        command.push_str(&format!(" --dir {}", data_dir.display()));
+    }
+    if identity_url != "http://127.0.0.1:3001" {
+        command.push_str(&format!(" --issuer {identity_url}"));
+    }
+    if round != "demo" {
+        command.push_str(&format!(" --audience {round}"));
+    }
+    command
+}
+
+fn print_banner(
+    args: &UpArgs,
+    round: &str,
+    secrets: &Secrets,
+    identity_url: &str,
+    dev_token: &str,
+) {
     let token = secrets.first_ops_token();
+    let data_dir = &args.data_dir;
     println!();
     println!("Crowdgate is up — round {round:?}.");
     println!("  Investors:  http://{}/", args.listen);
+    println!();
+    println!("  !! DEVELOPMENT IDENTITY PROVIDER IS ON: anyone can sign in as any investor.");
+    println!("  !! For local development only; never run it in production.");
+    println!("  Sign in:    {identity_url}/");
+    println!("  Tokens:     {dev_token}");
+    println!(
+        "              curl -H \"Authorization: Bearer $({dev_token})\" -X POST http://{}/api/join",
+        args.listen
+    );
+    println!();
     println!(
         "  Ops:        http://{}/ops  (dashboard; paste the token)",
         args.core_listen

@@ -16,7 +16,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use crowdgate_protocol::api::Investment;
 use crowdgate_protocol::attempt::CheckedAttempt;
-use crowdgate_protocol::invest::InvestRequest;
 use crowdgate_protocol::routes::REMAINING_PENCE_HEADER;
 use crowdgate_protocol::{ErrorCode, InvestmentId};
 use sha2::{Digest, Sha256};
@@ -36,6 +35,7 @@ pub async fn create(
     let CheckedAttempt {
         pass,
         request,
+        investor,
         investment_id,
         ..
     } = auth::investment_attempt(
@@ -46,12 +46,13 @@ pub async fn create(
         crate::clock::now_s(),
     )?;
     let investment_id = investment_id.into_string();
-    let fingerprint = fingerprint_of(&request);
+    // The investor is the pass's signed-in one, never the body's.
+    let fingerprint = fingerprint_of(&investor.id, request.amount_pence);
     let now_ms = crate::clock::now_ms();
     let new = NewInvestment {
         investment_id: &investment_id,
         ticket_id: &pass.ticket,
-        investor_id: &request.investor_id,
+        investor_id: &investor.id,
         amount_pence: request.amount_pence,
         fingerprint: &fingerprint,
         now_ms,
@@ -63,6 +64,7 @@ pub async fn create(
             .saturating_sub(now_ms / 1000)
             .min(crate::round_config::MAX_PASS_TTL_SECONDS)
             + 60,
+        investor_max_pence: investor.max_investment_pence,
     };
 
     // The investment id is derived from the request, so retrying after an
@@ -103,11 +105,11 @@ pub async fn show(
     }
 }
 
-fn fingerprint_of(request: &InvestRequest) -> String {
+fn fingerprint_of(investor_id: &str, amount_pence: i64) -> String {
     let digest = Sha256::new()
-        .chain_update(&request.investor_id)
+        .chain_update(investor_id)
         .chain_update([0])
-        .chain_update(request.amount_pence.to_le_bytes())
+        .chain_update(amount_pence.to_le_bytes())
         .finalize();
     hex(&digest[..12])
 }
@@ -190,8 +192,8 @@ fn refusal(verdict: InvestVerdict) -> Result<Investment, Failure> {
         InvestVerdict::OverInvestorLimit { left_pence } => amount(
             ErrorCode::InvestorLimitExceeded,
             format!(
-                "this would exceed the per-investor maximum; you may invest up to {} more",
-                pounds(left_pence)
+                "this would exceed your maximum investment in this round; you may invest up to {} more",
+                pounds(left_pence.max(0))
             ),
         ),
     })

@@ -63,6 +63,8 @@ pub async fn claim(
         number,
         issued_at: now_ms / 1000,
         expires_at: expires_at_ms / 1000,
+        // The ticket's signed-in investor: the only one this pass invests for.
+        investor: ticket.investor.clone(),
     };
     metrics::counter!("crowdgate_core_passes_claimed_total").increment(1);
     tracing::info!(round = %round, ticket = %ticket.id, number, "pass claimed");

@@ -3,39 +3,70 @@
 
 use crate::error::Failure;
 use crate::state::AppState;
-use crate::store::Placement;
+use crate::store::{Joined, Placement};
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use crowdgate_protocol::RoomState;
-use crowdgate_protocol::api::QueuePlace;
+use crowdgate_protocol::api::{PlaceRequest, QueuePlace};
+use crowdgate_protocol::{ErrorCode, RoomState};
 
-/// `POST /v1/rounds/{round}/queue`: a fresh place at the back of the queue.
+/// `POST /v1/rounds/{round}/queue` with `{"investor_id": ...}` (the edge
+/// verified the investor's identity) or an empty body (an anonymous room):
+/// the investor's live place again (200, `rejoined`), or a fresh place at
+/// the back of the queue (201). Without an investor in a round that needs
+/// one: 401 `identity_required`.
 pub async fn take_place(
     State(state): State<AppState>,
     Path(round): Path<String>,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<QueuePlace>), Failure> {
     state.check_round(&round)?;
-    let ticket_id = crate::ids::new_ticket_id();
-    let placement = state
+    let request = PlaceRequest::parse(&body)?;
+    let investor = request.investor_id.as_deref();
+    let joined = state
         .store
         .join(
-            &ticket_id,
+            &crate::ids::new_ticket_id(),
             crate::ids::lottery_score(),
             crate::clock::now_ms(),
+            investor,
         )
         .await?;
+    let Some(Joined {
+        placement,
+        ticket_id,
+        rejoined,
+    }) = joined
+    else {
+        return Err(Failure::for_field(
+            ErrorCode::IdentityRequired,
+            "investor_id",
+            "this round's queue is for signed-in investors: sign in on the platform first",
+        ));
+    };
     let queue_number = match placement {
         Placement::Numbered(number) => Some(number),
         Placement::Prequeue => None,
     };
-    metrics::counter!("crowdgate_core_joins_total", "prequeue" => queue_number.is_none().to_string()).increment(1);
-    tracing::debug!(round = %round, ticket = %ticket_id, ?queue_number, "queue place issued");
+    metrics::counter!(
+        "crowdgate_core_joins_total",
+        "prequeue" => queue_number.is_none().to_string(),
+        "rejoined" => rejoined.to_string()
+    )
+    .increment(1);
+    tracing::debug!(round = %round, ticket = %ticket_id, ?queue_number, rejoined, "queue place");
+    let status = if rejoined {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((
-        StatusCode::CREATED,
+        status,
         Json(QueuePlace {
             ticket_id,
             queue_number,
+            rejoined,
         }),
     ))
 }

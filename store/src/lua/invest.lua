@@ -14,6 +14,8 @@
 -- ARGV[5] now, Unix ms
 -- ARGV[6] pass binding lifetime, seconds
 -- ARGV[7] ticket id (of the pass)
+-- ARGV[8] the investor's own maximum, pence (from their identity token), or
+--         -1 for none: it can only lower the round's maximum, never raise it
 -- (crowdgate-store's invest.rs builds KEYS and ARGV; nothing else does.)
 --
 -- Returns {verdict, investor_id, amount, shares, accepted_at_ms, detail}:
@@ -41,6 +43,8 @@ local investment_id, investor = ARGV[1], ARGV[2]
 local amount = tonumber(ARGV[3])
 local fingerprint, now_ms = ARGV[4], tonumber(ARGV[5])
 local binding_ttl = tonumber(ARGV[6])
+local investor_max = tonumber(ARGV[8])
+assert(investor_max and investor_max >= -1, 'invest.lua: investor maximum out of range')
 -- A pass lives at most a day (ops' pass_ttl_seconds bound), so a week is
 -- far past any real binding. Checked here, before any write: `SET ... EX` rejects a lifetime out of
 -- range only after the investment would already be recorded.
@@ -71,6 +75,7 @@ if not r[1] then return refuse('not_seeded') end
 local phase = phase_at(r[1], 0, int(r[7]), now_ms)
 local cap, raised = int(r[2]), int(r[3])
 local minimum, maximum, price = int(r[4]), int(r[5]), int(r[6])
+if investor_max >= 0 and investor_max < maximum then maximum = investor_max end
 if phase == P.SCHEDULED then return refuse('not_open') end
 if phase == P.CLOSED then return refuse('closed') end
 

@@ -1,32 +1,65 @@
--- join.lua: a place in the queue for a new ticket.
+-- join.lua: a place in the queue: the investor's own place again, or a new one.
 --
--- KEYS[1] round hash   cg:{r}:round
--- KEYS[2] pre-queue    cg:{r}:prequeue   ticket id -> lottery score
--- ARGV[1] ticket id (random, from core)
+-- KEYS[1] round hash       cg:{r}:round
+-- KEYS[2] pre-queue        cg:{r}:prequeue         ticket id -> lottery score
+-- KEYS[3] investor places  cg:{r}:investor_places  investor -> "<ticket id> <number>"
+-- KEYS[4] pass claims      cg:{r}:pass_claims      ticket id -> claim expiry (Unix ms)
+-- ARGV[1] ticket id for a new place (random, from core)
 -- ARGV[2] lottery score: a CSPRNG integer below 2^52 (exact as a Lua number)
 -- ARGV[3] now, Unix ms
+-- ARGV[4] investor id, or '' in an anonymous room (a place per call)
 --
--- Returns {verdict, number}:
---   'prequeue', 0     the round is scheduled: the ticket is in the lottery
---   'numbered', n     the ticket's queue number
---   'not_seeded', 0   the round has no data (nothing written)
+-- Returns {verdict, number, ticket id}:
+--   'prequeue', 0, t      the round is scheduled: t is in the lottery
+--   'numbered', n, t      t's queue number is n
+--   'rejoined', n, t      the investor's existing, unspent place (n = 0: a
+--                         pre-queue place, its number is its rank once drawn)
+--   'identity_required', 0, ''   no investor, and the round is not anonymous
+--                         (nothing written)
+--   'not_seeded', 0, ''   the round has no data (nothing written)
 --
--- Invariant kept: while the round is scheduled, joiners enter only the
--- pre-queue. Once it is past scheduled (by the clock, which this script
--- applies, or by ops) the pre-queue is sealed (seal_prequeue, the same step
--- advance.lua takes): its members own numbers 1..P in score order, and every
--- later joiner gets P+1, P+2, ... in arrival order. Numbers are unique and
--- increasing however many core replicas call this.
+-- Invariants kept: one live place per investor — joining again from another
+-- browser, device or app returns the same ticket and number (or the same
+-- lottery entry); only once that place is spent (its pass claim expired: the
+-- turn is over) does the investor get a new place, at the back. While the
+-- round is scheduled, joiners enter only the pre-queue. Once it is past
+-- scheduled (by the clock, which this script applies, or by ops) the
+-- pre-queue is sealed (seal_prequeue, the same step advance.lua takes): its
+-- members own numbers 1..P in score order, and every later joiner gets P+1,
+-- P+2, ... in arrival order. Numbers are unique and increasing however many
+-- core replicas call this.
 
-local round, prequeue = KEYS[1], KEYS[2]
-local ticket, score, now_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local r = redis.call('HMGET', round, R.PHASE, R.OPENS_AT_MS, R.CLOSES_AT_MS, R.PREQUEUE_SEALED, R.ISSUED)
-if not r[1] then return {'not_seeded', 0} end
+local round, prequeue, places, claims = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local ticket, score, now_ms, investor = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local r = redis.call('HMGET', round, R.PHASE, R.OPENS_AT_MS, R.CLOSES_AT_MS, R.PREQUEUE_SEALED, R.ISSUED,
+  R.IDENTITY)
+if not r[1] then return {'not_seeded', 0, ''} end
+-- Absent means required: a round seeded before identity existed.
+if investor == '' and r[6] ~= 'anonymous' then return {'identity_required', 0, ''} end
+
+if investor ~= '' then
+  local place = redis.call('HGET', places, investor)
+  if place then
+    local held, number = string.match(place, '^(%S+) (%d+)$')
+    assert(held, 'join.lua: malformed investor place')
+    local claim_expiry = redis.call('HGET', claims, held)
+    if not claim_expiry or now_ms < tonumber(claim_expiry) then
+      return {'rejoined', tonumber(number), held}
+    end
+    -- Spent: the turn is over; a new place at the back (below).
+  end
+end
 
 local phase = tick(round, r[1], int(r[2]), int(r[3]), now_ms)
+local verdict, number
 if phase == P.SCHEDULED then
   redis.call('ZADD', prequeue, 'NX', score, ticket)
-  return {'prequeue', 0}
+  verdict, number = 'prequeue', 0
+else
+  seal_prequeue(round, prequeue, phase, r[4], int(r[5]))
+  verdict, number = 'numbered', redis.call('HINCRBY', round, R.ISSUED, 1)
 end
-seal_prequeue(round, prequeue, phase, r[4], int(r[5]))
-return {'numbered', redis.call('HINCRBY', round, R.ISSUED, 1)}
+if investor ~= '' then
+  redis.call('HSET', places, investor, ticket .. ' ' .. number)
+end
+return {verdict, number, ticket}

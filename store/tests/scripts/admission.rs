@@ -7,7 +7,7 @@ use crowdgate_store::{Advance, ClaimVerdict, InvestVerdict, Placement, RoundSett
 async fn join(f: &Fixture, n: u64, now: u64) {
     for i in 0..n {
         assert!(matches!(
-            f.store.join(&format!("t{now}-{i}"), 0, now).await.unwrap(),
+            crate::join(&f.store, &format!("t{now}-{i}"), 0, now).await,
             Placement::Numbered(_)
         ));
     }

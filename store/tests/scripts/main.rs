@@ -4,6 +4,7 @@
 //! the state machine and runs in milliseconds.
 
 mod admission;
+mod identity;
 mod invest;
 mod ops;
 mod phases;
@@ -11,7 +12,23 @@ mod prequeue;
 mod settle;
 mod support;
 
-use crowdgate_store::{InvestVerdict, NewInvestment, RoundStore};
+use crowdgate_store::{InvestVerdict, Joined, NewInvestment, Placement, RoundStore};
+
+/// An anonymous join (the test rounds are anonymous rooms): a new place for
+/// `ticket`, never a rejoin.
+pub async fn join(store: &RoundStore, ticket: &str, score: u64, now_ms: u64) -> Placement {
+    let joined = store.join(ticket, score, now_ms, None).await.unwrap();
+    let Some(Joined {
+        placement,
+        ticket_id,
+        rejoined: false,
+    }) = joined
+    else {
+        panic!("an anonymous join is a new place: {joined:?}");
+    };
+    assert_eq!(ticket_id, ticket);
+    placement
+}
 
 /// Investment `id` of `amount` pence by `investor` on ticket `ticket`
 /// (the request's fingerprint is investor and amount, as core's is).
@@ -21,6 +38,19 @@ pub async fn invest_on(
     ticket: &str,
     investor: &str,
     amount: i64,
+    now_ms: u64,
+) -> InvestVerdict {
+    invest_capped(store, id, ticket, investor, amount, None, now_ms).await
+}
+
+/// [`invest_on`] for an investor whose identity carries their own maximum.
+pub async fn invest_capped(
+    store: &RoundStore,
+    id: &str,
+    ticket: &str,
+    investor: &str,
+    amount: i64,
+    investor_max_pence: Option<i64>,
     now_ms: u64,
 ) -> InvestVerdict {
     let fingerprint = format!("{investor}/{amount}");
@@ -33,6 +63,7 @@ pub async fn invest_on(
             fingerprint: &fingerprint,
             now_ms,
             binding_ttl_s: 600,
+            investor_max_pence,
         })
         .await
         .unwrap()

@@ -1,5 +1,6 @@
 //! The pre-queue: a lottery before opening, sealed once at opening.
 
+use crate::join;
 use crate::support::{Fixture, T0, settings};
 use crowdgate_protocol::RoomPhase;
 use crowdgate_store::{Advance, Change, ChangeVerdict, Placement, PrequeueNumber, RoundSettings};
@@ -17,16 +18,10 @@ async fn members_own_one_to_p_by_score_and_later_joiners_follow_in_order() {
     let f = Fixture::new(scheduled()).await;
     // Arrival order is not score order: the draw decides.
     for (ticket, score) in [("c", 30), ("a", 10), ("b", 20)] {
-        assert_eq!(
-            f.store.join(ticket, score, T0).await.unwrap(),
-            Placement::Prequeue
-        );
+        assert_eq!(join(&f.store, ticket, score, T0).await, Placement::Prequeue);
     }
     // Joining again changes nothing (NX): the first score stands.
-    assert_eq!(
-        f.store.join("a", 99, T0 + 1).await.unwrap(),
-        Placement::Prequeue
-    );
+    assert_eq!(join(&f.store, "a", 99, T0 + 1).await, Placement::Prequeue);
     assert_eq!(
         f.store.prequeue_number("a").await.unwrap(),
         PrequeueNumber::NotDrawn
@@ -38,11 +33,11 @@ async fn members_own_one_to_p_by_score_and_later_joiners_follow_in_order() {
 
     // The first joiner after opening seals the pre-queue, then takes P + 1.
     assert_eq!(
-        f.store.join("d", 1, T0 + 10_000).await.unwrap(),
+        join(&f.store, "d", 1, T0 + 10_000).await,
         Placement::Numbered(4)
     );
     assert_eq!(
-        f.store.join("e", 0, T0 + 10_001).await.unwrap(),
+        join(&f.store, "e", 0, T0 + 10_001).await,
         Placement::Numbered(5)
     );
     for (ticket, number) in [("a", 1), ("b", 2), ("c", 3)] {
@@ -71,7 +66,7 @@ async fn members_own_one_to_p_by_score_and_later_joiners_follow_in_order() {
 async fn sealing_happens_once_whichever_script_sees_the_opening_first() {
     let f = Fixture::new(scheduled()).await;
     for (ticket, score) in [("a", 1), ("b", 2)] {
-        f.store.join(ticket, score, T0).await.unwrap();
+        join(&f.store, ticket, score, T0).await;
     }
     // advance sees the opening first: it seals and admits the pre-queue.
     assert_eq!(
@@ -82,7 +77,7 @@ async fn sealing_happens_once_whichever_script_sees_the_opening_first() {
     // Nobody added later, whatever runs: the seal is not repeated.
     f.store.advance(T0 + 11_000).await.unwrap();
     assert_eq!(
-        f.store.join("c", 0, T0 + 11_001).await.unwrap(),
+        join(&f.store, "c", 0, T0 + 11_001).await,
         Placement::Numbered(3)
     );
     let round = f.round().await;
@@ -96,7 +91,7 @@ async fn sealing_happens_once_whichever_script_sees_the_opening_first() {
 #[tokio::test]
 async fn opening_by_ops_seals_on_the_next_step() {
     let f = Fixture::new(scheduled()).await;
-    f.store.join("a", 5, T0).await.unwrap();
+    join(&f.store, "a", 5, T0).await;
     assert!(matches!(
         f.store
             .change(&Change::OpenNow, "op", T0 + 1)
@@ -104,10 +99,7 @@ async fn opening_by_ops_seals_on_the_next_step() {
             .unwrap(),
         ChangeVerdict::Changed { .. }
     ));
-    assert_eq!(
-        f.store.join("b", 1, T0 + 2).await.unwrap(),
-        Placement::Numbered(2)
-    );
+    assert_eq!(join(&f.store, "b", 1, T0 + 2).await, Placement::Numbered(2));
     assert_eq!(
         f.store.prequeue_number("a").await.unwrap(),
         PrequeueNumber::Drawn(1)
@@ -120,7 +112,7 @@ async fn an_unseeded_round_is_an_error_and_nothing_is_written() {
     let conn = redis.manager().await;
     let store = crowdgate_store::RoundStore::new("ghost", conn.clone());
     assert!(matches!(
-        store.join("a", 1, T0).await,
+        store.join("a", 1, T0, None).await,
         Err(crowdgate_store::StoreError::NotSeeded { .. })
     ));
     assert!(matches!(

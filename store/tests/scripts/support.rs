@@ -3,6 +3,7 @@
 //! seeded round on it.
 
 use crowdgate_protocol::RoomPhase;
+use crowdgate_protocol::api::IdentityMode;
 use crowdgate_store::{RoundSettings, RoundStore, Settlement};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -71,10 +72,13 @@ impl Drop for Redis {
 
 /// Round settings for a test: open, cap £100, £10..£2,000 each, £1 shares,
 /// 600 people a minute in 1 s batches (10 a batch), 1,000 active, 60 s claim
-/// window, 600 s passes, no times.
+/// window, 600 s passes, no times; an anonymous room, so the queue's own
+/// tests join by ticket ([`crate::join`]). `identity.rs` tests the rounds
+/// that need a signed-in investor (the production default).
 pub fn settings() -> RoundSettings {
     RoundSettings {
         name: "Test".into(),
+        identity: IdentityMode::Anonymous,
         cap_pence: 10_000,
         min_investment_pence: 1_000,
         max_investment_pence: 200_000,

@@ -1,0 +1,262 @@
+//! Investor identity at the edge: the deployment's identity settings (Spin
+//! variables), the provider's keys, and verifying an identity token with
+//! them. Deciding whether a token is good is `crowdgate_identity`'s; this
+//! module only finds the keys.
+//!
+//! Keys come from, in this order of precedence:
+//! 1. `identity_jwks`: a static JWKS document (public keys, or `oct` keys);
+//! 2. `identity_shared_secret` alone: one HS256 secret;
+//! 3. otherwise the provider's JWKS, fetched from `identity_provider_url` +
+//!    `identity_jwks_path` (the origin must be in `allowed_outbound_hosts`).
+//!    A shared secret, when set, is added to static or fetched keys.
+//!
+//! A fetched JWKS is cached in Spin key-value for
+//! `identity_jwks_max_age_seconds` (so a key the provider removes stops
+//! working within that time). A token naming a key the cache lacks (the
+//! provider rotated) fetches again at once — at most once per
+//! `identity_jwks_refetch_seconds`, so a flood of made-up key ids cannot turn
+//! the edge into a load generator against the provider. If the provider
+//! cannot be reached, a cached JWKS up to [`STALE_USABLE_MS`] old still
+//! verifies.
+
+use crate::settings::{optional_variable, variable};
+use crowdgate_identity::{Identity, KeySet, Verifier};
+use crowdgate_protocol::{ApiError, ErrorCode};
+use serde::{Deserialize, Serialize};
+use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::key_value::Store;
+
+/// A fetched JWKS stays usable this long when the provider is unreachable.
+pub const STALE_USABLE_MS: u64 = 3_600_000;
+/// Largest JWKS document read (real ones are a few KB).
+const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// Where the keys come from.
+enum KeySource {
+    Static(KeySet),
+    Fetched {
+        url: String,
+        /// Added to the fetched keys.
+        shared_secret: Option<Vec<u8>>,
+        max_age_ms: u64,
+        refetch_ms: u64,
+    },
+}
+
+/// The deployment's identity settings.
+pub struct IdentitySettings {
+    pub verifier: Verifier,
+    /// The platform's sign-in page, linked from every identity refusal.
+    pub sign_in_url: Option<String>,
+    source: KeySource,
+}
+
+impl IdentitySettings {
+    /// Reads the `identity_*` variables. `None` when no issuer is set: this
+    /// deployment verifies no identities (an anonymous room, or a
+    /// misconfiguration the caller reports).
+    pub fn load(round: &str) -> Result<Option<IdentitySettings>, ApiError> {
+        let Some(issuer) = optional_variable("identity_issuer")? else {
+            return Ok(None);
+        };
+        let audience = optional_variable("identity_audience")?.unwrap_or_else(|| round.to_string());
+        let sign_in_url = optional_variable("identity_sign_in_url")?;
+        let shared_secret = optional_variable("identity_shared_secret")?.map(String::into_bytes);
+        let source = match optional_variable("identity_jwks")? {
+            Some(jwks) => {
+                let keys =
+                    KeySet::from_jwks(&jwks).map_err(|e| misconfigured("identity_jwks", e))?;
+                KeySource::Static(with_secret(keys, shared_secret.as_deref())?)
+            }
+            None => match shared_secret {
+                Some(secret) => KeySource::Static(with_secret(KeySet::default(), Some(&secret))?),
+                None => KeySource::Fetched {
+                    url: format!(
+                        "{}{}",
+                        variable("identity_provider_url")?.trim_end_matches('/'),
+                        variable("identity_jwks_path")?
+                    ),
+                    shared_secret: None,
+                    max_age_ms: seconds("identity_jwks_max_age_seconds")? * 1000,
+                    refetch_ms: seconds("identity_jwks_refetch_seconds")? * 1000,
+                },
+            },
+        };
+        Ok(Some(IdentitySettings {
+            verifier: Verifier { issuer, audience },
+            sign_in_url,
+            source,
+        }))
+    }
+
+    /// Verifies `token` at `now_ms`. A refusal is the 401 the visitor gets
+    /// (with the sign-in link); keys that cannot be had are a 503.
+    pub async fn verify(&self, token: &str, now_ms: u64) -> Result<Identity, ApiError> {
+        let now_s = now_ms / 1000;
+        let refuse = |err: crowdgate_identity::IdentityError| self.refusal(err.refusal());
+        match &self.source {
+            KeySource::Static(keys) => self.verifier.verify(token, keys, now_s).map_err(refuse),
+            KeySource::Fetched {
+                url,
+                shared_secret,
+                max_age_ms,
+                refetch_ms,
+            } => {
+                let cache = JwksCache { url };
+                let keys = cache
+                    .keys(now_ms, *max_age_ms, shared_secret.as_deref())
+                    .await?;
+                match self.verifier.verify(token, &keys, now_s) {
+                    Err(err)
+                        if err.wants_fresh_keys() && cache.may_refetch(now_ms, *refetch_ms) =>
+                    {
+                        let keys = cache.refresh(now_ms, shared_secret.as_deref()).await?;
+                        self.verifier.verify(token, &keys, now_s).map_err(refuse)
+                    }
+                    result => result.map_err(refuse),
+                }
+            }
+        }
+    }
+
+    /// `error` with the sign-in link added to its message.
+    pub fn refusal(&self, mut error: ApiError) -> ApiError {
+        if let Some(url) = &self.sign_in_url {
+            error.message = format!("{} at {url}", error.message);
+        }
+        error
+    }
+}
+
+/// The JWKS of one URL in key-value.
+struct JwksCache<'a> {
+    url: &'a str,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedJwks {
+    fetched_at_ms: u64,
+    jwks: String,
+}
+
+impl JwksCache<'_> {
+    fn store() -> Option<Store> {
+        Store::open_default().ok()
+    }
+
+    fn cached(&self) -> Option<CachedJwks> {
+        let bytes = Self::store()?.get(&format!("jwks:{}", self.url)).ok()??;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// The keys: cached if younger than `max_age_ms`, else fetched (or the
+    /// stale copy if the provider cannot be reached).
+    async fn keys(
+        &self,
+        now_ms: u64,
+        max_age_ms: u64,
+        secret: Option<&[u8]>,
+    ) -> Result<KeySet, ApiError> {
+        let cached = self.cached();
+        if let Some(entry) = &cached
+            && now_ms.saturating_sub(entry.fetched_at_ms) < max_age_ms
+            && let Ok(keys) = KeySet::from_jwks(&entry.jwks)
+        {
+            return with_secret(keys, secret);
+        }
+        match self.refresh(now_ms, secret).await {
+            Ok(keys) => Ok(keys),
+            Err(err) => match cached {
+                Some(entry) if now_ms.saturating_sub(entry.fetched_at_ms) < STALE_USABLE_MS => {
+                    let keys = KeySet::from_jwks(&entry.jwks).map_err(|_| err)?;
+                    with_secret(keys, secret)
+                }
+                _ => Err(err),
+            },
+        }
+    }
+
+    /// Whether a fetch may be tried now: none in the last `refetch_ms`.
+    fn may_refetch(&self, now_ms: u64, refetch_ms: u64) -> bool {
+        let last = Self::store()
+            .and_then(|s| s.get(&format!("jwks-attempt:{}", self.url)).ok().flatten())
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| t.parse::<u64>().ok());
+        last.is_none_or(|at| now_ms.saturating_sub(at) >= refetch_ms)
+    }
+
+    /// Fetches the JWKS, checks it, and caches it.
+    async fn refresh(&self, now_ms: u64, secret: Option<&[u8]>) -> Result<KeySet, ApiError> {
+        if let Some(store) = Self::store() {
+            let _ = store.set(
+                &format!("jwks-attempt:{}", self.url),
+                now_ms.to_string().as_bytes(),
+            );
+        }
+        let jwks = fetch(self.url).await.map_err(|why| {
+            eprintln!("identity: cannot fetch the provider's keys from {}: {why}", self.url);
+            ApiError::for_field(
+                ErrorCode::Unavailable,
+                "identity",
+                "sign-in cannot be checked for a moment (the identity provider's keys are unavailable); try again shortly",
+            )
+        })?;
+        let keys = KeySet::from_jwks(&jwks).map_err(|e| {
+            eprintln!("identity: the JWKS at {} is unusable: {e}", self.url);
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "sign-in cannot be checked for a moment (the identity provider's keys are unusable)",
+            )
+        })?;
+        if let Some(store) = Self::store()
+            && let Ok(bytes) = serde_json::to_vec(&CachedJwks {
+                fetched_at_ms: now_ms,
+                jwks,
+            })
+        {
+            let _ = store.set(&format!("jwks:{}", self.url), &bytes);
+        }
+        with_secret(keys, secret)
+    }
+}
+
+async fn fetch(url: &str) -> Result<String, String> {
+    let request = Request::builder()
+        .method(Method::Get)
+        .uri(url)
+        .header("accept", "application/json")
+        .build();
+    let response: Response = spin_sdk::http::send(request)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    if *response.status() != 200 {
+        return Err(format!("answered {}", response.status()));
+    }
+    if response.body().len() > MAX_JWKS_BYTES {
+        return Err(format!("larger than {MAX_JWKS_BYTES} bytes"));
+    }
+    String::from_utf8(response.body().to_vec()).map_err(|_| "not UTF-8".to_string())
+}
+
+fn with_secret(keys: KeySet, secret: Option<&[u8]>) -> Result<KeySet, ApiError> {
+    match secret {
+        None => Ok(keys),
+        Some(secret) => keys
+            .with_shared_secret(None, secret)
+            .map_err(|e| misconfigured("identity_shared_secret", e)),
+    }
+}
+
+fn seconds(name: &str) -> Result<u64, ApiError> {
+    variable(name)?
+        .trim()
+        .parse()
+        .map_err(|_| misconfigured(name, "not a whole number of seconds"))
+}
+
+fn misconfigured(name: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        ErrorCode::Misconfigured,
+        format!("variable {name} is invalid: {why}"),
+    )
+}
