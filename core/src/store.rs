@@ -9,7 +9,7 @@ use crowdgate_protocol::ErrorCode;
 use crowdgate_store::{RoundSettings, StoreError};
 
 pub use crowdgate_store::{
-    Advance, ClaimVerdict, InvestVerdict, Joined, NewInvestment, Placement, PrequeueNumber,
+    Advance, ClaimVerdict, InvestVerdict, Joined, Joiner, NewInvestment, Placement, PrequeueNumber,
     RoundStore, check_durability,
 };
 

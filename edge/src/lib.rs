@@ -13,7 +13,7 @@
 
 use crowdgate_protocol::attempt::Attempt;
 use crowdgate_protocol::routes::IDEMPOTENCY_KEY_HEADER;
-use crowdgate_protocol::{ApiError, ErrorCode, InvestmentId};
+use crowdgate_protocol::{ApiError, InvestmentId};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
 use spin_support::credentials::{self, header};
@@ -70,12 +70,7 @@ async fn show(settings: &Settings, request: &Request, id: &str) -> Response {
         Ok(holder) => holder,
         Err(err) => return respond::error(err),
     };
-    let not_found = || {
-        respond::error(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no investment {id}"),
-        ))
-    };
+    let not_found = || respond::error(ApiError::investment_not_found(id.as_str(), &settings.round));
     match CoreClient::new(settings).investment(&id).await {
         Ok(investment) if Some(&investment.investor_id) == holder.as_ref().map(|i| &i.id) => {
             respond::json(200, &investment)

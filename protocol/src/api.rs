@@ -130,6 +130,10 @@ impl IdentityMode {
 pub struct PlaceRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub investor_id: Option<String>,
+    /// The investor's own maximum from this sign-in, pence: the latest
+    /// sign-in's limit is the one their investments are held to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_investment_pence: Option<i64>,
 }
 
 impl PlaceRequest {
@@ -154,7 +158,26 @@ impl PlaceRequest {
                 ));
             }
         };
-        Ok(PlaceRequest { investor_id })
+        let max_investment_pence = match object.get("max_investment_pence") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::Number(n))
+                if n.as_i64()
+                    .is_some_and(|p| (0..=crate::invest::MAX_AMOUNT_PENCE).contains(&p)) =>
+            {
+                n.as_i64()
+            }
+            Some(_) => {
+                return Err(ApiError::for_field(
+                    ErrorCode::InvalidField,
+                    "max_investment_pence",
+                    "max_investment_pence must be a whole number of pence, 0 or more",
+                ));
+            }
+        };
+        Ok(PlaceRequest {
+            investor_id,
+            max_investment_pence,
+        })
     }
 }
 
@@ -363,6 +386,7 @@ mod tests {
         // What the edge sends is what core reads.
         let request = PlaceRequest {
             investor_id: Some("inv-1".into()),
+            max_investment_pence: Some(50_000),
         };
         let json = serde_json::to_vec(&request).unwrap();
         assert_eq!(PlaceRequest::parse(&json).unwrap(), request);
@@ -370,6 +394,29 @@ mod tests {
             serde_json::to_string(&PlaceRequest::default()).unwrap(),
             "{}"
         );
+    }
+
+    #[test]
+    fn a_place_requests_limit_is_a_whole_number_of_pence_from_zero() {
+        for (body, field) in [
+            (
+                r#"{"investor_id":"a","max_investment_pence":-1}"#,
+                "max_investment_pence",
+            ),
+            (
+                r#"{"investor_id":"a","max_investment_pence":1.5}"#,
+                "max_investment_pence",
+            ),
+            (
+                r#"{"investor_id":"a","max_investment_pence":"5"}"#,
+                "max_investment_pence",
+            ),
+        ] {
+            let err = PlaceRequest::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some(field), "{body}");
+        }
+        let zero = PlaceRequest::parse(br#"{"investor_id":"a","max_investment_pence":0}"#);
+        assert_eq!(zero.unwrap().max_investment_pence, Some(0));
     }
 
     #[test]

@@ -350,6 +350,15 @@ impl ApiError {
         }
     }
 
+    /// 404 for an investment id: the same words whether it does not exist or
+    /// belongs to someone else, so an id tells a stranger nothing.
+    pub fn investment_not_found(id: &str, round: &str) -> ApiError {
+        ApiError::new(
+            ErrorCode::NotFound,
+            format!("no investment {id} in round {round}"),
+        )
+    }
+
     pub fn for_field(error: ErrorCode, field: &str, message: impl Into<String>) -> ApiError {
         ApiError {
             error,

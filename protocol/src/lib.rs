@@ -34,6 +34,7 @@ pub mod html;
 pub mod invest;
 pub mod investment_id;
 pub mod json;
+pub mod money;
 pub mod queue;
 pub mod request;
 pub mod routes;

@@ -19,7 +19,7 @@ use crowdgate_protocol::api::{Investment, PassGrant, PlaceRequest, PrequeueNumbe
 use crowdgate_protocol::routes::{
     EDGE_TOKEN_HEADER, IDEMPOTENCY_KEY_HEADER, REMAINING_PENCE_HEADER,
 };
-use crowdgate_protocol::{ApiError, CorePath, ErrorCode, InvestmentId, RoomState};
+use crowdgate_protocol::{ApiError, CorePath, ErrorCode, InvestmentId, Investor, RoomState};
 use serde::de::DeserializeOwned;
 use spin_sdk::http::{Method, Request, Response};
 
@@ -81,10 +81,11 @@ impl<'a> CoreClient<'a> {
     /// anonymous room.
     pub async fn take_queue_place(
         &self,
-        investor_id: Option<&str>,
+        investor: Option<&Investor>,
     ) -> Result<QueuePlace, CoreError> {
         let body = serde_json::to_vec(&PlaceRequest {
-            investor_id: investor_id.map(str::to_string),
+            investor_id: investor.map(|i| i.id.clone()),
+            max_investment_pence: investor.and_then(|i| i.max_investment_pence),
         })
         .expect("a place request serialises");
         let response = self

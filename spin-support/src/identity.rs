@@ -12,7 +12,9 @@
 //!
 //! A fetched JWKS is cached in Spin key-value for
 //! `identity_jwks_max_age_seconds` (so a key the provider removes stops
-//! working within that time). A token naming a key the cache lacks (the
+//! working within that time). Fetches give up after [`FETCH_TIMEOUT`] at
+//! each step, and while one is under way other requests keep using the
+//! stale copy. A token naming a key the cache lacks (the
 //! provider rotated) fetches again at once — at most once per
 //! `identity_jwks_refetch_seconds`, so a flood of made-up key ids cannot turn
 //! the edge into a load generator against the provider. If the provider
@@ -30,6 +32,13 @@ use spin_sdk::key_value::Store;
 pub const STALE_USABLE_MS: u64 = 3_600_000;
 /// Largest JWKS document read (real ones are a few KB).
 const MAX_JWKS_BYTES: usize = 64 * 1024;
+/// How long a JWKS fetch may take at each step (connect, first byte, between
+/// bytes): a provider that hangs costs a join this much, not the host's
+/// whole request timeout.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// While one request fetches an expired JWKS, others keep verifying with
+/// the stale copy for this long instead of all fetching at once.
+const REFRESH_LEASE_MS: u64 = 10_000;
 
 /// Where the keys come from.
 enum KeySource {
@@ -164,6 +173,21 @@ impl JwksCache<'_> {
         {
             return with_secret(keys, secret);
         }
+        // Another request is fetching it (or just failed to): meanwhile the
+        // stale copy verifies, so a slow provider is waited on once, not by
+        // every join.
+        let refreshing = |entry: &CachedJwks| {
+            self.last_attempt_ms().is_some_and(|at| {
+                at > entry.fetched_at_ms && now_ms.saturating_sub(at) < REFRESH_LEASE_MS
+            })
+        };
+        if let Some(entry) = &cached
+            && now_ms.saturating_sub(entry.fetched_at_ms) < STALE_USABLE_MS
+            && refreshing(entry)
+            && let Ok(keys) = KeySet::from_jwks(&entry.jwks)
+        {
+            return with_secret(keys, secret);
+        }
         match self.refresh(now_ms, secret).await {
             Ok(keys) => Ok(keys),
             Err(err) => match cached {
@@ -176,13 +200,19 @@ impl JwksCache<'_> {
         }
     }
 
-    /// Whether a fetch may be tried now: none in the last `refetch_ms`.
-    fn may_refetch(&self, now_ms: u64, refetch_ms: u64) -> bool {
-        let last = Self::store()
+    /// When a fetch was last tried (it may still be under way, or have
+    /// failed: a success also moves the cached copy's `fetched_at_ms`).
+    fn last_attempt_ms(&self) -> Option<u64> {
+        Self::store()
             .and_then(|s| s.get(&format!("jwks-attempt:{}", self.url)).ok().flatten())
             .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|t| t.parse::<u64>().ok());
-        last.is_none_or(|at| now_ms.saturating_sub(at) >= refetch_ms)
+            .and_then(|t| t.parse::<u64>().ok())
+    }
+
+    /// Whether a fetch may be tried now: none in the last `refetch_ms`.
+    fn may_refetch(&self, now_ms: u64, refetch_ms: u64) -> bool {
+        self.last_attempt_ms()
+            .is_none_or(|at| now_ms.saturating_sub(at) >= refetch_ms)
     }
 
     /// Fetches the JWKS, checks it, and caches it.
@@ -226,9 +256,7 @@ async fn fetch(url: &str) -> Result<String, String> {
         .uri(url)
         .header("accept", "application/json")
         .build();
-    let response: Response = spin_sdk::http::send(request)
-        .await
-        .map_err(|e| format!("{e:?}"))?;
+    let response: Response = crate::deadline::get_within(request, FETCH_TIMEOUT).await?;
     if *response.status() != 200 {
         return Err(format!("answered {}", response.status()));
     }

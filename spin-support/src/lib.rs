@@ -20,6 +20,7 @@
 
 pub mod core_client;
 pub mod credentials;
+pub mod deadline;
 pub mod gateway;
 pub mod identity;
 pub mod refusal;

@@ -81,6 +81,7 @@ pub fn invest_call(keys: &RoundKeys, new: &NewInvestment<'_>) -> ScriptCall {
             keys.investment(new.investment_id),
             keys.settlement_stream(),
             keys.active_passes(),
+            keys.investor_limits(),
         ],
         args: vec![
             new.investment_id.to_string(),

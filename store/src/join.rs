@@ -26,13 +26,21 @@ pub struct Joined {
     pub rejoined: bool,
 }
 
-/// `join.lua`'s KEYS and ARGV; `investor` is `None` in an anonymous room.
+/// Who joins: the signed-in investor and their own maximum (pence) from
+/// this sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Joiner<'a> {
+    pub investor_id: &'a str,
+    pub max_investment_pence: Option<i64>,
+}
+
+/// `join.lua`'s KEYS and ARGV; `joiner` is `None` in an anonymous room.
 pub fn join_call(
     keys: &RoundKeys,
     ticket_id: &str,
     score: u64,
     now_ms: u64,
-    investor: Option<&str>,
+    joiner: Option<Joiner<'_>>,
 ) -> ScriptCall {
     ScriptCall {
         keys: vec![
@@ -40,12 +48,20 @@ pub fn join_call(
             keys.prequeue(),
             keys.investor_places(),
             keys.pass_claims(),
+            keys.investor_limits(),
         ],
         args: vec![
             ticket_id.to_string(),
             score.to_string(),
             now_ms.to_string(),
-            investor.unwrap_or_default().to_string(),
+            joiner
+                .map(|j| j.investor_id)
+                .unwrap_or_default()
+                .to_string(),
+            joiner
+                .and_then(|j| j.max_investment_pence)
+                .unwrap_or(-1)
+                .to_string(),
         ],
     }
 }
@@ -54,17 +70,18 @@ impl RoundStore {
     /// The investor's live place if they hold one, else a new place for
     /// `ticket_id`: in the pre-queue with lottery `score` (below 2^52)
     /// before opening, else the next number (unique and increasing across
-    /// replicas). Without an investor, a new place if the round is
-    /// anonymous, else `None`: the round needs a signed-in investor.
+    /// replicas). Records the joiner's own maximum (the latest sign-in's
+    /// wins). Without an investor, a new place if the round is anonymous,
+    /// else `None`: the round needs a signed-in investor.
     pub async fn join(
         &self,
         ticket_id: &str,
         score: u64,
         now_ms: u64,
-        investor: Option<&str>,
+        joiner: Option<Joiner<'_>>,
     ) -> StoreResult<Option<Joined>> {
         let (verdict, number, ticket): (String, u64, String) =
-            join_call(&self.keys, ticket_id, score, now_ms, investor)
+            join_call(&self.keys, ticket_id, score, now_ms, joiner)
                 .invoke(&JOIN_LUA, &mut self.conn())
                 .await?;
         let placement = |number| match number {

@@ -56,6 +56,12 @@ impl RoundKeys {
     pub fn investor_places(&self) -> String {
         format!("{}:investor_places", self.prefix)
     }
+    /// Hash: investor id → their own maximum in pence, from their latest
+    /// sign-in (absent: none). The invest script applies it, so a limit the
+    /// platform lowers binds even passes signed before.
+    pub fn investor_limits(&self) -> String {
+        format!("{}:investor_limits", self.prefix)
+    }
     /// Sorted set: pre-queue ticket ids scored by their lottery draw.
     pub fn prequeue(&self) -> String {
         format!("{}:prequeue", self.prefix)

@@ -86,7 +86,7 @@ pub use consumers::Forget;
 pub use error::{StoreError, StoreResult};
 pub use figures::Figures;
 pub use invest::{InvestVerdict, NewInvestment};
-pub use join::{Joined, Placement};
+pub use join::{Joined, Joiner, Placement};
 pub use keys::{RoundKeys, SETTLEMENT_GROUP, check_round_id};
 pub use record::{InvestmentRecord, InvestmentSummary, LedgerRecord, RoundRecord};
 pub use round::{PrequeueNumber, RoundSettings, RoundStore, check_durability};

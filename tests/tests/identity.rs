@@ -24,8 +24,9 @@ use crowdgate_identity::dev::DevSigner;
 use crowdgate_identity::{IdentityClaims, KeySet, Verifier};
 use crowdgate_protocol::Ticket;
 use crowdgate_tests::{
-    IDENTITY_ISSUER, ROUND, RoundOptions, SIGN_IN_URL, System, Visitor, core_http, identity_claims,
-    identity_env, identity_signer, identity_token, json_of, keyring, now_s, pass_token,
+    IDENTITY_ISSUER, ROUND, RoundOptions, SIGN_IN_URL, System, Visitor, core_http, get_text,
+    identity_claims, identity_env, identity_signer, identity_token, json_of, keyring, now_s,
+    pass_token,
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -876,6 +877,21 @@ async fn nobody_invests_or_reads_an_investment_as_someone_else() {
             (404, Some("not_found")),
             "{what}: {body}"
         );
+        // Word for word what an id that does not exist gets (with its id).
+        let nobody = "inv_000000000000000000000000";
+        let (_, missing) = read(
+            bob.http
+                .get(format!("{edge}/api/investments/{nobody}"))
+                .bearer_auth(&bobs_pass),
+        )
+        .await;
+        assert_eq!(
+            body["message"]
+                .as_str()
+                .map(|m| m.replace(id.as_str(), nobody)),
+            missing["message"].as_str().map(str::to_string),
+            "{what}: an id's existence shows through the message"
+        );
     }
     let (code, body) = read(reqwest::Client::new().get(&url)).await;
     assert_eq!(
@@ -1018,6 +1034,8 @@ struct Provider {
     url: String,
     answer: Arc<Mutex<(u16, String)>>,
     fetches: Arc<AtomicUsize>,
+    /// When set, the provider accepts requests and never answers them.
+    hanging: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -1029,13 +1047,14 @@ impl Provider {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let answer = Arc::new(Mutex::new((status, jwks)));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let (served, counted) = (answer.clone(), fetches.clone());
+        let hanging = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (served, counted, hangs) = (answer.clone(), fetches.clone(), hanging.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (served, counted) = (served.clone(), counted.clone());
+                let (served, counted, hangs) = (served.clone(), counted.clone(), hangs.clone());
                 let service = hyper::service::service_fn(
                     move |request: hyper::Request<hyper::body::Incoming>| {
                         let (status, body) = if request.uri().path() == "/.well-known/jwks.json" {
@@ -1044,7 +1063,11 @@ impl Provider {
                         } else {
                             (404, "{}".to_string())
                         };
+                        let hang = hangs.load(Ordering::SeqCst);
                         async move {
+                            if hang {
+                                std::future::pending::<()>().await;
+                            }
                             hyper::Response::builder()
                                 .status(status)
                                 .header("content-type", "application/json")
@@ -1064,8 +1087,14 @@ impl Provider {
             url,
             answer,
             fetches,
+            hanging,
             task,
         }
+    }
+
+    /// From now on, accept requests and never answer them.
+    fn hang(&self) {
+        self.hanging.store(true, Ordering::SeqCst);
     }
 
     fn serve(&self, status: u16, jwks: String) {
@@ -1234,5 +1263,185 @@ async fn a_key_the_provider_removes_stops_working_within_the_max_age() {
     let answer = join_with_token(edge, &token_from(&retired, "keeper")).await;
     assert_identity_refusal("a withdrawn key, again", &answer, "identity_invalid");
     let (code, body) = join_with_token(edge, &token_from(&platform, "other")).await;
+    assert_eq!(code, 201, "{body}");
+}
+
+/// Regression: a provider that accepts connections and never answers used
+/// to hold every join for the host's whole request timeout (30 s) and end
+/// in a 500. Now a fetch gives up after a few seconds; meanwhile the last
+/// keys fetched keep verifying, and with none at all the answer is a 503
+/// with `Retry-After`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_hangs_costs_a_join_seconds_not_the_request() {
+    const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+    let platform = identity_signer();
+    let provider = Provider::start(200, jwks_of(&[&platform])).await;
+    let system =
+        System::start_with_host_env(RoundOptions::default(), false, provider.host_env(1, 1)).await;
+    let edge = &system.edge_url;
+    let (code, body) = join_with_token(edge, &token_from(&platform, "before")).await;
+    assert_eq!(code, 201, "{body}");
+
+    // The provider hangs; the cached keys go stale after 1 s. Joins keep
+    // working on the stale keys, each within the fetch timeout, until the
+    // edge has tried (and given up on) a fetch.
+    provider.hang();
+    let fetched = provider.fetches();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = 0;
+    while provider.fetches() == fetched || n < 5 {
+        n += 1;
+        let started = Instant::now();
+        let (code, body) = join_with_token(edge, &token_from(&platform, &format!("p{n}"))).await;
+        let took = started.elapsed();
+        assert_eq!(code, 201, "join {n} while the provider hangs: {body}");
+        assert!(
+            took < FETCH_TIMEOUT + Duration::from_secs(2),
+            "join {n} waited {took:?} on a hanging provider"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the edge never tried the provider again"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A fresh edge with no keys at all: 503 with Retry-After, in seconds.
+    let lonely =
+        System::start_with_host_env(RoundOptions::default(), false, provider.host_env(1, 1)).await;
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/join", lonely.edge_url))
+        .bearer_auth(token_from(&platform, "lonely"))
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let retry_after = response.headers().get("retry-after").cloned();
+    let (code, body) = json_of(response).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    assert!(retry_after.is_some(), "a 503 says when to retry");
+    assert!(
+        took < FETCH_TIMEOUT + Duration::from_secs(2),
+        "the join waited {took:?}"
+    );
+}
+
+/// Regression: a browser without JavaScript that signed in as someone else
+/// (without signing out) kept the first investor's ticket, so the page said
+/// "Investing as" them and the form invested for them. Now that ticket is
+/// set aside: the page shows the new person, and the form cannot use it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_as_someone_else_sets_the_earlier_investors_ticket_aside() {
+    let system = System::start_with(RoundOptions::default(), false).await;
+    let edge = &system.edge_url;
+    let shared = browser();
+    let sign_in = |investor: &'static str| {
+        let mut claims = identity_claims(investor);
+        claims.name = Some(format!("{investor} (name)"));
+        shared
+            .get(format!("{edge}/signin"))
+            .query(&[("identity_token", identity_signer().mint(&claims))])
+            .send()
+    };
+    assert_eq!(sign_in("ada").await.unwrap().status(), 303);
+    let joined = shared
+        .post(format!("{edge}/api/join"))
+        .form(&[("join", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(joined.status(), 303);
+    let key = wait_for_invest_form(&shared, edge).await;
+
+    // kath signs in on the same browser.
+    assert_eq!(sign_in("kath").await.unwrap().status(), 303);
+    let page = get_text(&shared, &format!("{edge}/")).await;
+    assert!(page.contains("Investing as kath (name)"), "{page}");
+    assert!(!page.contains("ada (name)"), "{page}");
+    let result = shared
+        .post(format!("{edge}/invest"))
+        .form(&[("amount", "100.00"), ("key", key.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!result.contains("Accepted"), "{result}");
+    assert_eq!(system.stream_len().await, 0, "nothing invested for ada");
+    // Joining now gives kath her own place.
+    let (code, body) = json_of(
+        shared
+            .post(format!("{edge}/api/join"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(ticket_of(&body).investor.unwrap().id, "kath");
+}
+
+/// Regression: a per-investor limit travelled only inside the ticket, so a
+/// ticket kept from an earlier sign-in invested past the limit a later
+/// sign-in set. Now the latest sign-in's limit binds every pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_sign_ins_lower_limit_binds_an_earlier_ticket() {
+    let system = System::start_with(RoundOptions::default(), false).await;
+    let edge = &system.edge_url;
+    let app = reqwest::Client::new();
+    // mary joins without a limit and keeps that ticket.
+    let (code, first) = join_with_token(edge, &identity_token("mary")).await;
+    assert_eq!(code, 201, "{first}");
+    let old_ticket = first["ticket"].as_str().unwrap().to_string();
+    // Later her platform signs her in with a £500 limit: the same place,
+    // and a ticket that says so.
+    let mut claims = identity_claims("mary");
+    claims.max_investment_pence = Some(50_000);
+    let (code, second) = join_with_token(edge, &identity_signer().mint(&claims)).await;
+    assert_eq!(code, 200, "{second}");
+    assert_eq!(ticket_of(&second).id, ticket_of(&first).id);
+    assert_eq!(
+        ticket_of(&second).investor.unwrap().max_investment_pence,
+        Some(50_000)
+    );
+    // The old ticket's pass (no limit on it), once admitted, is still held
+    // to £500.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let grant = loop {
+        let (code, grant) = json_of(
+            app.post(format!("{edge}/api/pass"))
+                .bearer_auth(&old_ticket)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if code == 200 {
+            break grant;
+        }
+        assert_eq!(code, 409, "{grant}");
+        assert!(Instant::now() < deadline, "never admitted: {grant}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let invest = |amount: i64, key: &'static str| {
+        app.post(format!("{edge}/api/investments"))
+            .bearer_auth(grant["pass"].as_str().unwrap())
+            .header("idempotency-key", key)
+            .json(&json!({ "amount_pence": amount }))
+            .send()
+    };
+    let (code, body) = json_of(invest(60_000, "over").await.unwrap()).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (422, Some("investor_limit_exceeded")),
+        "{body}"
+    );
+    let (code, body) = json_of(invest(50_000, "within").await.unwrap()).await;
     assert_eq!(code, 201, "{body}");
 }

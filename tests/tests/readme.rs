@@ -96,6 +96,35 @@ async fn dev_up_as_the_readme_says_runs_a_round_end_to_end() {
     crowdgate(&["accounts", "import", "investors.csv"]);
     let reconcile = crowdgate(&["reconcile"]);
     assert!(reconcile.contains("OK"), "{reconcile}");
+    // The README's line joining with a development token, exactly as
+    // written (demo-001 holds a place already: the same one comes back).
+    let readme = std::fs::read_to_string(checkout.join("README.md")).unwrap();
+    let join_line = readme
+        .lines()
+        .find(|l| l.starts_with("curl ") && l.contains("dev-token"))
+        .expect("the README shows joining with a development token");
+    let bin_dir = crowdgate_bin().parent().unwrap().to_path_buf();
+    let output = Command::new("bash")
+        .args(["-c", join_line])
+        .current_dir(&checkout)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin_dir.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .expect("bash runs");
+    let joined: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "{join_line}\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert_eq!(joined["status"]["investor_id"], "demo-001", "{joined}");
 
     // Ctrl-C stops everything and keeps the data.
     up.interrupt();

@@ -184,12 +184,12 @@ pub async fn sign_in(settings: &Settings, request: &Request) -> Response {
         None => None,
     };
     let Some(token) = token else {
-        return sign_in_page(settings, request, now, SIGN_IN_FIRST, 401);
+        return sign_in_page(settings, request, now, SIGN_IN_FIRST, 401).await;
     };
     let identity = match verify_identity(settings, &token, now).await {
         Ok(identity) => identity,
         Err(err) => {
-            return sign_in_page(settings, request, now, &err.message, err.http_status());
+            return sign_in_page(settings, request, now, &err.message, err.http_status()).await;
         }
     };
     let mut response = Response::builder()
@@ -209,7 +209,7 @@ pub async fn sign_in(settings: &Settings, request: &Request) -> Response {
 
 /// The page saying why the visitor must sign in (and, for a refused
 /// identity, dropping its cookie, so it is not presented again).
-fn sign_in_page(
+async fn sign_in_page(
     settings: &Settings,
     request: &Request,
     now: u64,
@@ -217,7 +217,10 @@ fn sign_in_page(
     code: u16,
 ) -> Response {
     let needed = SignInNeeded::new(settings, reason);
+    // The round's name and figures, as on every page (when core answers).
+    let room = room_cache::room_state(settings, now).await.ok();
     let view = PageView {
+        room: room.as_ref(),
         sign_in: Some(&needed),
         ..PageView::default()
     };
@@ -271,15 +274,18 @@ pub async fn join(settings: &Settings, request: &Request) -> Response {
     let now = now_ms();
     let identity = match signed_in(settings, request, now).await {
         Ok(identity) => identity,
-        Err(err) => return refuse_join(settings, request, err, now),
+        Err(err) => return refuse_join(settings, request, err, now).await,
     };
     let room = match room_state(settings, now).await {
         Ok(room) => room,
         Err(response) => return response,
     };
     if let Ok((ticket, token)) = ticket_of(settings, request, now) {
+        // With an identity, the ticket must say exactly what it does (the
+        // same investor, name and limit): a new sign-in with a changed limit
+        // goes to core, which records it, and the ticket is signed afresh.
         let same_place = match (&identity, &ticket.investor) {
-            (Some(identity), Some(holder)) => holder.id == identity.investor_id,
+            (Some(identity), Some(holder)) => *holder == investor_of(identity),
             (Some(_), None) => false,
             (None, holder) => holder.is_some() || room.identity == IdentityMode::Anonymous,
         };
@@ -295,11 +301,11 @@ pub async fn join(settings: &Settings, request: &Request) -> Response {
             "identity",
             SIGN_IN_FIRST.trim_end_matches('.'),
         );
-        return refuse_join(settings, request, identity_refusal(settings, refusal), now);
+        return refuse_join(settings, request, identity_refusal(settings, refusal), now).await;
     }
     let investor = identity.as_ref().map(investor_of);
     let place = match CoreClient::new(settings)
-        .take_queue_place(investor.as_ref().map(|i| i.id.as_str()))
+        .take_queue_place(investor.as_ref())
         .await
     {
         Ok(place) => place,
@@ -327,10 +333,10 @@ pub async fn join(settings: &Settings, request: &Request) -> Response {
 /// A join refused for want of a good identity: JSON for apps and the
 /// page's script, the sign-in page for a browser without JavaScript; a bad
 /// identity cookie is dropped either way.
-fn refuse_join(settings: &Settings, request: &Request, err: ApiError, now: u64) -> Response {
+async fn refuse_join(settings: &Settings, request: &Request, err: ApiError, now: u64) -> Response {
     if from_html_form(request) {
         let status = err.http_status();
-        return sign_in_page(settings, request, now, &err.message, status);
+        return sign_in_page(settings, request, now, &err.message, status).await;
     }
     let from_cookie = matches!(
         credentials::identity_token(request),
@@ -681,9 +687,25 @@ fn ticket_of(
             "no ticket: join the queue first (POST /api/join)",
         )));
     };
-    credentials::verify::<Ticket>(&settings.keyring, &token, &settings.round, now / 1000)
-        .map(|ticket| (ticket, token))
-        .map_err(respond::error)
+    let ticket =
+        credentials::verify::<Ticket>(&settings.keyring, &token, &settings.round, now / 1000)
+            .map_err(respond::error)?;
+    // A browser that signed in since as someone else: this ticket is not
+    // theirs (joining fetches their own place). The subject is read
+    // unverified because it only ever sets a ticket aside.
+    let browser_ticket = credentials::cookie(request, TICKET_COOKIE).as_ref() == Some(&token);
+    let signed_in_as = credentials::cookie(request, IDENTITY_COOKIE)
+        .and_then(|identity| crowdgate_identity::unverified_subject(&identity));
+    if let (true, Some(subject), Some(holder)) = (browser_ticket, signed_in_as, &ticket.investor)
+        && subject != holder.id
+    {
+        return Err(respond::error(ApiError::for_field(
+            ErrorCode::MissingTicket,
+            "ticket",
+            "this browser is now signed in as someone else: join the queue as them",
+        )));
+    }
+    Ok((ticket, token))
 }
 
 fn set_ticket_cookie(response: &mut Response, request: &Request, token: &str) {

@@ -23,6 +23,7 @@
 
 use crowdgate_protocol::api::{Investment, InvestmentStatus, VisitorState};
 pub use crowdgate_protocol::html::escape as html_escape;
+use crowdgate_protocol::money::{grouped, pounds};
 use crowdgate_protocol::{Investor, RoomPhase, RoomState, Status};
 
 const TEMPLATE: &str = include_str!("page.html");
@@ -397,7 +398,9 @@ pub fn state_message(status: &Status) -> String {
         VisitorState::Waiting => {
             "You are in the queue. We will let you in automatically.".to_string()
         }
-        VisitorState::Admitted => "It's your turn! Enter your investment below.".to_string(),
+        VisitorState::Admitted => {
+            "Enter your investment below before your pass runs out.".to_string()
+        }
         VisitorState::Paused => {
             "Admission is paused for a moment. You keep your place.".to_string()
         }
@@ -466,10 +469,11 @@ fn receipt_status(investment: &Investment) -> String {
         InvestmentStatus::Settled => "settled".to_string(),
         InvestmentStatus::Failed => format!(
             "failed — {}; nothing was taken.",
-            investment
-                .failure_reason
-                .as_deref()
-                .unwrap_or("settlement was refused")
+            match investment.failure_reason.as_deref() {
+                Some("insufficient_funds") => "there was not enough money in your account",
+                Some(other) => other,
+                None => "settlement was refused",
+            }
         ),
     }
 }
@@ -549,31 +553,6 @@ fn human_duration(seconds: u64) -> String {
         s if s < 3600 => format!("{} min", s.div_ceil(60)),
         s => format!("{:.1} h", s as f64 / 3600.0),
     }
-}
-
-/// Pence as pounds, the way the script shows them: `£1,250.00`.
-fn pounds(pence: i64) -> String {
-    let sign = if pence < 0 { "-" } else { "" };
-    let pence = pence.unsigned_abs();
-    format!("{sign}£{}.{:02}", grouped_u(pence / 100), pence % 100)
-}
-
-/// A whole number with thousands separators: `12,345`.
-fn grouped(n: i64) -> String {
-    let sign = if n < 0 { "-" } else { "" };
-    format!("{sign}{}", grouped_u(n.unsigned_abs()))
-}
-
-fn grouped_u(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }
 
 /// Replaces each `{{NAME}}` in `template` with its value, in one pass: a
@@ -747,7 +726,7 @@ mod tests {
             r#"<a id="sign-in-link" class="button" href="https://platform.example/login?next=/&amp;x=1">"#
         ));
         assert!(html.contains(
-            r#"<section id="sign-in" class="message bad" role="status" aria-live="polite">"#
+            r#"<section id="sign-in" class="message" role="status" aria-live="polite">"#
         ));
         assert!(!html.contains(r#"action="/api/join""#));
         v.sign_in = Some(SignIn {
@@ -824,15 +803,5 @@ mod tests {
             )
         );
         assert!(!html.contains("<script>alert"));
-    }
-
-    #[test]
-    fn pounds_group_thousands() {
-        assert_eq!(pounds(0), "£0.00");
-        assert_eq!(pounds(5), "£0.05");
-        assert_eq!(pounds(123_456_789), "£1,234,567.89");
-        assert_eq!(pounds(-100_000), "-£1,000.00");
-        assert_eq!(grouped(999), "999");
-        assert_eq!(grouped(1000), "1,000");
     }
 }

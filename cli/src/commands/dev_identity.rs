@@ -27,6 +27,7 @@ use crowdgate_identity::IdentityClaims;
 use crowdgate_identity::dev::DevSigner;
 use crowdgate_protocol::html::escape;
 use crowdgate_protocol::invest::{MAX_AMOUNT_PENCE, validate_investor_id};
+use crowdgate_protocol::money::pounds;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,7 +56,7 @@ pub struct DevIdentityArgs {
     /// Where a signed-in investor is sent, with `?identity_token=<JWT>` added.
     #[arg(long, default_value = "http://127.0.0.1:3000/signin", value_parser = parse_return_to)]
     pub return_to: Url,
-    /// Lifetime of each token, in seconds.
+    /// Lifetime of each token, in seconds (1 to 86400).
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_SECONDS))]
     pub token_ttl_seconds: u64,
 }
@@ -74,7 +75,7 @@ pub struct DevTokenArgs {
     /// The token's `aud`: the round id.
     #[arg(long, default_value = "demo", value_parser = non_empty)]
     pub audience: String,
-    /// Lifetime of the token, in seconds.
+    /// Lifetime of the token, in seconds (1 to 86400; tokens are accepted up to 30 s past expiry, for clock skew).
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=MAX_TTL_SECONDS))]
     pub ttl_seconds: u64,
     /// The token's `name` [default: the demo investor's name, if any].
@@ -88,6 +89,16 @@ pub struct DevTokenArgs {
 
 /// `crowdgate dev-token`: prints one token (and a newline) on stdout.
 pub async fn token(args: DevTokenArgs) -> anyhow::Result<()> {
+    // A token signed with a key no provider publishes is refused by the
+    // waiting room; so use the running provider's key, never a new one.
+    let key = args.dir.join(KEY_FILE);
+    if !key.exists() {
+        anyhow::bail!(
+            "no development identity key at {}: start `crowdgate up` (or `crowdgate dev-identity`) first, \
+             or pass the --dir it uses",
+            key.display()
+        );
+    }
     let signer = load_signer(&args.dir)?;
     let claims = claims_for(
         &args.issuer,
@@ -392,6 +403,7 @@ fn page(provider: &Provider, message: Option<&str>, investor: &str, name: &str) 
 body {{ font-family: system-ui, sans-serif; margin: 0; color: #1b1b1b; background: #fafafa; }}
 .danger {{ background: #b00020; color: #fff; padding: 1rem 1.5rem; font-size: 1.15rem; border-bottom: 6px solid #ffd600; }}
 .danger strong {{ display: block; font-size: 1.4rem; }}
+.danger code {{ background: #fff; color: #b00020; }}
 main {{ max-width: 46rem; margin: 0 auto; padding: 1rem 1.5rem 3rem; }}
 .investors {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(13rem, 1fr)); gap: .6rem; }}
 .investors form {{ margin: 0; }}
@@ -456,23 +468,6 @@ fn demo_button(demo: &DemoInvestor) -> String {
         balance = pounds(demo.balance_pence),
         limit = escape(&limit),
     )
-}
-
-/// `£5,000`, `£500`, `£12.50`.
-fn pounds(pence: i64) -> String {
-    let whole = (pence / 100).unsigned_abs().to_string();
-    let mut grouped = String::new();
-    for (i, digit) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    let sign = if pence < 0 { "-" } else { "" };
-    match pence % 100 {
-        0 => format!("{sign}£{grouped}"),
-        p => format!("{sign}£{grouped}.{:02}", p.unsigned_abs()),
-    }
 }
 
 #[cfg(test)]
@@ -579,7 +574,7 @@ mod tests {
         let page = answer.text().await.expect("a body");
         assert!(page.contains("anyone can sign in as anyone"), "{page}");
         assert!(page.contains("demo-skint"), "{page}");
-        assert!(page.contains("KYC limit £500"), "{page}");
+        assert!(page.contains("KYC limit £500.00"), "{page}");
         assert!(page.contains("Ada Lovelace"), "{page}");
         let health = client()
             .get(format!("{base}/healthz"))
@@ -620,13 +615,5 @@ mod tests {
         assert!(parse_return_to("ftp://x/").is_err());
         assert!(parse_return_to("/signin").is_err());
         assert!(non_empty(" ").is_err());
-    }
-
-    #[test]
-    fn pounds_are_grouped() {
-        assert_eq!(pounds(500_000), "£5,000");
-        assert_eq!(pounds(50_000), "£500");
-        assert_eq!(pounds(500), "£5");
-        assert_eq!(pounds(123_456_789), "£1,234,567.89");
     }
 }

@@ -16,8 +16,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use crowdgate_protocol::api::Investment;
 use crowdgate_protocol::attempt::CheckedAttempt;
+use crowdgate_protocol::money::pounds;
 use crowdgate_protocol::routes::REMAINING_PENCE_HEADER;
-use crowdgate_protocol::{ErrorCode, InvestmentId};
+use crowdgate_protocol::{ApiError, ErrorCode, InvestmentId};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -99,9 +100,7 @@ pub async fn show(
     let id = InvestmentId::parse(&id)?;
     match state.store.investment(id.as_str()).await? {
         Some(investment) => Ok(Json(investment)),
-        None => Err(Failure::not_found(format!(
-            "no investment {id} in round {round}"
-        ))),
+        None => Err(ApiError::investment_not_found(id.as_str(), &round).into()),
     }
 }
 
@@ -150,7 +149,6 @@ pub fn respond(verdict: InvestVerdict) -> (Response, &'static str) {
 
 /// The investment an accepted (or replayed) verdict made, or the refusal.
 fn refusal(verdict: InvestVerdict) -> Result<Investment, Failure> {
-    let pounds = |pence: i64| format!("£{}.{:02}", pence / 100, pence % 100);
     let amount = |code, message| Failure::for_field(code, "amount_pence", message);
     Err(match verdict {
         InvestVerdict::Accepted(investment) | InvestVerdict::Replayed(investment) => {
@@ -189,11 +187,15 @@ fn refusal(verdict: InvestVerdict) -> Result<Investment, Failure> {
             ErrorCode::AmountNotWholeShares,
             format!("amount must be a whole number of shares at {share_price_pence} pence each"),
         ),
+        InvestVerdict::OverInvestorLimit { left_pence } if left_pence <= 0 => amount(
+            ErrorCode::InvestorLimitExceeded,
+            "you have reached your maximum investment in this round".to_string(),
+        ),
         InvestVerdict::OverInvestorLimit { left_pence } => amount(
             ErrorCode::InvestorLimitExceeded,
             format!(
                 "this would exceed your maximum investment in this round; you may invest up to {} more",
-                pounds(left_pence.max(0))
+                pounds(left_pence)
             ),
         ),
     })

@@ -3,7 +3,7 @@
 
 use crate::error::Failure;
 use crate::state::AppState;
-use crate::store::{Joined, Placement};
+use crate::store::{Joined, Joiner, Placement};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -23,14 +23,17 @@ pub async fn take_place(
 ) -> Result<(StatusCode, Json<QueuePlace>), Failure> {
     state.check_round(&round)?;
     let request = PlaceRequest::parse(&body)?;
-    let investor = request.investor_id.as_deref();
+    let joiner = request.investor_id.as_deref().map(|investor_id| Joiner {
+        investor_id,
+        max_investment_pence: request.max_investment_pence,
+    });
     let joined = state
         .store
         .join(
             &crate::ids::new_ticket_id(),
             crate::ids::lottery_score(),
             crate::clock::now_ms(),
-            investor,
+            joiner,
         )
         .await?;
     let Some(Joined {

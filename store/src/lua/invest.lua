@@ -6,6 +6,8 @@
 -- KEYS[4] investment record   cg:{r}:investment:<id>
 -- KEYS[5] settlement stream   cg:{r}:settlement
 -- KEYS[6] active passes       cg:{r}:active (an accepted investment finishes the pass's turn)
+-- KEYS[7] investor limits     cg:{r}:investor_limits (each investor's own maximum, from
+--                             their latest sign-in)
 -- ARGV[1] investment id: derived by core from (round, ticket, Idempotency-Key),
 --         so every retry of one request names the same record
 -- ARGV[2] investor id
@@ -14,8 +16,9 @@
 -- ARGV[5] now, Unix ms
 -- ARGV[6] pass binding lifetime, seconds
 -- ARGV[7] ticket id (of the pass)
--- ARGV[8] the investor's own maximum, pence (from their identity token), or
---         -1 for none: it can only lower the round's maximum, never raise it
+-- ARGV[8] the investor's own maximum carried by the pass, pence, or -1 for
+--         none. The smallest of it, the latest sign-in's (KEYS[7]) and the
+--         round's applies: an investor's limit only ever lowers the round's
 -- (crowdgate-store's invest.rs builds KEYS and ARGV; nothing else does.)
 --
 -- Returns {verdict, investor_id, amount, shares, accepted_at_ms, detail}:
@@ -39,6 +42,7 @@
 -- write.
 
 local round, totals, binding, record, stream, active = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local limits = KEYS[7]
 local investment_id, investor = ARGV[1], ARGV[2]
 local amount = tonumber(ARGV[3])
 local fingerprint, now_ms = ARGV[4], tonumber(ARGV[5])
@@ -76,6 +80,8 @@ local phase = phase_at(r[1], 0, int(r[7]), now_ms)
 local cap, raised = int(r[2]), int(r[3])
 local minimum, maximum, price = int(r[4]), int(r[5]), int(r[6])
 if investor_max >= 0 and investor_max < maximum then maximum = investor_max end
+local latest_max = tonumber(redis.call('HGET', limits, investor))
+if latest_max and latest_max < maximum then maximum = latest_max end
 if phase == P.SCHEDULED then return refuse('not_open') end
 if phase == P.CLOSED then return refuse('closed') end
 

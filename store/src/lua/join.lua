@@ -4,10 +4,14 @@
 -- KEYS[2] pre-queue        cg:{r}:prequeue         ticket id -> lottery score
 -- KEYS[3] investor places  cg:{r}:investor_places  investor -> "<ticket id> <number>"
 -- KEYS[4] pass claims      cg:{r}:pass_claims      ticket id -> claim expiry (Unix ms)
+-- KEYS[5] investor limits  cg:{r}:investor_limits  investor -> own maximum, pence
 -- ARGV[1] ticket id for a new place (random, from core)
 -- ARGV[2] lottery score: a CSPRNG integer below 2^52 (exact as a Lua number)
 -- ARGV[3] now, Unix ms
 -- ARGV[4] investor id, or '' in an anonymous room (a place per call)
+-- ARGV[5] the investor's own maximum from this sign-in, pence, or -1 for
+--         none: recorded (or cleared) on every join, so the latest sign-in's
+--         limit is the one investments are held to
 --
 -- Returns {verdict, number, ticket id}:
 --   'prequeue', 0, t      the round is scheduled: t is in the lottery
@@ -29,8 +33,10 @@
 -- P+2, ... in arrival order. Numbers are unique and increasing however many
 -- core replicas call this.
 
-local round, prequeue, places, claims = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local round, prequeue, places, claims, limits = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local ticket, score, now_ms, investor = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local limit = tonumber(ARGV[5])
+assert(limit and limit >= -1, 'join.lua: investor limit out of range')
 local r = redis.call('HMGET', round, R.PHASE, R.OPENS_AT_MS, R.CLOSES_AT_MS, R.PREQUEUE_SEALED, R.ISSUED,
   R.IDENTITY)
 if not r[1] then return {'not_seeded', 0, ''} end
@@ -38,6 +44,11 @@ if not r[1] then return {'not_seeded', 0, ''} end
 if investor == '' and r[6] ~= 'anonymous' then return {'identity_required', 0, ''} end
 
 if investor ~= '' then
+  if limit >= 0 then
+    redis.call('HSET', limits, investor, ARGV[5])
+  else
+    redis.call('HDEL', limits, investor)
+  end
   local place = redis.call('HGET', places, investor)
   if place then
     local held, number = string.match(place, '^(%S+) (%d+)$')

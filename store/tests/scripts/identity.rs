@@ -2,7 +2,8 @@
 //! browser, device or app returns the same ticket and number, or the same
 //! lottery entry, until the turn is spent), a round that needs sign-in
 //! refuses an anonymous join without writing anything, and an investor's own
-//! maximum can only lower the round's.
+//! maximum can only lower the round's — the latest sign-in's binds even a
+//! pass signed before it.
 
 use crate::support::{Fixture, ROUND, T0, settings};
 use crate::{invest_capped, join};
@@ -10,7 +11,7 @@ use crowdgate_protocol::RoomPhase;
 use crowdgate_protocol::api::IdentityMode;
 use crowdgate_store::layout::round as R;
 use crowdgate_store::{
-    Advance, ClaimVerdict, InvestVerdict, Joined, Placement, PrequeueNumber, RoundKeys,
+    Advance, ClaimVerdict, InvestVerdict, Joined, Joiner, Placement, PrequeueNumber, RoundKeys,
     RoundSettings, RoundStore,
 };
 use redis::AsyncCommands;
@@ -33,7 +34,15 @@ async fn join_as(
     now_ms: u64,
 ) -> Joined {
     store
-        .join(ticket, score, now_ms, Some(investor))
+        .join(
+            ticket,
+            score,
+            now_ms,
+            Some(Joiner {
+                investor_id: investor,
+                max_investment_pence: None,
+            }),
+        )
         .await
         .unwrap()
         .expect("an investor always gets a place")
@@ -258,4 +267,50 @@ async fn an_investors_own_maximum_lowers_the_rounds_and_never_raises_it() {
         InvestVerdict::OverInvestorLimit { left_pence: 0 }
     );
     assert_eq!(f.round().await.raised_pence, 8_000);
+}
+
+/// Regression: the limit used to travel only in the ticket, so a ticket kept
+/// from an earlier sign-in (no limit) still invested past the limit a later
+/// sign-in carried. Now every join records the sign-in's limit, and the
+/// invest script holds every pass of that investor to it.
+#[tokio::test]
+async fn the_latest_sign_ins_limit_binds_passes_signed_before_it() {
+    let f = Fixture::new(RoundSettings {
+        max_investment_pence: 5_000,
+        ..required()
+    })
+    .await;
+    let join_with_limit = |limit| {
+        f.store.join(
+            "t-ann",
+            7,
+            T0,
+            Some(Joiner {
+                investor_id: "ann",
+                max_investment_pence: limit,
+            }),
+        )
+    };
+    // ann signs in without a limit, keeps that ticket's pass (no limit on it)...
+    join_with_limit(None).await.unwrap().unwrap();
+    // ...then signs in again with a £20 limit: the same place.
+    let again = join_with_limit(Some(2_000)).await.unwrap().unwrap();
+    assert!(again.rejoined);
+    let old_pass =
+        |id: &'static str, amount| invest_capped(&f.store, id, "t-ann", "ann", amount, None, T0);
+    assert_eq!(
+        old_pass("a1", 3_000).await,
+        InvestVerdict::OverInvestorLimit { left_pence: 2_000 }
+    );
+    assert!(matches!(
+        old_pass("a2", 2_000).await,
+        InvestVerdict::Accepted(_)
+    ));
+    // A later sign-in without a limit lifts it back to the round's.
+    join_with_limit(None).await.unwrap().unwrap();
+    assert!(matches!(
+        old_pass("a3", 3_000).await,
+        InvestVerdict::Accepted(_)
+    ));
+    assert_eq!(f.round().await.raised_pence, 5_000);
 }
