@@ -4,8 +4,8 @@ use crate::Args;
 use crate::wrk::{write_token_script, wrk};
 use anyhow::{Context, bail};
 use crowdgate_tests::{
-    Proc, ROUND, RoundOptions, System, Visitor, core_http, crowdgate_bin, free_port, ticket_token,
-    wait_for, wasm,
+    Proc, ROUND, RoundOptions, System, Visitor, core_http, crowdgate_bin, free_port,
+    identity_token, ticket_token, wait_for, wasm,
 };
 use std::process::Command;
 
@@ -33,7 +33,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     }
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("status.lua");
-    write_token_script(&script, &tokens)?;
+    write_token_script(&script, "GET", &tokens)?;
     let before = core_state_requests(&system.core_url).await?;
     let status = wrk(
         args,
@@ -42,6 +42,21 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     )?;
     let after = core_state_requests(&system.core_url).await?;
     let core_per_1000 = (after - before) as f64 * 1000.0 / status.requests.max(1) as f64;
+
+    // Joins through the edge by signed-in investors: each verifies an
+    // identity token (EdDSA, the platform's key) and asks core for the
+    // investor's place (new the first time round, the same one after).
+    eprintln!("minting {JOINING_INVESTORS} identity tokens…");
+    let identities: Vec<String> = (0..JOINING_INVESTORS)
+        .map(|n| identity_token(&format!("bench-signed-in-{n}")))
+        .collect();
+    let join_script = dir.path().join("join.lua");
+    write_token_script(&join_script, "POST", &identities)?;
+    let joins = wrk(
+        args,
+        &format!("{}/api/join", system.edge_url),
+        Some(&join_script),
+    )?;
     drop(system);
 
     // 2. A trivial component through the same host.
@@ -77,6 +92,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     println!("|---|---:|---:|---:|---:|");
     for (name, f) in [
         ("status poll (waiting-room component)", &status),
+        ("join, signed in (identity check + core)", &joins),
         ("trivial component (/hello)", &trivial),
     ] {
         println!(
@@ -88,6 +104,11 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     println!(
         "status polls / trivial: {:.2}",
         status.requests_per_s / trivial.requests_per_s
+    );
+    println!(
+        "signed-in joins / status polls: {:.2} (a join verifies the identity token and calls core once; \
+         {JOINING_INVESTORS} investors, each joining again after their first place)",
+        joins.requests_per_s / status.requests_per_s
     );
     println!(
         "core room-state requests per 1,000 status polls: {core_per_1000:.2} ({} tickets queued, polls cycle through {}, {} polls)",
@@ -107,6 +128,8 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 
 /// Tickets the status load cycles through (a wrk script holds them all).
 const POLLED_TICKETS: usize = 20_000;
+/// Signed-in investors the join load cycles through.
+const JOINING_INVESTORS: usize = 5_000;
 
 /// A place taken by [`join_many`].
 struct Place {

@@ -22,6 +22,10 @@ mod wrk;
 use anyhow::bail;
 use clap::{Parser, ValueEnum};
 
+/// Warnings only, except the start-up lines that name the listening
+/// addresses (`core listening`, `edge host listening`).
+const BENCH_LOG_FILTER: &str = "warn,crowdgate_core=info,crowdgate_core::routes=warn,crowdgate_core::ops=warn,crowdgate::commands::host=info";
+
 #[derive(Parser)]
 pub struct Args {
     /// Which benchmarks to run (default: all).
@@ -64,9 +68,11 @@ async fn main() -> anyhow::Result<()> {
         unsafe { std::env::set_var("CROWDGATE_BIN", &release) };
     }
     if std::env::var_os("RUST_LOG").is_none() {
-        // Per-request logs would measure the log file, not the system.
+        // Per-request logs would measure the log file, not the system; the
+        // lines saying where core and the host listen stay (the harness
+        // finds their ports there; without them no part would start).
         // SAFETY: as above.
-        unsafe { std::env::set_var("RUST_LOG", "warn") };
+        unsafe { std::env::set_var("RUST_LOG", BENCH_LOG_FILTER) };
     }
     eprintln!("using {}", crowdgate_tests::crowdgate_bin().display());
     println!(

@@ -14,16 +14,17 @@ pub struct WrkFigures {
     pub non_2xx: u64,
 }
 
-/// A wrk script that sends each request with the next ticket as a bearer token.
-pub fn write_token_script(path: &Path, tokens: &[String]) -> anyhow::Result<()> {
+/// A wrk script that sends each request (`method`, no body) with the next
+/// token as a bearer token, cycling through `tokens`.
+pub fn write_token_script(path: &Path, method: &str, tokens: &[String]) -> anyhow::Result<()> {
     let mut lua = String::from("local tokens = {\n");
     for token in tokens {
         lua.push_str(&format!("  \"{token}\",\n"));
     }
-    lua.push_str(
-        "}\nlocal i = 0\nrequest = function()\n  i = i % #tokens + 1\n  \
-         return wrk.format(\"GET\", nil, { [\"Authorization\"] = \"Bearer \" .. tokens[i] })\nend\n",
-    );
+    lua.push_str(&format!(
+        "}}\nlocal i = 0\nrequest = function()\n  i = i % #tokens + 1\n  \
+         return wrk.format(\"{method}\", nil, {{ [\"Authorization\"] = \"Bearer \" .. tokens[i] }})\nend\n",
+    ));
     std::fs::write(path, lua)?;
     Ok(())
 }

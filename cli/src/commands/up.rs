@@ -299,7 +299,14 @@ fn print_banner(
         args.core_listen
     );
     println!("  Ops token:  {token}");
-    println!("              CROWDGATE_OPS_TOKEN={token} crowdgate ops status");
+    // The command as it works here: name core's address when it is not
+    // the one `crowdgate ops` assumes.
+    let core_flag = if args.core_listen.to_string() == "127.0.0.1:8080" {
+        String::new()
+    } else {
+        format!(" --core-url http://{}", args.core_listen)
+    };
+    println!("              CROWDGATE_OPS_TOKEN={token} crowdgate ops status{core_flag}");
     println!(
         "              curl -H 'Authorization: Bearer {token}' http://{}/ops/v1/rounds/{round}",
         args.core_listen
