@@ -7,7 +7,8 @@
 //! - `GET /api/investments/{id}` — the caller's own investment's status
 //!   (accepted, settled, failed), shown to its investor's pass or ticket.
 //!
-//! When core is unreachable or shedding, the answer is 503 with `Retry-After`:
+//! When core is unreachable, hung past `CORE_TIMEOUT` or shedding, the
+//! answer is 503 with `Retry-After`:
 //! the investor keeps their pass and place and retries with the same
 //! `Idempotency-Key`, which can never invest twice.
 

@@ -7,8 +7,9 @@
 //! build, not production.
 //!
 //! Every call carries this edge's token ([`EDGE_TOKEN_HEADER`]): core's
-//! `/v1` API answers nobody else. A call that fails (core down, refused by
-//! the host's allow-list, shedding with 503) is [`CoreError::Unavailable`],
+//! `/v1` API answers nobody else. A call that fails (core down, hung past
+//! [`CORE_TIMEOUT`], refused by the host's allow-list, shedding with 503) is
+//! [`CoreError::Unavailable`],
 //! which the components answer with 503 and `Retry-After`: the visitor
 //! keeps their place and retries. Any other error answer is core's verdict,
 //! [`CoreError::Refused`] with core's status and body.
@@ -22,6 +23,13 @@ use crowdgate_protocol::routes::{
 use crowdgate_protocol::{ApiError, CorePath, ErrorCode, InvestmentId, Investor, RoomState};
 use serde::de::DeserializeOwned;
 use spin_sdk::http::{Method, Request, Response};
+
+/// How long a call to core may take at each step (connect, first byte,
+/// between bytes). core answers in milliseconds, and sheds load with a quick
+/// 503 rather than queueing; one that has not answered by now is hung (say,
+/// stopped), and the visitor is better served by a 503 to retry — an
+/// investment retried with its `Idempotency-Key` can never count twice.
+pub const CORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// core could not be reached or is shedding load.
 #[derive(Debug)]
@@ -180,9 +188,9 @@ impl<'a> CoreClient<'a> {
             builder.header("content-type", "application/json");
         }
         let request = builder.body(body).build();
-        let response: Response = spin_sdk::http::send(request)
+        let response = crate::deadline::send_within(request, CORE_TIMEOUT)
             .await
-            .map_err(|e| CoreError::Unavailable(CoreUnavailable(format!("{e:?}"))))?;
+            .map_err(|why| CoreError::Unavailable(CoreUnavailable(why)))?;
         if *response.status() == 503 {
             return Err(CoreError::Unavailable(CoreUnavailable(
                 "core is shedding load".into(),

@@ -256,7 +256,7 @@ async fn fetch(url: &str) -> Result<String, String> {
         .uri(url)
         .header("accept", "application/json")
         .build();
-    let response: Response = crate::deadline::get_within(request, FETCH_TIMEOUT).await?;
+    let response: Response = crate::deadline::send_within(request, FETCH_TIMEOUT).await?;
     if *response.status() != 200 {
         return Err(format!("answered {}", response.status()));
     }

@@ -356,6 +356,45 @@ async fn edge_answers_503_with_retry_after_while_core_is_down() {
     assert_eq!(answer.status, 201, "{:?}", answer.body);
 }
 
+/// Regression: a core that is hung (stopped, not gone) used to hold the
+/// edge's call until the host's 30 s request timeout, ending in a 500. The
+/// edge now gives up on core after `CORE_TIMEOUT` (10 s) and answers 503 with
+/// `Retry-After`; the same request succeeds once core runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_answers_503_soon_while_core_is_hung() {
+    let system = System::start_with(RoundOptions::default(), false).await;
+    system.core.signal(libc::SIGSTOP);
+    let http = core_http();
+    let started = Instant::now();
+    let response = http
+        .post(format!("{}/api/investments", system.edge_url))
+        .bearer_auth(pass_for(1))
+        .header("idempotency-key", "k")
+        .json(&json!({"amount_pence": 5_000}))
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(response.status(), 503, "after {took:?}");
+    assert_eq!(response.headers()["retry-after"], "1");
+    let (_, body) = json_of(response).await;
+    assert_eq!(body["error"], "unavailable", "{body}");
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(20),
+        "the edge waited {took:?} on a hung core (deadline 10 s)"
+    );
+    system.core.signal(libc::SIGCONT);
+    let answer = invest_until_answered(
+        &http,
+        &format!("{}/api/investments", system.edge_url),
+        1,
+        5_000,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_round_opens_and_closes_on_time() {
     let at = |offset_s: u64| {
