@@ -4,7 +4,8 @@
 //! platform's), come back to a clean URL that says who they are and names
 //! the round, wait in the queue, are admitted ("It's your turn", the pass
 //! counting down), see what their amount buys, invest, and watch the receipt
-//! turn from accepted to settled. Screenshots go to `tests/artifacts/`.
+//! turn from accepted to settled; then the round fills and closes, and the
+//! page says so plainly. Screenshots go to `tests/artifacts/`.
 
 use crowdgate_tests::browser::{Browser, non_empty};
 use crowdgate_tests::{
@@ -221,6 +222,11 @@ async fn a_browser_signs_in_queues_invests_and_sees_it_settle() {
     let receipt_id = browser
         .wait_for_text("#receipt-id", Duration::from_secs(5), |t| !t.is_empty())
         .await;
+    // The round's figures catch up with the investment (the edge's room
+    // state is cached for about a second).
+    browser
+        .wait_for_text("#raised", Duration::from_secs(10), |t| t == "£150.00")
+        .await;
     browser.screenshot("waiting-room-settled").await;
     assert_eq!(system.round_field("raised_pence").await, 15_000);
     let (code, investment) = json_of(
@@ -235,6 +241,58 @@ async fn a_browser_signs_in_queues_invests_and_sees_it_settle() {
     .await;
     assert_eq!(code, 200, "{investment}");
     assert_eq!(investment["investor_id"], "demo-001", "{investment}");
+
+    // A full round, then a closed one: the page says so plainly, with no
+    // queue figures and no form.
+    for (phase, heading, shot) in [
+        ("full", "This round is full", "waiting-room-full"),
+        ("closed", "This round is closed", "waiting-room-closed"),
+    ] {
+        let _: () = redis::cmd("HSET")
+            .arg(&round_key)
+            .arg("phase")
+            .arg(phase)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        // The edge caches the room state for about a second: reload until
+        // the page shows the new phase.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            browser
+                .client
+                .goto(&format!("{}/", system.edge_url))
+                .await
+                .unwrap();
+            let shown = browser
+                .client
+                .find(Locator::Css("#heading"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if shown == heading {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the page never said {heading:?}; it says {shown:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let form = browser.client.find(Locator::Css("#invest")).await.unwrap();
+        assert!(
+            !form.is_displayed().await.unwrap(),
+            "{phase}: no invest form"
+        );
+        let queue = browser.client.find(Locator::Css("#queue")).await.unwrap();
+        assert!(
+            !queue.is_displayed().await.unwrap(),
+            "{phase}: no queue figures"
+        );
+        browser.screenshot(shot).await;
+    }
     browser.close().await;
     identity.stop().await;
 }
