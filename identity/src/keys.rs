@@ -27,6 +27,10 @@ pub enum KeySetError {
     SecretTooShort,
     #[error("key {0:?} appears twice")]
     DuplicateKeyId(String),
+    #[error("that is a private key: give the public key (`openssl pkey -in key.pem -pubout`)")]
+    PrivateKey,
+    #[error("not a PEM public key of a supported type (RSA, EC P-256 or Ed25519)")]
+    NotAPublicKey,
 }
 
 /// One verification key.
@@ -118,6 +122,36 @@ impl KeySet {
         Ok(self)
     }
 
+    /// Adds a public key given as PEM (`-----BEGIN PUBLIC KEY-----`, or
+    /// `RSA PUBLIC KEY`), under `kid` or none: RSA allows RS256, EC allows
+    /// ES256, Ed25519 allows EdDSA. A private key is refused: the edge must
+    /// never hold the platform's signing key.
+    pub fn with_public_key_pem(
+        mut self,
+        kid: Option<&str>,
+        pem: &str,
+    ) -> Result<KeySet, KeySetError> {
+        if pem.contains("PRIVATE KEY") {
+            return Err(KeySetError::PrivateKey);
+        }
+        let bytes = pem.trim().as_bytes();
+        let (algorithm, decoding) = if let Ok(key) = DecodingKey::from_rsa_pem(bytes) {
+            (Algorithm::RS256, key)
+        } else if let Ok(key) = DecodingKey::from_ec_pem(bytes) {
+            (Algorithm::ES256, key)
+        } else if let Ok(key) = DecodingKey::from_ed_pem(bytes) {
+            (Algorithm::EdDSA, key)
+        } else {
+            return Err(KeySetError::NotAPublicKey);
+        };
+        self.push(Key {
+            kid: kid.map(str::to_string),
+            algorithm,
+            decoding,
+        })?;
+        Ok(self)
+    }
+
     /// Keys of the document that were not taken, and why.
     pub fn skipped(&self) -> &[String] {
         &self.skipped
@@ -148,13 +182,20 @@ impl KeySet {
     }
 
     /// The key a token names. A token without `kid` is accepted only when
-    /// the set holds exactly one key (otherwise which one is a guess).
+    /// the set holds exactly one key (otherwise which one is a guess); so is
+    /// a token naming a `kid` when the one key has none (a key configured as
+    /// bare PEM or secret is *the* key, whatever id the platform stamps).
     pub(crate) fn find(&self, kid: Option<&str>) -> Result<&Key, IdentityError> {
+        let only_unnamed = || match self.keys.as_slice() {
+            [key] if key.kid.is_none() => Some(key),
+            _ => None,
+        };
         match kid {
             Some(kid) => self
                 .keys
                 .iter()
                 .find(|k| k.kid.as_deref() == Some(kid))
+                .or_else(only_unnamed)
                 // The id is the token's: keep only a little of it for the message.
                 .ok_or_else(|| IdentityError::UnknownKey(kid.chars().take(64).collect())),
             None if self.keys.len() == 1 => Ok(&self.keys[0]),

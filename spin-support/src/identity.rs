@@ -3,12 +3,11 @@
 //! them. Deciding whether a token is good is `crowdgate_identity`'s; this
 //! module only finds the keys.
 //!
-//! Keys come from, in this order of precedence:
-//! 1. `identity_jwks`: a static JWKS document (public keys, or `oct` keys);
-//! 2. `identity_shared_secret` alone: one HS256 secret;
-//! 3. otherwise the provider's JWKS, fetched from `identity_provider_url` +
-//!    `identity_jwks_path` (the origin must be in `allowed_outbound_hosts`).
-//!    A shared secret, when set, is added to static or fetched keys.
+//! Keys are static when any of these is set (all that are set count):
+//! `identity_jwks` (a JWKS document), `identity_public_key` (one PEM public
+//! key) and `identity_shared_secret` (one HS256 secret). Otherwise they are
+//! the provider's JWKS, fetched from `identity_provider_url` +
+//! `identity_jwks_path` (the origin must be in `allowed_outbound_hosts`).
 //!
 //! A fetched JWKS is cached in Spin key-value for
 //! `identity_jwks_max_age_seconds` (so a key the provider removes stops
@@ -45,8 +44,6 @@ enum KeySource {
     Static(KeySet),
     Fetched {
         url: String,
-        /// Added to the fetched keys.
-        shared_secret: Option<Vec<u8>>,
         max_age_ms: u64,
         refetch_ms: u64,
     },
@@ -71,25 +68,31 @@ impl IdentitySettings {
         let audience = optional_variable("identity_audience")?.unwrap_or_else(|| round.to_string());
         let sign_in_url = optional_variable("identity_sign_in_url")?;
         let shared_secret = optional_variable("identity_shared_secret")?.map(String::into_bytes);
-        let source = match optional_variable("identity_jwks")? {
-            Some(jwks) => {
-                let keys =
-                    KeySet::from_jwks(&jwks).map_err(|e| misconfigured("identity_jwks", e))?;
-                KeySource::Static(with_secret(keys, shared_secret.as_deref())?)
+        let jwks = optional_variable("identity_jwks")?;
+        let public_key = optional_variable("identity_public_key")?;
+        let source = if jwks.is_none() && public_key.is_none() && shared_secret.is_none() {
+            KeySource::Fetched {
+                url: format!(
+                    "{}{}",
+                    variable("identity_provider_url")?.trim_end_matches('/'),
+                    variable("identity_jwks_path")?
+                ),
+                max_age_ms: seconds("identity_jwks_max_age_seconds")? * 1000,
+                refetch_ms: seconds("identity_jwks_refetch_seconds")? * 1000,
             }
-            None => match shared_secret {
-                Some(secret) => KeySource::Static(with_secret(KeySet::default(), Some(&secret))?),
-                None => KeySource::Fetched {
-                    url: format!(
-                        "{}{}",
-                        variable("identity_provider_url")?.trim_end_matches('/'),
-                        variable("identity_jwks_path")?
-                    ),
-                    shared_secret: None,
-                    max_age_ms: seconds("identity_jwks_max_age_seconds")? * 1000,
-                    refetch_ms: seconds("identity_jwks_refetch_seconds")? * 1000,
-                },
-            },
+        } else {
+            let mut keys = match jwks {
+                Some(jwks) => {
+                    KeySet::from_jwks(&jwks).map_err(|e| misconfigured("identity_jwks", e))?
+                }
+                None => KeySet::default(),
+            };
+            if let Some(pem) = public_key {
+                keys = keys
+                    .with_public_key_pem(None, &pem)
+                    .map_err(|e| misconfigured("identity_public_key", e))?;
+            }
+            KeySource::Static(with_secret(keys, shared_secret.as_deref())?)
         };
         Ok(Some(IdentitySettings {
             verifier: Verifier { issuer, audience },
@@ -107,19 +110,16 @@ impl IdentitySettings {
             KeySource::Static(keys) => self.verifier.verify(token, keys, now_s).map_err(refuse),
             KeySource::Fetched {
                 url,
-                shared_secret,
                 max_age_ms,
                 refetch_ms,
             } => {
                 let cache = JwksCache { url };
-                let keys = cache
-                    .keys(now_ms, *max_age_ms, shared_secret.as_deref())
-                    .await?;
+                let keys = cache.keys(now_ms, *max_age_ms).await?;
                 match self.verifier.verify(token, &keys, now_s) {
                     Err(err)
                         if err.wants_fresh_keys() && cache.may_refetch(now_ms, *refetch_ms) =>
                     {
-                        let keys = cache.refresh(now_ms, shared_secret.as_deref()).await?;
+                        let keys = cache.refresh(now_ms).await?;
                         self.verifier.verify(token, &keys, now_s).map_err(refuse)
                     }
                     result => result.map_err(refuse),
@@ -160,18 +160,13 @@ impl JwksCache<'_> {
 
     /// The keys: cached if younger than `max_age_ms`, else fetched (or the
     /// stale copy if the provider cannot be reached).
-    async fn keys(
-        &self,
-        now_ms: u64,
-        max_age_ms: u64,
-        secret: Option<&[u8]>,
-    ) -> Result<KeySet, ApiError> {
+    async fn keys(&self, now_ms: u64, max_age_ms: u64) -> Result<KeySet, ApiError> {
         let cached = self.cached();
         if let Some(entry) = &cached
             && now_ms.saturating_sub(entry.fetched_at_ms) < max_age_ms
             && let Ok(keys) = KeySet::from_jwks(&entry.jwks)
         {
-            return with_secret(keys, secret);
+            return Ok(keys);
         }
         // Another request is fetching it (or just failed to): meanwhile the
         // stale copy verifies, so a slow provider is waited on once, not by
@@ -186,14 +181,13 @@ impl JwksCache<'_> {
             && refreshing(entry)
             && let Ok(keys) = KeySet::from_jwks(&entry.jwks)
         {
-            return with_secret(keys, secret);
+            return Ok(keys);
         }
-        match self.refresh(now_ms, secret).await {
+        match self.refresh(now_ms).await {
             Ok(keys) => Ok(keys),
             Err(err) => match cached {
                 Some(entry) if now_ms.saturating_sub(entry.fetched_at_ms) < STALE_USABLE_MS => {
-                    let keys = KeySet::from_jwks(&entry.jwks).map_err(|_| err)?;
-                    with_secret(keys, secret)
+                    KeySet::from_jwks(&entry.jwks).map_err(|_| err)
                 }
                 _ => Err(err),
             },
@@ -216,7 +210,7 @@ impl JwksCache<'_> {
     }
 
     /// Fetches the JWKS, checks it, and caches it.
-    async fn refresh(&self, now_ms: u64, secret: Option<&[u8]>) -> Result<KeySet, ApiError> {
+    async fn refresh(&self, now_ms: u64) -> Result<KeySet, ApiError> {
         if let Some(store) = Self::store() {
             let _ = store.set(
                 &format!("jwks-attempt:{}", self.url),
@@ -246,7 +240,7 @@ impl JwksCache<'_> {
         {
             let _ = store.set(&format!("jwks:{}", self.url), &bytes);
         }
-        with_secret(keys, secret)
+        Ok(keys)
     }
 }
 

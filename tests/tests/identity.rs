@@ -1445,3 +1445,33 @@ async fn a_later_sign_ins_lower_limit_binds_an_earlier_ticket() {
     let (code, body) = json_of(invest(50_000, "within").await.unwrap()).await;
     assert_eq!(code, 201, "{body}");
 }
+
+/// A deployment configured with the platform's public key as PEM
+/// (`identity_public_key`) instead of a JWKS: tokens signed with the
+/// matching private key are accepted (whatever `kid` they carry), others are
+/// refused, and nothing is fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pem_public_key_configures_the_platforms_key() {
+    let keys = crowdgate_tests::workspace_root().join("identity/tests/keys");
+    let platform = DevSigner::load_or_create(&keys.join("ed25519.pem")).expect("the fixture key");
+    let public_pem = std::fs::read_to_string(keys.join("ed25519-pub.pem")).unwrap();
+    let system = System::start_with_host_env(
+        RoundOptions::default(),
+        false,
+        vec![
+            ("SPIN_VARIABLE_IDENTITY_ISSUER", IDENTITY_ISSUER.to_string()),
+            ("SPIN_VARIABLE_IDENTITY_PUBLIC_KEY", public_pem),
+            (
+                "SPIN_VARIABLE_IDENTITY_SIGN_IN_URL",
+                SIGN_IN_URL.to_string(),
+            ),
+        ],
+    )
+    .await;
+    let edge = &system.edge_url;
+    let (code, body) = join_with_token(edge, &token_from(&platform, "pem-ann")).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(ticket_of(&body).investor.unwrap().id, "pem-ann");
+    let answer = join_with_token(edge, &identity_token("someone-else")).await;
+    assert_identity_refusal("another key", &answer, "identity_invalid");
+}
