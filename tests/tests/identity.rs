@@ -594,7 +594,9 @@ async fn a_token_in_the_sign_in_url_becomes_a_cookie_and_is_never_logged() {
         .await
         .unwrap();
     assert_eq!(response.status(), 303);
-    assert_eq!(response.headers()["location"], "/");
+    // On to the clean page, through the step that drops another
+    // investor's ticket (see the regression test below).
+    assert_eq!(response.headers()["location"], "/signin/done");
     assert_eq!(response.headers()["referrer-policy"], "no-referrer");
     let cookie = response.headers()["set-cookie"].to_str().unwrap();
     assert!(
@@ -1474,4 +1476,46 @@ async fn a_pem_public_key_configures_the_platforms_key() {
     assert_eq!(ticket_of(&body).investor.unwrap().id, "pem-ann");
     let answer = join_with_token(edge, &identity_token("someone-else")).await;
     assert_identity_refusal("another key", &answer, "identity_invalid");
+}
+
+/// Regression: signing in as someone else left the previous investor's
+/// ticket cookie (a day long) in the browser; once the new, short-lived
+/// identity cookie expired, the page and the no-JS form were the previous
+/// person's again (their place, their pass). The sign-in's second step now
+/// forgets a ticket held for another investor, and keeps one's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_drops_a_ticket_held_for_someone_else() {
+    let system = System::start_with(RoundOptions::default(), false).await;
+    let edge = &system.edge_url;
+    let (code, ada) = join_with_token(edge, &identity_token("ada")).await;
+    assert_eq!(code, 201, "{ada}");
+    let adas_ticket = ada["ticket"].as_str().unwrap();
+    let done = |identity: String| {
+        browser()
+            .get(format!("{edge}/signin/done"))
+            .header(
+                "cookie",
+                format!("cg_ticket={adas_ticket}; cg_identity={identity}"),
+            )
+            .send()
+    };
+    // kath signs in on ada's browser: ada's ticket goes.
+    let response = done(identity_token("kath")).await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/");
+    let cleared = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cleared.starts_with("cg_ticket=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    // ada signs in again on her own browser: her ticket stays.
+    let response = done(identity_token("ada")).await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "ada's own ticket is kept"
+    );
 }

@@ -723,7 +723,7 @@ async fn the_page_works_without_javascript() {
         .await
         .unwrap();
     assert_eq!(signed_in.status(), 303);
-    assert_eq!(signed_in.headers()["location"], "/");
+    assert_eq!(signed_in.headers()["location"], "/signin/done");
     let page = browser
         .get(format!("{edge}/"))
         .send()

@@ -173,7 +173,7 @@ fn from_html_form(request: &Request) -> bool {
 /// `GET /signin?identity_token=…` or `POST /signin` (form field
 /// `identity_token`): a browser arriving from the platform. The token is
 /// checked, kept in an HttpOnly cookie for as long as it is valid, and the
-/// browser is sent on to the clean page, so the token stays neither in the
+/// browser is sent on (through [`sign_in_done`]) to the clean page, so the token stays neither in the
 /// address bar nor in history. A bad token gets the page with the reason
 /// and the way back to the platform's sign-in, never an anonymous place.
 pub async fn sign_in(settings: &Settings, request: &Request) -> Response {
@@ -194,7 +194,7 @@ pub async fn sign_in(settings: &Settings, request: &Request) -> Response {
     };
     let mut response = Response::builder()
         .status(303)
-        .header("location", "/")
+        .header("location", "/signin/done")
         .header("cache-control", "no-store")
         .header("referrer-policy", "no-referrer")
         .body(Vec::new())
@@ -227,6 +227,38 @@ async fn sign_in_page(
     let mut response = html_page(settings, &view, now, code);
     if (400..500).contains(&code) {
         forget_identity_cookie(&mut response, request);
+    }
+    response
+}
+
+/// `GET /signin/done`, where a sign-in redirects: a ticket this browser
+/// still holds for another investor is forgotten (a Spin response carries
+/// one `Set-Cookie`, and the sign-in's was the identity). Otherwise that
+/// ticket would come back once the new, short-lived identity expires: on a
+/// shared computer, the previous person's place and pass. Then on to `/`.
+pub fn sign_in_done(settings: &Settings, request: &Request) -> Response {
+    let mut response = Response::builder()
+        .status(303)
+        .header("location", "/")
+        .header("cache-control", "no-store")
+        .body(Vec::new())
+        .build();
+    // Only forgetting: the subject is read unverified (joining verifies).
+    let signed_in_as = credentials::cookie(request, IDENTITY_COOKIE)
+        .and_then(|identity| crowdgate_identity::unverified_subject(&identity));
+    let held = credentials::cookie(request, TICKET_COOKIE).map(|token| {
+        settings
+            .keyring
+            .verify::<Ticket>(&token, &settings.round, now_ms() / 1000)
+            .ok()
+            .and_then(|ticket| ticket.investor)
+            .map(|investor| investor.id)
+    });
+    // A ticket of someone else, or one that no longer verifies, goes.
+    if let (Some(subject), Some(holder)) = (signed_in_as, held)
+        && holder.as_ref() != Some(&subject)
+    {
+        forget_ticket_cookie(&mut response, request);
     }
     response
 }

@@ -48,6 +48,8 @@ async fn handle(request: Request) -> impl IntoResponse {
         (_, "/api/pass") => respond::method_not_allowed("POST"),
         (Method::Get, "/api/round") => handlers::round(&settings).await,
         (Method::Get | Method::Post, "/signin") => handlers::sign_in(&settings, &request).await,
+        (Method::Get, "/signin/done") => handlers::sign_in_done(&settings, &request),
+        (_, "/signin/done") => respond::method_not_allowed("GET"),
         (_, "/signin") => respond::method_not_allowed("GET, POST"),
         (Method::Post, "/signout") => handlers::sign_out(&request, handlers::SignOutStep::Ticket),
         (Method::Get, "/signout") => handlers::sign_out(&request, handlers::SignOutStep::Identity),
