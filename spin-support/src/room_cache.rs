@@ -4,7 +4,9 @@
 //! would send the whole waiting crowd's polling load to the centre; instead
 //! each edge keeps the last state it fetched and refreshes it when it is older
 //! than [`FRESH_FOR_MS`]. If core is unreachable, a stale state (up to
-//! [`USABLE_FOR_MS`]) is better than an error: positions only lag.
+//! [`USABLE_FOR_MS`]) is better than an error: positions only lag. After a
+//! failed refresh, core is left alone for [`CORE_AWAY_MS`], so polls answer
+//! from the stale state at once instead of each waiting on a hung core.
 
 use crate::Settings;
 use crate::core_client::{CoreClient, CoreError, CoreUnavailable};
@@ -18,6 +20,10 @@ pub const USABLE_FOR_MS: u64 = 30_000;
 /// While one request refreshes a stale state, others keep using the old one
 /// for this long, so a crowd of polls does not all call core at once.
 pub const REFRESH_LEASE_MS: u64 = 250;
+/// After core failed to give the state (down, or hung past the call's
+/// deadline), the stale state is used without asking core for this long:
+/// otherwise every poll past the lease would wait out the deadline again.
+pub const CORE_AWAY_MS: u64 = 5_000;
 
 /// The round's state, from the cache or from core.
 pub async fn room_state(settings: &Settings, now_ms: u64) -> Result<RoomState, CoreUnavailable> {
@@ -30,6 +36,19 @@ pub async fn room_state(settings: &Settings, now_ms: u64) -> Result<RoomState, C
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     if let Some(room) = &cached
         && now_ms.saturating_sub(room.as_of_ms) < FRESH_FOR_MS
+    {
+        return Ok(room.clone());
+    }
+    let away_key = format!("core-away:{round}");
+    let core_away = store
+        .as_ref()
+        .and_then(|s| s.get(&away_key).ok().flatten())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.parse::<u64>().ok())
+        .is_some_and(|until| now_ms < until);
+    if core_away
+        && let Some(room) = &cached
+        && now_ms.saturating_sub(room.as_of_ms) < USABLE_FOR_MS
     {
         return Ok(room.clone());
     }
@@ -53,10 +72,18 @@ pub async fn room_state(settings: &Settings, now_ms: u64) -> Result<RoomState, C
             }
             Ok(room)
         }
-        Err(err) => match cached {
-            Some(room) if now_ms.saturating_sub(room.as_of_ms) < USABLE_FOR_MS => Ok(room),
-            _ => Err(err),
-        },
+        Err(err) => {
+            if let Some(store) = &store {
+                // From now, not from when the request began: the failed call
+                // may itself have taken the whole deadline.
+                let until = crate::now_ms() + CORE_AWAY_MS;
+                let _ = store.set(&away_key, until.to_string().as_bytes());
+            }
+            match cached {
+                Some(room) if now_ms.saturating_sub(room.as_of_ms) < USABLE_FOR_MS => Ok(room),
+                _ => Err(err),
+            }
+        }
     }
 }
 

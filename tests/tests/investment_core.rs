@@ -3,7 +3,9 @@
 //! exactly once, and nothing acknowledged is lost when Redis or core is
 //! killed with SIGKILL mid-load.
 
-use crowdgate_tests::{ROUND, RoundOptions, System, core_http, json_of, now_s, pass_token};
+use crowdgate_tests::{
+    ROUND, RoundOptions, System, Visitor, core_http, json_of, now_s, pass_token,
+};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -393,6 +395,47 @@ async fn edge_answers_503_soon_while_core_is_hung() {
     )
     .await;
     assert_eq!(answer.status, 201, "{:?}", answer.body);
+}
+
+/// Regression: with core hung, every status poll past the edge's one-second
+/// cache waited out the 10 s core deadline before answering from the stale
+/// state. Now one refresh waits; after it fails, polls answer from the
+/// stale state at once for a few seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_polls_answer_at_once_while_core_is_hung() {
+    let system = System::start_with(RoundOptions::default(), false).await;
+    let visitor = Visitor::new(&system.edge_url);
+    let (code, body) = visitor.join().await;
+    assert_eq!(code, 201, "{body}");
+    system.core.signal(libc::SIGSTOP);
+    // Poll until one poll has waited on core (the cache went stale).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let started = Instant::now();
+        let (code, body) = visitor.status().await;
+        assert_eq!(code, 200, "{body}");
+        if started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no poll ever waited on the hung core"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The next polls answer at once, from the stale state.
+    for n in 0..5 {
+        let started = Instant::now();
+        let (code, body) = visitor.status().await;
+        let took = started.elapsed();
+        assert_eq!(code, 200, "{body}");
+        assert!(
+            took < Duration::from_secs(2),
+            "poll {n} waited {took:?} on a hung core"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    system.core.signal(libc::SIGCONT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
