@@ -166,8 +166,9 @@ pub fn unverified_subject(token: &str) -> Option<String> {
         .map(|s| s.sub)
 }
 
-/// The key id a token names, if it names one (before any verification:
-/// only to decide whether to fetch the provider's keys again).
+/// The key id a token names, if it names one, read before any
+/// verification (for diagnostics; whether to fetch the provider's keys
+/// again is [`IdentityError::wants_fresh_keys`]).
 pub fn key_id_of(token: &str) -> Option<String> {
     decode_header(token).ok().and_then(|h| h.kid)
 }

@@ -129,12 +129,25 @@ impl IdentitySettings {
     }
 
     /// `error` with the sign-in link added to its message.
-    pub fn refusal(&self, mut error: ApiError) -> ApiError {
-        if let Some(url) = &self.sign_in_url {
-            error.message = format!("{} at {url}", error.message);
-        }
-        error
+    pub fn refusal(&self, error: ApiError) -> ApiError {
+        with_sign_in_link(error, self.sign_in_url.as_deref())
     }
+}
+
+/// The platform's sign-in page, when this deployment verifies identities
+/// and names one: what [`IdentitySettings::load`] would say, from two
+/// variables and without reading any keys (pages show it on every render).
+pub fn sign_in_url() -> Option<String> {
+    optional_variable("identity_issuer").ok().flatten()?;
+    optional_variable("identity_sign_in_url").ok().flatten()
+}
+
+/// `error` with the sign-in link, when there is one, ending its message.
+pub fn with_sign_in_link(mut error: ApiError, url: Option<&str>) -> ApiError {
+    if let Some(url) = url {
+        error.message = format!("{} at {url}", error.message);
+    }
+    error
 }
 
 /// The JWKS of one URL in key-value.
@@ -232,6 +245,13 @@ impl JwksCache<'_> {
                 "sign-in cannot be checked for a moment (the identity provider's keys are unusable)",
             )
         })?;
+        // Once per fetch, what the provider publishes that cannot verify.
+        for why in keys.skipped() {
+            eprintln!(
+                "identity: a key in the JWKS at {} is not used: {why}",
+                self.url
+            );
+        }
         if let Some(store) = Self::store()
             && let Ok(bytes) = serde_json::to_vec(&CachedJwks {
                 fetched_at_ms: now_ms,

@@ -8,10 +8,11 @@ use crowdgate_identity::Identity;
 use crowdgate_protocol::api::{IdentityMode, Investment, Joined, RoundProgress, Status};
 use crowdgate_protocol::attempt::Attempt;
 use crowdgate_protocol::invest::{InvestRequest, parse_pounds};
+use crowdgate_protocol::money::pounds;
 use crowdgate_protocol::{ApiError, ErrorCode, Investor, RoomPhase, RoomState, Ticket, queue};
 use spin_sdk::http::{Request, Response};
 use spin_support::credentials::{self, IDENTITY_COOKIE, TICKET_COOKIE};
-use spin_support::identity::IdentitySettings;
+use spin_support::identity::{self, IdentitySettings};
 use spin_support::{CoreClient, CoreError, Settings, gateway, now_ms, respond, room_cache};
 
 /// How long a ticket stays valid: longer than any round's queue.
@@ -36,21 +37,12 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
         return status(settings, request).await;
     }
     let now = now_ms();
-    let identity = signed_in(settings, request, now).await;
-    // A ticket is the browser's place unless it signed in since as someone
-    // else: then that person's place is shown (joining fetches it).
-    let held = ticket_of(settings, request, now)
-        .ok()
-        .filter(|(ticket, _)| {
-            let holder = ticket.investor.as_ref().map(|i| i.id.as_str());
-            match &identity {
-                Ok(Some(identity)) => holder == Some(identity.investor_id.as_str()),
-                _ => true,
-            }
-        });
     let mut reissued = None;
     let mut investor = None;
-    let current = match held {
+    // `ticket_of` sets aside a ticket of someone other than the investor
+    // this browser signed in as since: then that person's place is shown
+    // (joining fetches it).
+    let current = match ticket_of(settings, request, now).ok() {
         Some((ticket, token)) => {
             let had_number = ticket.number.is_some();
             investor = ticket.investor.clone();
@@ -73,11 +65,11 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
         let anonymous_room = room
             .as_ref()
             .is_some_and(|r| r.identity == IdentityMode::Anonymous);
-        match identity {
+        match signed_in(settings, request, now).await {
             Ok(Some(identity)) => investor = Some(investor_of(&identity)),
             Ok(None) if anonymous_room => {}
-            Ok(None) => sign_in = Some(SignInNeeded::new(settings, SIGN_IN_FIRST)),
-            Err(err) => sign_in = Some(SignInNeeded::new(settings, &err.message)),
+            Ok(None) => sign_in = Some(SignInNeeded::new(SIGN_IN_FIRST)),
+            Err(err) => sign_in = Some(SignInNeeded::new(&err.message)),
         }
     }
     let view = PageView {
@@ -115,25 +107,17 @@ struct SignInNeeded {
 }
 
 impl SignInNeeded {
-    fn new(settings: &Settings, reason: &str) -> SignInNeeded {
+    fn new(reason: &str) -> SignInNeeded {
         SignInNeeded {
-            url: sign_in_url(settings),
+            url: identity::sign_in_url(),
             reason: reason.to_string(),
         }
     }
 }
 
-/// The platform's sign-in page, when the deployment names one.
-fn sign_in_url(settings: &Settings) -> Option<String> {
-    IdentitySettings::load(&settings.round)
-        .ok()
-        .flatten()
-        .and_then(|i| i.sign_in_url)
-}
-
 fn html_page(settings: &Settings, view: &PageView<'_>, now: u64, code: u16) -> Response {
     let form_key = format!("nojs-{now:x}");
-    let sign_in_url = sign_in_url(settings);
+    let sign_in_url = identity::sign_in_url();
     let view = page::View {
         room: view.room,
         round_id: &settings.round,
@@ -216,7 +200,7 @@ async fn sign_in_page(
     reason: &str,
     code: u16,
 ) -> Response {
-    let needed = SignInNeeded::new(settings, reason);
+    let needed = SignInNeeded::new(reason);
     // The round's name and figures, as on every page (when core answers).
     let room = room_cache::room_state(settings, now).await.ok();
     let view = PageView {
@@ -243,21 +227,10 @@ pub fn sign_in_done(settings: &Settings, request: &Request) -> Response {
         .header("cache-control", "no-store")
         .body(Vec::new())
         .build();
-    // Only forgetting: the subject is read unverified (joining verifies).
-    let signed_in_as = credentials::cookie(request, IDENTITY_COOKIE)
-        .and_then(|identity| crowdgate_identity::unverified_subject(&identity));
-    let held = credentials::cookie(request, TICKET_COOKIE).map(|token| {
-        settings
-            .keyring
-            .verify::<Ticket>(&token, &settings.round, now_ms() / 1000)
-            .ok()
-            .and_then(|ticket| ticket.investor)
-            .map(|investor| investor.id)
-    });
-    // A ticket of someone else, or one that no longer verifies, goes.
-    if let (Some(subject), Some(holder)) = (signed_in_as, held)
-        && holder.as_ref() != Some(&subject)
-    {
+    // A ticket cookie that `ticket_of` refuses — someone else's (it checks
+    // the identity cookie just set), or one that no longer verifies — goes.
+    let held = credentials::cookie(request, TICKET_COOKIE).is_some();
+    if held && ticket_of(settings, request, now_ms()).is_err() {
         forget_ticket_cookie(&mut response, request);
     }
     response
@@ -333,7 +306,8 @@ pub async fn join(settings: &Settings, request: &Request) -> Response {
             "identity",
             SIGN_IN_FIRST.trim_end_matches('.'),
         );
-        return refuse_join(settings, request, identity_refusal(settings, refusal), now).await;
+        let refusal = identity::with_sign_in_link(refusal, identity::sign_in_url().as_deref());
+        return refuse_join(settings, request, refusal, now).await;
     }
     let investor = identity.as_ref().map(investor_of);
     let place = match CoreClient::new(settings)
@@ -410,14 +384,6 @@ async fn verify_identity(settings: &Settings, token: &str, now: u64) -> Result<I
             ErrorCode::Misconfigured,
             "this waiting room has no identity provider configured (variable identity_issuer)",
         )),
-    }
-}
-
-/// `refusal` with the platform's sign-in link, when one is configured.
-fn identity_refusal(settings: &Settings, refusal: ApiError) -> ApiError {
-    match IdentitySettings::load(&settings.round) {
-        Ok(Some(identity)) => identity.refusal(refusal),
-        _ => refusal,
     }
 }
 
@@ -545,9 +511,8 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
     match gateway::invest(settings, attempt).await {
         Ok(investment) => show(
             &format!(
-                "Accepted: £{}.{:02} for {} shares (reference {}). It settles in a moment.",
-                investment.amount_pence / 100,
-                investment.amount_pence % 100,
+                "Accepted: {} for {} shares (reference {}). It settles in a moment.",
+                pounds(investment.amount_pence),
                 investment.shares,
                 investment.investment_id
             ),
@@ -765,16 +730,17 @@ fn forget_identity_cookie(response: &mut Response, request: &Request) {
 
 /// A query parameter of the request's URL, decoded.
 fn query_param(request: &Request, name: &str) -> Option<String> {
-    let query = request.query();
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-        .ok()?
-        .into_iter()
-        .find_map(|(key, value)| (key == name && !value.is_empty()).then_some(value))
+    urlencoded_field(request.query().as_bytes(), name)
 }
 
 /// A field of a form-encoded body.
 fn form_field(request: &Request, name: &str) -> Option<String> {
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(request.body())
+    urlencoded_field(request.body(), name)
+}
+
+/// The first non-empty value of `name` in `application/x-www-form-urlencoded` text.
+fn urlencoded_field(encoded: &[u8], name: &str) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(encoded)
         .ok()?
         .into_iter()
         .find_map(|(key, value)| (key == name && !value.is_empty()).then_some(value))
