@@ -43,8 +43,10 @@ async fn drain(args: &Args, workers: usize) -> anyhow::Result<(f64, f64)> {
     system.fund(&refs).await;
 
     // The burst: accepted through the same invest script core runs.
-    let client = redis::Client::open(system.redis.url())?;
-    let store = RoundStore::new(ROUND, redis::aio::ConnectionManager::new(client).await?);
+    let redis =
+        crowdgate_store::Redis::connect(&crowdgate_store::RedisConfig::single(&system.redis.url()))
+            .await?;
+    let store = RoundStore::new(ROUND, redis);
     let progress = ProgressBar::new(args.burst as u64).with_style(ProgressStyle::with_template(
         "{msg} {bar:40} {pos}/{len} ({per_sec})",
     )?);

@@ -48,7 +48,8 @@ pub use round_config::RoundConfig;
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     pub listen: SocketAddr,
-    pub redis_url: String,
+    /// Where the round's Redis is, and how many replicas acknowledge a write.
+    pub redis: crowdgate_store::RedisConfig,
     pub round: RoundConfig,
     pub keyring: Keyring,
     pub ops_tokens: NamedTokens,
@@ -67,18 +68,18 @@ pub async fn run(
     config: CoreConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let client = redis::Client::open(config.redis_url.as_str())
-        .with_context(|| format!("invalid Redis URL {:?}", config.redis_url))?;
-    let manager_config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
-        .set_response_timeout(Some(std::time::Duration::from_secs(5)))
-        .set_number_of_retries(3);
-    let mut redis = redis::aio::ConnectionManager::new_with_config(client, manager_config)
+    let mut redis = crowdgate_store::Redis::connect(&config.redis)
         .await
-        .with_context(|| format!("cannot connect to Redis at {}", config.redis_url))?;
-    if let Err(problem) = store::check_durability(&mut redis).await {
+        .with_context(|| format!("cannot connect to Redis ({})", config.redis.topology))?;
+    for problem in [
+        store::check_durability(&mut redis).await.err(),
+        crowdgate_store::check_replication(&mut redis).await.err(),
+    ]
+    .into_iter()
+    .flatten()
+    {
         if config.allow_unsafe_redis {
-            tracing::warn!(%problem, "starting against a non-durable Redis (--allow-unsafe-redis)");
+            tracing::warn!(%problem, "starting against a Redis that could lose acknowledged writes (--allow-unsafe-redis)");
         } else {
             anyhow::bail!(problem);
         }

@@ -37,11 +37,20 @@ pub fn settings(config: &RoundConfig) -> RoundSettings {
 
 impl From<StoreError> for Failure {
     /// Redis away: 503, try again (nothing was done, or a retry replays it).
-    /// No round data: 404. Stored data the store cannot read, or a verdict
+    /// Not confirmed by enough replicas in time: 503 too — the write may be
+    /// undone by a failover, so it is not reported done; the retry (same
+    /// idempotency key) confirms it again. No round data: 404. Stored data the store cannot read, or a verdict
     /// it does not know: a bug, 500, logged loudly.
     fn from(err: StoreError) -> Failure {
         match err {
             StoreError::Redis(err) => Failure::from(err),
+            StoreError::NotReplicated { acked, wanted } => {
+                metrics::counter!("crowdgate_not_replicated_total").increment(1);
+                Failure::unavailable(format!(
+                    "the write is not yet confirmed by enough replicas ({acked} of {wanted}); \
+                     retry shortly (an investment: with the same Idempotency-Key)"
+                ))
+            }
             StoreError::NotSeeded { round } => Failure::new(
                 ErrorCode::RoundNotSeeded,
                 format!("round {round:?} has no data in Redis yet"),

@@ -6,8 +6,7 @@
 //! `open_accounts.lua`), so nothing is ever half-imported.
 
 use crowdgate_protocol::invest::{MAX_AMOUNT_PENCE, validate_investor_id};
-use crowdgate_store::{OpenAccounts, Settlement, StoreError};
-use redis::aio::ConnectionManager;
+use crowdgate_store::{OpenAccounts, Redis, Settlement, StoreError};
 use std::collections::HashSet;
 
 /// One account to open.
@@ -129,9 +128,10 @@ pub fn parse_csv(text: &str) -> Result<Vec<Account>, ImportError> {
     }
 }
 
-/// Opens `accounts` in round `round`, all or none.
+/// Opens `accounts` in round `round`, all or none; returns once they are
+/// replicated as the round's Redis requires.
 pub async fn open_accounts(
-    redis: &mut ConnectionManager,
+    redis: &Redis,
     round: &str,
     accounts: &[Account],
 ) -> Result<(), ImportError> {
@@ -139,11 +139,15 @@ pub async fn open_accounts(
         .iter()
         .map(|a| (a.investor_id.as_str(), a.balance_pence))
         .collect();
+    let mut conn = redis.pin().await?;
     match Settlement::new(round)
-        .open_accounts(redis, &accounts)
+        .open_accounts(&mut conn, &accounts)
         .await?
     {
-        OpenAccounts::Opened => Ok(()),
+        OpenAccounts::Opened => {
+            redis.confirm(conn.generation()).await?;
+            Ok(())
+        }
         OpenAccounts::AlreadyExist(existing) => Err(ImportError::AlreadyExist(existing)),
     }
 }

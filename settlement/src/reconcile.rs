@@ -32,10 +32,10 @@
 //! ([`crowdgate_store::snapshot`]); what it must satisfy is decided here.
 
 use crowdgate_protocol::api::InvestmentStatus;
+use crowdgate_store::Redis;
 use crowdgate_store::layout::{entry as E, journal as J};
 use crowdgate_store::snapshot::PAGE;
 use crowdgate_store::{Counters, InvestmentSummary, Settlement, StoreResult};
-use redis::aio::ConnectionManager;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 /// At most this many full scans per run: a scan reads every investment, so a
@@ -204,11 +204,7 @@ impl std::fmt::Display for Report {
 
 /// Checks round `round`, waiting up to `options.wait_quiet` for a still
 /// round so that every invariant can be checked.
-pub async fn reconcile(
-    redis: &mut ConnectionManager,
-    round: &str,
-    options: &Options,
-) -> StoreResult<Report> {
+pub async fn reconcile(redis: &mut Redis, round: &str, options: &Options) -> StoreResult<Report> {
     let settlement = Settlement::new(round);
     let deadline = Instant::now() + options.wait_quiet;
     let mut scans = 0;
@@ -230,7 +226,7 @@ pub async fn reconcile(
 /// Polls snapshots until one equals the one taken [`QUIET_WINDOW`] before
 /// it (true), or until `deadline` (false).
 async fn wait_until_still(
-    redis: &mut ConnectionManager,
+    redis: &mut Redis,
     settlement: &Settlement,
     mut last: Snapshot,
     deadline: Instant,
@@ -267,7 +263,7 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    async fn read(redis: &mut ConnectionManager, settlement: &Settlement) -> StoreResult<Self> {
+    async fn read(redis: &mut Redis, settlement: &Settlement) -> StoreResult<Self> {
         Ok(Snapshot::of(&settlement.counters(redis).await?))
     }
 
@@ -362,7 +358,7 @@ impl Scan {
     /// investment's record, investor totals, the journal, balances. The
     /// journal comes after the records so that every investment seen settled
     /// must already have its posting.
-    async fn read(redis: &mut ConnectionManager, settlement: &Settlement) -> StoreResult<Self> {
+    async fn read(redis: &mut Redis, settlement: &Settlement) -> StoreResult<Self> {
         let keys = settlement.keys();
         let mut scan = Scan::default();
         let dead: HashSet<String> = settlement

@@ -21,8 +21,8 @@
 //! may be delivered twice, but the script posts only while the investment is
 //! still `accepted`, and acks in the same atomic step.
 
+use crowdgate_store::Redis;
 use crowdgate_store::{Entry, Posting, Settlement, StoreError, StoreResult};
-use redis::aio::ConnectionManager;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -48,11 +48,11 @@ pub struct WorkerSettings {
 pub struct SettlementWorker {
     settings: WorkerSettings,
     settlement: Settlement,
-    redis: ConnectionManager,
+    redis: Redis,
 }
 
 impl SettlementWorker {
-    pub fn new(settings: WorkerSettings, redis: ConnectionManager) -> SettlementWorker {
+    pub fn new(settings: WorkerSettings, redis: Redis) -> SettlementWorker {
         let settlement = Settlement::new(&settings.round);
         SettlementWorker {
             settings,

@@ -114,9 +114,14 @@ impl RoundStore {
         operator: &str,
         now_ms: u64,
     ) -> StoreResult<ChangeVerdict> {
+        let mut conn = self.redis.pin().await?;
         let (verdict, detail): (String, String) = change_call(&self.keys, change, operator, now_ms)
-            .invoke(&CHANGE_LUA, &mut self.conn())
+            .invoke(&CHANGE_LUA, &mut conn)
             .await?;
+        if verdict == "changed" {
+            // Ops are told "done" only once a failover cannot undo it.
+            self.redis.confirm(conn.generation()).await?;
+        }
         let number = || {
             detail
                 .parse::<i64>()

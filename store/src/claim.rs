@@ -46,11 +46,16 @@ impl RoundStore {
         number: u64,
         now_ms: u64,
     ) -> StoreResult<ClaimVerdict> {
+        let mut conn = self.redis.pin().await?;
         let (verdict, at): (String, u64) = claim_call(&self.keys, ticket_id, number, now_ms)
-            .invoke(&CLAIM_LUA, &mut self.conn())
+            .invoke(&CLAIM_LUA, &mut conn)
             .await?;
         match verdict.as_str() {
-            "granted" => Ok(ClaimVerdict::Granted { expires_at_ms: at }),
+            "granted" => {
+                // A pass is handed out only once its claim is replicated.
+                self.redis.confirm(conn.generation()).await?;
+                Ok(ClaimVerdict::Granted { expires_at_ms: at })
+            }
             "not_admitted" => Ok(ClaimVerdict::NotAdmitted),
             "expired" => Ok(ClaimVerdict::Expired { expired_at_ms: at }),
             "round_closed" => Ok(ClaimVerdict::RoundClosed),

@@ -28,6 +28,11 @@ pub enum StoreError {
     /// The round has no data in Redis (never seeded, or deleted).
     #[error("round {round:?} has no data in Redis")]
     NotSeeded { round: String },
+    /// The write is on the primary, but fewer replicas than required
+    /// confirmed it in time: it must not be reported as done (a failover
+    /// now could lose it). A retry with the same id confirms it again.
+    #[error("{acked} of {wanted} replicas confirmed the write in time")]
+    NotReplicated { acked: u32, wanted: u32 },
 }
 
 /// The result of a store operation.
@@ -52,6 +57,7 @@ impl StoreError {
     /// operation that fails on its data.
     pub fn is_transient(&self) -> bool {
         match self {
+            StoreError::NotReplicated { .. } => true,
             StoreError::Redis(err) => {
                 self.is_unclear()
                     || matches!(

@@ -103,9 +103,10 @@ impl RoundStore {
     /// Runs the invest script. Safe to retry after an unclear failure: the
     /// investment id makes a retry a replay.
     pub async fn invest(&self, new: &NewInvestment<'_>) -> StoreResult<InvestVerdict> {
+        let mut conn = self.redis.pin().await?;
         let (verdict, investor_id, amount_pence, shares, accepted_at_ms, detail): Answer =
             invest_call(&self.keys, new)
-                .invoke(&INVEST_LUA, &mut self.conn())
+                .invoke(&INVEST_LUA, &mut conn)
                 .await?;
         let investment = || Investment {
             investment_id: new.investment_id.to_string(),
@@ -118,6 +119,11 @@ impl RoundStore {
             settled_at_ms: None,
             failure_reason: None,
         };
+        // An investment is reported (new or replayed) only once replicated;
+        // a replay confirms too, since the first answer may have been a 503.
+        if matches!(verdict.as_str(), "accepted" | "replayed") {
+            self.redis.confirm(conn.generation()).await?;
+        }
         Ok(match verdict.as_str() {
             "accepted" => InvestVerdict::Accepted(investment()),
             "replayed" => InvestVerdict::Replayed(investment()),

@@ -80,9 +80,10 @@ impl RoundStore {
         now_ms: u64,
         joiner: Option<Joiner<'_>>,
     ) -> StoreResult<Option<Joined>> {
+        let mut conn = self.redis.pin().await?;
         let (verdict, number, ticket): (String, u64, String) =
             join_call(&self.keys, ticket_id, score, now_ms, joiner)
-                .invoke(&JOIN_LUA, &mut self.conn())
+                .invoke(&JOIN_LUA, &mut conn)
                 .await?;
         let placement = |number| match number {
             0 => Placement::Prequeue,
@@ -96,6 +97,8 @@ impl RoundStore {
             "not_seeded" => return Err(self.not_seeded()),
             other => return Err(unknown(&JOIN_LUA, other)),
         };
+        // The visitor is told their place: it must outlive a failover.
+        self.redis.confirm(conn.generation()).await?;
         Ok(Some(Joined {
             placement,
             ticket_id: ticket,

@@ -31,6 +31,10 @@
 //!   [`consumers`] (forgetting idle consumers), [`accounts`] (opening
 //!   accounts) and [`snapshot`] (what reconciliation reads).
 //! - [`inspect`]: direct reads and writes for tests and benchmarks.
+//! - [`topology`]: where the round's Redis is (one URL, or a primary under
+//!   Sentinel) and how many replicas acknowledge a write ([`RedisConfig`]).
+//! - [`connection`]: [`Redis`], the connection to the primary that follows
+//!   a failover, and `confirm`, what makes an acknowledged write replicated.
 //! - [`error`]: every failure of a store call, as one type ([`StoreError`]).
 //!
 //! # Invariants the scripts keep
@@ -58,6 +62,7 @@ pub mod audit;
 pub mod change;
 pub mod claim;
 pub mod clock;
+pub mod connection;
 pub mod consumers;
 pub mod error;
 pub mod figures;
@@ -71,9 +76,10 @@ pub mod scripts;
 pub mod settle;
 pub mod snapshot;
 pub mod stream;
+pub mod topology;
 
-/// A Redis connection the store can use: `ConnectionManager` (core, the
-/// worker) or `MultiplexedConnection` (tests).
+/// A Redis connection the store can use: [`Redis`] (core, the worker, the
+/// CLI) or a `MultiplexedConnection` (tests).
 pub trait Connection: redis::aio::ConnectionLike + Send + Sync {}
 impl<T: redis::aio::ConnectionLike + Send + Sync> Connection for T {}
 
@@ -82,6 +88,7 @@ pub use admission::Advance;
 pub use audit::{AuditEntry, FieldChange};
 pub use change::{Change, ChangeVerdict};
 pub use claim::ClaimVerdict;
+pub use connection::{Pinned, Redis, ReplicationStatus};
 pub use consumers::Forget;
 pub use error::{StoreError, StoreResult};
 pub use figures::Figures;
@@ -89,8 +96,9 @@ pub use invest::{InvestVerdict, NewInvestment};
 pub use join::{Joined, Joiner, Placement};
 pub use keys::{RoundKeys, SETTLEMENT_GROUP, check_round_id};
 pub use record::{InvestmentRecord, InvestmentSummary, LedgerRecord, RoundRecord};
-pub use round::{PrequeueNumber, RoundSettings, RoundStore, check_durability};
+pub use round::{PrequeueNumber, RoundSettings, RoundStore, check_durability, check_replication};
 pub use scripts::ScriptCall;
 pub use settle::Posting;
 pub use snapshot::Counters;
 pub use stream::{Backlog, Entry, Settlement};
+pub use topology::{RedisConfig, Replication, Topology};

@@ -3,6 +3,8 @@
 //! here; each script's call lives in its own module (`join`, `admission`,
 //! `claim`, `invest`, `change`) as a method of this type.
 
+use crate::Connection;
+use crate::connection::Redis;
 use crate::error::{StoreError, StoreResult};
 use crate::keys::RoundKeys;
 use crate::layout::round as R;
@@ -10,14 +12,13 @@ use crate::record::{Fields, InvestmentRecord, RoundRecord};
 use crowdgate_protocol::api::{IdentityMode, Investment};
 use crowdgate_protocol::{RoomPhase, RoomState};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 
 /// A round's data in Redis. Cheap to clone (the connection is shared).
 #[derive(Clone)]
 pub struct RoundStore {
     pub round: String,
     pub(crate) keys: RoundKeys,
-    pub(crate) redis: ConnectionManager,
+    pub(crate) redis: Redis,
 }
 
 /// What a round is seeded with: its config, written once.
@@ -94,7 +95,7 @@ pub enum PrequeueNumber {
 }
 
 impl RoundStore {
-    pub fn new(round: &str, redis: ConnectionManager) -> RoundStore {
+    pub fn new(round: &str, redis: Redis) -> RoundStore {
         RoundStore {
             round: round.to_string(),
             keys: RoundKeys::new(round),
@@ -108,8 +109,13 @@ impl RoundStore {
     }
 
     /// A handle on the connection, for calls that take one.
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> Redis {
         self.redis.clone()
+    }
+
+    /// The round's Redis (for its topology and the primary in use).
+    pub fn redis(&self) -> &Redis {
+        &self.redis
     }
 
     pub(crate) fn not_seeded(&self) -> StoreError {
@@ -181,22 +187,31 @@ impl RoundStore {
     }
 }
 
+/// With writes waiting for replicas, refuses a primary that would keep
+/// taking writes when cut off from them (`min-replicas-to-write` 0): such a
+/// primary, partitioned away while Sentinel promotes a replica, would
+/// accept writes that the failover then discards.
+pub async fn check_replication(redis: &mut Redis) -> Result<(), String> {
+    let wanted = redis.replication().replicas;
+    if wanted == 0 {
+        return Ok(());
+    }
+    let min_replicas = config_value(redis, "min-replicas-to-write").await?;
+    if min_replicas.parse::<u32>().unwrap_or(0) == 0 {
+        return Err(concat!(
+            "the Redis primary has min-replicas-to-write 0: cut off from its replicas it would ",
+            "keep taking writes a failover then loses. Set `min-replicas-to-write 1` (and ",
+            "`min-replicas-max-lag`) on every data node, or run with --redis-replicas 0"
+        )
+        .to_string());
+    }
+    Ok(())
+}
+
 /// Refuses a Redis that could lose an acknowledged investment on a crash.
-pub async fn check_durability(redis: &mut ConnectionManager) -> Result<(), String> {
-    let appendonly: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("appendonly")
-        .query_async(redis)
-        .await
-        .map_err(|e| format!("cannot read Redis config (CONFIG GET appendonly): {e}"))?;
-    let fsync: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("appendfsync")
-        .query_async(redis)
-        .await
-        .map_err(|e| format!("cannot read Redis config (CONFIG GET appendfsync): {e}"))?;
-    let appendonly = appendonly.get(1).map(String::as_str).unwrap_or("");
-    let fsync = fsync.get(1).map(String::as_str).unwrap_or("");
+pub async fn check_durability(redis: &mut impl Connection) -> Result<(), String> {
+    let appendonly = config_value(redis, "appendonly").await?;
+    let fsync = config_value(redis, "appendfsync").await?;
     if appendonly != "yes" || fsync != "always" {
         return Err(format!(
             "Redis has appendonly={appendonly}, appendfsync={fsync}: an acknowledged investment could be lost \
@@ -205,4 +220,15 @@ pub async fn check_durability(redis: &mut ConnectionManager) -> Result<(), Strin
         ));
     }
     Ok(())
+}
+
+/// One setting of the Redis in use (`CONFIG GET`), "" if it has none.
+async fn config_value(redis: &mut impl Connection, name: &str) -> Result<String, String> {
+    let pair: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(name)
+        .query_async(redis)
+        .await
+        .map_err(|e| format!("cannot read Redis config (CONFIG GET {name}): {e}"))?;
+    Ok(pair.into_iter().nth(1).unwrap_or_default())
 }

@@ -465,35 +465,9 @@ impl System {
         // Port 0: any free port (redis-server cannot report a port-0 bind,
         // so LocalRedis picks one and retries if it is taken meanwhile).
         let redis = LocalRedis::start(0, &dir.path().join("redis")).expect("redis-server starts");
-        let config = dir.path().join("round.toml");
-        std::fs::write(&config, round.to_toml()).unwrap();
-
-        let (mut core, core_url) = start_core(&redis, dir.path(), "core").await;
-        let settle = with_settlement.then(|| spawn_worker(&redis, dir.path(), "settle", &[]));
-
-        let mut host = Proc::spawn(
-            "host",
-            Command::new(crowdgate_bin())
-                .arg("host")
-                .arg("--manifest")
-                .arg(workspace_root().join("spin.toml"))
-                .args(["--listen", "127.0.0.1:0"])
-                .env("SPIN_VARIABLE_CORE_URL", &core_url)
-                .env("SPIN_VARIABLE_ROUND_ID", ROUND)
-                .env("SPIN_VARIABLE_SIGNING_KEYS", SIGNING_KEYS)
-                .env("SPIN_VARIABLE_EDGE_TOKEN", EDGE_TOKEN)
-                .envs(host_env),
-            dir.path(),
-        );
-        let edge_url = format!(
-            "http://{}",
-            host.listening_addr("edge host listening").await
-        );
-        wait_for(
-            &format!("{edge_url}/api/round"),
-            &mut [&mut core, &mut host],
-        )
-        .await;
+        let redis_env = single_redis_env(&redis);
+        let (core, core_url, settle, host, edge_url) =
+            start_services(&round, &redis_env, dir.path(), with_settlement, host_env).await;
         System {
             redis,
             core,
@@ -520,7 +494,7 @@ impl System {
         loop {
             let restarts = self.dir.path().read_dir().unwrap().count();
             let name = format!("core-{restarts}");
-            let mut core = spawn_core(&self.redis, self.dir.path(), port, &name);
+            let mut core = spawn_core(&single_redis_env(&self.redis), self.dir.path(), port, &name);
             match core.logged_addr("core listening").await {
                 Some(_) => {
                     self.core = core;
@@ -541,17 +515,27 @@ impl System {
     /// Starts a second core replica on another port against the same Redis;
     /// returns it and its URL.
     pub async fn spawn_core_replica(&self, name: &str) -> (Proc, String) {
-        start_core(&self.redis, self.dir.path(), name).await
+        start_core(&single_redis_env(&self.redis), self.dir.path(), name).await
     }
 
     /// Starts another settlement worker named `consumer`.
     pub fn spawn_worker(&self, consumer: &str) -> Proc {
-        spawn_worker(&self.redis, self.dir.path(), consumer, &[])
+        spawn_worker(
+            &single_redis_env(&self.redis),
+            self.dir.path(),
+            consumer,
+            &[],
+        )
     }
 
     /// Starts a settlement worker with extra `crowdgate settle` flags.
     pub fn spawn_worker_with(&self, consumer: &str, flags: &[&str]) -> Proc {
-        spawn_worker(&self.redis, self.dir.path(), consumer, flags)
+        spawn_worker(
+            &single_redis_env(&self.redis),
+            self.dir.path(),
+            consumer,
+            flags,
+        )
     }
 
     /// Runs a `crowdgate` subcommand against this system's Redis and round;
@@ -626,10 +610,58 @@ impl System {
     }
 }
 
+/// How `crowdgate` subcommands reach one [`LocalRedis`].
+fn single_redis_env(redis: &LocalRedis) -> Vec<(&'static str, String)> {
+    vec![("CROWDGATE_REDIS_URL", redis.url())]
+}
+
+/// core, a settlement worker (if `with_settlement`) and the edge host for
+/// `round`, reaching Redis through `redis_env`, each ready: returns core,
+/// its URL, the worker, the host and the edge's URL.
+pub async fn start_services(
+    round: &RoundOptions,
+    redis_env: &[(&'static str, String)],
+    dir: &Path,
+    with_settlement: bool,
+    host_env: Vec<(&'static str, String)>,
+) -> (Proc, String, Option<Proc>, Proc, String) {
+    std::fs::write(dir.join("round.toml"), round.to_toml()).unwrap();
+    let (mut core, core_url) = start_core(redis_env, dir, "core").await;
+    let settle = with_settlement.then(|| spawn_worker(redis_env, dir, "settle", &[]));
+    let mut host = Proc::spawn(
+        "host",
+        Command::new(crowdgate_bin())
+            .arg("host")
+            .arg("--manifest")
+            .arg(workspace_root().join("spin.toml"))
+            .args(["--listen", "127.0.0.1:0"])
+            .env("SPIN_VARIABLE_CORE_URL", &core_url)
+            .env("SPIN_VARIABLE_ROUND_ID", ROUND)
+            .env("SPIN_VARIABLE_SIGNING_KEYS", SIGNING_KEYS)
+            .env("SPIN_VARIABLE_EDGE_TOKEN", EDGE_TOKEN)
+            .envs(host_env),
+        dir,
+    );
+    let edge_url = format!(
+        "http://{}",
+        host.listening_addr("edge host listening").await
+    );
+    wait_for(
+        &format!("{edge_url}/api/round"),
+        &mut [&mut core, &mut host],
+    )
+    .await;
+    (core, core_url, settle, host, edge_url)
+}
+
 /// Starts core on any free port and waits until it serves; returns it and
 /// its URL.
-async fn start_core(redis: &LocalRedis, dir: &Path, name: &str) -> (Proc, String) {
-    let mut core = spawn_core(redis, dir, 0, name);
+pub async fn start_core(
+    redis_env: &[(&'static str, String)],
+    dir: &Path,
+    name: &str,
+) -> (Proc, String) {
+    let mut core = spawn_core(redis_env, dir, 0, name);
     let url = format!("http://{}", core.listening_addr("core listening").await);
     wait_for(&format!("{url}/healthz"), &mut [&mut core]).await;
     (core, url)
@@ -637,7 +669,7 @@ async fn start_core(redis: &LocalRedis, dir: &Path, name: &str) -> (Proc, String
 
 /// Spawns core on 127.0.0.1:`port` (0: the kernel picks; core logs the
 /// address it bound).
-fn spawn_core(redis: &LocalRedis, dir: &Path, port: u16, name: &str) -> Proc {
+fn spawn_core(redis_env: &[(&'static str, String)], dir: &Path, port: u16, name: &str) -> Proc {
     Proc::spawn(
         name,
         Command::new(crowdgate_bin())
@@ -645,7 +677,7 @@ fn spawn_core(redis: &LocalRedis, dir: &Path, port: u16, name: &str) -> Proc {
             .arg("--config")
             .arg(dir.join("round.toml"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("CROWDGATE_REDIS_URL", redis.url())
+            .envs(redis_env.iter().map(|(k, v)| (k, v)))
             .env("CROWDGATE_SIGNING_KEYS", SIGNING_KEYS)
             .env("CROWDGATE_OPS_TOKENS", format!("tester:{OPS_TOKEN}"))
             .env("CROWDGATE_EDGE_TOKENS", format!("edge:{EDGE_TOKEN}")),
@@ -653,7 +685,14 @@ fn spawn_core(redis: &LocalRedis, dir: &Path, port: u16, name: &str) -> Proc {
     )
 }
 
-fn spawn_worker(redis: &LocalRedis, log_dir: &Path, consumer: &str, flags: &[&str]) -> Proc {
+/// Starts a settlement worker named `consumer` reaching Redis through
+/// `redis_env`, with extra `crowdgate settle` flags.
+pub fn spawn_worker(
+    redis_env: &[(&'static str, String)],
+    log_dir: &Path,
+    consumer: &str,
+    flags: &[&str],
+) -> Proc {
     Proc::spawn(
         consumer,
         Command::new(crowdgate_bin())
@@ -665,7 +704,7 @@ fn spawn_worker(redis: &LocalRedis, log_dir: &Path, consumer: &str, flags: &[&st
                 &["--claim-idle-ms", "2000"][..]
             })
             .args(flags)
-            .env("CROWDGATE_REDIS_URL", redis.url()),
+            .envs(redis_env.iter().map(|(k, v)| (k, v))),
         log_dir,
     )
 }

@@ -50,9 +50,9 @@ pub async fn run(args: AccountsArgs) -> anyhow::Result<()> {
                 }
                 None => (crowdgate::demo::accounts(), "the demo accounts".to_string()),
             };
-            let mut redis = super::connect(&redis.redis_url).await?;
+            let redis = redis.connect().await?;
             super::existing_round(&redis, &round).await?;
-            open_accounts(&mut redis, &round, &accounts)
+            open_accounts(&redis, &round, &accounts)
                 .await
                 .with_context(|| format!("{source}: nothing imported"))?;
             let total: i64 = accounts.iter().map(|a| a.balance_pence).sum();

@@ -51,7 +51,7 @@ pub async fn run(args: CoreArgs) -> anyhow::Result<()> {
     }
     let config = CoreConfig {
         listen: args.listen,
-        redis_url: args.redis.redis_url,
+        redis: args.redis.config()?,
         round,
         keyring,
         ops_tokens,

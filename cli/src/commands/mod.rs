@@ -10,55 +10,112 @@ pub mod settle;
 pub mod up;
 
 use anyhow::Context;
-use std::time::Duration;
+use crowdgate_store::{Redis, RedisConfig, Replication, Topology};
 
 /// Where the round's Redis is: every command that reads or writes the round
-/// takes this one flag (`CROWDGATE_REDIS_URL`), so they cannot drift.
+/// takes these flags, so they cannot drift. One URL (the default), or a
+/// primary under Sentinel (`--redis-sentinels`), whose acknowledged writes
+/// wait for replicas.
 #[derive(clap::Args, Clone)]
 pub struct RedisArgs {
-    /// The round's Redis.
+    /// The round's Redis, when it is one node.
     #[arg(
         long = "redis-url",
         env = "CROWDGATE_REDIS_URL",
-        default_value = "redis://127.0.0.1:6390/"
+        default_value = "redis://127.0.0.1:6390/",
+        conflicts_with = "redis_sentinels"
     )]
     pub redis_url: String,
+    /// Sentinels watching the round's Redis primary, `host:port[,host:port]`;
+    /// the primary is whichever node they name, so a failover needs no
+    /// change here.
+    #[arg(long = "redis-sentinels", env = "CROWDGATE_REDIS_SENTINELS")]
+    pub redis_sentinels: Option<String>,
+    /// The name the sentinels monitor the primary under.
+    #[arg(
+        long = "redis-master",
+        env = "CROWDGATE_REDIS_MASTER",
+        default_value = crowdgate_store::topology::DEFAULT_MASTER_NAME,
+        requires = "redis_sentinels"
+    )]
+    pub redis_master: String,
+    /// Password of the Redis data nodes behind the sentinels (`requirepass`).
+    #[arg(
+        long = "redis-password",
+        env = "CROWDGATE_REDIS_PASSWORD",
+        hide_env_values = true,
+        requires = "redis_sentinels"
+    )]
+    pub redis_password: Option<String>,
+    /// Replicas that must hold a write before a client is told of it
+    /// (`WAIT`); default 1 with --redis-sentinels, 0 with --redis-url.
+    #[arg(long = "redis-replicas", env = "CROWDGATE_REDIS_REPLICAS")]
+    pub redis_replicas: Option<u32>,
+    /// How long to wait for those replicas before answering 503 instead.
+    #[arg(
+        long = "redis-replica-timeout-ms",
+        env = "CROWDGATE_REDIS_REPLICA_TIMEOUT_MS",
+        default_value_t = 1000
+    )]
+    pub redis_replica_timeout_ms: u64,
+}
+
+impl RedisArgs {
+    /// The configuration these flags name, checked.
+    pub fn config(&self) -> anyhow::Result<RedisConfig> {
+        let topology = match &self.redis_sentinels {
+            Some(sentinels) => {
+                Topology::sentinel(sentinels, &self.redis_master, self.redis_password.clone())
+                    .map_err(|problem| {
+                        anyhow::anyhow!("--redis-sentinels / --redis-master: {problem}")
+                    })?
+            }
+            None => Topology::Single {
+                url: self.redis_url.clone(),
+            },
+        };
+        let replicas = self
+            .redis_replicas
+            .unwrap_or_else(|| topology.default_replicas());
+        let replication = Replication::new(replicas, self.redis_replica_timeout_ms)
+            .map_err(|problem| anyhow::anyhow!("--redis-replica-timeout-ms: {problem}"))?;
+        Ok(RedisConfig {
+            topology,
+            replication,
+        })
+    }
+
+    /// A connection to the primary these flags name.
+    pub async fn connect(&self) -> anyhow::Result<Redis> {
+        connect(&self.config()?).await
+    }
 }
 
 /// A round that exists in the Redis at `redis_url`: its id is well formed
 /// and core has seeded it. Commands that read or change a round's data call
 /// this first, so a typo in `--round` is an error naming the fix, not a new
 /// empty round or an "OK" about nothing.
-pub async fn existing_round(
-    redis: &redis::aio::ConnectionManager,
-    round: &str,
-) -> anyhow::Result<()> {
+pub async fn existing_round(redis: &Redis, round: &str) -> anyhow::Result<()> {
     if let Err(problem) = crowdgate_store::check_round_id(round) {
         anyhow::bail!("--round {round:?}: {problem}");
     }
     let store = crowdgate_store::RoundStore::new(round, redis.clone());
     if store.round_record().await?.is_none() {
         anyhow::bail!(
-            "round {round:?} has no data in this Redis: check --round and --redis-url (core seeds a round from its config when it starts)"
+            "round {round:?} has no data in this Redis: check --round and --redis-url / --redis-sentinels (core seeds a round from its config when it starts)"
         );
     }
     Ok(())
 }
 
-/// A Redis connection manager that reconnects by itself.
-pub async fn connect(redis_url: &str) -> anyhow::Result<redis::aio::ConnectionManager> {
-    let client = redis::Client::open(redis_url)
-        .with_context(|| format!("invalid Redis URL {redis_url:?}"))?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    redis::aio::ConnectionManager::new_with_config(client, config)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot connect to Redis at {redis_url}: is it running? (`crowdgate up` starts one)"
-            )
-        })
+/// A connection to the round's Redis primary that follows a failover.
+pub async fn connect(config: &RedisConfig) -> anyhow::Result<Redis> {
+    Redis::connect(config).await.with_context(|| {
+        format!(
+            "cannot connect to Redis ({}): is it running? (`crowdgate up` starts one)",
+            config.topology
+        )
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -259,7 +259,7 @@ fn render_status(s: &Value) -> String {
         .as_u64()
         .map(|ms| format!("{:.1} s", ms as f64 / 1000.0))
         .unwrap_or_else(|| "none".into());
-    format!(
+    let mut text = format!(
         "round       {} ({})\n\
          phase       {}\n\
          queue       {} waiting; admitted up to {} of {} issued; {} active investors; {} in pre-queue\n\
@@ -288,7 +288,38 @@ fn render_status(s: &Value) -> String {
         n(&st["pending"]),
         lag,
         n(&st["dead_letters"]),
-    )
+    );
+    text.push_str(&render_redis(&s["redis"]));
+    text
+}
+
+/// The Redis line: which node is primary now, and its replicas.
+fn render_redis(r: &Value) -> String {
+    if r.is_null() {
+        return String::new();
+    }
+    let primary = r["primary"].as_str().unwrap_or("not connected");
+    let replicas = match &r["replicas"] {
+        Value::Array(list) if list.is_empty() => "no replicas".to_string(),
+        Value::Array(list) => {
+            let names: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+            format!("replicas {}", names.join("; "))
+        }
+        other => format!("replicas {}", other.as_str().unwrap_or("unknown")),
+    };
+    let wait = match r["acknowledge_after_replicas"].as_u64().unwrap_or(0) {
+        0 => "writes acknowledged on the primary's disk".to_string(),
+        n => format!(
+            "writes acknowledged once {n} replica(s) hold them (within {} ms)",
+            r["replica_timeout_ms"].as_u64().unwrap_or(0)
+        ),
+    };
+    match r["master_name"].as_str() {
+        Some(master) => format!(
+            "redis       primary {primary} (Sentinel master {master:?}); {replicas}; {wait}\n"
+        ),
+        None => format!("redis       {primary} (single node); {replicas}; {wait}\n"),
+    }
 }
 
 /// One audit entry on one line: `when  who  action  field: old → new, ...`.

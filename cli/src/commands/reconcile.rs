@@ -23,7 +23,7 @@ pub struct ReconcileArgs {
 }
 
 pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
-    let mut redis = super::connect(&args.redis.redis_url).await?;
+    let mut redis = args.redis.connect().await?;
     super::existing_round(&redis, &args.round).await?;
     let options = Options {
         wait_quiet: Duration::from_millis(args.wait_quiet_ms),

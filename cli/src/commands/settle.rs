@@ -61,12 +61,10 @@ pub async fn run(args: SettleArgs) -> anyhow::Result<()> {
         Some(consumer) => consumer,
         None => format!("{}-{}", host_name()?, args.worker_index),
     };
-    let redis = super::connect(&args.redis.redis_url).await?;
+    let redis_config = args.redis.config()?;
+    let redis = super::connect(&redis_config).await?;
     // Its own connection: the worker's blocking reads would stall its reads.
-    let check = tokio::spawn(reconcile_at_startup(
-        args.redis.redis_url.clone(),
-        args.round.clone(),
-    ));
+    let check = tokio::spawn(reconcile_at_startup(redis_config, args.round.clone()));
     let settings = WorkerSettings {
         round: args.round,
         consumer,
@@ -88,8 +86,8 @@ pub async fn run(args: SettleArgs) -> anyhow::Result<()> {
 
 /// Checks the round once and logs the result: ERROR only for a violation
 /// reconciliation proved, never for a round that moved while it was read.
-async fn reconcile_at_startup(redis_url: String, round: String) {
-    let mut redis = match super::connect(&redis_url).await {
+async fn reconcile_at_startup(redis_config: crowdgate_store::RedisConfig, round: String) {
+    let mut redis = match super::connect(&redis_config).await {
         Ok(redis) => redis,
         Err(err) => {
             tracing::warn!(error = %err, "reconciliation at startup could not run");

@@ -216,10 +216,9 @@ async fn wait_until_ok(url: &str, parts: &mut [Part]) -> anyhow::Result<()> {
 }
 
 async fn seed_demo_accounts(redis_url: &str, round: &str) -> anyhow::Result<()> {
-    let client = redis::Client::open(redis_url)?;
-    let mut redis = redis::aio::ConnectionManager::new(client).await?;
+    let redis = super::connect(&crowdgate_store::RedisConfig::single(redis_url)).await?;
     let accounts = crowdgate::demo::accounts();
-    match crowdgate_settlement::accounts::open_accounts(&mut redis, round, &accounts).await {
+    match crowdgate_settlement::accounts::open_accounts(&redis, round, &accounts).await {
         Ok(()) => tracing::info!(accounts = accounts.len(), "demo accounts opened"),
         // A re-run: the accounts (and whatever they have spent) are kept.
         Err(crowdgate_settlement::accounts::ImportError::AlreadyExist(_)) => {

@@ -11,7 +11,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use crowdgate_store::Figures;
+use crowdgate_store::{Figures, Topology};
 use serde_json::{Value, json};
 
 /// `GET /ops/v1/rounds/{round}`
@@ -26,7 +26,33 @@ pub async fn show(
         return Err(Failure::not_found(format!("round {round:?} is not seeded")));
     };
     publish_gauges(&figures);
-    Ok(Json(render(&round, &figures, now_ms)))
+    let mut answer = render(&round, &figures, now_ms);
+    answer["redis"] = redis_status(&state).await;
+    Ok(Json(answer))
+}
+
+/// Which node is the primary now and what it says of its replicas, so a
+/// failover can be watched (`crowdgate ops status`).
+async fn redis_status(state: &AppState) -> Value {
+    let redis = state.store.redis();
+    let (mode, master) = match redis.topology() {
+        Topology::Single { .. } => ("single", None),
+        Topology::Sentinel { master, .. } => ("sentinel", Some(master.clone())),
+    };
+    // The figures were just read, so the primary answers; if it went away
+    // in between, say so rather than fail the whole status.
+    let replicas = match redis.replication_status().await {
+        Ok(status) => json!(status.replicas),
+        Err(err) => json!(format!("unknown: {err}")),
+    };
+    json!({
+        "mode": mode,
+        "master_name": master,
+        "primary": redis.primary(),
+        "replicas": replicas,
+        "acknowledge_after_replicas": redis.replication().replicas,
+        "replica_timeout_ms": redis.replication().timeout.as_millis() as u64,
+    })
 }
 
 /// The same count the admission controller keeps within max_active.

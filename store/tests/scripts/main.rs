@@ -9,6 +9,7 @@ mod invest;
 mod ops;
 mod phases;
 mod prequeue;
+mod replication;
 mod settle;
 mod support;
 

@@ -16,11 +16,17 @@ pub const ROUND: &str = "t";
 pub struct Redis {
     child: Child,
     pub url: String,
+    pub port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl Redis {
     pub fn start() -> Redis {
+        Redis::start_with(&[])
+    }
+
+    /// [`Redis::start`] with extra redis-server flags (`--replicaof …`).
+    pub fn start_with(flags: &[&str]) -> Redis {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -29,6 +35,7 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(flags)
             .arg("--dir")
             .arg(dir.path())
             .stdin(Stdio::null())
@@ -43,16 +50,18 @@ impl Redis {
         }
         Redis {
             child,
+            port,
             url: format!("redis://127.0.0.1:{port}/"),
             _dir: dir,
         }
     }
 
-    pub async fn manager(&self) -> redis::aio::ConnectionManager {
-        let client = redis::Client::open(self.url.as_str()).unwrap();
+    /// The store's own connection (single node, no replicas to wait for).
+    pub async fn manager(&self) -> crowdgate_store::Redis {
+        let config = crowdgate_store::RedisConfig::single(&self.url);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match redis::aio::ConnectionManager::new(client.clone()).await {
+            match crowdgate_store::Redis::connect(&config).await {
                 Ok(manager) => return manager,
                 Err(err) => {
                     assert!(Instant::now() < deadline, "cannot connect: {err}");
@@ -99,7 +108,7 @@ pub struct Fixture {
     pub _redis: Redis,
     pub store: RoundStore,
     pub settlement: Settlement,
-    pub conn: redis::aio::ConnectionManager,
+    pub conn: crowdgate_store::Redis,
 }
 
 impl Fixture {
