@@ -4,7 +4,9 @@
 //! message instead of silently dropping a write; see the brief).
 //!
 //! Used by `crowdgate up` and by the end-to-end tests, which each start one on
-//! a free loopback port (port 0) with a temp dir.
+//! a free loopback port (port 0) with a temp dir. [`crate::local_ha`] starts
+//! its data nodes and Sentinels through it too ([`RedisOptions`]), so there
+//! is one place that spawns redis-server, picks ports and reads its log.
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -15,7 +17,25 @@ use std::time::{Duration, Instant};
 pub struct LocalRedis {
     pub port: u16,
     pub dir: PathBuf,
+    options: RedisOptions,
     child: Option<Child>,
+}
+
+/// How to start a redis-server beyond its port and directory; the default
+/// is the durable standalone server `crowdgate up` runs.
+#[derive(Clone, Debug, Default)]
+pub struct RedisOptions {
+    /// A config file to load (`redis-server <file> ...`). Our flags come
+    /// after it and so override it, except where it says something they do
+    /// not (e.g. `replicaof`). Needed wherever CONFIG REWRITE must work:
+    /// Sentinel persists a role change that way, and a server started from
+    /// flags alone answers it with "running without a config file".
+    pub config_file: Option<PathBuf>,
+    /// Run as a Sentinel (`--sentinel`): it keeps no data, so none of the
+    /// durability flags, and it says it is ready differently.
+    pub sentinel: bool,
+    /// Flags after ours, e.g. `["--min-replicas-to-write", "1"]`.
+    pub extra_args: Vec<String>,
 }
 
 impl LocalRedis {
@@ -31,6 +51,12 @@ impl LocalRedis {
     /// it opens `--logfile`, so a relative log path would be resolved twice
     /// and fail (`Can't open the log file`).
     pub fn start(port: u16, dir: &Path) -> anyhow::Result<LocalRedis> {
+        LocalRedis::start_with(port, dir, RedisOptions::default())
+    }
+
+    /// [`LocalRedis::start`] with [`RedisOptions`] (a config file, Sentinel
+    /// mode, more flags), which [`LocalRedis::restart`] uses again.
+    pub fn start_with(port: u16, dir: &Path, options: RedisOptions) -> anyhow::Result<LocalRedis> {
         which_redis()?;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let dir = std::path::absolute(dir)
@@ -38,6 +64,7 @@ impl LocalRedis {
         let mut redis = LocalRedis {
             port,
             dir,
+            options,
             child: None,
         };
         if port != 0 {
@@ -58,6 +85,9 @@ impl LocalRedis {
     /// (its clients keep its URL). While the port is still taken (the kernel
     /// may not have released it yet) it tries again, for up to 5 s.
     pub fn restart(&mut self) -> anyhow::Result<()> {
+        if self.is_running() {
+            bail!("redis-server on port {} is still running", self.port);
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match self.spawn() {
@@ -71,7 +101,7 @@ impl LocalRedis {
 
     /// One start on `self.port`; [`PortTaken`] if another process has it.
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = self.dir.join("redis.log");
+        let log = self.log_file();
         // redis-server appends to its log file: only what this start writes
         // says how this start went.
         let log_from = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
@@ -85,19 +115,33 @@ impl LocalRedis {
         let stderr = std::fs::File::create(&stderr_path)
             .with_context(|| format!("cannot create {}", stderr_path.display()))?;
         let mut command = Command::new("redis-server");
+        // The config file must be the first argument.
+        if let Some(config) = &self.options.config_file {
+            command.arg(config);
+        }
+        if self.options.sentinel {
+            command.arg("--sentinel");
+        }
         command
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--protected-mode", "yes"])
             .arg("--dir")
             .arg(&self.dir)
-            .args(["--appendonly", "yes"])
-            .args(["--appendfsync", "always"])
-            .args(["--aof-load-truncated", "no"])
-            .args(["--save", ""])
             .arg("--logfile")
             .arg(&log)
-            .args(["--daemonize", "no"])
+            .arg("--pidfile")
+            .arg(self.pid_file())
+            .args(["--daemonize", "no"]);
+        if !self.options.sentinel {
+            command
+                .args(["--appendonly", "yes"])
+                .args(["--appendfsync", "always"])
+                .args(["--aof-load-truncated", "no"])
+                .args(["--save", ""]);
+        }
+        command
+            .args(&self.options.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
@@ -135,8 +179,15 @@ impl LocalRedis {
                 );
             }
             // Ours must say it is ready first: while it fails to bind a taken
-            // port, whoever holds that port may well answer PING.
-            if logged().contains("Ready to accept connections") && ping(self.port) {
+            // port, whoever holds that port may well answer PING. A Sentinel
+            // never logs "Ready to accept connections"; it names itself once
+            // it listens and has its config.
+            let ready = if self.options.sentinel {
+                "Sentinel ID is"
+            } else {
+                "Ready to accept connections"
+            };
+            if logged().contains(ready) && ping(self.port) {
                 break;
             }
             if Instant::now() > deadline {
@@ -157,6 +208,47 @@ impl LocalRedis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// The process id while it runs (also in [`LocalRedis::pid_file`]).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Where redis-server writes its pid (`<dir>/redis.pid`), for a shell:
+    /// `kill -9 $(cat <dir>/redis.pid)`. Left behind by kill -9.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("redis.pid")
+    }
+
+    /// Its log file (`<dir>/redis.log`), appended to by every start.
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("redis.log")
+    }
+
+    /// Whether the process is alive: started and not exited (a SIGSTOPped
+    /// one is alive). An exit it finds is reaped, so [`LocalRedis::restart`]
+    /// can follow.
+    pub fn is_running(&mut self) -> bool {
+        let Some(child) = self.child.as_mut() else {
+            return false;
+        };
+        if matches!(child.try_wait(), Ok(None)) {
+            return true;
+        }
+        self.child = None;
+        false
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGSTOP`) to the process if it runs.
+    pub fn signal(&self, signal: libc::c_int) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: a signal to our own child, which we have not reaped
+            // (so its pid is not someone else's).
+            unsafe {
+                libc::kill(pid as libc::pid_t, signal);
+            }
+        }
+    }
+
     /// SIGKILL: the crash the durability promises are about.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -167,6 +259,8 @@ impl LocalRedis {
 
     /// SIGTERM and wait: Redis flushes and exits cleanly.
     pub fn stop(&mut self) {
+        // A SIGSTOPped server would only act on SIGTERM once continued.
+        self.signal(libc::SIGCONT);
         if let Some(mut child) = self.child.take() {
             crate::supervisor::terminate(&mut child, Duration::from_secs(10));
         }

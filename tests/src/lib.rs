@@ -11,6 +11,7 @@
 //! failure in CI explains itself.
 
 pub mod browser;
+pub mod ha;
 pub use crowdgate::local_redis::{LocalRedis, free_port};
 use crowdgate_identity::IdentityClaims;
 use crowdgate_identity::dev::DevSigner;

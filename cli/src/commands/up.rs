@@ -7,9 +7,15 @@
 //! trust that provider; seeds the demo round and accounts; prints where to
 //! go. Ctrl-C stops every child. Running it again keeps the data (Redis AOF,
 //! the generated secrets and the identity provider's key).
+//!
+//! With `--ha`, Redis is a local high-availability set instead
+//! ([`crowdgate::local_ha`]: a primary, a replica, three Sentinels), core and
+//! the worker find the primary through the Sentinels, and a data node that
+//! dies is restarted, so a `kill -9` of the primary shows a whole failover.
 
 use anyhow::{Context, bail};
 use clap::Args;
+use crowdgate::local_ha::{HaOptions, HaPorts, LocalHa};
 use crowdgate::local_redis::LocalRedis;
 use crowdgate::secrets::Secrets;
 use crowdgate::supervisor;
@@ -36,9 +42,23 @@ pub struct UpArgs {
     /// core's address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub core_listen: SocketAddr,
-    /// Port of our own redis-server (loopback only).
+    /// Port of our own redis-server (loopback only). With --ha, the base of
+    /// the HA set's ports (see --ha).
     #[arg(long, default_value_t = 6390)]
     pub redis_port: u16,
+    /// Run Redis as a local high-availability set instead of one server,
+    /// all on 127.0.0.1: two data nodes on --redis-port and --redis-port+1
+    /// (first run: the first is primary, the other its replica; later runs
+    /// keep the roles the Sentinels last recorded; a primary refuses writes
+    /// while it has no replica), and three Sentinels on --redis-port+10,
+    /// +11 and +12 (master name "crowdgate"), which promote the replica when
+    /// the primary fails. Data under <data-dir>/ha/. core and the settlement
+    /// worker get CROWDGATE_REDIS_SENTINELS and CROWDGATE_REDIS_MASTER
+    /// instead of CROWDGATE_REDIS_URL. A data node that dies is restarted
+    /// (once the Sentinels have promoted the other one) and rejoins as a
+    /// replica.
+    #[arg(long)]
+    pub ha: bool,
     /// Prometheus metrics of the edge host.
     #[arg(long, default_value = "127.0.0.1:9101")]
     pub host_metrics: SocketAddr,
@@ -54,6 +74,60 @@ pub struct UpArgs {
 struct Part {
     name: &'static str,
     child: Child,
+}
+
+/// Our Redis: one server, or the HA set of `--ha`.
+enum Redis {
+    Single(LocalRedis),
+    Ha(LocalHa),
+}
+
+impl Redis {
+    /// How core and the worker find it. Never both a URL and Sentinels:
+    /// core refuses that.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Redis::Single(redis) => vec![("CROWDGATE_REDIS_URL", redis.url())],
+            Redis::Ha(ha) => vec![
+                ("CROWDGATE_REDIS_SENTINELS", ha.sentinels_arg()),
+                ("CROWDGATE_REDIS_MASTER", ha.master_name().to_owned()),
+            ],
+        }
+    }
+
+    /// The variables of the other mode, which the children must not
+    /// inherit (the user's shell may set them).
+    fn env_not(&self) -> &'static [&'static str] {
+        match self {
+            Redis::Single(_) => &["CROWDGATE_REDIS_SENTINELS", "CROWDGATE_REDIS_MASTER"],
+            Redis::Ha(_) => &["CROWDGATE_REDIS_URL"],
+        }
+    }
+
+    /// `command` told how to find Redis, and nothing of the other mode.
+    fn configure<'c>(&self, command: &'c mut Command) -> &'c mut Command {
+        for name in self.env_not() {
+            command.env_remove(name);
+        }
+        command.envs(self.env())
+    }
+
+    async fn primary_url(&self) -> anyhow::Result<String> {
+        match self {
+            Redis::Single(redis) => Ok(redis.url()),
+            Redis::Ha(ha) => ha
+                .primary_url()
+                .await
+                .context("no Sentinel names a primary"),
+        }
+    }
+
+    fn stop(&mut self) {
+        match self {
+            Redis::Single(redis) => redis.stop(),
+            Redis::Ha(ha) => ha.stop(),
+        }
+    }
 }
 
 pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
@@ -73,7 +147,16 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     ] {
         ensure_free(addr)?;
     }
-    ensure_free(SocketAddr::from(([127, 0, 0, 1], args.redis_port)))?;
+    let redis_ports = if args.ha {
+        HaPorts::from_base(args.redis_port)
+            .context("--redis-port with --ha")?
+            .all()
+    } else {
+        vec![args.redis_port]
+    };
+    for port in redis_ports {
+        ensure_free(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    }
     // As typed, for the `dev-token` line of the banner (run from here too).
     let data_dir_as_given = args.data_dir.clone();
     std::fs::create_dir_all(&args.data_dir)
@@ -82,14 +165,22 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot resolve {}", args.data_dir.display()))?;
     let secrets = Secrets::load_or_create(&args.data_dir.join("secrets.toml"))?;
 
-    let mut redis = LocalRedis::start(args.redis_port, &args.data_dir.join("redis"))?;
-    tracing::info!(
-        port = args.redis_port,
-        "redis-server up (appendonly, fsync always)"
-    );
+    let mut redis = if args.ha {
+        let options = HaOptions {
+            base_port: args.redis_port,
+            ..HaOptions::default()
+        };
+        Redis::Ha(LocalHa::start(&args.data_dir.join("ha"), options).await?)
+    } else {
+        let redis = LocalRedis::start(args.redis_port, &args.data_dir.join("redis"))?;
+        tracing::info!(
+            port = args.redis_port,
+            "redis-server up (appendonly, fsync always)"
+        );
+        Redis::Single(redis)
+    };
 
     let exe = std::env::current_exe().context("cannot find our own executable")?;
-    let redis_url = redis.url();
     let core_url = format!("http://{}", args.core_listen);
     let identity_url = format!("http://{identity_listen}");
     let mut parts: Vec<Part> = Vec::new();
@@ -97,27 +188,28 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
     let result = async {
         parts.push(spawn(
             "core",
-            Command::new(&exe)
+            redis
+                .configure(&mut Command::new(&exe))
                 .arg("core")
                 .arg("--config")
                 .arg(&args.config)
                 .args(["--listen", &args.core_listen.to_string()])
-                .env("CROWDGATE_REDIS_URL", &redis_url)
                 .env("CROWDGATE_SIGNING_KEYS", &secrets.signing_keys)
                 .env("CROWDGATE_OPS_TOKENS", &secrets.ops_tokens)
                 .env("CROWDGATE_EDGE_TOKENS", &secrets.edge_tokens),
         )?);
         wait_until_ok(&format!("{core_url}/healthz"), &mut parts).await?;
 
-        seed_demo_accounts(&redis_url, &round_id).await?;
+        // Local either way: the current primary takes the writes directly.
+        seed_demo_accounts(&redis.primary_url().await?, &round_id).await?;
 
         parts.push(spawn(
             "settle",
-            Command::new(&exe)
+            redis
+                .configure(&mut Command::new(&exe))
                 .arg("settle")
                 .args(["--round", &round_id])
-                .args(["--metrics-listen", &args.settle_metrics.to_string()])
-                .env("CROWDGATE_REDIS_URL", &redis_url),
+                .args(["--metrics-listen", &args.settle_metrics.to_string()]),
         )?);
         parts.push(spawn(
             "dev-identity",
@@ -155,7 +247,11 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
 
         let dev_token = dev_token_command(&data_dir_as_given, &identity_url, &round_id);
         print_banner(&args, &round_id, &secrets, &identity_url, &dev_token);
-        supervise(&mut parts).await
+        if let Redis::Ha(ha) = &redis {
+            print_ha_banner(ha).await;
+        }
+        println!("Press Ctrl-C to stop.");
+        supervise(&mut parts, &mut redis).await
     }
     .await;
 
@@ -230,7 +326,9 @@ async fn seed_demo_accounts(redis_url: &str, round: &str) -> anyhow::Result<()> 
 }
 
 /// Waits for Ctrl-C/SIGTERM, or for a child to exit on its own (an error).
-async fn supervise(parts: &mut [Part]) -> anyhow::Result<()> {
+/// An HA set's dead processes are restarted instead ([`LocalHa::heal`]):
+/// losing one is what it is for.
+async fn supervise(parts: &mut [Part], redis: &mut Redis) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -245,6 +343,9 @@ async fn supervise(parts: &mut [Part]) -> anyhow::Result<()> {
                     part.name
                 );
             }
+        }
+        if let Redis::Ha(ha) = redis {
+            ha.heal().await?;
         }
     }
 }
@@ -316,5 +417,38 @@ fn print_banner(
     );
     println!("  Demo investors: demo-001 … demo-200 (£5,000 each), demo-skint (£5)");
     println!("  Data:       {} (kept between runs)", data_dir.display());
-    println!("Press Ctrl-C to stop.");
+}
+
+/// The `--ha` part of the banner: who is what, and how to see a failover.
+async fn print_ha_banner(ha: &LocalHa) {
+    let primary = ha.primary_port().await;
+    let master = ha.master_name();
+    let sentinel = ha.ports().sentinels[0];
+    println!();
+    println!("  Redis HA (Sentinel master {master:?}); core and the worker follow the primary:");
+    for node in ha.nodes() {
+        let role = if Some(node.port) == primary {
+            "primary"
+        } else {
+            "replica"
+        };
+        println!(
+            "    {}  127.0.0.1:{}  {role:<7}  pid file {}",
+            node.name(),
+            node.port,
+            node.pid_file().display()
+        );
+    }
+    println!("    Sentinels  {}", ha.sentinel_addrs().join("  "));
+    if let Some(node) = ha.nodes().iter().find(|node| Some(node.port) == primary) {
+        println!("  Failover:   kill -9 $(cat {})", node.pid_file().display());
+        println!(
+            "              (the Sentinels promote the replica within a few seconds; up restarts the killed node"
+        );
+        println!(
+            "              and they make it a replica ~10 s later; until then the primary refuses writes)"
+        );
+    }
+    println!("  Primary:    redis-cli -p {sentinel} SENTINEL get-master-addr-by-name {master}");
+    println!("              or `crowdgate ops status` (see Ops above)");
 }

@@ -1,0 +1,203 @@
+//! `LocalHa` with real redis-server processes (no mocks): the Sentinels
+//! promote the replica when the primary is killed or hangs, the old primary
+//! comes back as a replica, and a new start on the same directory keeps the
+//! topology the Sentinels last recorded. The end-to-end tests build on this,
+//! so it is checked here on its own first.
+
+use crowdgate::local_ha::{HaOptions, LocalHa, Role};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A failover on one machine takes down-after (1 s) and an election; 15 s
+/// leaves room for a split vote and a loaded machine.
+const FAILOVER: Duration = Duration::from_secs(15);
+
+/// Redis 7.0 Sentinel waits about 8 s after an old primary is reachable
+/// again before making it a replica.
+const REJOIN: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn a_killed_primary_is_replaced_and_comes_back_as_a_replica() {
+    let dir = TestDir::new("kill");
+    let started = Instant::now();
+    let mut ha = LocalHa::start(dir.path(), HaOptions::default())
+        .await
+        .expect("the set starts");
+    println!("started in {:?}", started.elapsed());
+    let old = ha
+        .primary_port()
+        .await
+        .expect("the Sentinels name a primary");
+    assert_eq!(
+        old,
+        ha.node(0).port,
+        "a fresh set starts with node-0 primary"
+    );
+    let replica = ha.node(1).port;
+    assert_eq!(ha.sentinel_addrs().len(), 3);
+    assert_eq!(ha.sentinels_arg().split(',').count(), 3);
+
+    set_and_wait_for_replica(old, "before", "1").await;
+    assert_eq!(get(replica, "before").await.as_deref(), Some("1"));
+
+    ha.node_on(old).expect("our node").kill();
+    let killed = Instant::now();
+    let new = ha
+        .wait_for_primary_change(old, FAILOVER)
+        .await
+        .expect("the Sentinels promote the replica");
+    println!("failover after kill -9 took {:?}", killed.elapsed());
+    assert_eq!(new, replica);
+    assert_eq!(get(new, "before").await.as_deref(), Some("1"));
+    // Alone, the new primary refuses writes (min-replicas-to-write 1).
+    let refused = set(new, "alone", "1")
+        .await
+        .expect_err("no replica: refused");
+    assert!(refused.contains("NOREPLICAS"), "{refused}");
+
+    ha.node_on(old)
+        .expect("our node")
+        .restart()
+        .expect("restarts");
+    let restarted = Instant::now();
+    ha.wait_until_replicating(REJOIN)
+        .await
+        .expect("the old primary becomes a replica of the new one");
+    println!(
+        "old primary replicating {:?} after its restart",
+        restarted.elapsed()
+    );
+    let old_node = ha.node_on(old).expect("our node");
+    assert_eq!(
+        old_node.role().await.unwrap(),
+        Role::Replica {
+            of: new,
+            link_up: true
+        }
+    );
+    set_and_wait_for_replica(new, "after", "2").await;
+    assert_eq!(get(old, "after").await.as_deref(), Some("2"));
+
+    // Sentinel persisted the new role in the node's own config file.
+    let config = std::fs::read_to_string(ha.node_on(old).unwrap().config_file()).unwrap();
+    assert!(
+        config.contains(&format!("replicaof 127.0.0.1 {new}")),
+        "{config}"
+    );
+
+    // A new start on the same directory keeps what the Sentinels recorded:
+    // node-1 is primary now, and nothing written is lost.
+    let pids = ha.pids();
+    assert_eq!(pids.len(), 5);
+    ha.stop();
+    drop(ha);
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "redis-server {pid} still runs after stop"
+        );
+    }
+    let ha = LocalHa::start(dir.path(), HaOptions::default())
+        .await
+        .expect("the set starts again");
+    let primary = ha.primary_port().await.unwrap();
+    assert_eq!(primary, ha.node(1).port, "node-1 stays primary");
+    assert_eq!(get(primary, "before").await.as_deref(), Some("1"));
+    assert_eq!(get(ha.node(0).port, "after").await.as_deref(), Some("2"));
+    set_and_wait_for_replica(primary, "again", "3").await;
+}
+
+#[tokio::test]
+async fn a_hung_primary_is_replaced_and_refuses_writes_when_it_wakes() {
+    let dir = TestDir::new("stop");
+    let mut ha = LocalHa::start(dir.path(), HaOptions::default())
+        .await
+        .expect("the set starts");
+    let old = ha.primary_port().await.unwrap();
+    ha.node_on(old).unwrap().stop();
+    let stopped = Instant::now();
+    let new = ha
+        .wait_for_primary_change(old, FAILOVER)
+        .await
+        .expect("the Sentinels promote the replica");
+    println!("failover after SIGSTOP took {:?}", stopped.elapsed());
+    ha.node_on(old).unwrap().cont();
+    // Awake, it may still think it is primary, but it has no replica: a
+    // write to it is refused either way (NOREPLICAS, or READONLY once
+    // Sentinel has demoted it).
+    let refused = set(old, "stale", "1").await.expect_err("refused");
+    assert!(
+        refused.contains("NOREPLICAS") || refused.contains("READONLY"),
+        "{refused}"
+    );
+    ha.wait_until_replicating(REJOIN)
+        .await
+        .expect("the old primary becomes a replica");
+    set_and_wait_for_replica(new, "k", "v").await;
+    assert_eq!(get(old, "k").await.as_deref(), Some("v"));
+}
+
+/// SET on `port`, then WAIT until a replica has it.
+async fn set_and_wait_for_replica(port: u16, key: &str, value: &str) {
+    set(port, key, value).await.expect("SET on the primary");
+    let mut connection = connect(port).await;
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(acked, 1, "the replica acknowledged the write");
+}
+
+async fn set(port: u16, key: &str, value: &str) -> Result<(), String> {
+    let mut connection = connect(port).await;
+    redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async::<()>(&mut connection)
+        .await
+        .map_err(|err| err.to_string())
+}
+
+async fn get(port: u16, key: &str) -> Option<String> {
+    let mut connection = connect(port).await;
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut connection)
+        .await
+        .unwrap()
+}
+
+async fn connect(port: u16) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// A directory under Cargo's scratch space for integration tests, removed
+/// when the test passes (kept, for the logs, when it fails).
+struct TestDir(PathBuf);
+
+impl TestDir {
+    fn new(name: &str) -> TestDir {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("local_ha-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        TestDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Surviving the loss of a Redis machine: the system runs on a primary and a
+//! replica under three Sentinels (real redis-server processes on loopback),
+//! acknowledging a write only once the replica holds it. Investors keep
+//! investing through the edge while the primary is killed (kill -9) or
+//! stopped (SIGSTOP, a partition stand-in), or the replica is killed; every
+//! investment a client was told was accepted must be on the new primary
+//! exactly once, settled once, with the books reconciling.
+
+use crowdgate::local_ha::HaNode;
+use crowdgate_tests::ha::{HaSystem, Outcome, check_books, unavailable_window, visit};
+use crowdgate_tests::{RoundOptions, Visitor, json_of};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const CAP_PENCE: i64 = 100_000_000;
+/// Long enough for a failover and the lost node's return, with margin.
+const GIVE_UP: Duration = Duration::from_secs(90);
+
+fn round() -> RoundOptions {
+    RoundOptions {
+        cap_pence: CAP_PENCE,
+        ..Default::default()
+    }
+}
+
+/// `investors` visits by `clients` concurrent clients, each investing
+/// £10–£50; `acknowledged` counts the 201s as they come.
+struct Load {
+    tasks: Vec<tokio::task::JoinHandle<Vec<Outcome>>>,
+    acknowledged: Arc<AtomicUsize>,
+}
+
+impl Load {
+    async fn start(system: &HaSystem, name: &str, investors: usize, clients: usize) -> Load {
+        let names: Vec<String> = (0..investors).map(|i| format!("{name}-{i}")).collect();
+        let funded: Vec<(&str, i64)> = names.iter().map(|n| (n.as_str(), 1_000_000)).collect();
+        system.fund(&funded).await;
+        let acknowledged = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..clients)
+            .map(|client| {
+                let edge_url = system.edge_url.clone();
+                let mine: Vec<String> = names
+                    .iter()
+                    .skip(client)
+                    .step_by(clients)
+                    .cloned()
+                    .collect();
+                let acknowledged = acknowledged.clone();
+                tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
+                    for (i, investor) in mine.iter().enumerate() {
+                        let amount = 1_000 + 1_000 * ((client + i) % 5) as i64;
+                        outcomes.push(visit(&edge_url, investor, amount, GIVE_UP).await);
+                        acknowledged.fetch_add(1, Ordering::Relaxed);
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        Load {
+            tasks,
+            acknowledged,
+        }
+    }
+
+    /// Waits until at least `n` visits ended in an acknowledged investment.
+    async fn wait_for(&self, n: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.acknowledged.load(Ordering::Relaxed) < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} investments acknowledged within {within:?}",
+                self.acknowledged.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn finish(self) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        for task in self.tasks {
+            outcomes.extend(task.await.expect("a client task panicked"));
+        }
+        outcomes
+    }
+}
+
+/// Does `loss` to the primary and waits until the Sentinels promote the
+/// replica: (old primary's port, new primary's port, how long it took).
+async fn lose_the_primary(
+    system: &mut HaSystem,
+    loss: impl FnOnce(&mut HaNode),
+) -> (u16, u16, Duration) {
+    let old = system.ha.primary_port().await.expect("a primary");
+    loss(system.ha.node_on(old).unwrap());
+    let lost_at = Instant::now();
+    let new = system
+        .ha
+        .wait_for_primary_change(old, Duration::from_secs(30))
+        .await
+        .unwrap();
+    (old, new, lost_at.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_primary_under_load_loses_and_doubles_nothing_acknowledged() {
+    let mut system = HaSystem::start(round()).await;
+    let load = Load::start(&system, "kill", 240, 16).await;
+    load.wait_for(60, Duration::from_secs(60)).await;
+
+    let (old, new, promoted_after) = lose_the_primary(&mut system, |node| node.kill()).await;
+    // Its supervisor brings the dead node back; Sentinel makes it a replica
+    // of the new primary, and writes (which wait for a replica) resume.
+    system.ha.restart_node(old).await.unwrap();
+    system
+        .ha
+        .wait_until_replicating(Duration::from_secs(30))
+        .await
+        .unwrap();
+    let outcomes = load.finish().await;
+    assert_eq!(outcomes.len(), 240);
+    let window = unavailable_window(&outcomes);
+    println!(
+        "kill -9 of the primary 127.0.0.1:{old}: replica 127.0.0.1:{new} promoted after {promoted_after:?}; \
+         clients saw 503s for {window:?}; {} of 240 visits met a 503",
+        outcomes
+            .iter()
+            .filter(|o| !o.unavailable_at.is_empty())
+            .count()
+    );
+    check_books(&system, &outcomes, CAP_PENCE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_primary_never_acknowledges_what_the_promoted_replica_lacks() {
+    let mut system = HaSystem::start(round()).await;
+    let load = Load::start(&system, "stop", 200, 16).await;
+    load.wait_for(50, Duration::from_secs(60)).await;
+
+    let (old, new, promoted_after) = lose_the_primary(&mut system, |node| node.stop()).await;
+    // Clients keep trying against both sides meanwhile: core's calls to the
+    // stopped node time out and it finds the new primary, which refuses
+    // writes until a replica is back (min-replicas-to-write).
+    let acknowledged_while_stopped = load.acknowledged.load(Ordering::Relaxed);
+    // The stopped node wakes up with whatever clients sent it still queued;
+    // it may execute those, but no replica confirms them, and Sentinel
+    // turns it into a replica of the new primary (discarding them).
+    system.ha.node_on(old).unwrap().cont();
+    system
+        .ha
+        .wait_until_replicating(Duration::from_secs(30))
+        .await
+        .unwrap();
+    let outcomes = load.finish().await;
+    println!(
+        "SIGSTOP of the primary 127.0.0.1:{old}: 127.0.0.1:{new} promoted after {promoted_after:?}; \
+         {acknowledged_while_stopped} acknowledged by then; clients saw 503s for {:?}",
+        unavailable_window(&outcomes)
+    );
+    check_books(&system, &outcomes, CAP_PENCE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_replica_core_answers_503_not_201_and_recovers_when_it_returns() {
+    let mut system = HaSystem::start(round()).await;
+    system.fund(&[("lonely", 1_000_000)]).await;
+    let visitor = Visitor::signed_in(&system.edge_url, "lonely");
+    let (code, body) = visitor.join().await;
+    assert_eq!(code, 201, "{body}");
+    visitor.wait_until_admitted(Duration::from_secs(10)).await;
+    let pass = visitor.pass().await;
+
+    let primary = system.ha.primary_port().await.expect("a primary");
+    let replica = system
+        .ha
+        .nodes()
+        .iter()
+        .map(|n| n.port)
+        .find(|p| *p != primary)
+        .unwrap();
+    system.ha.node_on(replica).unwrap().kill();
+
+    // The investment is refused as unavailable, with Retry-After: never 201.
+    let invest = || async {
+        visitor
+            .http
+            .post(format!("{}/api/investments", system.edge_url))
+            .bearer_auth(&pass)
+            .header("idempotency-key", "lonely-1")
+            .json(&serde_json::json!({"amount_pence": 5_000}))
+            .send()
+            .await
+            .unwrap()
+    };
+    for _ in 0..3 {
+        let response = invest().await;
+        let retry_after = response.headers().get("retry-after").cloned();
+        let (code, body) = json_of(response).await;
+        assert_eq!(code, 503, "{body}");
+        assert_eq!(body["error"], "unavailable", "{body}");
+        assert!(retry_after.is_some(), "503 without Retry-After: {body}");
+    }
+    // Joining is a write a visitor is told about: refused the same way.
+    let (code, body) = Visitor::signed_in(&system.edge_url, "newcomer")
+        .join()
+        .await;
+    assert_eq!(code, 503, "{body}");
+    // Status polls are reads from the edge's cached room state: unaffected.
+    let (code, body) = visitor.status().await;
+    assert_eq!(code, 200, "{body}");
+    // core's ops status says which node is primary and that it has no replica.
+    let (ok, stdout, stderr) = system.crowdgate(&[
+        "ops",
+        "--core-url",
+        &system.core_url,
+        "--token",
+        crowdgate_tests::OPS_TOKEN,
+        "--round",
+        crowdgate_tests::ROUND,
+        "status",
+    ]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("primary 127.0.0.1:{primary}")) && stdout.contains("no replicas"),
+        "{stdout}"
+    );
+
+    // The replica returns: the client's retry with the same key succeeds.
+    system.ha.restart_node(replica).await.unwrap();
+    system
+        .ha
+        .wait_until_replicating(Duration::from_secs(30))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let investment = loop {
+        let (code, body) = json_of(invest().await).await;
+        if code == 201 {
+            break body;
+        }
+        assert_eq!(code, 503, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "still 503 with the replica back: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let outcome = Outcome {
+        investor: "lonely".into(),
+        amount_pence: 5_000,
+        investment,
+        unavailable_at: Vec::new(),
+    };
+    check_books(&system, &[outcome], CAP_PENCE).await;
+}
