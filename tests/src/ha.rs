@@ -103,6 +103,9 @@ pub struct Outcome {
     pub investment: Value,
     /// When each 503 was answered, on any call.
     pub unavailable_at: Vec<Instant>,
+    /// How many of those were status polls (served from the edge's cached
+    /// room state, so they should not fail while Redis fails over).
+    pub status_unavailable: usize,
 }
 
 /// Signs in as `investor`, joins, waits to be admitted, takes a pass and
@@ -118,6 +121,7 @@ pub async fn visit(
     let deadline = Instant::now() + give_up;
     let visitor = Visitor::signed_in(edge_url, investor);
     let mut unavailable_at = Vec::new();
+    let mut status_unavailable = 0;
     let mut retry = |what: &str, code: u16, body: &Value| {
         assert_eq!(code, 503, "{investor}: {what} answered {code}: {body}");
         assert!(
@@ -151,6 +155,7 @@ pub async fn visit(
             continue;
         }
         retry("status", code, &body);
+        status_unavailable += 1;
         pause().await;
     }
     let pass = loop {
@@ -189,6 +194,7 @@ pub async fn visit(
         amount_pence,
         investment,
         unavailable_at,
+        status_unavailable,
     }
 }
 

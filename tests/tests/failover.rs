@@ -129,6 +129,11 @@ async fn kill_9_of_the_primary_under_load_loses_and_doubles_nothing_acknowledged
             .filter(|o| !o.unavailable_at.is_empty())
             .count()
     );
+    let status_503s: usize = outcomes.iter().map(|o| o.status_unavailable).sum();
+    assert_eq!(
+        status_503s, 0,
+        "status polls are answered from the edge's cached room state"
+    );
     check_books(&system, &outcomes, CAP_PENCE).await;
 }
 
@@ -251,6 +256,7 @@ async fn without_its_replica_core_answers_503_not_201_and_recovers_when_it_retur
         amount_pence: 5_000,
         investment,
         unavailable_at: Vec::new(),
+        status_unavailable: 0,
     };
     check_books(&system, &[outcome], CAP_PENCE).await;
 }

@@ -5,6 +5,7 @@
 //! it does not ignore: a fresh clone of this change) and run, from its root,
 //! - `./dev up` exactly as written, with its default arguments and ports,
 //!   then the day-to-day commands the README lists next to it;
+//! - `./dev up --ha` exactly as written, and a kill -9 of its primary;
 //! - the "Running the parts yourself" block line by line (only its ports
 //!   changed, so it can run beside anything else).
 //!
@@ -220,6 +221,117 @@ async fn running_the_parts_yourself_as_the_readme_says() {
         "redis-server wrote into the repository root"
     );
     drop(parts);
+}
+
+/// The ports `./dev up --ha` uses by default: the same, with the HA set's
+/// two data nodes (6390, 6391) and three Sentinels (6400–6402).
+const UP_HA_PORTS: [u16; 10] = [3000, 3001, 8080, 9101, 9102, 6390, 6391, 6400, 6401, 6402];
+
+/// `./dev up --ha` exactly as the README says, then what it invites: kill -9
+/// the primary with the banner's line, watch `crowdgate ops status` name the
+/// new primary, and invest again.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_up_ha_as_the_readme_says_survives_killing_the_primary() {
+    for port in UP_HA_PORTS {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} is in use: this test runs `./dev up --ha` with its default ports"
+        );
+    }
+    let checkout = fresh_checkout("dev-up-ha");
+    let readme = std::fs::read_to_string(checkout.join("README.md")).unwrap();
+    assert!(
+        readme.contains("`./dev up --ha`"),
+        "the README offers ./dev up --ha"
+    );
+    let log = checkout.join("dev-up-ha.log");
+    let mut up = Group::spawn(
+        Command::new("./dev")
+            .args(["up", "--ha"])
+            .current_dir(&checkout)
+            .env("CARGO_TARGET_DIR", target_dir()),
+        &log,
+    );
+    let banner = up
+        .wait_for_output(&log, "Press Ctrl-C to stop.", Duration::from_secs(30 * 60))
+        .await;
+    let ops_token = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Ops token:"))
+        .map(str::trim)
+        .expect("the banner shows the ops token")
+        .to_string();
+    let kill_line = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Failover:"))
+        .map(str::trim)
+        .expect("the banner shows how to kill the primary")
+        .to_string();
+    invest_and_settle("http://127.0.0.1:3000", "http://127.0.0.1:3001", "demo-001").await;
+
+    let ops_status = || {
+        let output = Command::new(crowdgate_bin())
+            .args(["ops", "status"])
+            .current_dir(&checkout)
+            .env("CROWDGATE_OPS_TOKEN", &ops_token)
+            .output()
+            .expect("crowdgate runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+        )
+    };
+    let (ok, before) = ops_status();
+    assert!(ok && before.contains("primary 127.0.0.1:6390"), "{before}");
+    assert!(before.contains("127.0.0.1:6391 online"), "{before}");
+
+    let killed = Command::new("bash")
+        .args(["-c", &kill_line])
+        .current_dir(&checkout)
+        .status()
+        .expect("bash runs");
+    assert!(killed.success(), "{kill_line}");
+    // The Sentinels promote the replica; `up` restarts the killed node as
+    // its replica; ops status says so.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ok, after) = ops_status();
+        if ok && after.contains("primary 127.0.0.1:6391") && after.contains("127.0.0.1:6390 online")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failover seen in ops status within 60 s:\n{after}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    invest_and_settle("http://127.0.0.1:3000", "http://127.0.0.1:3001", "demo-003").await;
+    let reconcile = Command::new(crowdgate_bin())
+        .args([
+            "reconcile",
+            "--redis-sentinels",
+            "127.0.0.1:6400,127.0.0.1:6401,127.0.0.1:6402",
+        ])
+        .current_dir(&checkout)
+        .output()
+        .expect("crowdgate runs");
+    assert!(
+        reconcile.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&reconcile.stdout),
+        String::from_utf8_lossy(&reconcile.stderr)
+    );
+
+    up.interrupt();
+    let (success, output) = up.wait_exit(&log, Duration::from_secs(60)).await;
+    assert!(success, "`./dev up --ha` did not stop cleanly:\n{output}");
+    for port in UP_HA_PORTS {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} still in use after Ctrl-C: a child outlived `./dev up --ha`"
+        );
+    }
 }
 
 /// Signs in as `investor` on the development identity provider at

@@ -443,10 +443,10 @@ async fn print_ha_banner(ha: &LocalHa) {
     if let Some(node) = ha.nodes().iter().find(|node| Some(node.port) == primary) {
         println!("  Failover:   kill -9 $(cat {})", node.pid_file().display());
         println!(
-            "              (the Sentinels promote the replica within a few seconds; up restarts the killed node"
+            "              (the Sentinels promote the replica within a few seconds; up then restarts the"
         );
         println!(
-            "              and they make it a replica ~10 s later; until then the primary refuses writes)"
+            "              killed node as its replica, and writes, which wait for a replica, resume)"
         );
     }
     println!("  Primary:    redis-cli -p {sentinel} SENTINEL get-master-addr-by-name {master}");
