@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// One load's figures.
-struct LoadFigures {
-    accepted_per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    refused: u64,
+pub(crate) struct LoadFigures {
+    pub(crate) accepted_per_s: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) refused: u64,
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<()> {
@@ -70,8 +70,10 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// `connections` investors, each investing again and again (new
-/// Idempotency-Key each time) for `seconds`.
-async fn load(args: &Args, url: &str, label: &str) -> anyhow::Result<LoadFigures> {
+/// Idempotency-Key each time) for `seconds`. `label` names the investors
+/// and tickets, so loads on one system do not share them. Also used by the
+/// `replicated` part.
+pub(crate) async fn load(args: &Args, url: &str, label: &str) -> anyhow::Result<LoadFigures> {
     eprintln!("invest load through {label} for {} s…", args.seconds);
     let http = crowdgate_tests::core_http_builder()
         .pool_max_idle_per_host(args.connections as usize)

@@ -8,6 +8,9 @@
 //!   and how many polls reached core.
 //! - `invest`: accepted investments per second through core, through edge +
 //!   core, and `redis-benchmark` running the same invest script.
+//! - `replicated`: the same invest load through core on a single Redis vs a
+//!   primary + replica under Sentinel (writes wait for the replica), and
+//!   the window clients see 503s when the primary is killed under load.
 //! - `settle`: settlements per second and the lag after a burst of accepted
 //!   investments, with 1 and 2 workers.
 //! - `restart`: `crowdgate host` start to first 200 with an empty, a warm
@@ -15,6 +18,7 @@
 
 mod edge;
 mod invest;
+mod replicated;
 mod restart;
 mod settle;
 mod wrk;
@@ -55,6 +59,7 @@ pub struct Args {
 enum Part {
     Edge,
     Invest,
+    Replicated,
     Settle,
     Restart,
 }
@@ -89,6 +94,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if all || args.only == Some(Part::Invest) {
         invest::run(&args).await?;
+    }
+    if all || args.only == Some(Part::Replicated) {
+        replicated::run(&args).await?;
     }
     if all || args.only == Some(Part::Settle) {
         settle::run(&args).await?;

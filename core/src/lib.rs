@@ -71,9 +71,12 @@ pub async fn run(
     let mut redis = crowdgate_store::Redis::connect(&config.redis)
         .await
         .with_context(|| format!("cannot connect to Redis ({})", config.redis.topology))?;
+    let wanted = redis.replication().replicas;
     for problem in [
         store::check_durability(&mut redis).await.err(),
-        crowdgate_store::check_replication(&mut redis).await.err(),
+        crowdgate_store::check_replication(&mut redis, wanted)
+            .await
+            .err(),
     ]
     .into_iter()
     .flatten()

@@ -66,6 +66,8 @@ struct Shared {
     current: Mutex<Option<Current>>,
     /// The last failed attempt to reach the primary, for [`RETRY_BACKOFF`].
     last_failure: Mutex<Option<(Instant, RedisError)>>,
+    /// The node of the last connection, to notice a new primary.
+    last_node: Mutex<Option<String>>,
     /// One reconnect at a time; the others wait for its result.
     reconnecting: tokio::sync::Mutex<u64>,
     /// Pending confirmations, batched by the confirmer task.
@@ -176,6 +178,7 @@ impl Redis {
                     .set_response_timeout(Some(RESPONSE_TIMEOUT)),
                 current: Mutex::new(None),
                 last_failure: Mutex::new(None),
+                last_node: Mutex::new(None),
                 reconnecting: tokio::sync::Mutex::new(0),
                 confirmations: tx,
             }),
@@ -274,6 +277,13 @@ impl Shared {
                 );
                 *lock(&self.last_failure) = None;
                 *lock(&self.current) = Some(current.clone());
+                let previous = lock(&self.last_node).replace(current.node.clone());
+                if previous.is_some_and(|node| node != current.node) {
+                    // core checked the first primary before serving; a
+                    // promoted one is checked here, and only reported: the
+                    // round is better served by it than by nothing.
+                    tokio::spawn(check_new_primary(current.clone(), self.replication));
+                }
                 Ok(current)
             }
             Err(err) => {
@@ -328,6 +338,24 @@ impl Shared {
             tracing::warn!(error = %err, generation, "lost the Redis primary; will find it again");
             *current = None;
         }
+    }
+}
+
+/// After a failover: says loudly (ERROR) if the promoted node could lose
+/// acknowledged writes (no `appendfsync always`, or no
+/// `min-replicas-to-write` while writes wait for replicas).
+async fn check_new_primary(current: Current, replication: Replication) {
+    let mut connection = current.main;
+    for problem in [
+        crate::round::check_durability(&mut connection).await.err(),
+        crate::round::check_replication(&mut connection, replication.replicas)
+            .await
+            .err(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        tracing::error!(node = %current.node, %problem, "the new Redis primary could lose acknowledged writes");
     }
 }
 

@@ -141,21 +141,33 @@ impl RoundStore {
     /// The round hash and the pre-queue's size, read in one snapshot; `None`
     /// when the round was never seeded.
     pub async fn round_record(&self) -> StoreResult<Option<(RoundRecord, u64)>> {
+        self.round_record_on(&mut self.conn()).await
+    }
+
+    /// [`RoundStore::round_record`] on a given connection.
+    async fn round_record_on(
+        &self,
+        conn: &mut impl Connection,
+    ) -> StoreResult<Option<(RoundRecord, u64)>> {
         let (fields, registered): (Fields, u64) = redis::pipe()
             .atomic()
             .hgetall(self.keys.round())
             .zcard(self.keys.prequeue())
-            .query_async(&mut self.conn())
+            .query_async(conn)
             .await?;
         Ok(RoundRecord::decode(&self.keys.round(), &fields)?.map(|round| (round, registered)))
     }
 
-    /// The room state the edge caches.
+    /// The room state the edge caches, once a replica holds everything it
+    /// shows: visitors are told their turn from it, so it must not show an
+    /// admission a failover could take back.
     pub async fn room_state(&self, now_ms: u64) -> StoreResult<Option<RoomState>> {
-        Ok(self
-            .round_record()
-            .await?
-            .map(|(round, registered)| round.room_state(&self.round, registered, now_ms)))
+        let mut conn = self.redis.pin().await?;
+        let Some((round, registered)) = self.round_record_on(&mut conn).await? else {
+            return Ok(None);
+        };
+        self.redis.confirm(conn.generation()).await?;
+        Ok(Some(round.room_state(&self.round, registered, now_ms)))
     }
 
     /// The number a pre-queue ticket drew at opening.
@@ -191,8 +203,7 @@ impl RoundStore {
 /// taking writes when cut off from them (`min-replicas-to-write` 0): such a
 /// primary, partitioned away while Sentinel promotes a replica, would
 /// accept writes that the failover then discards.
-pub async fn check_replication(redis: &mut Redis) -> Result<(), String> {
-    let wanted = redis.replication().replicas;
+pub async fn check_replication(redis: &mut impl Connection, wanted: u32) -> Result<(), String> {
     if wanted == 0 {
         return Ok(());
     }

@@ -201,8 +201,8 @@ pub async fn visit(
 /// Waits until every acknowledged investment is settled (the investors are
 /// funded), then checks on the current primary: each is recorded with its
 /// amount, in the settlement stream exactly once and posted to the journal
-/// exactly once; raised ≤ cap; and `crowdgate reconcile` finds every
-/// invariant holding.
+/// exactly once; raised ≤ cap; `crowdgate reconcile` finds every invariant
+/// holding; and neither core nor the worker logged an ERROR.
 pub async fn check_books(system: &HaSystem, outcomes: &[Outcome], cap_pence: i64) {
     let keys = crowdgate_store::RoundKeys::new(ROUND);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -281,6 +281,15 @@ pub async fn check_books(system: &HaSystem, outcomes: &[Outcome], cap_pence: i64
     assert!(raised <= cap_pence, "raised {raised} > cap {cap_pence}");
     let (ok, stdout, stderr) = system.crowdgate(&["reconcile", "--round", ROUND]);
     assert!(ok, "reconcile found violations:\n{stdout}\n{stderr}");
+    // A failover is expected, not an error: core and the worker log it as
+    // warnings; an ERROR line would be a real problem (or noise).
+    for proc in [Some(&system.core), system.settle.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        let log = proc.log();
+        assert!(!log.contains("ERROR"), "an ERROR line:\n{log}");
+    }
 }
 
 /// The span from the first to the last 503 any client saw, if any.
