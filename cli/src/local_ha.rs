@@ -86,7 +86,7 @@ impl Default for HaOptions {
         HaOptions {
             base_port: 0,
             master_name: "crowdgate".to_owned(),
-            down_after_ms: 1000,
+            down_after_ms: 2000,
             failover_timeout_ms: 5000,
             min_replicas_max_lag_s: 5,
             start_timeout: Duration::from_secs(30),

@@ -139,8 +139,14 @@ async fn a_hung_primary_is_replaced_and_refuses_writes_when_it_wakes() {
 
 /// SET on `port`, then WAIT until a replica has it.
 async fn set_and_wait_for_replica(port: u16, key: &str, value: &str) {
-    set(port, key, value).await.expect("SET on the primary");
+    // WAIT covers the writes of the connection it is sent on: the same one.
     let mut connection = connect(port).await;
+    redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async::<()>(&mut connection)
+        .await
+        .expect("SET on the primary");
     let acked: i64 = redis::cmd("WAIT")
         .arg(1)
         .arg(5000)

@@ -15,6 +15,9 @@ use tokio::sync::watch;
 /// so batches start within this much of their due time.
 const TICK: Duration = Duration::from_millis(100);
 
+/// While admission steps keep failing, how often to say so again.
+const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// Advances admission for one round until `shutdown` flips to true.
 pub struct AdmissionController {
     store: RoundStore,
@@ -29,13 +32,17 @@ impl AdmissionController {
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut last_state_refresh = std::time::Instant::now() - Duration::from_secs(10);
+        // While steps keep failing (Redis failing over, say), one WARN at
+        // first and then one every OUTAGE_LOG_EVERY, not one per tick.
+        let mut failing: Option<(std::time::Instant, std::time::Instant, u64)> = None;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = shutdown.changed() => return,
             }
             let step = self.store.advance(crate::clock::now_ms()).await;
-            if step.is_ok() {
+            let step_ok = step.is_ok();
+            if step_ok {
                 // Steps that ran to the end: a watcher (ops, a test) can see
                 // that admission was offered its turns, whatever it decided.
                 metrics::counter!("crowdgate_core_admission_steps_total").increment(1);
@@ -47,8 +54,24 @@ impl AdmissionController {
                 }
                 Ok(_) => {}
                 Err(err) => {
-                    tracing::warn!(round = %self.store.round, error = %err, "admission step failed")
+                    let now = std::time::Instant::now();
+                    match &mut failing {
+                        Some((_, last_log, failures)) => {
+                            *failures += 1;
+                            if last_log.elapsed() >= OUTAGE_LOG_EVERY {
+                                *last_log = now;
+                                tracing::warn!(round = %self.store.round, error = %err, failures = *failures, "admission steps still failing");
+                            }
+                        }
+                        None => {
+                            failing = Some((now, now, 1));
+                            tracing::warn!(round = %self.store.round, error = %err, "admission step failed");
+                        }
+                    }
                 }
+            }
+            if step_ok && let Some((since, _, failures)) = failing.take() {
+                tracing::info!(round = %self.store.round, failures, after_ms = since.elapsed().as_millis() as u64, "admission steps succeed again");
             }
             if last_state_refresh.elapsed() >= Duration::from_secs(1) {
                 last_state_refresh = std::time::Instant::now();

@@ -88,6 +88,12 @@ pub async fn run(
         }
     }
 
+    // Present from the start (at 0), so a dashboard or alert can use it.
+    metrics::describe_counter!(
+        store::NOT_REPLICATED_TOTAL,
+        "writes answered 503 because no replica held them in time"
+    );
+    metrics::counter!(store::NOT_REPLICATED_TOTAL).absolute(0);
     let store = store::RoundStore::new(&config.round.round.id, redis);
     if store
         .seed(&store::settings(&config.round))

@@ -37,20 +37,17 @@ pub fn settings(config: &RoundConfig) -> RoundSettings {
 
 impl From<StoreError> for Failure {
     /// Redis away: 503, try again (nothing was done, or a retry replays it).
-    /// Not confirmed by enough replicas in time: 503 too — the write may be
-    /// undone by a failover, so it is not reported done; the retry (same
-    /// idempotency key) confirms it again. No round data: 404. Stored data the store cannot read, or a verdict
-    /// it does not know: a bug, 500, logged loudly.
+    /// Not confirmed by enough replicas in time, or refused by a primary
+    /// short of replicas (`NOREPLICAS`): 503 too — the write may be undone
+    /// by a failover, so it is not reported done; the retry (same
+    /// idempotency key) confirms it again. No round data: 404. Stored data
+    /// the store cannot read, or a verdict it does not know: a bug, 500,
+    /// logged loudly.
     fn from(err: StoreError) -> Failure {
         match err {
+            StoreError::Redis(err) if is_noreplicas(&err) => not_replicated(0, None),
             StoreError::Redis(err) => Failure::from(err),
-            StoreError::NotReplicated { acked, wanted } => {
-                metrics::counter!("crowdgate_not_replicated_total").increment(1);
-                Failure::unavailable(format!(
-                    "the write is not yet confirmed by enough replicas ({acked} of {wanted}); \
-                     retry shortly (an investment: with the same Idempotency-Key)"
-                ))
-            }
+            StoreError::NotReplicated { acked, wanted } => not_replicated(acked, Some(wanted)),
             StoreError::NotSeeded { round } => Failure::new(
                 ErrorCode::RoundNotSeeded,
                 format!("round {round:?} has no data in Redis yet"),
@@ -65,6 +62,28 @@ impl From<StoreError> for Failure {
         }
     }
 }
+
+/// The primary refused the write for want of replicas (`min-replicas-to-write`).
+fn is_noreplicas(err: &redis::RedisError) -> bool {
+    err.code() == Some("NOREPLICAS") || err.to_string().contains("NOREPLICAS")
+}
+
+/// 503 for a write no replica holds yet (or that the primary refused for
+/// want of them), counted in `crowdgate_not_replicated_total`.
+fn not_replicated(acked: u32, wanted: Option<u32>) -> Failure {
+    metrics::counter!(NOT_REPLICATED_TOTAL).increment(1);
+    let why = match wanted {
+        Some(wanted) => format!("{acked} of {wanted} replicas confirmed it in time"),
+        None => "the primary has no replica to hold it".to_string(),
+    };
+    Failure::unavailable(format!(
+        "the write is not yet safe on a replica ({why}); retry shortly \
+         (an investment: with the same Idempotency-Key)"
+    ))
+}
+
+/// Writes answered 503 because no replica held them.
+pub const NOT_REPLICATED_TOTAL: &str = "crowdgate_not_replicated_total";
 
 #[cfg(test)]
 mod tests {

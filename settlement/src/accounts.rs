@@ -140,14 +140,14 @@ pub async fn open_accounts(
         .map(|a| (a.investor_id.as_str(), a.balance_pence))
         .collect();
     let mut conn = redis.pin().await?;
-    match Settlement::new(round)
+    let opened = Settlement::new(round)
         .open_accounts(&mut conn, &accounts)
-        .await?
-    {
-        OpenAccounts::Opened => {
-            redis.confirm(conn.generation()).await?;
-            Ok(())
-        }
+        .await?;
+    // Either answer only on replicated state: "already exist" after a 503
+    // confirms the first import.
+    redis.confirm(conn.generation()).await?;
+    match opened {
+        OpenAccounts::Opened => Ok(()),
         OpenAccounts::AlreadyExist(existing) => Err(ImportError::AlreadyExist(existing)),
     }
 }

@@ -118,10 +118,10 @@ impl RoundStore {
         let (verdict, detail): (String, String) = change_call(&self.keys, change, operator, now_ms)
             .invoke(&CHANGE_LUA, &mut conn)
             .await?;
-        if verdict == "changed" {
-            // Ops are told "done" only once a failover cannot undo it.
-            self.redis.confirm(conn.generation()).await?;
-        }
+        // Ops are told "done" only once a failover cannot undo it, and
+        // "refused" only on replicated state (a retried pause that finds
+        // the round paused confirms the first one).
+        self.redis.confirm(conn.generation()).await?;
         let number = || {
             detail
                 .parse::<i64>()

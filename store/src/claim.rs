@@ -50,12 +50,10 @@ impl RoundStore {
         let (verdict, at): (String, u64) = claim_call(&self.keys, ticket_id, number, now_ms)
             .invoke(&CLAIM_LUA, &mut conn)
             .await?;
+        // A pass is handed out (or refused) only on replicated state.
+        self.redis.confirm(conn.generation()).await?;
         match verdict.as_str() {
-            "granted" => {
-                // A pass is handed out only once its claim is replicated.
-                self.redis.confirm(conn.generation()).await?;
-                Ok(ClaimVerdict::Granted { expires_at_ms: at })
-            }
+            "granted" => Ok(ClaimVerdict::Granted { expires_at_ms: at }),
             "not_admitted" => Ok(ClaimVerdict::NotAdmitted),
             "expired" => Ok(ClaimVerdict::Expired { expired_at_ms: at }),
             "round_closed" => Ok(ClaimVerdict::RoundClosed),

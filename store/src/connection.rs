@@ -46,8 +46,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// read and the default replica timeout.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// After a failed attempt to reach the primary, calls fail at once for this
-/// long instead of each trying again (and queueing behind each other).
+/// long instead of each trying again. (Calls that arrive while an attempt is
+/// under way wait for its outcome: one attempt at a time.)
 const RETRY_BACKOFF: Duration = Duration::from_millis(200);
+/// How often, under Sentinel, the primary the Sentinels name is compared
+/// with the node in use: a node can be demoted (or a second primary appear)
+/// without any call on its connection failing.
+const PRIMARY_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// The key `confirm` increments so its `WAIT` covers the writes before it.
 pub const REPLICATION_MARKER: &str = "crowdgate:replication_marker";
 
@@ -62,6 +67,8 @@ struct Shared {
     replication: Replication,
     source: Source,
     config: AsyncConnectionConfig,
+    /// For the confirming connection.
+    confirm_config: AsyncConnectionConfig,
     /// The connections in use, `None` after a failure until the next call.
     current: Mutex<Option<Current>>,
     /// The last failed attempt to reach the primary, for [`RETRY_BACKOFF`].
@@ -176,6 +183,10 @@ impl Redis {
                 config: AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
                     .set_response_timeout(Some(RESPONSE_TIMEOUT)),
+                // `WAIT` answers after up to the replica timeout.
+                confirm_config: AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(config.replication.timeout + RESPONSE_TIMEOUT)),
                 current: Mutex::new(None),
                 last_failure: Mutex::new(None),
                 last_node: Mutex::new(None),
@@ -184,9 +195,12 @@ impl Redis {
             }),
         };
         redis.pin().await?;
+        // The tasks hold only a weak handle: they end with the last Redis.
         if let Some(rx) = rx {
-            // The task holds only a weak handle: it ends with the last Redis.
             tokio::spawn(confirmer(Arc::downgrade(&redis.shared), rx));
+        }
+        if matches!(redis.shared.source, Source::Sentinel(_)) {
+            tokio::spawn(watch_primary(Arc::downgrade(&redis.shared)));
         }
         Ok(redis)
     }
@@ -314,7 +328,7 @@ impl Shared {
             _ => {
                 within(
                     CONNECT_TIMEOUT,
-                    client.get_multiplexed_async_connection_with_config(&self.config),
+                    client.get_multiplexed_async_connection_with_config(&self.confirm_config),
                 )
                 .await?
             }
@@ -330,12 +344,32 @@ impl Shared {
     /// After `err` on a connection of `generation`: forget that generation
     /// if the error says the node is gone or no longer the primary.
     fn failed(&self, generation: u64, err: &RedisError) {
-        if !means_new_primary(err) {
-            return;
+        if means_new_primary(err) {
+            self.retire(generation, &err.to_string());
         }
+    }
+
+    /// After a reply on a connection of `generation`: an error reply (they
+    /// arrive as values, not errors, from this layer) that says the node is
+    /// not a usable primary retires the generation too.
+    fn answered(&self, generation: u64, values: &[Value]) {
+        for value in values {
+            if let Value::ServerError(err) = value
+                && is_not_primary_code(err.code())
+            {
+                self.retire(
+                    generation,
+                    &format!("{}: {}", err.code(), err.details().unwrap_or("")),
+                );
+                return;
+            }
+        }
+    }
+
+    fn retire(&self, generation: u64, why: &str) {
         let mut current = lock(&self.current);
         if current.as_ref().is_some_and(|c| c.generation == generation) {
-            tracing::warn!(error = %err, generation, "lost the Redis primary; will find it again");
+            tracing::warn!(error = %why, generation, "lost the Redis primary; will find it again");
             *current = None;
         }
     }
@@ -359,6 +393,50 @@ async fn check_new_primary(current: Current, replication: Replication) {
     }
 }
 
+/// Under Sentinel: once a [`PRIMARY_CHECK_EVERY`], asks the Sentinels which
+/// node is primary and leaves the node in use if it is another (a demoted
+/// node keeps its connections and answers reads; a split brain has two
+/// primaries).
+async fn watch_primary(shared: std::sync::Weak<Shared>) {
+    let mut ticker = tokio::time::interval(PRIMARY_CHECK_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let Source::Sentinel(sentinel) = &shared.source else {
+            return;
+        };
+        let Some(current) = lock(&shared.current).clone() else {
+            continue;
+        };
+        let named = {
+            let mut sentinel = sentinel.lock().await;
+            within(CONNECT_TIMEOUT, sentinel.async_get_client()).await
+        };
+        // No answer (mid-failover, say): calls on the node decide.
+        let Ok(client) = named else {
+            continue;
+        };
+        let node = client.get_connection_info().addr().to_string();
+        if node != current.node {
+            let mut in_use = lock(&shared.current);
+            if in_use
+                .as_ref()
+                .is_some_and(|c| c.generation == current.generation)
+            {
+                tracing::warn!(
+                    old = %current.node,
+                    new = %node,
+                    "the Sentinels name another Redis primary; leaving this one"
+                );
+                *in_use = None;
+            }
+        }
+    }
+}
+
 /// Batches confirmations: each round takes every pending one, writes the
 /// marker and waits for the replicas once for all of them.
 async fn confirmer(
@@ -374,12 +452,20 @@ async fn confirmer(
             return;
         };
         let wanted = shared.replication.replicas;
-        let outcome = match shared.current().await {
-            Ok(current) => wait_for_replicas(&shared, &current)
-                .await
-                .map(|acked| (current.generation, acked)),
-            Err(err) => Err(err),
+        // No connection now: the writes were made on one this process has
+        // left, and no other node's WAIT can vouch for them. (No reconnect
+        // here: it could only end in the same answer, later.)
+        let Some(current) = lock(&shared.current).clone() else {
+            for confirmation in batch {
+                let _ = confirmation
+                    .done
+                    .send(Err(StoreError::NotReplicated { acked: 0, wanted }));
+            }
+            continue;
         };
+        let outcome = wait_for_replicas(&shared, &current)
+            .await
+            .map(|acked| (current.generation, acked));
         if let Ok((_, acked)) = &outcome
             && *acked < wanted
         {
@@ -452,8 +538,11 @@ impl ConnectionLike for Pinned {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             let answer = self.connection.req_packed_command(cmd).await;
-            if let Err(err) = &answer {
-                self.shared.failed(self.generation, err);
+            match &answer {
+                Err(err) => self.shared.failed(self.generation, err),
+                Ok(value) => self
+                    .shared
+                    .answered(self.generation, std::slice::from_ref(value)),
             }
             answer
         })
@@ -470,8 +559,9 @@ impl ConnectionLike for Pinned {
                 .connection
                 .req_packed_commands(pipeline, offset, count)
                 .await;
-            if let Err(err) = &answer {
-                self.shared.failed(self.generation, err);
+            match &answer {
+                Err(err) => self.shared.failed(self.generation, err),
+                Ok(values) => self.shared.answered(self.generation, values),
             }
             answer
         })
@@ -507,16 +597,22 @@ impl ConnectionLike for Redis {
 
 /// Whether `err` says the node this connection reaches is gone or is not
 /// the primary any more, so the primary must be found again.
+///
+/// `NOREPLICAS` is not one: the node is the primary, only short of
+/// replicas; finding it again would answer the same (the primary watch
+/// catches a promotion elsewhere).
 fn means_new_primary(err: &RedisError) -> bool {
     err.is_io_error()
         || err.is_connection_dropped()
         || err.is_connection_refusal()
         || err.is_timeout()
         || err.is_unrecoverable_error()
-        || matches!(
-            err.code(),
-            Some("READONLY" | "NOREPLICAS" | "MASTERDOWN" | "LOADING")
-        )
+        || err.code().is_some_and(is_not_primary_code)
+}
+
+/// Error codes from a node that is not (or not yet) a usable primary.
+fn is_not_primary_code(code: &str) -> bool {
+    matches!(code, "READONLY" | "MASTERDOWN" | "LOADING")
 }
 
 /// `future`, or a timeout error after `limit`.

@@ -119,11 +119,11 @@ impl RoundStore {
             settled_at_ms: None,
             failure_reason: None,
         };
-        // An investment is reported (new or replayed) only once replicated;
-        // a replay confirms too, since the first answer may have been a 503.
-        if matches!(verdict.as_str(), "accepted" | "replayed") {
-            self.redis.confirm(conn.generation()).await?;
-        }
+        // Every answer waits for the replicas: an investment (new, or a
+        // replay, whose first answer may have been a 503) only once
+        // replicated, and a refusal only on replicated state (a "full" that
+        // a failover could undo is not said).
+        self.redis.confirm(conn.generation()).await?;
         Ok(match verdict.as_str() {
             "accepted" => InvestVerdict::Accepted(investment()),
             "replayed" => InvestVerdict::Replayed(investment()),

@@ -85,6 +85,8 @@ impl RoundStore {
             join_call(&self.keys, ticket_id, score, now_ms, joiner)
                 .invoke(&JOIN_LUA, &mut conn)
                 .await?;
+        // The visitor is told their place: it must outlive a failover.
+        self.redis.confirm(conn.generation()).await?;
         let placement = |number| match number {
             0 => Placement::Prequeue,
             n => Placement::Numbered(n),
@@ -97,8 +99,6 @@ impl RoundStore {
             "not_seeded" => return Err(self.not_seeded()),
             other => return Err(unknown(&JOIN_LUA, other)),
         };
-        // The visitor is told their place: it must outlive a failover.
-        self.redis.confirm(conn.generation()).await?;
         Ok(Some(Joined {
             placement,
             ticket_id: ticket,

@@ -157,8 +157,18 @@ impl RedisConfig {
 
 /// `host:port` or a `redis://` URL, as the URL the sentinel client takes.
 fn sentinel_url(address: &str) -> Result<String, String> {
+    if address.contains(|c: char| c.is_whitespace() || c == ';') {
+        return Err(format!(
+            "sentinel {address:?}: separate sentinels with commas (host:port,host:port)"
+        ));
+    }
     if address.starts_with("redis://") || address.starts_with("rediss://") {
         return Ok(address.to_string());
+    }
+    if address.contains("://") {
+        return Err(format!(
+            "sentinel {address:?}: give host:port (or a redis:// URL)"
+        ));
     }
     let (host, port) = address
         .rsplit_once(':')
@@ -174,7 +184,8 @@ fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    match rest.split_once('@') {
+    // The last `@`: a password may hold one unencoded.
+    match rest.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
             None => format!("{scheme}://***@{host}"),
@@ -215,6 +226,10 @@ mod tests {
             url: "redis://:hunter2@db:6379/".into(),
         };
         assert_eq!(single.to_string(), "redis://:***@db:6379/");
+        let at_in_password = Topology::Single {
+            url: "redis://u:p@ss@db:6379/".into(),
+        };
+        assert_eq!(at_in_password.to_string(), "redis://u:***@db:6379/");
         let sentinel =
             Topology::sentinel("redis://u:hunter2@s1:26379", "m", Some("hunter2".into())).unwrap();
         assert!(!format!("{sentinel} {sentinel:?}").contains("hunter2"));

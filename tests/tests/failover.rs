@@ -103,6 +103,21 @@ async fn lose_the_primary(
     (old, new, lost_at.elapsed())
 }
 
+/// One loss, one failover: every Sentinel switched master exactly once
+/// (a second switch would mean the promoted node was itself taken for dead
+/// — two primaries for a while, and a longer outage).
+fn assert_one_failover(system: &HaSystem) {
+    for log in system.ha.sentinel_logs() {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(
+            text.matches("+switch-master").count(),
+            1,
+            "{}:\n{text}",
+            log.display()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_primary_under_load_loses_and_doubles_nothing_acknowledged() {
     let mut system = HaSystem::start(round()).await;
@@ -135,6 +150,7 @@ async fn kill_9_of_the_primary_under_load_loses_and_doubles_nothing_acknowledged
         "status polls are answered from the edge's cached room state"
     );
     check_books(&system, &outcomes, CAP_PENCE).await;
+    assert_one_failover(&system);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,6 +180,7 @@ async fn a_stopped_primary_never_acknowledges_what_the_promoted_replica_lacks() 
         unavailable_window(&outcomes)
     );
     check_books(&system, &outcomes, CAP_PENCE).await;
+    assert_one_failover(&system);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,12 +18,13 @@ use crowdgate_store::{Redis, RedisConfig, Replication, Topology};
 /// wait for replicas.
 #[derive(clap::Args, Clone)]
 pub struct RedisArgs {
-    /// The round's Redis, when it is one node.
+    /// The round's Redis, when it is one node (ignored, with a warning, when
+    /// --redis-sentinels is set).
     #[arg(
         long = "redis-url",
         env = "CROWDGATE_REDIS_URL",
-        default_value = "redis://127.0.0.1:6390/",
-        conflicts_with = "redis_sentinels"
+        default_value = DEFAULT_REDIS_URL,
+        hide_env_values = true
     )]
     pub redis_url: String,
     /// Sentinels watching the round's Redis primary, `host:port[,host:port]`;
@@ -39,12 +40,12 @@ pub struct RedisArgs {
         requires = "redis_sentinels"
     )]
     pub redis_master: String,
-    /// Password of the Redis data nodes behind the sentinels (`requirepass`).
+    /// Password of the Redis data nodes behind the sentinels (`requirepass`;
+    /// with --redis-url, the password goes in the URL).
     #[arg(
         long = "redis-password",
         env = "CROWDGATE_REDIS_PASSWORD",
-        hide_env_values = true,
-        requires = "redis_sentinels"
+        hide_env_values = true
     )]
     pub redis_password: Option<String>,
     /// Replicas that must hold a write before a client is told of it
@@ -63,6 +64,19 @@ pub struct RedisArgs {
 impl RedisArgs {
     /// The configuration these flags name, checked.
     pub fn config(&self) -> anyhow::Result<RedisConfig> {
+        if self.redis_sentinels.is_none() && self.redis_password.is_some() {
+            anyhow::bail!(
+                "--redis-password / CROWDGATE_REDIS_PASSWORD is for the data nodes behind \
+                 --redis-sentinels; with one Redis, put the password in --redis-url \
+                 (redis://:PASSWORD@host:port/)"
+            );
+        }
+        if self.redis_sentinels.is_some() && self.redis_url != DEFAULT_REDIS_URL {
+            tracing::warn!(
+                "--redis-url / CROWDGATE_REDIS_URL is ignored: --redis-sentinels / \
+                 CROWDGATE_REDIS_SENTINELS is set, and the Sentinels name the primary"
+            );
+        }
         let topology = match &self.redis_sentinels {
             Some(sentinels) => {
                 Topology::sentinel(sentinels, &self.redis_master, self.redis_password.clone())
@@ -108,14 +122,25 @@ pub async fn existing_round(redis: &Redis, round: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Redis `--redis-url` names unless told otherwise (`crowdgate up`'s).
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6390/";
+
 /// A connection to the round's Redis primary that follows a failover.
 pub async fn connect(config: &RedisConfig) -> anyhow::Result<Redis> {
-    Redis::connect(config).await.with_context(|| {
-        format!(
-            "cannot connect to Redis ({}): is it running? (`crowdgate up` starts one)",
-            config.topology
-        )
-    })
+    Redis::connect(config)
+        .await
+        .with_context(|| match &config.topology {
+            Topology::Single { .. } => format!(
+                "cannot connect to Redis at {}: is it running? (`crowdgate up` starts one)",
+                config.topology
+            ),
+            Topology::Sentinel { master, .. } => format!(
+                "cannot reach the Redis primary through the Sentinels ({}): check that they run, \
+             that they monitor a master named {master:?} (--redis-master), and the data \
+             nodes' password (--redis-password)",
+                config.topology
+            ),
+        })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

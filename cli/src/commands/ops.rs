@@ -238,7 +238,7 @@ fn explain(status: u16, body: &Value, round: &str) -> String {
         404 => format!("core does not serve round {round:?} ({message}): pass --round with the round id"),
         409 => format!("refused: {message}"),
         400 | 422 => format!("invalid{field}: {message}"),
-        503 => format!("core is up but its data store is not: {message}; try again shortly"),
+        503 => format!("core is up but its data store is not: {message}"),
         _ => format!("core answered {status}: {message}"),
     }
 }

@@ -20,6 +20,7 @@ use crowdgate::local_redis::LocalRedis;
 use crowdgate::secrets::Secrets;
 use crowdgate::supervisor;
 use crowdgate_core::RoundConfig;
+use crowdgate_store::{RedisConfig, Replication, Topology};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -112,14 +113,21 @@ impl Redis {
         command.envs(self.env())
     }
 
-    async fn primary_url(&self) -> anyhow::Result<String> {
-        match self {
-            Redis::Single(redis) => Ok(redis.url()),
-            Redis::Ha(ha) => ha
-                .primary_url()
-                .await
-                .context("no Sentinel names a primary"),
-        }
+    /// How this process reaches it: as core does (through the Sentinels,
+    /// waiting for the replica, with --ha).
+    fn config(&self) -> anyhow::Result<RedisConfig> {
+        Ok(match self {
+            Redis::Single(redis) => RedisConfig::single(&redis.url()),
+            Redis::Ha(ha) => {
+                let topology = Topology::sentinel(&ha.sentinels_arg(), ha.master_name(), None)
+                    .map_err(anyhow::Error::msg)?;
+                RedisConfig {
+                    replication: Replication::new(topology.default_replicas(), 1_000)
+                        .map_err(anyhow::Error::msg)?,
+                    topology,
+                }
+            }
+        })
     }
 
     fn stop(&mut self) {
@@ -200,8 +208,7 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         )?);
         wait_until_ok(&format!("{core_url}/healthz"), &mut parts).await?;
 
-        // Local either way: the current primary takes the writes directly.
-        seed_demo_accounts(&redis.primary_url().await?, &round_id).await?;
+        seed_demo_accounts(&redis.config()?, &round_id).await?;
 
         parts.push(spawn(
             "settle",
@@ -311,8 +318,8 @@ async fn wait_until_ok(url: &str, parts: &mut [Part]) -> anyhow::Result<()> {
     }
 }
 
-async fn seed_demo_accounts(redis_url: &str, round: &str) -> anyhow::Result<()> {
-    let redis = super::connect(&crowdgate_store::RedisConfig::single(redis_url)).await?;
+async fn seed_demo_accounts(config: &RedisConfig, round: &str) -> anyhow::Result<()> {
+    let redis = super::connect(config).await?;
     let accounts = crowdgate::demo::accounts();
     match crowdgate_settlement::accounts::open_accounts(&redis, round, &accounts).await {
         Ok(()) => tracing::info!(accounts = accounts.len(), "demo accounts opened"),

@@ -113,3 +113,45 @@ async fn without_replication_nothing_waits() {
     store.seed(&settings()).await.unwrap();
     assert!(store.join("ticket-a", 1, T0, None).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_node_demoted_under_a_connection_is_left_at_its_first_refusal() {
+    // Error replies (READONLY) reach the connection as values, not errors;
+    // they must retire it all the same, or a process would stay on a
+    // demoted node until something else broke its connection.
+    let node = Redis::start();
+    let other = Redis::start();
+    let redis = crowdgate_store::Redis::connect(&RedisConfig::single(&node.url))
+        .await
+        .unwrap();
+    let store = RoundStore::new(ROUND, redis.clone());
+    store.seed(&settings()).await.unwrap();
+    assert!(redis.primary().is_some());
+
+    let mut admin = redis::Client::open(node.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(other.port)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    // A pipeline (the settlement worker's postings are one): its replies
+    // come back as values.
+    let written: redis::RedisResult<()> = redis::pipe()
+        .set("k", "v")
+        .query_async(&mut redis.clone())
+        .await;
+    assert!(written.is_err());
+    assert_eq!(redis.primary(), None, "retired after a pipeline's refusal");
+    // A script (every verdict of the round): the same.
+    let refused = store.join("ticket-a", 1, T0, None).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Redis(err)) if err.code() == Some("READONLY")),
+        "{refused:?}"
+    );
+    assert_eq!(redis.primary(), None, "retired after a script's refusal");
+}
