@@ -932,18 +932,38 @@ impl Visitor {
         }
     }
 
-    /// POST /api/pass → the pass token.
+    /// POST /api/pass → the pass token. A 503 (core or Redis busy for a
+    /// moment) is retried, as a client would, for up to 10 s.
     pub async fn pass(&self) -> String {
-        let (code, body) = json_of(
-            self.http
-                .post(format!("{}/api/pass", self.edge_url))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(code, 200, "pass refused: {body}");
-        body["pass"].as_str().unwrap().to_string()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (code, body) = json_of(
+                self.http
+                    .post(format!("{}/api/pass", self.edge_url))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            if code == 503 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            assert_eq!(code, 200, "pass refused: {body}");
+            return body["pass"].as_str().unwrap().to_string();
+        }
+    }
+
+    /// [`Visitor::join`], retrying a 503 as a client would, for up to 10 s.
+    pub async fn join_retrying(&self) -> (u16, serde_json::Value) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (code, body) = self.join().await;
+            if code != 503 || Instant::now() >= deadline {
+                return (code, body);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// Signs in as a person would: on the development identity provider at
@@ -971,18 +991,28 @@ impl Visitor {
     }
 
     /// Joins (with whatever identity the visitor holds), waits (up to 10 s)
-    /// to be admitted, takes a pass and invests `amount_pence` with `key`.
+    /// to be admitted, takes a pass and invests `amount_pence` with `key`;
+    /// each call's 503 is retried as a client would (the investment with the
+    /// same key), for up to 10 s.
     pub async fn invest_signed_in(&self, amount_pence: i64, key: &str) -> (u16, serde_json::Value) {
-        let (code, joined) = self.join().await;
+        let (code, joined) = self.join_retrying().await;
         assert!(code == 201 || code == 200, "join: {code} {joined}");
         self.wait_until_admitted(Duration::from_secs(10)).await;
         let pass = self.pass().await;
-        self.invest(
-            &pass,
-            key,
-            serde_json::json!({"amount_pence": amount_pence}),
-        )
-        .await
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (code, body) = self
+                .invest(
+                    &pass,
+                    key,
+                    serde_json::json!({"amount_pence": amount_pence}),
+                )
+                .await;
+            if code != 503 || Instant::now() >= deadline {
+                return (code, body);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// The whole visit: signs in as `investor`,

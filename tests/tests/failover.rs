@@ -188,7 +188,7 @@ async fn without_its_replica_core_answers_503_not_201_and_recovers_when_it_retur
     let mut system = HaSystem::start(round()).await;
     system.fund(&[("lonely", 1_000_000)]).await;
     let visitor = Visitor::signed_in(&system.edge_url, "lonely");
-    let (code, body) = visitor.join().await;
+    let (code, body) = visitor.join_retrying().await;
     assert_eq!(code, 201, "{body}");
     visitor.wait_until_admitted(Duration::from_secs(10)).await;
     let pass = visitor.pass().await;
