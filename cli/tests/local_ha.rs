@@ -176,9 +176,12 @@ async fn get(port: u16, key: &str) -> Option<String> {
 }
 
 async fn connect(port: u16) -> redis::aio::MultiplexedConnection {
+    // Longer than the 5 s WAIT above (the default answer timeout is shorter).
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
     redis::Client::open(format!("redis://127.0.0.1:{port}/"))
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .unwrap()
 }
