@@ -74,6 +74,19 @@ pub struct RoomState {
     pub issued: u64,
     /// Admission rate ops set, people per minute.
     pub rate_per_minute: u64,
+    /// The admission rate achieved while people wait, smoothed over about a
+    /// minute: people per minute × 1000. Below `rate_per_minute` when the
+    /// room is full (`max_active`) holds admission back. Measured by
+    /// core's admission step; 0 from a core that does not measure it.
+    #[serde(default)]
+    pub achieved_rate_milli_per_minute: u64,
+    /// How many seconds of measurement the achieved rate rests on since the
+    /// round last opened or resumed, or ops changed its rate (0: none yet).
+    #[serde(default)]
+    pub achieved_rate_history_seconds: u64,
+    /// When ops last changed `rate_per_minute` (Unix ms; 0 = never).
+    #[serde(default)]
+    pub rate_changed_at_ms: u64,
     pub raised_pence: i64,
     /// Investors with at least one accepted investment.
     pub investor_count: u64,
@@ -290,8 +303,15 @@ pub struct Status {
     /// or refreshing changes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered: Option<u64>,
-    /// Seconds until admission at the current rate; `None` when unknown.
+    /// Seconds until admission, estimated from the rate admission has
+    /// actually achieved over about the last minute (the configured rate
+    /// until there is half a minute of it); `None` when unknown (paused, or
+    /// nobody is being admitted). 0 once admitted.
     pub eta_seconds: Option<u64>,
+    /// Why `eta_seconds` may be well off; `None` when it rests on a steady,
+    /// measured rate. Absent from an older edge: read as `None`.
+    #[serde(default)]
+    pub eta_uncertain: Option<EtaUncertainty>,
     /// Ask again after this long.
     pub poll_after_ms: u64,
     /// Seconds until a scheduled round opens (pre-queue countdown).
@@ -304,6 +324,25 @@ pub struct Status {
     pub ticket: Option<String>,
     pub raised_pence: i64,
     pub cap_pence: i64,
+}
+
+/// Why a wait estimate ([`Status::eta_seconds`]) may be well off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EtaUncertainty {
+    /// Admission has run for under half a minute since the round opened or
+    /// resumed: the estimate uses the configured rate, not a measured one.
+    LittleHistory,
+    /// Ops changed the admission rate under half a minute ago: the
+    /// estimate uses the new rate until it is measured.
+    RateChanged,
+    /// Admission runs far below the configured rate because the room is
+    /// full (`max_active`): people are let in only as others finish, so the
+    /// wait depends on how fast they do.
+    RoomFull,
+    /// Admission is paused (or its rate set to 0): no estimate until it
+    /// resumes.
+    Paused,
 }
 
 /// A visitor's state as shown on the page.
@@ -490,7 +529,43 @@ mod tests {
             new
         );
         assert_eq!(RoundProgress::of(&old).name, "r1");
+        // ... and no measured admission rate: the configured one is used.
+        assert_eq!(
+            (
+                old.achieved_rate_milli_per_minute,
+                old.achieved_rate_history_seconds,
+                old.rate_changed_at_ms
+            ),
+            (0, 0, 0)
+        );
         assert!(serde_json::from_str::<RoomState>(&room_json(r#""identity":"maybe","#)).is_err());
+    }
+
+    #[test]
+    fn a_status_says_why_its_estimate_is_uncertain_and_reads_older_ones() {
+        let json = r#"{"round":"r1","state":"waiting","queue_number":9,"position":4,
+            "people_ahead":3,"eta_seconds":240,"poll_after_ms":5000,"raised_pence":0,
+            "cap_pence":100}"#;
+        let old: Status = serde_json::from_str(json).unwrap();
+        assert_eq!((old.eta_seconds, old.eta_uncertain), (Some(240), None));
+        let mut new = old.clone();
+        new.eta_uncertain = Some(EtaUncertainty::RoomFull);
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(text.contains(r#""eta_uncertain":"room_full""#), "{text}");
+        assert_eq!(serde_json::from_str::<Status>(&text).unwrap(), new);
+        let text = serde_json::to_string(&old).unwrap();
+        assert!(text.contains(r#""eta_uncertain":null"#), "{text}");
+        for (doubt, word) in [
+            (EtaUncertainty::LittleHistory, "little_history"),
+            (EtaUncertainty::RateChanged, "rate_changed"),
+            (EtaUncertainty::RoomFull, "room_full"),
+            (EtaUncertainty::Paused, "paused"),
+        ] {
+            assert_eq!(
+                serde_json::to_string(&doubt).unwrap(),
+                format!("\"{word}\"")
+            );
+        }
     }
 
     #[test]

@@ -2,8 +2,14 @@
 //!
 //! Pure functions of the ticket's number and the cached [`RoomState`], so a
 //! status poll needs no call to core and the answer is the same on every edge.
+//!
+//! The wait is estimated from the rate admission has actually achieved
+//! (core measures it, smoothed over about a minute), which is what a full
+//! room (`max_active`) or a stall holds back; until there is
+//! [`MIN_HISTORY_SECONDS`] of it, from the configured rate. The status says
+//! when the estimate is uncertain and why ([`EtaUncertainty`]).
 
-use crate::api::{RoomPhase, RoomState, Status, VisitorState};
+use crate::api::{EtaUncertainty, RoomPhase, RoomState, Status, VisitorState};
 
 /// Closest to the front, poll every second.
 pub const MIN_POLL_MS: u64 = 1_000;
@@ -28,10 +34,12 @@ pub fn status_of(number: u64, room: &RoomState, jitter_seed: u64) -> Status {
         RoomPhase::Paused => VisitorState::Paused,
         RoomPhase::Open => VisitorState::Waiting,
     };
-    let eta_seconds = match state {
-        VisitorState::Admitted => Some(0),
-        VisitorState::Waiting => eta_seconds(position, room.rate_per_minute),
-        _ => None,
+    let (rate_milli, doubt) = admission_rate(room);
+    let (eta_seconds, eta_uncertain) = match state {
+        VisitorState::Admitted => (Some(0), None),
+        VisitorState::Waiting => (eta_seconds_at(position, rate_milli), doubt),
+        VisitorState::Paused => (None, Some(EtaUncertainty::Paused)),
+        _ => (None, None),
     };
     Status {
         round: room.round.clone(),
@@ -44,7 +52,8 @@ pub fn status_of(number: u64, room: &RoomState, jitter_seed: u64) -> Status {
         people_ahead: Some(people_ahead),
         registered: None,
         eta_seconds,
-        poll_after_ms: poll_after_ms(people_ahead, room.rate_per_minute, jitter_seed),
+        eta_uncertain,
+        poll_after_ms: poll_after_ms_at(people_ahead, rate_milli, jitter_seed),
         opens_in_seconds: None,
         ticket: None,
         raised_pence: room.raised_pence,
@@ -77,6 +86,7 @@ pub fn prequeue_status(room: &RoomState, now_ms: u64, jitter_seed: u64) -> Statu
         people_ahead: None,
         registered: Some(room.prequeue_size),
         eta_seconds: None,
+        eta_uncertain: None,
         poll_after_ms: until_open.max(MIN_POLL_MS / 4),
         opens_in_seconds: (room.opens_at_ms > 0).then(|| opens_in_ms.div_ceil(1000)),
         ticket: None,
@@ -88,19 +98,78 @@ pub fn prequeue_status(room: &RoomState, now_ms: u64, jitter_seed: u64) -> Statu
 /// Pre-queue polls after opening are spread over this long.
 pub const OPENING_SPREAD_MS: u64 = 3_000;
 
+/// The achieved rate is trusted once it rests on this much measurement.
+pub const MIN_HISTORY_SECONDS: u64 = 30;
+
+/// A rate change this recent is named as the reason an estimate that has
+/// no measurement yet is uncertain.
+pub const RATE_CHANGE_RECENT_MS: u64 = 60_000;
+
+/// The rate a wait in `room` is estimated from (people per minute × 1000),
+/// and why that estimate may be off (`None`: a steady, measured rate).
+///
+/// - No admission at all (rate 0): no rate, and it is as good as paused.
+/// - Under [`MIN_HISTORY_SECONDS`] of measurement since the round opened or
+///   resumed or its rate changed: the configured rate, uncertain (naming a
+///   rate change of the last minute, else the short history).
+/// - Otherwise the achieved rate; uncertain when it is under half the
+///   configured one, which only a full room (or a stall) causes: a batch
+///   cut short by a short queue still counts whole, and batch rounding
+///   loses less than half.
+pub fn admission_rate(room: &RoomState) -> (u64, Option<EtaUncertainty>) {
+    let configured = room.rate_per_minute.saturating_mul(1000);
+    if configured == 0 {
+        return (0, Some(EtaUncertainty::Paused));
+    }
+    if room.achieved_rate_history_seconds < MIN_HISTORY_SECONDS {
+        let changed_recently = room.rate_changed_at_ms > 0
+            && room.as_of_ms
+                < room
+                    .rate_changed_at_ms
+                    .saturating_add(RATE_CHANGE_RECENT_MS);
+        let doubt = if changed_recently {
+            EtaUncertainty::RateChanged
+        } else {
+            EtaUncertainty::LittleHistory
+        };
+        return (configured, Some(doubt));
+    }
+    let achieved = room.achieved_rate_milli_per_minute;
+    let held_back = achieved.saturating_mul(2) < configured;
+    (achieved, held_back.then_some(EtaUncertainty::RoomFull))
+}
+
 /// Seconds until `position` is reached at `rate_per_minute`; `None` at rate 0.
 pub fn eta_seconds(position: u64, rate_per_minute: u64) -> Option<u64> {
-    if rate_per_minute == 0 {
+    eta_seconds_at(position, rate_per_minute.saturating_mul(1000))
+}
+
+/// [`eta_seconds`] at a rate in people per minute × 1000.
+fn eta_seconds_at(position: u64, rate_milli_per_minute: u64) -> Option<u64> {
+    if rate_milli_per_minute == 0 {
         return None;
     }
-    Some((position * 60).div_ceil(rate_per_minute))
+    Some(
+        position
+            .saturating_mul(60_000)
+            .div_ceil(rate_milli_per_minute),
+    )
 }
 
 /// Poll interval: about a tenth of the time left, within [1 s, 30 s], plus up
 /// to 20% jitter. People near the front poll often; the back polls rarely.
 pub fn poll_after_ms(people_ahead: u64, rate_per_minute: u64, jitter_seed: u64) -> u64 {
-    let base = match eta_seconds(people_ahead, rate_per_minute) {
-        Some(eta_s) => (eta_s * 1000 / 10).clamp(MIN_POLL_MS, MAX_POLL_MS),
+    poll_after_ms_at(
+        people_ahead,
+        rate_per_minute.saturating_mul(1000),
+        jitter_seed,
+    )
+}
+
+/// [`poll_after_ms`] at a rate in people per minute × 1000.
+fn poll_after_ms_at(people_ahead: u64, rate_milli_per_minute: u64, jitter_seed: u64) -> u64 {
+    let base = match eta_seconds_at(people_ahead, rate_milli_per_minute) {
+        Some(eta_s) => (eta_s.saturating_mul(1000) / 10).clamp(MIN_POLL_MS, MAX_POLL_MS),
         None => MAX_POLL_MS / 3,
     };
     let jitter = splitmix(jitter_seed) % (base / 5 + 1);
@@ -128,6 +197,9 @@ mod tests {
             admitted_up_to,
             issued: 1000,
             rate_per_minute: rate,
+            achieved_rate_milli_per_minute: 0,
+            achieved_rate_history_seconds: 0,
+            rate_changed_at_ms: 0,
             raised_pence: 0,
             investor_count: 0,
             cap_pence: 100,
@@ -232,6 +304,124 @@ mod tests {
                 s.poll_after_ms
             );
         }
+    }
+
+    /// An open room at 600 a minute whose admission has been measured for
+    /// `history` seconds at `achieved` people a minute, 10 admitted.
+    fn measured(history: u64, achieved: u64) -> RoomState {
+        let mut r = room(RoomPhase::Open, 10, 600);
+        r.achieved_rate_milli_per_minute = achieved * 1000;
+        r.achieved_rate_history_seconds = history;
+        r.as_of_ms = 1_000_000;
+        r
+    }
+
+    #[test]
+    fn a_flowing_round_is_estimated_from_its_measured_rate() {
+        // 1,200 ahead of you at 600 a minute: two minutes, and sure of it.
+        let s = status_of(1_210, &measured(120, 600), 1);
+        assert_eq!((s.eta_seconds, s.eta_uncertain), (Some(120), None));
+        // A bit slower than configured (batches round down): still sure,
+        // and the estimate follows what is achieved.
+        let s = status_of(1_210, &measured(120, 400), 1);
+        assert_eq!((s.eta_seconds, s.eta_uncertain), (Some(180), None));
+        // A fraction of a person a minute counts.
+        let mut r = measured(120, 0);
+        r.achieved_rate_milli_per_minute = 599_500;
+        assert_eq!(status_of(11, &r, 1).eta_seconds, Some(1));
+        assert_eq!(status_of(1_210, &r, 1).eta_seconds, Some(121));
+    }
+
+    #[test]
+    fn a_full_room_is_estimated_from_what_it_achieves_and_says_so() {
+        // The room is full: 60 a minute get in, not the 600 configured.
+        let s = status_of(130, &measured(300, 60), 1);
+        assert_eq!(
+            (s.eta_seconds, s.eta_uncertain),
+            (Some(120), Some(EtaUncertainty::RoomFull))
+        );
+        // Position ÷ configured rate would have said 12 s.
+        assert_eq!(eta_seconds(120, 600), Some(12));
+        // Nobody let in for a minute and more: no estimate, and why.
+        let s = status_of(130, &measured(300, 0), 1);
+        assert_eq!(
+            (s.eta_seconds, s.eta_uncertain),
+            (None, Some(EtaUncertainty::RoomFull))
+        );
+        // The far back of a full room polls less often than at full speed.
+        assert!(
+            status_of(130, &measured(300, 60), 1).poll_after_ms
+                > status_of(130, &measured(300, 600), 1).poll_after_ms
+        );
+    }
+
+    #[test]
+    fn little_history_falls_back_to_the_configured_rate_and_says_so() {
+        // 20 s measured at a (noisy) 100 a minute: not trusted yet.
+        let s = status_of(610, &measured(20, 100), 1);
+        assert_eq!(
+            (s.eta_seconds, s.eta_uncertain),
+            (Some(60), Some(EtaUncertainty::LittleHistory))
+        );
+        // From an older core (no measurement at all): the same.
+        let s = status_of(610, &room(RoomPhase::Open, 10, 600), 1);
+        assert_eq!(
+            (s.eta_seconds, s.eta_uncertain),
+            (Some(60), Some(EtaUncertainty::LittleHistory))
+        );
+        // Exactly the minimum is enough.
+        let s = status_of(610, &measured(MIN_HISTORY_SECONDS, 600), 1);
+        assert_eq!((s.eta_seconds, s.eta_uncertain), (Some(60), None));
+    }
+
+    #[test]
+    fn a_new_rate_is_named_until_it_is_measured() {
+        let mut r = measured(5, 600);
+        r.rate_per_minute = 60;
+        r.rate_changed_at_ms = r.as_of_ms - 10_000;
+        let s = status_of(70, &r, 1);
+        assert_eq!(
+            (s.eta_seconds, s.eta_uncertain),
+            (Some(60), Some(EtaUncertainty::RateChanged))
+        );
+        // A minute later with still little measured (nobody waited): that.
+        r.rate_changed_at_ms = r.as_of_ms - RATE_CHANGE_RECENT_MS;
+        assert_eq!(
+            status_of(70, &r, 1).eta_uncertain,
+            Some(EtaUncertainty::LittleHistory)
+        );
+        // Once measured at the new rate: sure again.
+        r.achieved_rate_milli_per_minute = 60_000;
+        r.achieved_rate_history_seconds = 45;
+        r.rate_changed_at_ms = r.as_of_ms - 50_000;
+        let s = status_of(70, &r, 1);
+        assert_eq!((s.eta_seconds, s.eta_uncertain), (Some(60), None));
+    }
+
+    #[test]
+    fn no_estimate_while_paused_and_none_needed_once_admitted() {
+        let paused = RoomState {
+            phase: RoomPhase::Paused,
+            ..measured(300, 600)
+        };
+        let s = status_of(50, &paused, 1);
+        assert_eq!(
+            (s.eta_seconds, s.eta_uncertain),
+            (None, Some(EtaUncertainty::Paused))
+        );
+        // Rate 0: nobody is admitted, as good as paused.
+        let mut stopped = measured(300, 600);
+        stopped.rate_per_minute = 0;
+        let s = status_of(50, &stopped, 1);
+        assert_eq!(
+            (s.eta_seconds, s.eta_uncertain),
+            (None, Some(EtaUncertainty::Paused))
+        );
+        // Admitted: now, whatever the room.
+        let s = status_of(5, &measured(300, 0), 1);
+        assert_eq!((s.eta_seconds, s.eta_uncertain), (Some(0), None));
+        let s = status_of(50, &room(RoomPhase::Scheduled, 0, 60), 1);
+        assert_eq!((s.eta_seconds, s.eta_uncertain), (None, None));
     }
 
     #[test]

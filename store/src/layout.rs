@@ -61,6 +61,20 @@ macro_rules! layout {
                 PREQUEUE_SEALED = "prequeue_sealed",
                 /// How many were in the pre-queue when it was sealed.
                 PREQUEUE_SIZE = "prequeue_size",
+                /// The admission rate achieved while people wait, smoothed
+                /// over about a minute: people per minute × 1000 (kept by
+                /// `advance.lua`; a normalised exponentially weighted mean).
+                ACHIEVED_RATE_MILLI_PER_MINUTE = "achieved_rate_milli_per_minute",
+                /// When the achieved rate was last measured (Unix ms); 0
+                /// while it is not being measured (nobody waits, or the
+                /// round is not open), so such a gap never counts.
+                ACHIEVED_RATE_AT_MS = "achieved_rate_at_ms",
+                /// How much measured time (ms) the achieved rate rests on
+                /// since the round last opened or resumed, or its rate was
+                /// changed.
+                ACHIEVED_RATE_MEASURED_MS = "achieved_rate_measured_ms",
+                /// When ops last changed `rate_per_minute` (Unix ms, 0 = never).
+                RATE_CHANGED_AT_MS = "rate_changed_at_ms",
             }
             /// One investment's record ([`crate::RoundKeys::investment`]).
             investment ("I", "an investment record") {

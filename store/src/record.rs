@@ -110,6 +110,16 @@ pub struct RoundRecord {
     /// The pre-queue's numbers are drawn (1..=`prequeue_size`).
     pub prequeue_sealed: bool,
     pub prequeue_size: u64,
+    /// The admission rate achieved while people wait, smoothed over about a
+    /// minute, people per minute × 1000 (kept by `advance.lua`).
+    pub achieved_rate_milli_per_minute: u64,
+    /// When it was last measured (Unix ms); 0 while not measuring.
+    pub achieved_rate_at_ms: u64,
+    /// The measured time it rests on since the round last opened or
+    /// resumed, or its rate changed (ms).
+    pub achieved_rate_measured_ms: u64,
+    /// When ops last changed the rate (Unix ms; 0 = never).
+    pub rate_changed_at_ms: u64,
 }
 
 impl Default for RoundRecord {
@@ -140,6 +150,10 @@ impl Default for RoundRecord {
             closes_at_ms: 0,
             prequeue_sealed: false,
             prequeue_size: 0,
+            achieved_rate_milli_per_minute: 0,
+            achieved_rate_at_ms: 0,
+            achieved_rate_measured_ms: 0,
+            rate_changed_at_ms: 0,
         }
     }
 }
@@ -187,6 +201,10 @@ impl RoundRecord {
             closes_at_ms: d.num(R::CLOSES_AT_MS)?,
             prequeue_sealed: fields.get(R::PREQUEUE_SEALED).map(String::as_str) == Some("1"),
             prequeue_size: d.num(R::PREQUEUE_SIZE)?,
+            achieved_rate_milli_per_minute: d.num(R::ACHIEVED_RATE_MILLI_PER_MINUTE)?,
+            achieved_rate_at_ms: d.num(R::ACHIEVED_RATE_AT_MS)?,
+            achieved_rate_measured_ms: d.num(R::ACHIEVED_RATE_MEASURED_MS)?,
+            rate_changed_at_ms: d.num(R::RATE_CHANGED_AT_MS)?,
         }))
     }
 
@@ -201,6 +219,9 @@ impl RoundRecord {
             admitted_up_to: self.admitted_up_to,
             issued: self.issued,
             rate_per_minute: self.rate_per_minute,
+            achieved_rate_milli_per_minute: self.achieved_rate_milli_per_minute,
+            achieved_rate_history_seconds: self.achieved_rate_measured_ms / 1000,
+            rate_changed_at_ms: self.rate_changed_at_ms,
             raised_pence: self.raised_pence,
             investor_count: self.investor_count.max(0) as u64,
             cap_pence: self.cap_pence,
@@ -381,6 +402,36 @@ mod tests {
         round.prequeue_sealed = true;
         round.prequeue_size = 4;
         assert_eq!(round.room_state("r", 5, 1).prequeue_size, 4);
+    }
+
+    #[test]
+    fn the_room_state_carries_the_achieved_rate_and_its_history() {
+        let round = RoundRecord::decode(
+            "k",
+            &fields(&[
+                ("phase", "open"),
+                ("rate_per_minute", "600"),
+                ("achieved_rate_milli_per_minute", "123456"),
+                ("achieved_rate_measured_ms", "45999"),
+                ("rate_changed_at_ms", "17"),
+            ]),
+        )
+        .unwrap()
+        .unwrap();
+        let room = round.room_state("r", 0, 1);
+        assert_eq!(
+            (
+                room.achieved_rate_milli_per_minute,
+                room.achieved_rate_history_seconds,
+                room.rate_changed_at_ms
+            ),
+            (123_456, 45, 17)
+        );
+        // A round from before the measurement: none of it, no error.
+        let old = RoundRecord::decode("k", &fields(&[("phase", "open")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.room_state("r", 0, 1).achieved_rate_history_seconds, 0);
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! the pre-queue is a uniform lottery and everyone after opening is served in
 //! arrival order (10,000 investors, each signed in and joining through the
 //! edge), admission keeps the ops-set rate and maximum of active
-//! investors, replicas never double-advance, and no-shows never stall it.
+//! investors, replicas never double-advance, and no-shows never stall it;
+//! the wait estimate follows the rate admission achieves, and says when a
+//! full room makes it uncertain.
 
 use crowdgate_protocol::Ticket;
 use crowdgate_tests::{
-    ROUND, RoundOptions, System, Visitor, core_http, get_text, identity_token, json_of, keyring,
-    now_s, ticket_token,
+    OPS_TOKEN, ROUND, RoundOptions, System, Visitor, core_http, get_text, identity_token, json_of,
+    keyring, now_s, ticket_token,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -535,7 +537,7 @@ async fn max_active_bounds_admission_and_no_shows_do_not_stall() {
     // Ops see the same count the controller bounds: 2 claimed + 1 reserved.
     let (_, ops) = json_of(
         http.get(format!("{core}/ops/v1/rounds/{ROUND}"))
-            .bearer_auth(crowdgate_tests::OPS_TOKEN)
+            .bearer_auth(OPS_TOKEN)
             .send()
             .await
             .unwrap(),
@@ -906,4 +908,114 @@ async fn a_visitor_whose_turn_ended_can_join_again() {
     assert!(again["status"]["queue_number"].as_u64().unwrap() > first_number);
     visitor.wait_until_admitted(Duration::from_secs(10)).await;
     visitor.pass().await;
+}
+
+/// Joins `ahead` people through core, then a visitor through the edge, and
+/// polls the visitor's status until its estimate rests on measured
+/// admission (half a minute of it) → that status and the visitor's page.
+/// The first status, with nothing measured yet, says so.
+async fn measured_status(system: &System, ahead: usize) -> (serde_json::Value, String) {
+    let http = core_http();
+    for _ in 0..ahead {
+        join_core(&http, &system.core_url).await;
+    }
+    let visitor = Visitor::new(&system.edge_url);
+    let (code, joined) = visitor.join().await;
+    assert_eq!(code, 201, "{joined}");
+    assert_eq!(joined["status"]["eta_uncertain"], "little_history");
+    // The estimate needs 30 s of measured admission: real time passing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, status) = visitor.status().await;
+        assert_eq!(code, 200, "{status}");
+        if status["eta_uncertain"] != "little_history" {
+            println!("measured: {status}");
+            let page = get_text(&visitor.http, &format!("{}/", system.edge_url)).await;
+            return (status, page);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never measured 30 s of admission: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_room_gives_an_honest_uncertain_estimate() {
+    // 600 a minute configured, but only 5 may be active and nobody claims
+    // within the test (60 s claim window): after the first 5, nobody moves.
+    let system = System::start_with(
+        RoundOptions {
+            rate_per_minute: 600,
+            batch_interval_ms: 200,
+            max_active: 5,
+            claim_window_seconds: 60,
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
+    let (status, page) = measured_status(&system, 40).await;
+    assert_eq!(status["state"], "waiting", "{status}");
+    assert_eq!(status["eta_uncertain"], "room_full", "{status}");
+    let position = status["position"].as_u64().unwrap();
+    assert_eq!(position, 36, "{status}");
+    // Position ÷ configured rate would say 4 s. About 5 got in over half a
+    // minute and more: the estimate is minutes.
+    let eta = status["eta_seconds"].as_u64().unwrap();
+    assert!(eta >= 120, "{status}");
+    assert!(
+        page.contains("admission is held back while the room is full"),
+        "{page}"
+    );
+    assert!(page.contains(r#"<b id="eta">about "#), "{page}");
+    // Ops see the achieved rate next to the configured one.
+    let (code, figures) = json_of(
+        core_http()
+            .get(format!("{}/ops/v1/rounds/{ROUND}", system.core_url))
+            .bearer_auth(crowdgate_tests::OPS_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{figures}");
+    let admission = &figures["admission"];
+    assert_eq!(admission["rate_per_minute"], 600, "{admission}");
+    let achieved = admission["achieved_rate_per_minute"].as_f64().unwrap();
+    assert!(achieved < 30.0, "{admission}");
+    assert!(
+        admission["achieved_rate_history_seconds"].as_u64().unwrap() >= 30,
+        "{admission}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flowing_round_estimates_position_over_rate_and_is_sure() {
+    // 60 a minute, one a second, nothing else holding admission back.
+    let system = System::start_with(
+        RoundOptions {
+            rate_per_minute: 60,
+            batch_interval_ms: 1_000,
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
+    let (status, page) = measured_status(&system, 100).await;
+    assert_eq!(status["state"], "waiting", "{status}");
+    assert!(status["eta_uncertain"].is_null(), "{status}");
+    let position = status["position"].as_u64().unwrap();
+    let eta = status["eta_seconds"].as_u64().unwrap();
+    // One a second: about `position` seconds, within the smoothing's wobble.
+    let expected = position as f64;
+    assert!(
+        (eta as f64 - expected).abs() <= expected * 0.1 + 2.0,
+        "eta {eta} s for position {position}: {status}"
+    );
+    assert!(
+        page.contains(r#"<p class="muted" id="eta-note" hidden></p>"#),
+        "{page}"
+    );
 }

@@ -4,7 +4,8 @@
 //! - `GET /` — the page (HTML; `Accept: application/json` gets the status).
 //! - `POST /api/join` — a ticket: the investor's place (the same one from
 //!   any browser, device or app, and on refresh or rejoin), or a new one.
-//! - `GET /api/status` — position, people ahead, ETA and `poll_after_ms`,
+//! - `GET /api/status` — position, people ahead, ETA (from the admission
+//!   rate actually achieved) and whether it is uncertain, `poll_after_ms`,
 //!   answered from the ticket and the cached room state: no call to core.
 //! - `POST /api/pass` — a signed pass once the ticket's number is admitted.
 //! - `GET /api/round` — public round progress (raised, cap, phase).

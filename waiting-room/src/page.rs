@@ -5,7 +5,10 @@
 //! the round's name, who is signed in ("Investing as …", with a sign-out
 //! form), a heading that follows the visitor's stage (sign in, pre-queue,
 //! queue, admitted, invested, full, closed), the queue figures and the
-//! round's progress. Without JavaScript it refreshes itself while there is
+//! round's progress. The wait reads "about N minutes", with a plain
+//! sentence when the estimate is uncertain and why (the room is full, the
+//! rate just changed, admission just started or is paused). Without
+//! JavaScript it refreshes itself while there is
 //! something to wait for, offers a "join" button, and when admitted a plain
 //! form that invests through `POST /invest` (amount and a fixed idempotency
 //! key: the investor comes from the signed ticket, never from a field).
@@ -21,7 +24,7 @@
 //! Every value is HTML-escaped, and the template is filled in one pass, so
 //! text that looks like a placeholder (a round or investor name) stays text.
 
-use crowdgate_protocol::api::{Investment, InvestmentStatus, VisitorState};
+use crowdgate_protocol::api::{EtaUncertainty, Investment, InvestmentStatus, VisitorState};
 pub use crowdgate_protocol::html::escape as html_escape;
 use crowdgate_protocol::money::{grouped, pounds};
 use crowdgate_protocol::{Investor, RoomPhase, RoomState, Status};
@@ -250,13 +253,17 @@ fn investor_values(view: &View<'_>, stage: Stage) -> [Value; 2] {
     ]
 }
 
-/// The queue figures: position, people ahead, wait.
-fn queue_values(status: Option<&Status>, stage: Stage) -> [Value; 5] {
+/// The queue figures: position, people ahead, wait, and why the wait may
+/// be off.
+fn queue_values(status: Option<&Status>, stage: Stage) -> [Value; 7] {
+    let note = status.and_then(|s| s.eta_uncertain).map(eta_note);
     [
         ("QUEUE_HIDDEN", hidden(!stage.shows_queue())),
         ("POSITION", position(status)),
         ("AHEAD", figure(status.and_then(|s| s.people_ahead))),
         ("ETA", eta(status)),
+        ("ETA_NOTE_HIDDEN", hidden(note.is_none())),
+        ("ETA_NOTE", html_escape(note.unwrap_or(""))),
         ("QUEUE_PROGRESS", queue_progress(stage).to_string()),
     ]
 }
@@ -526,8 +533,35 @@ fn position(status: Option<&Status>) -> String {
 fn eta(status: Option<&Status>) -> String {
     match status {
         Some(s) if s.state == VisitorState::Admitted => "now".to_string(),
-        Some(s) => s.eta_seconds.map(human_duration).unwrap_or_else(dash),
+        Some(s) => s.eta_seconds.map(about).unwrap_or_else(dash),
         None => dash(),
+    }
+}
+
+/// Why the wait may be off, in a sentence (the same words the script uses).
+fn eta_note(doubt: EtaUncertainty) -> &'static str {
+    match doubt {
+        EtaUncertainty::RoomFull => {
+            "The estimate is uncertain: admission is held back while the room is full, so people are let in only as others finish."
+        }
+        EtaUncertainty::RateChanged => {
+            "The estimate is uncertain: the admission rate has just been changed."
+        }
+        EtaUncertainty::LittleHistory => {
+            "The estimate is uncertain: admission has only just started, so it uses the planned rate until the real one is measured."
+        }
+        EtaUncertainty::Paused => "There is no estimate while admission is paused.",
+    }
+}
+
+/// A wait as people say it: "under a minute", "about 4 minutes", "about 2
+/// hours" (an estimate, so never to the second).
+fn about(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => "under a minute".to_string(),
+        s if s < 90 => "about 1 minute".to_string(),
+        s if s < 90 * 60 => format!("about {} minutes", (s + 30) / 60),
+        s => format!("about {} hours", (s + 1800) / 3600),
     }
 }
 
@@ -598,6 +632,9 @@ mod tests {
             admitted_up_to: 10,
             issued: 40,
             rate_per_minute: 60,
+            achieved_rate_milli_per_minute: 0,
+            achieved_rate_history_seconds: 0,
+            rate_changed_at_ms: 0,
             raised_pence: 12_500_000,
             investor_count: 3,
             cap_pence: 100_000_000,
@@ -623,6 +660,7 @@ mod tests {
             people_ahead: Some(1),
             registered: None,
             eta_seconds: Some(90),
+            eta_uncertain: None,
             poll_after_ms: 4_000,
             opens_in_seconds: None,
             ticket: None,
@@ -783,6 +821,51 @@ mod tests {
         assert!(html.contains(r#"<dd id="receipt-shares">1,250</dd>"#));
         assert!(html.contains(r#"<dd id="receipt-status">accepted</dd>"#));
         assert!(!html.contains(r#"action="/invest""#));
+    }
+
+    #[test]
+    fn the_wait_is_about_so_long_and_says_when_it_is_uncertain() {
+        let open = room(RoomPhase::Open);
+        let mut s = status(VisitorState::Waiting);
+        let html = render(&view(Some(&open), Some(&s), None));
+        assert!(html.contains(r#"<b id="eta">about 2 minutes</b>"#));
+        assert!(html.contains(r#"<p class="muted" id="eta-note" hidden></p>"#));
+        s.eta_uncertain = Some(EtaUncertainty::RoomFull);
+        s.eta_seconds = Some(20 * 60);
+        let html = render(&view(Some(&open), Some(&s), None));
+        assert!(html.contains(r#"<b id="eta">about 20 minutes</b>"#));
+        assert!(html.contains(
+            r#"<p class="muted" id="eta-note">The estimate is uncertain: admission is held back while the room is full, so people are let in only as others finish.</p>"#
+        ));
+        // Paused: no figure, and why.
+        let mut s = status(VisitorState::Paused);
+        s.eta_seconds = None;
+        s.eta_uncertain = Some(EtaUncertainty::Paused);
+        let html = render(&view(Some(&open), Some(&s), None));
+        assert!(html.contains(r#"<b id="eta">–</b>"#));
+        assert!(html.contains("There is no estimate while admission is paused."));
+        // The script has the same words for every reason.
+        for doubt in [
+            EtaUncertainty::RoomFull,
+            EtaUncertainty::RateChanged,
+            EtaUncertainty::LittleHistory,
+            EtaUncertainty::Paused,
+        ] {
+            let word = serde_json::to_string(&doubt).unwrap();
+            let line = format!("  {}: {:?},", word.trim_matches('"'), eta_note(doubt));
+            assert!(TEMPLATE.contains(&line), "{line}");
+        }
+        for (seconds, text) in [
+            (0, "under a minute"),
+            (59, "under a minute"),
+            (60, "about 1 minute"),
+            (90, "about 2 minutes"),
+            (3_599, "about 60 minutes"),
+            (5_399, "about 90 minutes"),
+            (5_400, "about 2 hours"),
+        ] {
+            assert_eq!(about(seconds), text, "{seconds}");
+        }
     }
 
     #[test]

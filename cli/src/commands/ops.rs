@@ -263,7 +263,7 @@ fn render_status(s: &Value) -> String {
         "round       {} ({})\n\
          phase       {}\n\
          queue       {} waiting; admitted up to {} of {} issued; {} active investors; {} in pre-queue\n\
-         admission   {}/min, batch every {} ms, max active {}, pass {} s\n\
+         admission   {}/min ({}), batch every {} ms, max active {}, pass {} s\n\
          money       raised {} of cap {} from {} investors ({} investments)\n\
          settlement  {} settled, {} failed; backlog {} ({} pending); oldest unsettled {}; {} dead letters\n",
         s["round"].as_str().unwrap_or("?"),
@@ -275,6 +275,7 @@ fn render_status(s: &Value) -> String {
         n(&q["active_investors"]),
         n(&q["prequeue"]),
         n(&a["rate_per_minute"]),
+        achieved(a),
         n(&a["batch_interval_ms"]),
         n(&a["max_active"]),
         n(&a["pass_ttl_seconds"]),
@@ -291,6 +292,20 @@ fn render_status(s: &Value) -> String {
     );
     text.push_str(&render_redis(&s["redis"]));
     text
+}
+
+/// The admission rate achieved while people waited, and how much
+/// measurement it rests on (an older core reports none).
+fn achieved(a: &Value) -> String {
+    match (
+        a["achieved_rate_per_minute"].as_f64(),
+        a["achieved_rate_history_seconds"].as_u64(),
+    ) {
+        (Some(rate), Some(seconds)) if seconds > 0 => {
+            format!("achieved {rate:.1}/min over the last {seconds} s measured")
+        }
+        _ => "achieved: not measured yet".to_string(),
+    }
 }
 
 /// The Redis line: which node is primary now, and its replicas.
@@ -363,6 +378,25 @@ mod tests {
         assert_eq!(
             explain(422, &body, "demo"),
             "invalid `cap_pence`: must be above"
+        );
+    }
+
+    #[test]
+    fn shows_the_achieved_rate_next_to_the_configured_one() {
+        let status = json!({"round": "demo", "name": "Demo", "phase": "open",
+            "admission": {"rate_per_minute": 600, "achieved_rate_per_minute": 58.26,
+                "achieved_rate_history_seconds": 95, "batch_interval_ms": 1000,
+                "max_active": 50, "pass_ttl_seconds": 900}});
+        let text = render_status(&status);
+        assert!(
+            text.contains("admission   600/min (achieved 58.3/min over the last 95 s measured), batch every 1000 ms"),
+            "{text}"
+        );
+        let older = json!({"admission": {"rate_per_minute": 600}});
+        assert!(
+            render_status(&older).contains("600/min (achieved: not measured yet)"),
+            "{}",
+            render_status(&older)
         );
     }
 

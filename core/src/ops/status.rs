@@ -81,6 +81,12 @@ fn render(round: &str, f: &Figures, now_ms: u64) -> Value {
         "as_of_ms": now_ms,
         "admission": {
             "rate_per_minute": r.rate_per_minute,
+            // What admission achieved while people waited (smoothed over
+            // about a minute), next to what is configured: lower when the
+            // room is full (max_active) holds it back.
+            "achieved_rate_per_minute": r.achieved_rate_milli_per_minute as f64 / 1000.0,
+            "achieved_rate_history_seconds": r.achieved_rate_measured_ms / 1000,
+            "rate_changed_at_ms": r.rate_changed_at_ms,
             "batch_interval_ms": r.batch_interval_ms,
             "max_active": r.max_active,
             "pass_ttl_seconds": r.pass_ttl_seconds,

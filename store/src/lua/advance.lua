@@ -22,41 +22,114 @@
 --                        interval is used up)
 --   'not_seeded', 0      the round has no data (nothing written)
 --
+-- The achieved rate. Every call while the round is open and someone is
+-- waiting (issued > admitted_up_to before its step) also measures how fast
+-- admission really goes, for an honest wait estimate, in three fields:
+--   achieved_rate_milli_per_minute  people per minute x 1000: a normalised
+--                                   exponentially weighted mean over elapsed
+--                                   time, time constant TAU_MS (60 s)
+--   achieved_rate_at_ms             when it was last measured; 0 = not
+--                                   measuring
+--   achieved_rate_measured_ms       the measured time behind it since the
+--                                   round last opened or resumed (or ops
+--                                   changed the rate: change.lua sets it to 0)
+-- A step's sample is what it let through over the time since the last
+-- measurement (dt): a due batch counts as the batch it could take (rate x
+-- interval, cut to the room's free places), also when the queue ran out
+-- first (the queue was short, admission was not slow); not_due and
+-- room_full steps count 0. The mean moves (1 - e^(-dt/tau)) / (1 -
+-- e^(-T/tau)) of the way to the sample, T the measured time with dt: the
+-- first sample counts whole, early ones are not pulled towards 0, and after
+-- a few minutes it is the plain moving average. A measurement starts at the
+-- start of the current batch interval, so batches are measured over whole
+-- intervals. When nobody waits, measuring stops (at = 0: an idle queue is
+-- not counted as zero admissions); when the round is not open it also
+-- forgets its history (measured = 0), so after a pause it starts afresh.
+-- These fields change only when they must (nothing is written at dt = 0,
+-- nor again while paused).
+--
 -- Invariants kept: admitted_up_to never decreases and never passes issued,
 -- so admission follows queue order; active investors (live claimed passes +
 -- reservations) never exceed max_active because of an advance; at most one
 -- batch per batch interval however many core replicas call this, because
 -- the interval check and the advance are one atomic step. A no-show's
 -- reservation lapses after claim_window_seconds, so no-shows delay
--- admission by at most that long and never stall it.
+-- admission by at most that long and never stall it. Elapsed time is
+-- measured once however many replicas call: each call measures only the
+-- time since achieved_rate_at_ms and moves it to now in the same atomic
+-- step (a call at or before it, a replica's clock behind, measures
+-- nothing), and each batch is counted by the one step that took it.
 
 local round, prequeue, active, reserved = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now_ms = tonumber(ARGV[1])
 local r = redis.call('HMGET', round, R.PHASE, R.ADMITTED_UP_TO, R.ISSUED, R.RATE_PER_MINUTE,
   R.BATCH_INTERVAL_MS, R.LAST_ADVANCE_MS, R.OPENS_AT_MS, R.CLOSES_AT_MS, R.PREQUEUE_SEALED, R.MAX_ACTIVE,
-  R.CLAIM_WINDOW_SECONDS)
+  R.CLAIM_WINDOW_SECONDS, R.ACHIEVED_RATE_MILLI_PER_MINUTE, R.ACHIEVED_RATE_AT_MS, R.ACHIEVED_RATE_MEASURED_MS)
 if not r[1] then return {'not_seeded', 0} end
+
+local TAU_MS = 60000
+local measured_at, measured_ms = int(r[13]), int(r[14])
+
+-- Stops measuring; `forget` also drops the history (the round is not open).
+local function stop_measuring(forget)
+  if measured_at ~= 0 then redis.call('HSET', round, R.ACHIEVED_RATE_AT_MS, '0') end
+  if forget and measured_ms ~= 0 then redis.call('HSET', round, R.ACHIEVED_RATE_MEASURED_MS, '0') end
+end
 
 local phase = tick(round, r[1], int(r[7]), int(r[8]), now_ms)
 local issued = seal_prequeue(round, prequeue, phase, r[9], int(r[3]))
-if phase ~= P.OPEN then return {'not_open', 0} end
+if phase ~= P.OPEN then
+  stop_measuring(true)
+  return {'not_open', 0}
+end
 
 local cursor = int(r[2])
 local rate, interval, last = int(r[4]), int(r[5]), int(r[6])
-if now_ms - last < interval then return {'not_due', 0} end
-local batch = math.floor(rate * interval / 60000)
-if batch < 1 and rate > 0 then batch = 1 end
-local room = int(r[10]) - active_count(active, reserved, now_ms)
-if room <= 0 then return {'room_full', 0} end
-if batch > room then batch = room end
-local target = math.min(cursor + batch, issued)
-redis.call('HSET', round, R.LAST_ADVANCE_MS, fmt(now_ms))
-if target <= cursor then return {'nobody_waiting', 0} end
 
-assert(target <= issued and target > cursor, 'invariant: the cursor moves forward, never past issued')
-local lapse = now_ms + tonumber(r[11] or '60') * 1000
-for number = cursor + 1, target do
-  redis.call('ZADD', reserved, lapse, number)
+-- Folds `allowance` people over the time since the last measurement into
+-- the achieved rate (see the header).
+local function measure(allowance)
+  local since = measured_at
+  if since == 0 then since = math.min(math.max(last, now_ms - interval), now_ms) end
+  local dt = now_ms - since
+  if dt <= 0 then
+    if measured_at == 0 then redis.call('HSET', round, R.ACHIEVED_RATE_AT_MS, fmt(since)) end
+    return
+  end
+  local total = measured_ms + dt
+  local sample = allowance * 60000 * 1000 / dt
+  local weight = (1 - math.exp(-dt / TAU_MS)) / (1 - math.exp(-total / TAU_MS))
+  -- 0 < weight <= 1 (dt <= total), so the mean stays between 0 and the
+  -- largest sample. Not asserted: a wrong estimate must never stop admission.
+  local mean = int(r[12])
+  mean = mean + weight * (sample - mean)
+  redis.call('HSET', round, R.ACHIEVED_RATE_MILLI_PER_MINUTE, fmt(math.floor(mean + 0.5)),
+    R.ACHIEVED_RATE_AT_MS, fmt(now_ms), R.ACHIEVED_RATE_MEASURED_MS, fmt(total))
 end
-redis.call('HSET', round, R.ADMITTED_UP_TO, fmt(target))
-return {'admitted', target - cursor}
+
+-- One admission step: returns the verdict, how many it admitted, and how
+-- many it could have admitted (what the achieved rate counts).
+local function step()
+  if now_ms - last < interval then return 'not_due', 0, 0 end
+  local batch = math.floor(rate * interval / 60000)
+  if batch < 1 and rate > 0 then batch = 1 end
+  local room = int(r[10]) - active_count(active, reserved, now_ms)
+  if room <= 0 then return 'room_full', 0, 0 end
+  if batch > room then batch = room end
+  local target = math.min(cursor + batch, issued)
+  redis.call('HSET', round, R.LAST_ADVANCE_MS, fmt(now_ms))
+  if target <= cursor then return 'nobody_waiting', 0, batch end
+
+  assert(target <= issued and target > cursor, 'invariant: the cursor moves forward, never past issued')
+  local lapse = now_ms + tonumber(r[11] or '60') * 1000
+  for number = cursor + 1, target do
+    redis.call('ZADD', reserved, lapse, number)
+  end
+  redis.call('HSET', round, R.ADMITTED_UP_TO, fmt(target))
+  return 'admitted', target - cursor, batch
+end
+
+local waiting = issued > cursor
+local verdict, admitted, allowance = step()
+if waiting then measure(allowance) else stop_measuring(false) end
+return {verdict, admitted}

@@ -28,6 +28,12 @@
 -- scheduled; close, set_cap: any but closed (set_cap on a full round reopens
 -- it); admission: any.
 --
+-- A new rate_per_minute (a value other than the one stored) also records
+-- rate_changed_at_ms = now and sets achieved_rate_measured_ms to 0: the
+-- achieved rate (advance.lua) is measured afresh at the new rate, and wait
+-- estimates say they are uncertain meanwhile. These two are bookkeeping of
+-- the audited change, not changes of their own.
+--
 -- Invariants kept: a change is never written without its audit entry, and an
 -- audit entry never names a change that was not written (one script, every
 -- read and check before the first write); raised <= cap (a new cap must be
@@ -102,6 +108,9 @@ for _, change in ipairs(changes) do
   if change[1] == R.PHASE then
     move_phase(round, phase, change[2])
   else
+    if change[1] == R.RATE_PER_MINUTE and redis.call('HGET', round, change[1]) ~= change[2] then
+      redis.call('HSET', round, R.RATE_CHANGED_AT_MS, fmt(now_ms), R.ACHIEVED_RATE_MEASURED_MS, '0')
+    end
     redis.call('HSET', round, change[1], change[2])
   end
 end

@@ -3,6 +3,7 @@
 //! redis-server started per test. Each test is a deterministic walk through
 //! the state machine and runs in milliseconds.
 
+mod achieved_rate;
 mod admission;
 mod identity;
 mod invest;
