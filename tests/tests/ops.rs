@@ -862,6 +862,15 @@ async fn the_dashboard_in_a_real_browser_changes_the_rate_and_pauses() {
         })
         .await;
 
+    // Which Redis node is primary (here the one node), for watching a
+    // failover.
+    let redis_port = system.redis.port;
+    browser
+        .wait_for_text("#f-redis", Duration::from_secs(5), |t| {
+            t.contains(&format!("127.0.0.1:{redis_port}")) && t.contains("single node")
+        })
+        .await;
+
     let shot = browser.screenshot("ops-dashboard").await;
     assert!(non_empty(&shot), "{}", shot.display());
     browser.close().await;
