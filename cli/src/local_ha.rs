@@ -423,6 +423,15 @@ impl LocalHa {
         self.sentinel_addrs().join(",")
     }
 
+    /// How a `crowdgate` process (core, settle, reconcile) reaches this
+    /// set: its Sentinels and master name, as environment.
+    pub fn client_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CROWDGATE_REDIS_SENTINELS", self.sentinels_arg()),
+            ("CROWDGATE_REDIS_MASTER", self.master_name().to_owned()),
+        ]
+    }
+
     /// The Sentinels' log files, in [`LocalHa::sentinel_addrs`] order.
     pub fn sentinel_logs(&self) -> Vec<PathBuf> {
         self.sentinels.iter().map(LocalRedis::log_file).collect()

@@ -71,16 +71,8 @@ pub async fn run(
     let mut redis = crowdgate_store::Redis::connect(&config.redis)
         .await
         .with_context(|| format!("cannot connect to Redis ({})", config.redis.topology))?;
-    let wanted = redis.replication().replicas;
-    for problem in [
-        store::check_durability(&mut redis).await.err(),
-        crowdgate_store::check_replication(&mut redis, wanted)
-            .await
-            .err(),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    let replicas = redis.replication().replicas;
+    for problem in crowdgate_store::primary_problems(&mut redis, replicas).await {
         if config.allow_unsafe_redis {
             tracing::warn!(%problem, "starting against a Redis that could lose acknowledged writes (--allow-unsafe-redis)");
         } else {

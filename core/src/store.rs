@@ -10,7 +10,7 @@ use crowdgate_store::{RoundSettings, StoreError};
 
 pub use crowdgate_store::{
     Advance, ClaimVerdict, InvestVerdict, Joined, Joiner, NewInvestment, Placement, PrequeueNumber,
-    RoundStore, check_durability,
+    RoundStore,
 };
 
 /// The settings a round is seeded with the first time core starts on it.

@@ -380,15 +380,7 @@ impl Shared {
 /// `min-replicas-to-write` while writes wait for replicas).
 async fn check_new_primary(current: Current, replication: Replication) {
     let mut connection = current.main;
-    for problem in [
-        crate::round::check_durability(&mut connection).await.err(),
-        crate::round::check_replication(&mut connection, replication.replicas)
-            .await
-            .err(),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for problem in crate::round::primary_problems(&mut connection, replication.replicas).await {
         tracing::error!(node = %current.node, %problem, "the new Redis primary could lose acknowledged writes");
     }
 }

@@ -96,7 +96,10 @@ pub use invest::{InvestVerdict, NewInvestment};
 pub use join::{Joined, Joiner, Placement};
 pub use keys::{RoundKeys, SETTLEMENT_GROUP, check_round_id};
 pub use record::{InvestmentRecord, InvestmentSummary, LedgerRecord, RoundRecord};
-pub use round::{PrequeueNumber, RoundSettings, RoundStore, check_durability, check_replication};
+pub use round::{
+    PrequeueNumber, RoundSettings, RoundStore, check_durability, check_replication,
+    primary_problems,
+};
 pub use scripts::ScriptCall;
 pub use settle::Posting;
 pub use snapshot::Counters;

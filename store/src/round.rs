@@ -199,6 +199,21 @@ impl RoundStore {
     }
 }
 
+/// Every reason the primary in use could lose an acknowledged write: not
+/// durable on its disk ([`check_durability`]), or, when writes wait for
+/// `replicas`, taking writes while cut off from them
+/// ([`check_replication`]). Checked by core before it serves and by
+/// [`crate::Redis`] on each new primary after a failover.
+pub async fn primary_problems(redis: &mut impl Connection, replicas: u32) -> Vec<String> {
+    [
+        check_durability(redis).await.err(),
+        check_replication(redis, replicas).await.err(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// With writes waiting for replicas, refuses a primary that would keep
 /// taking writes when cut off from them (`min-replicas-to-write` 0): such a
 /// primary, partitioned away while Sentinel promotes a replica, would

@@ -115,12 +115,6 @@ pub struct Replication {
 }
 
 impl Replication {
-    /// Acknowledge a write once the primary has it (single node).
-    pub const NONE: Replication = Replication {
-        replicas: 0,
-        timeout: DEFAULT_REPLICA_TIMEOUT,
-    };
-
     /// `replicas` within `timeout_ms`; a zero timeout is refused, because
     /// `WAIT n 0` would block forever.
     pub fn new(replicas: u32, timeout_ms: u64) -> Result<Replication, String> {
@@ -144,14 +138,23 @@ pub struct RedisConfig {
 }
 
 impl RedisConfig {
+    /// `topology` with the replication it implies: its
+    /// [`Topology::default_replicas`] within [`DEFAULT_REPLICA_TIMEOUT`].
+    pub fn with_defaults(topology: Topology) -> RedisConfig {
+        RedisConfig {
+            replication: Replication {
+                replicas: topology.default_replicas(),
+                timeout: DEFAULT_REPLICA_TIMEOUT,
+            },
+            topology,
+        }
+    }
+
     /// One Redis at `url`, acknowledging on its disk alone: today's default.
     pub fn single(url: &str) -> RedisConfig {
-        RedisConfig {
-            topology: Topology::Single {
-                url: url.to_string(),
-            },
-            replication: Replication::NONE,
-        }
+        RedisConfig::with_defaults(Topology::Single {
+            url: url.to_string(),
+        })
     }
 }
 

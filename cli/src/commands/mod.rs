@@ -56,7 +56,7 @@ pub struct RedisArgs {
     #[arg(
         long = "redis-replica-timeout-ms",
         env = "CROWDGATE_REDIS_REPLICA_TIMEOUT_MS",
-        default_value_t = 1000
+        default_value_t = crowdgate_store::topology::DEFAULT_REPLICA_TIMEOUT.as_millis() as u64
     )]
     pub redis_replica_timeout_ms: u64,
 }

@@ -20,7 +20,7 @@ use crowdgate::local_redis::LocalRedis;
 use crowdgate::secrets::Secrets;
 use crowdgate::supervisor;
 use crowdgate_core::RoundConfig;
-use crowdgate_store::{RedisConfig, Replication, Topology};
+use crowdgate_store::{RedisConfig, Topology};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -89,10 +89,7 @@ impl Redis {
     fn env(&self) -> Vec<(&'static str, String)> {
         match self {
             Redis::Single(redis) => vec![("CROWDGATE_REDIS_URL", redis.url())],
-            Redis::Ha(ha) => vec![
-                ("CROWDGATE_REDIS_SENTINELS", ha.sentinels_arg()),
-                ("CROWDGATE_REDIS_MASTER", ha.master_name().to_owned()),
-            ],
+            Redis::Ha(ha) => ha.client_env(),
         }
     }
 
@@ -118,15 +115,10 @@ impl Redis {
     fn config(&self) -> anyhow::Result<RedisConfig> {
         Ok(match self {
             Redis::Single(redis) => RedisConfig::single(&redis.url()),
-            Redis::Ha(ha) => {
-                let topology = Topology::sentinel(&ha.sentinels_arg(), ha.master_name(), None)
-                    .map_err(anyhow::Error::msg)?;
-                RedisConfig {
-                    replication: Replication::new(topology.default_replicas(), 1_000)
-                        .map_err(anyhow::Error::msg)?,
-                    topology,
-                }
-            }
+            Redis::Ha(ha) => RedisConfig::with_defaults(
+                Topology::sentinel(&ha.sentinels_arg(), ha.master_name(), None)
+                    .map_err(anyhow::Error::msg)?,
+            ),
         })
     }
 
