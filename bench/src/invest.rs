@@ -4,10 +4,9 @@
 
 use crate::Args;
 use anyhow::{Context, bail};
-use crowdgate_protocol::{Investor, Pass};
 use crowdgate_store::invest::invest_call;
 use crowdgate_store::{NewInvestment, RoundKeys};
-use crowdgate_tests::{ROUND, RoundOptions, System, keyring, now_s};
+use crowdgate_tests::{ROUND, RoundOptions, System, pass_token};
 use hdrhistogram::Histogram;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,20 +93,9 @@ pub(crate) async fn load(args: &Args, url: &str, label: &str) -> anyhow::Result<
             tokio::spawn(async move {
                 let mut histogram = Histogram::<u64>::new(3).expect("histogram");
                 let investor = format!("{label}-investor-{c}");
-                let pass = keyring().sign(&Pass {
-                    round: ROUND.into(),
-                    ticket: format!("{label}-ticket-{c}"),
-                    number: u64::from(c) + 1,
-                    issued_at: now_s(),
-                    expires_at: now_s() + 3_600,
-                    // Signed in, as every investing pass is: the investment
-                    // is for this investor.
-                    investor: Some(Investor {
-                        id: investor.clone(),
-                        name: None,
-                        max_investment_pence: None,
-                    }),
-                });
+                // Signed in, as every investing pass is: the investment is
+                // for this investor.
+                let pass = pass_token(&format!("{label}-ticket-{c}"), u64::from(c) + 1, &investor);
                 let body =
                     serde_json::json!({"investor_id": investor, "amount_pence": 1_000}).to_string();
                 let mut n = 0u64;

@@ -29,10 +29,9 @@
 use crate::Args;
 use crate::invest::{LoadFigures, load};
 use anyhow::Context;
-use crowdgate_protocol::{Investor, Pass};
 use crowdgate_store::{RoundKeys, layout};
 use crowdgate_tests::ha::HaSystem;
-use crowdgate_tests::{ROUND, RoundOptions, System, keyring, now_s};
+use crowdgate_tests::{ROUND, RoundOptions, System, pass_token};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -375,18 +374,7 @@ async fn failover(args: &Args, system: &mut HaSystem) -> anyhow::Result<Failover
 /// (following [`RETRY_PAUSE`]). Returns every answer.
 async fn client(http: reqwest::Client, url: String, c: u32, live: Arc<Live>) -> Vec<Answer> {
     let investor = format!("failover-investor-{c}");
-    let pass = keyring().sign(&Pass {
-        round: ROUND.into(),
-        ticket: format!("failover-ticket-{c}"),
-        number: u64::from(c) + 1,
-        issued_at: now_s(),
-        expires_at: now_s() + 3_600,
-        investor: Some(Investor {
-            id: investor.clone(),
-            name: None,
-            max_investment_pence: None,
-        }),
-    });
+    let pass = pass_token(&format!("failover-ticket-{c}"), u64::from(c) + 1, &investor);
     let body = serde_json::json!({"investor_id": investor, "amount_pence": 1_000}).to_string();
     let mut answers = Vec::new();
     let mut n = 0u64;

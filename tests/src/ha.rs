@@ -7,14 +7,13 @@
 //! clients were told.
 
 use crate::{
-    Proc, ROUND, RoundOptions, Visitor, crowdgate_bin, identity_env, json_of, start_services,
+    Proc, ROUND, RoundOptions, Visitor, identity_env, json_of, run_crowdgate, start_services,
 };
 use crowdgate::local_ha::{HaOptions, LocalHa};
 use crowdgate_store::Settlement;
 use crowdgate_store::layout::{entry, investment, journal, status};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -37,7 +36,7 @@ impl HaSystem {
         let ha = LocalHa::start(&dir.path().join("ha"), HaOptions::default())
             .await
             .expect("the Redis set starts");
-        let env = redis_env(&ha);
+        let env = ha.client_env();
         let (core, core_url, settle, host, edge_url) =
             start_services(&round, &env, dir.path(), true, identity_env()).await;
         HaSystem {
@@ -72,25 +71,8 @@ impl HaSystem {
     /// Runs a `crowdgate` subcommand against this system's Redis (through
     /// the Sentinels); returns (success, stdout, stderr).
     pub fn crowdgate(&self, args: &[&str]) -> (bool, String, String) {
-        let output = Command::new(crowdgate_bin())
-            .args(args)
-            .envs(redis_env(&self.ha))
-            .output()
-            .expect("crowdgate runs");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).to_string(),
-            String::from_utf8_lossy(&output.stderr).to_string(),
-        )
+        run_crowdgate(&self.ha.client_env(), args)
     }
-}
-
-/// How `crowdgate` subcommands reach the set: its Sentinels and master name.
-pub fn redis_env(ha: &LocalHa) -> Vec<(&'static str, String)> {
-    vec![
-        ("CROWDGATE_REDIS_SENTINELS", ha.sentinels_arg()),
-        ("CROWDGATE_REDIS_MASTER", ha.master_name().to_string()),
-    ]
 }
 
 /// How one visit ended.

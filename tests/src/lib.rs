@@ -542,16 +542,7 @@ impl System {
     /// Runs a `crowdgate` subcommand against this system's Redis and round;
     /// returns (success, stdout, stderr).
     pub fn crowdgate(&self, args: &[&str]) -> (bool, String, String) {
-        let output = Command::new(crowdgate_bin())
-            .args(args)
-            .env("CROWDGATE_REDIS_URL", self.redis.url())
-            .output()
-            .expect("crowdgate runs");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).to_string(),
-            String::from_utf8_lossy(&output.stderr).to_string(),
-        )
+        run_crowdgate(&single_redis_env(&self.redis), args)
     }
 
     /// The test round's Redis key names (the store crate owns them).
@@ -609,6 +600,42 @@ impl System {
             .await
             .unwrap()
     }
+}
+
+/// Runs `crowdgate args` reaching Redis through `redis_env`; returns
+/// (success, stdout, stderr).
+pub fn run_crowdgate(
+    redis_env: &[(&'static str, String)],
+    args: &[&str],
+) -> (bool, String, String) {
+    let output = Command::new(crowdgate_bin())
+        .args(args)
+        .envs(redis_env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("crowdgate runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+/// Submits the page's no-JavaScript investment form (`POST /invest`) as a
+/// browser would, with `client`'s cookies; returns the page it answers.
+pub async fn post_invest_form(
+    client: &reqwest::Client,
+    edge: &str,
+    fields: &[(&str, &str)],
+) -> String {
+    client
+        .post(format!("{edge}/invest"))
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// How `crowdgate` subcommands reach one [`LocalRedis`].

@@ -26,7 +26,7 @@ use crowdgate_protocol::Ticket;
 use crowdgate_tests::{
     IDENTITY_ISSUER, ROUND, RoundOptions, SIGN_IN_URL, System, Visitor, core_http, get_text,
     identity_claims, identity_env, identity_signer, identity_token, json_of, keyring, now_s,
-    pass_token,
+    pass_token, post_invest_form,
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -823,19 +823,16 @@ async fn nobody_invests_or_reads_an_investment_as_someone_else() {
         .unwrap();
     assert_eq!(joined.status(), 303);
     let key = wait_for_invest_form(&form, edge).await;
-    let result = form
-        .post(format!("{edge}/invest"))
-        .form(&[
+    let result = post_invest_form(
+        &form,
+        edge,
+        &[
             ("investor_id", "bob"),
             ("amount", "100.00"),
             ("key", key.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert!(result.contains("Accepted: £100.00"), "{result}");
     let id = result
         .split("(reference ")
@@ -1365,15 +1362,12 @@ async fn signing_in_as_someone_else_sets_the_earlier_investors_ticket_aside() {
     let page = get_text(&shared, &format!("{edge}/")).await;
     assert!(page.contains("Investing as kath (name)"), "{page}");
     assert!(!page.contains("ada (name)"), "{page}");
-    let result = shared
-        .post(format!("{edge}/invest"))
-        .form(&[("amount", "100.00"), ("key", key.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let result = post_invest_form(
+        &shared,
+        edge,
+        &[("amount", "100.00"), ("key", key.as_str())],
+    )
+    .await;
     assert!(!result.contains("Accepted"), "{result}");
     assert_eq!(system.stream_len().await, 0, "nothing invested for ada");
     // Joining now gives kath her own place.

@@ -27,32 +27,8 @@ const UP_PORTS: [u16; 6] = [3000, 3001, 8080, 6390, 9101, 9102];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_up_as_the_readme_says_runs_a_round_end_to_end() {
-    for port in UP_PORTS {
-        assert!(
-            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
-            "port {port} is in use: this test runs `./dev up` with its default ports; \
-             stop whatever uses them (your own `./dev up`?) and run it again"
-        );
-    }
-    let checkout = fresh_checkout("dev-up");
-    let log = checkout.join("dev-up.log");
-    let mut up = Group::spawn(
-        Command::new("./dev")
-            .arg("up")
-            .current_dir(&checkout)
-            .env("CARGO_TARGET_DIR", target_dir()),
-        &log,
-    );
-    // A cold release build takes many minutes; `./dev test` builds first.
-    let banner = up
-        .wait_for_output(&log, "Press Ctrl-C to stop.", Duration::from_secs(30 * 60))
-        .await;
-    let ops_token = banner
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Ops token:"))
-        .map(str::trim)
-        .expect("the banner shows the ops token")
-        .to_string();
+    let (checkout, log, mut up, banner) = dev_up("dev-up", &[], &UP_PORTS).await;
+    let ops_token = banner_line(&banner, "Ops token:");
     assert!(
         banner.contains("Investors:  http://127.0.0.1:3000/"),
         "{banner}"
@@ -134,7 +110,7 @@ async fn dev_up_as_the_readme_says_runs_a_round_end_to_end() {
     assert!(output.contains("data kept in"), "{output}");
     for port in UP_PORTS {
         assert!(
-            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            port_is_free(port),
             "port {port} still in use after Ctrl-C: a child outlived `./dev up`"
         );
     }
@@ -232,41 +208,14 @@ const UP_HA_PORTS: [u16; 10] = [3000, 3001, 8080, 9101, 9102, 6390, 6391, 6400, 
 /// new primary, and invest again.
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_up_ha_as_the_readme_says_survives_killing_the_primary() {
-    for port in UP_HA_PORTS {
-        assert!(
-            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
-            "port {port} is in use: this test runs `./dev up --ha` with its default ports"
-        );
-    }
-    let checkout = fresh_checkout("dev-up-ha");
+    let (checkout, log, mut up, banner) = dev_up("dev-up-ha", &["--ha"], &UP_HA_PORTS).await;
     let readme = std::fs::read_to_string(checkout.join("README.md")).unwrap();
     assert!(
         readme.contains("`./dev up --ha`"),
         "the README offers ./dev up --ha"
     );
-    let log = checkout.join("dev-up-ha.log");
-    let mut up = Group::spawn(
-        Command::new("./dev")
-            .args(["up", "--ha"])
-            .current_dir(&checkout)
-            .env("CARGO_TARGET_DIR", target_dir()),
-        &log,
-    );
-    let banner = up
-        .wait_for_output(&log, "Press Ctrl-C to stop.", Duration::from_secs(30 * 60))
-        .await;
-    let ops_token = banner
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Ops token:"))
-        .map(str::trim)
-        .expect("the banner shows the ops token")
-        .to_string();
-    let kill_line = banner
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Failover:"))
-        .map(str::trim)
-        .expect("the banner shows how to kill the primary")
-        .to_string();
+    let ops_token = banner_line(&banner, "Ops token:");
+    let kill_line = banner_line(&banner, "Failover:");
     invest_and_settle("http://127.0.0.1:3000", "http://127.0.0.1:3001", "demo-001").await;
 
     let ops_status = || {
@@ -328,10 +277,53 @@ async fn dev_up_ha_as_the_readme_says_survives_killing_the_primary() {
     assert!(success, "`./dev up --ha` did not stop cleanly:\n{output}");
     for port in UP_HA_PORTS {
         assert!(
-            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            port_is_free(port),
             "port {port} still in use after Ctrl-C: a child outlived `./dev up --ha`"
         );
     }
+}
+
+/// `./dev up <args>` from a fresh checkout named `name`, once `ports` (its
+/// defaults) are free, up to its banner: (checkout, log, the process group,
+/// the banner).
+async fn dev_up(name: &str, args: &[&str], ports: &[u16]) -> (PathBuf, PathBuf, Group, String) {
+    for &port in ports {
+        assert!(
+            port_is_free(port),
+            "port {port} is in use: this test runs `./dev up {}` with its default ports; \
+             stop whatever uses them (your own `./dev up`?) and run it again",
+            args.join(" ")
+        );
+    }
+    let checkout = fresh_checkout(name);
+    let log = checkout.join(format!("{name}.log"));
+    let mut up = Group::spawn(
+        Command::new("./dev")
+            .arg("up")
+            .args(args)
+            .current_dir(&checkout)
+            .env("CARGO_TARGET_DIR", target_dir()),
+        &log,
+    );
+    // A cold release build takes many minutes; `./dev test` builds first.
+    let banner = up
+        .wait_for_output(&log, "Press Ctrl-C to stop.", Duration::from_secs(30 * 60))
+        .await;
+    (checkout, log, up, banner)
+}
+
+/// What the banner line starting `label` says.
+fn banner_line(banner: &str, label: &str) -> String {
+    banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("the banner has no {label:?} line:\n{banner}"))
+        .to_string()
+}
+
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
 /// Signs in as `investor` on the development identity provider at

@@ -9,7 +9,7 @@
 use crowdgate_protocol::Ticket;
 use crowdgate_tests::{
     OPS_TOKEN, ROUND, RoundOptions, System, Visitor, core_http, get_text, identity_token, json_of,
-    keyring, now_s, ticket_token,
+    keyring, now_s, post_invest_form, ticket_token,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -790,66 +790,44 @@ async fn the_page_works_without_javascript() {
         .unwrap()
         .to_string();
 
-    let result = browser
-        .post(format!("{edge}/invest"))
-        .form(&[("amount", "125.00"), ("key", key.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let result = post_invest_form(
+        &browser,
+        edge,
+        &[("amount", "125.00"), ("key", key.as_str())],
+    )
+    .await;
     assert!(
         result.contains("Accepted: £125.00 for 125 shares"),
         "{result}"
     );
     // Submitting the same form again does not invest twice.
-    browser
-        .post(format!("{edge}/invest"))
-        .form(&[("amount", "125.00"), ("key", key.as_str())])
-        .send()
-        .await
-        .unwrap();
+    post_invest_form(
+        &browser,
+        edge,
+        &[("amount", "125.00"), ("key", key.as_str())],
+    )
+    .await;
     assert_eq!(system.round_field("raised_pence").await, 12_500);
     // Regression: the form used to cut the key to 128 characters, quietly
     // turning it into another key (another investment). It goes through the
     // API's gateway now: a key the API refuses is refused here too.
     let long_key = format!("{key}{}", "x".repeat(129));
-    let result = browser
-        .post(format!("{edge}/invest"))
-        .form(&[("amount", "125.00"), ("key", long_key.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let result = post_invest_form(
+        &browser,
+        edge,
+        &[("amount", "125.00"), ("key", long_key.as_str())],
+    )
+    .await;
     assert!(
         result.contains("Not accepted: Idempotency-Key must be 1-128 printable ASCII characters"),
         "{result}"
     );
     assert_eq!(system.round_field("raised_pence").await, 12_500);
     // A bad amount is explained, nothing recorded.
-    let result = browser
-        .post(format!("{edge}/invest"))
-        .form(&[("amount", "lots"), ("key", "other")])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let result = post_invest_form(&browser, edge, &[("amount", "lots"), ("key", "other")]).await;
     assert!(result.contains("enter an amount in pounds"), "{result}");
     // Regression: commas were dropped, so "12,50" invested £1,250.
-    let result = browser
-        .post(format!("{edge}/invest"))
-        .form(&[("amount", "12,50"), ("key", "comma")])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let result = post_invest_form(&browser, edge, &[("amount", "12,50"), ("key", "comma")]).await;
     assert!(result.contains("enter an amount in pounds"), "{result}");
     assert_eq!(system.stream_len().await, 1);
 }
