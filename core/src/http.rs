@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route(route::STATE, get(queue::room_state))
         .route(route::PREQUEUE, get(passes::prequeue_number))
         .route(route::PASSES, post(passes::claim))
+        .route(route::LEAVE, post(queue::leave))
         .route(route::INVESTMENTS, post(investments::create))
         .route(route::INVESTMENT, get(investments::show))
         .route_layer(middleware::from_fn_with_state(state.clone(), shed_load))

@@ -9,8 +9,8 @@ use crowdgate_protocol::ErrorCode;
 use crowdgate_store::{RoundSettings, StoreError};
 
 pub use crowdgate_store::{
-    Advance, ClaimVerdict, InvestVerdict, Joined, Joiner, NewInvestment, Placement, PrequeueNumber,
-    RoundStore,
+    Advance, ClaimVerdict, InvestVerdict, Joined, Joiner, LeaveVerdict, NewInvestment, Placement,
+    PrequeueNumber, RoundStore,
 };
 
 /// The settings a round is seeded with the first time core starts on it.

@@ -312,6 +312,13 @@ pub struct Status {
     /// measured rate. Absent from an older edge: read as `None`.
     #[serde(default)]
     pub eta_uncertain: Option<EtaUncertainty>,
+    /// Present when the round will probably sell out before this visitor's
+    /// turn: what is left under the cap is worth fewer investments (at the
+    /// average so far) than the people ahead are expected to make
+    /// ([`crate::queue::sell_out_forecast`]). Only for a visitor waiting
+    /// (or paused) with a number; absent otherwise, and from an older edge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sell_out: Option<SellOutForecast>,
     /// Ask again after this long.
     pub poll_after_ms: u64,
     /// Seconds until a scheduled round opens (pre-queue countdown).
@@ -324,6 +331,36 @@ pub struct Status {
     pub ticket: Option<String>,
     pub raised_pence: i64,
     pub cap_pence: i64,
+}
+
+/// The round will probably sell out before this visitor's turn
+/// ([`Status::sell_out`]): the figures behind it, for a sentence such as
+/// "about 120 investments' worth left; 4,000 people ahead of you".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SellOutForecast {
+    /// What the round can still take, pence (cap − raised).
+    pub remaining_pence: i64,
+    /// The average accepted investment so far, pence: raised ÷ investors
+    /// (what one admitted investor has taken, all their investments
+    /// together).
+    pub average_investment_pence: i64,
+    /// About how many investments' worth is left: remaining ÷ average,
+    /// rounded down.
+    pub investments_left: u64,
+    /// People ahead of this visitor in the queue.
+    pub people_ahead: u64,
+}
+
+/// Answer to leaving the queue (`POST /api/leave` at the edge, core's
+/// `POST /v1/rounds/{round}/queue/leave`): the place is given up for good;
+/// leaving again answers the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Left {
+    /// Always `true`.
+    pub left: bool,
+    /// The number given up; `null` for a place in the pre-queue left
+    /// before the draw.
+    pub queue_number: Option<u64>,
 }
 
 /// Why a wait estimate ([`Status::eta_seconds`]) may be well off.
@@ -566,6 +603,46 @@ mod tests {
                 format!("\"{word}\"")
             );
         }
+    }
+
+    #[test]
+    fn a_sell_out_forecast_is_in_the_status_only_when_made() {
+        let json = r#"{"round":"r1","state":"waiting","queue_number":9,"position":4,
+            "people_ahead":3,"eta_seconds":240,"poll_after_ms":5000,"raised_pence":0,
+            "cap_pence":100}"#;
+        // From an older edge: none.
+        let mut status: Status = serde_json::from_str(json).unwrap();
+        assert_eq!(status.sell_out, None);
+        let text = serde_json::to_string(&status).unwrap();
+        assert!(!text.contains("sell_out"), "{text}");
+        status.sell_out = Some(SellOutForecast {
+            remaining_pence: 6_000_000,
+            average_investment_pence: 50_000,
+            investments_left: 120,
+            people_ahead: 4_000,
+        });
+        let text = serde_json::to_string(&status).unwrap();
+        assert!(
+            text.contains(
+                r#""sell_out":{"remaining_pence":6000000,"average_investment_pence":50000,"investments_left":120,"people_ahead":4000}"#
+            ),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Status>(&text).unwrap(), status);
+    }
+
+    #[test]
+    fn leaving_answers_the_number_given_up() {
+        let left = Left {
+            left: true,
+            queue_number: Some(42),
+        };
+        assert_eq!(
+            serde_json::to_string(&left).unwrap(),
+            r#"{"left":true,"queue_number":42}"#
+        );
+        let prequeue: Left = serde_json::from_str(r#"{"left":true,"queue_number":null}"#).unwrap();
+        assert_eq!(prequeue.queue_number, None);
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub enum ErrorCode {
     InvalidTransition,
     /// The ticket's one claim window has passed: join again (410).
     PassExpired,
+    /// Leaving the queue with a ticket that claimed its pass: its turn is
+    /// under way, and leaving would give up nothing (409).
+    TurnUnderWay,
     /// It is the visitor's turn but the room is at its active limit (429).
     RoomFullNow,
 
@@ -135,7 +138,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 50] = [
+    pub const ALL: [ErrorCode; 51] = [
         ErrorCode::MalformedJson,
         ErrorCode::DuplicateField,
         ErrorCode::TokenMalformed,
@@ -172,6 +175,7 @@ impl ErrorCode {
         ErrorCode::RoundFull,
         ErrorCode::InvalidTransition,
         ErrorCode::PassExpired,
+        ErrorCode::TurnUnderWay,
         ErrorCode::RoomFullNow,
         ErrorCode::MethodNotAllowed,
         ErrorCode::BodyTimeout,
@@ -204,7 +208,7 @@ impl ErrorCode {
             MethodNotAllowed => 405,
             BodyTimeout => 408,
             NotAdmitted | NumberNotDrawn | NotDrawnYet | RoundNotOpen | RoundClosed | RoundFull
-            | InvalidTransition => 409,
+            | InvalidTransition | TurnUnderWay => 409,
             PassExpired => 410,
             BodyTooLarge => 413,
             UriTooLong => 414,
@@ -266,6 +270,7 @@ impl ErrorCode {
             RoundFull => "round_full",
             InvalidTransition => "invalid_transition",
             PassExpired => "pass_expired",
+            TurnUnderWay => "turn_under_way",
             RoomFullNow => "room_full_now",
             MethodNotAllowed => "method_not_allowed",
             BodyTimeout => "body_timeout",
@@ -443,6 +448,7 @@ mod tests {
             (ErrorCode::InvalidId, 400),
             (ErrorCode::RoundFull, 409),
             (ErrorCode::PassExpired, 410),
+            (ErrorCode::TurnUnderWay, 409),
             (ErrorCode::RoomFullNow, 429),
             (ErrorCode::BodyTooLarge, 413),
             (ErrorCode::Overloaded, 503),

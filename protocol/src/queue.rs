@@ -8,8 +8,12 @@
 //! room (`max_active`) or a stall holds back; until there is
 //! [`MIN_HISTORY_SECONDS`] of it, from the configured rate. The status says
 //! when the estimate is uncertain and why ([`EtaUncertainty`]).
+//!
+//! In a capped round the status also says when the round will probably
+//! sell out before the visitor's turn ([`sell_out_forecast`]), so they can
+//! decide whether to keep waiting.
 
-use crate::api::{EtaUncertainty, RoomPhase, RoomState, Status, VisitorState};
+use crate::api::{EtaUncertainty, RoomPhase, RoomState, SellOutForecast, Status, VisitorState};
 
 /// Closest to the front, poll every second.
 pub const MIN_POLL_MS: u64 = 1_000;
@@ -41,6 +45,12 @@ pub fn status_of(number: u64, room: &RoomState, jitter_seed: u64) -> Status {
         VisitorState::Paused => (None, Some(EtaUncertainty::Paused)),
         _ => (None, None),
     };
+    // Only someone still waiting for their turn: an admitted visitor's turn
+    // is now, and a full or closed round says so itself.
+    let sell_out = match state {
+        VisitorState::Waiting | VisitorState::Paused => sell_out_forecast(room, people_ahead),
+        _ => None,
+    };
     Status {
         round: room.round.clone(),
         round_name: room.display_name().to_string(),
@@ -53,6 +63,7 @@ pub fn status_of(number: u64, room: &RoomState, jitter_seed: u64) -> Status {
         registered: None,
         eta_seconds,
         eta_uncertain,
+        sell_out,
         poll_after_ms: poll_after_ms_at(people_ahead, rate_milli, jitter_seed),
         opens_in_seconds: None,
         ticket: None,
@@ -87,6 +98,8 @@ pub fn prequeue_status(room: &RoomState, now_ms: u64, jitter_seed: u64) -> Statu
         registered: Some(room.prequeue_size),
         eta_seconds: None,
         eta_uncertain: None,
+        // Nobody has a position before the draw, so nobody is "ahead".
+        sell_out: None,
         poll_after_ms: until_open.max(MIN_POLL_MS / 4),
         opens_in_seconds: (room.opens_at_ms > 0).then(|| opens_in_ms.div_ceil(1000)),
         ticket: None,
@@ -137,6 +150,60 @@ pub fn admission_rate(room: &RoomState) -> (u64, Option<EtaUncertainty>) {
     let achieved = room.achieved_rate_milli_per_minute;
     let held_back = achieved.saturating_mul(2) < configured;
     (achieved, held_back.then_some(EtaUncertainty::RoomFull))
+}
+
+/// A sell-out forecast needs an average resting on at least this many
+/// investors. Amounts in a round are skewed (many £10s, a few £2,000s), so
+/// the first handful can put the average anywhere: at 20 its standard
+/// error is already under a quarter of the amounts' spread, and telling
+/// people to leave on less would be guessing. In a round of thousands, 20
+/// investors come within the first minute or so.
+pub const MIN_INVESTORS_FOR_FORECAST: u64 = 20;
+
+/// Whether the round will probably sell out before a visitor with
+/// `people_ahead` people ahead gets their turn, and the figures behind it.
+///
+/// - The average is `raised ÷ investor_count`: what one investor has taken
+///   so far, all their investments together (released amounts are not
+///   raised, so a failed settlement lowers it). `None` until it rests on
+///   [`MIN_INVESTORS_FOR_FORECAST`] investors.
+/// - `investments_left` = `(cap − raised) ÷ average`, rounded down.
+/// - Not everyone ahead will invest: the take-up so far is
+///   `investor_count ÷ admitted_up_to` (at most 1), the share of the people
+///   admitted who invested. It counts people admitted moments ago who have
+///   not decided yet (and no-shows, and people who left) as not investing,
+///   so it is an underestimate while admission runs ahead of investing. That
+///   is deliberate and simple: the forecast then comes a little late rather
+///   than sending away someone who would have got in; the status carries no
+///   count of who is still deciding to correct it honestly.
+/// - The forecast is made when the people ahead who will probably invest
+///   (`people_ahead × take-up`) are at least `investments_left`: by the time
+///   they have, less than one average investment is left. Nobody ahead: no
+///   forecast (the visitor is next).
+pub fn sell_out_forecast(room: &RoomState, people_ahead: u64) -> Option<SellOutForecast> {
+    if room.investor_count < MIN_INVESTORS_FOR_FORECAST
+        || room.admitted_up_to == 0
+        || people_ahead == 0
+    {
+        return None;
+    }
+    let investors = i64::try_from(room.investor_count).ok()?;
+    let average = room.raised_pence.max(0) / investors;
+    if average <= 0 {
+        return None;
+    }
+    let remaining = (room.cap_pence - room.raised_pence).max(0);
+    let investments_left = (remaining / average) as u64;
+    // people_ahead × (investors ÷ admitted) ≥ investments_left, in integers.
+    let take_up_investors = u128::from(room.investor_count.min(room.admitted_up_to));
+    let expected_scaled = u128::from(people_ahead) * take_up_investors;
+    let needed_scaled = u128::from(investments_left) * u128::from(room.admitted_up_to);
+    (expected_scaled >= needed_scaled).then_some(SellOutForecast {
+        remaining_pence: remaining,
+        average_investment_pence: average,
+        investments_left,
+        people_ahead,
+    })
 }
 
 /// Seconds until `position` is reached at `rate_per_minute`; `None` at rate 0.
@@ -422,6 +489,103 @@ mod tests {
         assert_eq!((s.eta_seconds, s.eta_uncertain), (Some(0), None));
         let s = status_of(50, &room(RoomPhase::Scheduled, 0, 60), 1);
         assert_eq!((s.eta_seconds, s.eta_uncertain), (None, None));
+    }
+
+    /// An open round with a £1m cap, `raised` in from `investors`
+    /// investors, numbers up to `admitted` admitted, plenty queued.
+    fn selling(raised: i64, investors: u64, admitted: u64) -> RoomState {
+        let mut r = room(RoomPhase::Open, admitted, 600);
+        r.issued = 100_000;
+        r.cap_pence = 100_000_000;
+        r.raised_pence = raised;
+        r.investor_count = investors;
+        r
+    }
+
+    #[test]
+    fn no_sell_out_forecast_on_too_few_investments() {
+        // 19 investors took nearly everything: an average of 19 says little.
+        let r = selling(99_000_000, MIN_INVESTORS_FOR_FORECAST - 1, 40);
+        assert_eq!(sell_out_forecast(&r, 5_000), None);
+        assert_eq!(status_of(5_041, &r, 1).sell_out, None);
+        // Nobody invested yet (nothing to average), or nobody admitted.
+        assert_eq!(sell_out_forecast(&selling(0, 0, 0), 5_000), None);
+        // The 20th: now it is said (less than one investment's worth left).
+        let r = selling(99_000_000, MIN_INVESTORS_FOR_FORECAST, 40);
+        let forecast = status_of(5_041, &r, 1).sell_out.unwrap();
+        assert_eq!(
+            (forecast.investments_left, forecast.people_ahead),
+            (0, 5_000)
+        );
+    }
+
+    #[test]
+    fn no_sell_out_forecast_while_plenty_is_left() {
+        // £100k from 200 investors: £500 each; £900k left is 1,800
+        // investments' worth. Half of the 400 admitted invested, so 3,000
+        // people ahead make about 1,500 investments: it lasts.
+        let r = selling(10_000_000, 200, 400);
+        assert_eq!(sell_out_forecast(&r, 3_000), None);
+        assert_eq!(status_of(400 + 3_001, &r, 1).sell_out, None);
+        // 3,600 ahead make about 1,800: gone by their turn.
+        assert_eq!(
+            sell_out_forecast(&r, 3_600).map(|f| f.investments_left),
+            Some(1_800)
+        );
+        // Nobody ahead: the visitor is next, whatever is left.
+        assert_eq!(sell_out_forecast(&selling(99_000_000, 500, 600), 0), None);
+    }
+
+    #[test]
+    fn little_left_with_many_ahead_is_forecast_with_its_figures() {
+        // £940k of £1m from 1,880 investors (£500 each): £60k left is 120
+        // investments' worth; 94% of the 2,000 admitted invested.
+        let r = selling(94_000_000, 1_880, 2_000);
+        let s = status_of(2_000 + 4_001, &r, 1);
+        assert_eq!(
+            (s.state, s.people_ahead),
+            (VisitorState::Waiting, Some(4_000))
+        );
+        assert_eq!(
+            s.sell_out,
+            Some(SellOutForecast {
+                remaining_pence: 6_000_000,
+                average_investment_pence: 50_000,
+                investments_left: 120,
+                people_ahead: 4_000,
+            })
+        );
+        // The edge of it: 128 ahead × 94% ≈ 120.3 will invest (told); 127
+        // ≈ 119.4 leave about one investment's worth (not told).
+        assert!(sell_out_forecast(&r, 128).is_some());
+        assert_eq!(sell_out_forecast(&r, 127), None);
+        // A paused round: still waiting, still told.
+        let paused = RoomState {
+            phase: RoomPhase::Paused,
+            ..r.clone()
+        };
+        assert_eq!(status_of(6_001, &paused, 1).sell_out, s.sell_out);
+        // Take-up never counts more than everyone ahead.
+        let r = selling(94_000_000, 1_880, 1_000);
+        assert!(sell_out_forecast(&r, 120).is_some());
+        assert_eq!(sell_out_forecast(&r, 119), None);
+    }
+
+    #[test]
+    fn no_sell_out_forecast_once_admitted_before_the_draw_or_when_full() {
+        let r = selling(94_000_000, 1_880, 2_000);
+        // Admitted: their turn is now.
+        let s = status_of(1_999, &r, 1);
+        assert_eq!((s.state, s.sell_out), (VisitorState::Admitted, None));
+        // The pre-queue: nobody has a position, so nobody is ahead.
+        let mut scheduled = r.clone();
+        scheduled.phase = RoomPhase::Scheduled;
+        assert_eq!(prequeue_status(&scheduled, 0, 1).sell_out, None);
+        // Full or closed: the status says so itself.
+        for phase in [RoomPhase::Full, RoomPhase::Closed] {
+            let room = RoomState { phase, ..r.clone() };
+            assert_eq!(status_of(6_001, &room, 1).sell_out, None, "{phase:?}");
+        }
     }
 
     #[test]

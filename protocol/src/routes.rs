@@ -24,6 +24,8 @@ pub mod route {
     pub const PREQUEUE: &str = "/v1/rounds/{round}/prequeue/{ticket}";
     /// `POST` with a ticket: claim the pass ([`crate::api::PassGrant`]).
     pub const PASSES: &str = "/v1/rounds/{round}/passes";
+    /// `POST` with a ticket: give its place up ([`crate::api::Left`]).
+    pub const LEAVE: &str = "/v1/rounds/{round}/queue/leave";
     /// `POST` with a pass: invest ([`crate::api::Investment`]).
     pub const INVESTMENTS: &str = "/v1/rounds/{round}/investments";
     /// `GET`: one investment ([`crate::api::Investment`]).
@@ -49,6 +51,10 @@ impl CorePath {
 
     pub fn passes(round: &str) -> CorePath {
         CorePath::fill(route::PASSES, round, None)
+    }
+
+    pub fn leave(round: &str) -> CorePath {
+        CorePath::fill(route::LEAVE, round, None)
     }
 
     pub fn investments(round: &str) -> CorePath {
@@ -92,6 +98,7 @@ mod tests {
             "/v1/rounds/r1/prequeue/abc"
         );
         assert_eq!(CorePath::passes("r1").as_str(), "/v1/rounds/r1/passes");
+        assert_eq!(CorePath::leave("r1").as_str(), "/v1/rounds/r1/queue/leave");
         assert_eq!(
             CorePath::investments("r1").as_str(),
             "/v1/rounds/r1/investments"

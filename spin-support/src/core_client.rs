@@ -16,7 +16,9 @@
 
 use crate::Settings;
 use crate::refusal::Refusal;
-use crowdgate_protocol::api::{Investment, PassGrant, PlaceRequest, PrequeueNumber, QueuePlace};
+use crowdgate_protocol::api::{
+    Investment, Left, PassGrant, PlaceRequest, PrequeueNumber, QueuePlace,
+};
 use crowdgate_protocol::routes::{
     EDGE_TOKEN_HEADER, IDEMPOTENCY_KEY_HEADER, REMAINING_PENCE_HEADER,
 };
@@ -135,6 +137,23 @@ impl<'a> CoreClient<'a> {
             )
             .await?;
         read(response, &[200], "pass")
+    }
+
+    /// `POST /queue/leave` with the visitor's ticket: its place given up
+    /// for good (the same answer again for a ticket that already left);
+    /// core refuses a ticket that claimed its pass (`turn_under_way`, or
+    /// `pass_expired` once that pass has expired).
+    pub async fn leave_queue(&self, ticket_token: &str) -> Result<Left, CoreError> {
+        let authorization = [("authorization", format!("Bearer {ticket_token}"))];
+        let response = self
+            .send(
+                Method::Post,
+                CorePath::leave(self.round()),
+                &authorization,
+                vec![],
+            )
+            .await?;
+        read(response, &[200], "leave")
     }
 
     /// `POST /investments`: `body` (JSON) under `pass_token` and

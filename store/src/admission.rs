@@ -9,7 +9,9 @@ use crate::scripts::{ADVANCE_LUA, ScriptCall, unknown};
 /// What one admission step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Advance {
-    /// This many more queue numbers are admitted.
+    /// This many more people are admitted (each with a reservation); the
+    /// cursor also passed over any numbers whose tickets left the queue,
+    /// which are not counted.
     Admitted(u64),
     /// The round is not open (after applying the clock).
     NotOpen,
@@ -17,7 +19,7 @@ pub enum Advance {
     NotDue,
     /// Active investors are at `max_active`; the next step tries again.
     RoomFull,
-    /// Every issued number is already admitted.
+    /// Every issued number is already admitted (or its ticket left).
     NobodyWaiting,
 }
 
@@ -39,6 +41,7 @@ pub fn advance_call(keys: &RoundKeys, now_ms: u64) -> ScriptCall {
             keys.prequeue(),
             keys.active_passes(),
             keys.reserved(),
+            keys.left(),
         ],
         args: vec![now_ms.to_string()],
     }

@@ -26,19 +26,22 @@ pub struct Figures {
     pub reserved: u64,
     /// Tickets in the pre-queue.
     pub prequeue: u64,
+    /// Tickets whose holders left the queue (ever).
+    pub left: u64,
     pub backlog: Backlog,
 }
 
 /// One pipeline's answer: round hash, ledger hash, stream length, dead
-/// letters, claimed passes, reserved places, pre-queue size.
-type Raw = (Fields, Fields, u64, u64, u64, u64, u64);
+/// letters, claimed passes, reserved places, pre-queue size, tickets that
+/// left.
+type Raw = (Fields, Fields, u64, u64, u64, u64, u64, u64);
 
 impl RoundStore {
     /// The figures at `now_ms`; `None` when the round was never seeded.
     pub async fn figures(&self, now_ms: u64) -> StoreResult<Option<Figures>> {
         let keys = &self.keys;
         let mut redis = self.conn();
-        let (raw, ledger, stream_len, dead_letters, claimed, reserved, prequeue): Raw =
+        let (raw, ledger, stream_len, dead_letters, claimed, reserved, prequeue, left): Raw =
             redis::pipe()
                 .hgetall(keys.round())
                 .hgetall(keys.ledger())
@@ -47,6 +50,7 @@ impl RoundStore {
                 .zcount(keys.active_passes(), now_ms, "+inf")
                 .zcount(keys.reserved(), now_ms, "+inf")
                 .zcard(keys.prequeue())
+                .zcard(keys.left())
                 .query_async(&mut redis)
                 .await?;
         let Some(round) = RoundRecord::decode(&keys.round(), &raw)? else {
@@ -65,6 +69,7 @@ impl RoundStore {
             claimed,
             reserved,
             prequeue,
+            left,
             backlog,
         }))
     }

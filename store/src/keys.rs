@@ -66,6 +66,13 @@ impl RoundKeys {
     pub fn prequeue(&self) -> String {
         format!("{}:prequeue", self.prefix)
     }
+    /// Sorted set: tickets whose holders left the queue, scored by the
+    /// number they gave up (0: a pre-queue place left before the draw).
+    /// Admission skips the numbers above its cursor; leaving again finds
+    /// the ticket here and answers the same.
+    pub fn left(&self) -> String {
+        format!("{}:left", self.prefix)
+    }
     /// Hash: ticket id → when its pass claim expires (Unix ms). A ticket
     /// claims a pass once.
     pub fn pass_claims(&self) -> String {
@@ -131,6 +138,7 @@ mod tests {
             k.investment("i"),
             k.pass_binding("t"),
             k.prequeue(),
+            k.left(),
             k.pass_claims(),
             k.active_passes(),
             k.reserved(),

@@ -24,8 +24,9 @@
 //! - [`round`]: [`RoundStore`], core's handle: seeding, the room state,
 //!   investments, the durability check. Its script calls, one module each:
 //!   [`join`] ([`Placement`]), [`admission`] ([`Advance`]), [`claim`]
-//!   ([`ClaimVerdict`]), [`invest`] ([`InvestVerdict`]), [`change`]
-//!   ([`ChangeVerdict`]); and reads: [`audit`], [`figures`].
+//!   ([`ClaimVerdict`]), [`leave`] ([`LeaveVerdict`]), [`invest`]
+//!   ([`InvestVerdict`]), [`change`] ([`ChangeVerdict`]); and reads:
+//!   [`audit`], [`figures`].
 //! - [`stream`]: [`Settlement`], the settlement side: the stream and its
 //!   consumer group, dead letters, backlog; with [`settle`] ([`Posting`]),
 //!   [`consumers`] (forgetting idle consumers), [`accounts`] (opening
@@ -46,7 +47,10 @@
 //!   own 1..P by score, later joiners P+1.. in arrival order.
 //! - The admission cursor only moves forward, never past `issued`, at most
 //!   one batch per interval; active investors never exceed `max_active`
-//!   because of an advance or a claim.
+//!   because of an advance or a claim. Numbers whose tickets left the
+//!   queue are passed over without a reservation.
+//! - A ticket leaves at most once, never after claiming its pass, and is
+//!   spent once it has.
 //! - An investment id is recorded and published once; settled once (status
 //!   is the guard, the ack in the same step); debits = credits.
 //!
@@ -70,6 +74,7 @@ pub mod inspect;
 pub mod invest;
 pub mod join;
 pub mod keys;
+pub mod leave;
 pub mod record;
 pub mod round;
 pub mod scripts;
@@ -95,6 +100,7 @@ pub use figures::Figures;
 pub use invest::{InvestVerdict, NewInvestment};
 pub use join::{Joined, Joiner, Placement};
 pub use keys::{RoundKeys, SETTLEMENT_GROUP, check_round_id};
+pub use leave::LeaveVerdict;
 pub use record::{InvestmentRecord, InvestmentSummary, LedgerRecord, RoundRecord};
 pub use round::{
     PrequeueNumber, RoundSettings, RoundStore, check_durability, check_replication,

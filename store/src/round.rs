@@ -90,6 +90,9 @@ pub enum PrequeueNumber {
     NotDrawn,
     /// The ticket is not in the pre-queue.
     NotInPrequeue,
+    /// The ticket left the pre-queue before the draw (`leave.lua`): it has
+    /// no number, and never will.
+    Left,
     /// Its number (its rank by lottery score, 1-based).
     Drawn(u64),
 }
@@ -181,7 +184,13 @@ impl RoundStore {
         let rank: Option<u64> = redis.zrank(self.keys.prequeue(), ticket_id).await?;
         Ok(match rank {
             Some(rank) => PrequeueNumber::Drawn(rank + 1),
-            None => PrequeueNumber::NotInPrequeue,
+            None => {
+                let left: Option<f64> = redis.zscore(self.keys.left(), ticket_id).await?;
+                match left {
+                    Some(_) => PrequeueNumber::Left,
+                    None => PrequeueNumber::NotInPrequeue,
+                }
+            }
         })
     }
 

@@ -37,6 +37,8 @@ pub const JOIN: &str = script_source!("join.lua");
 pub const ADVANCE: &str = script_source!("advance.lua");
 /// `claim.lua`: a ticket's one pass claim.
 pub const CLAIM: &str = script_source!("claim.lua");
+/// `leave.lua`: a visitor gives up their place.
+pub const LEAVE: &str = script_source!("leave.lua");
 /// `invest.lua`: one investment against the cap.
 pub const INVEST: &str = script_source!("invest.lua");
 /// `change.lua`: one audited ops change.
@@ -66,6 +68,7 @@ macro_rules! lua {
 pub static JOIN_LUA: Lua = lua!("join.lua", JOIN);
 pub static ADVANCE_LUA: Lua = lua!("advance.lua", ADVANCE);
 pub static CLAIM_LUA: Lua = lua!("claim.lua", CLAIM);
+pub static LEAVE_LUA: Lua = lua!("leave.lua", LEAVE);
 pub static INVEST_LUA: Lua = lua!("invest.lua", INVEST);
 pub static CHANGE_LUA: Lua = lua!("change.lua", CHANGE);
 pub static SETTLE_LUA: Lua = lua!("settle.lua", SETTLE);
@@ -127,6 +130,7 @@ mod tests {
             (JOIN, "join.lua"),
             (ADVANCE, "advance.lua"),
             (CLAIM, "claim.lua"),
+            (LEAVE, "leave.lua"),
             (INVEST, "invest.lua"),
             (CHANGE, "change.lua"),
             (SETTLE, "settle.lua"),

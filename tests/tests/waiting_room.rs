@@ -4,13 +4,17 @@
 //! edge), admission keeps the ops-set rate and maximum of active
 //! investors, replicas never double-advance, and no-shows never stall it;
 //! the wait estimate follows the rate admission achieves, and says when a
-//! full room makes it uncertain.
+//! full room makes it uncertain; a visitor who leaves the queue frees their
+//! place at once, and one whose turn would probably come after the round
+//! sells out is told so and can leave.
 
 use crowdgate_protocol::Ticket;
+use crowdgate_tests::browser::Browser;
 use crowdgate_tests::{
     OPS_TOKEN, ROUND, RoundOptions, System, Visitor, core_http, get_text, identity_token, json_of,
     keyring, now_s, post_invest_form, ticket_token,
 };
+use fantoccini::Locator;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -996,4 +1000,326 @@ async fn a_flowing_round_estimates_position_over_rate_and_is_sure() {
         page.contains(r#"<p class="muted" id="eta-note" hidden></p>"#),
         "{page}"
     );
+}
+
+/// POST /api/leave as `visitor` (its ticket cookie) → (status code, body,
+/// the `Set-Cookie` it got, if any).
+async fn leave(visitor: &Visitor) -> (u16, serde_json::Value, String) {
+    let answer = visitor
+        .http
+        .post(format!("{}/api/leave", visitor.edge_url))
+        .send()
+        .await
+        .unwrap();
+    let cookie = set_cookie(&answer);
+    let (code, body) = json_of(answer).await;
+    (code, body, cookie)
+}
+
+fn set_cookie(answer: &reqwest::Response) -> String {
+    answer
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+fn ticket_dropped(cookie: &str) -> bool {
+    cookie.starts_with("cg_ticket=;") && cookie.contains("Max-Age=0")
+}
+
+/// Joins `visitor` through the edge → (its ticket token, its number).
+async fn join_numbered(visitor: &Visitor) -> (String, u64) {
+    let (code, joined) = visitor.join().await;
+    assert_eq!(code, 201, "{joined}");
+    (
+        joined["ticket"].as_str().unwrap().to_string(),
+        joined["status"]["queue_number"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_who_leaves_gives_their_place_to_the_next_at_once() {
+    // One active investor at a time, and an admitted no-show's place is
+    // held for its whole minute-long claim window: only leaving frees it
+    // sooner.
+    let mut system = System::start_with(
+        RoundOptions {
+            max_active: 1,
+            claim_window_seconds: 60,
+            rate_per_minute: 6_000,
+            batch_interval_ms: 200,
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
+    let (edge, core) = (&system.edge_url.clone(), &system.core_url.clone());
+    let http = core_http();
+    let first = Visitor::new(edge);
+    let (first_ticket, number) = join_numbered(&first).await;
+    assert_eq!(number, 1);
+    first.wait_until_admitted(Duration::from_secs(10)).await;
+    let (second, third, fourth) = (Visitor::new(edge), Visitor::new(edge), Visitor::new(edge));
+    assert_eq!(join_numbered(&second).await.1, 2);
+    assert_eq!(join_numbered(&third).await.1, 3);
+
+    // The third gives up its place while waiting.
+    let (code, left, cookie) = leave(&third).await;
+    assert_eq!(
+        (code, left),
+        (200, serde_json::json!({"left": true, "queue_number": 3}))
+    );
+    assert!(ticket_dropped(&cookie), "{cookie:?}");
+    let (code, body) = third.status().await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (401, Some("missing_ticket"))
+    );
+
+    // The first, admitted, leaves without claiming its pass: the second
+    // gets in now, not when the first's claim window ends.
+    let started = Instant::now();
+    let (code, left, cookie) = leave(&first).await;
+    assert_eq!(
+        (code, left),
+        (200, serde_json::json!({"left": true, "queue_number": 1}))
+    );
+    assert!(ticket_dropped(&cookie), "{cookie:?}");
+    second.wait_until_admitted(Duration::from_secs(10)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the second waited for the first's claim window"
+    );
+
+    // The second claims its pass: its turn is under way, nothing to leave.
+    assert_eq!(join_numbered(&fourth).await.1, 4);
+    let pass = second.pass().await;
+    let (code, body, cookie) = leave(&second).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (409, Some("turn_under_way")),
+        "{body}"
+    );
+    assert!(cookie.is_empty(), "the ticket is kept: {cookie:?}");
+    // It invests, which frees its place: admission passes over the third
+    // (who left) and lets the fourth in.
+    let (code, body) = second
+        .invest(&pass, "leave-1", serde_json::json!({"amount_pence": 5_000}))
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let status = fourth.wait_until_admitted(Duration::from_secs(10)).await;
+    assert_eq!(status["queue_number"], 4);
+    assert_eq!(admitted_up_to(&http, core).await, 4);
+
+    // The first's ticket is spent: leaving again answers the same, its pass
+    // cannot be claimed, and joining again takes a new place at the back.
+    let with_ticket = |path: &str| {
+        reqwest::Client::new()
+            .post(format!("{edge}{path}"))
+            .bearer_auth(&first_ticket)
+            .send()
+    };
+    let (code, again) = json_of(with_ticket("/api/leave").await.unwrap()).await;
+    assert_eq!(
+        (code, again),
+        (200, serde_json::json!({"left": true, "queue_number": 1}))
+    );
+    let (code, body) = json_of(with_ticket("/api/pass").await.unwrap()).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (410, Some("pass_expired")),
+        "{body}"
+    );
+    let (_, number) = join_numbered(&first).await;
+    assert_eq!(number, 5);
+    // Ops see who left.
+    let (_, ops) = json_of(
+        http.get(format!("{core}/ops/v1/rounds/{ROUND}"))
+            .bearer_auth(OPS_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(ops["queue"]["left_queue"], 2, "{ops}");
+
+    // With core away, leaving is 503 with Retry-After, and the place kept.
+    system.kill_core();
+    let answer = first
+        .http
+        .post(format!("{edge}/api/leave"))
+        .send()
+        .await
+        .unwrap();
+    let retry_after = answer.headers().get("retry-after").cloned();
+    let cookie = set_cookie(&answer);
+    let (code, body) = json_of(answer).await;
+    assert_eq!((code, body["error"].as_str()), (503, Some("unavailable")));
+    assert!(retry_after.is_some(), "{body}");
+    assert!(cookie.is_empty(), "the ticket is kept: {cookie:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_likely_sell_out_is_forecast_and_the_visitor_can_leave() {
+    // A £1,000 round; one active investor at a time, and an admitted
+    // no-show holds the room for a minute.
+    let system = System::start_with(
+        RoundOptions {
+            cap_pence: 100_000,
+            max_active: 1,
+            claim_window_seconds: 60,
+            rate_per_minute: 6_000,
+            batch_interval_ms: 200,
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
+    let edge = &system.edge_url;
+    // 20 investors put in £40 each: £800 raised, £200 left, which is about
+    // 5 investments' worth.
+    for i in 0..20 {
+        let visitor = Visitor::new(edge);
+        let (code, body) = visitor
+            .join_and_invest(&format!("early-{i}"), 4_000, &format!("sell-out-{i}"))
+            .await;
+        assert_eq!(code, 201, "{body}");
+    }
+    // 30 more join: the first of them is admitted and holds the room, the
+    // others wait; then our visitor, with 29 people ahead (a take-up of 20
+    // in 21 so far: about 28 of them will invest).
+    let http = core_http();
+    for _ in 0..30 {
+        join_core(&http, &system.core_url).await;
+    }
+    let visitor = Visitor::new(edge);
+    let (ticket, number) = join_numbered(&visitor).await;
+    assert_eq!(number, 51);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        let (code, status) = visitor.status().await;
+        assert_eq!(code, 200, "{status}");
+        if status["sell_out"].is_object() && status["people_ahead"] == 29 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no forecast: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!("forecast: {status}");
+    assert_eq!(status["state"], "waiting");
+    assert_eq!(
+        status["sell_out"],
+        serde_json::json!({
+            "remaining_pence": 20_000,
+            "average_investment_pence": 4_000,
+            "investments_left": 5,
+            "people_ahead": 29,
+        })
+    );
+    // The page says it in words, and offers to leave (the ticket cookie).
+    let page = get_text(&visitor.http, &format!("{edge}/")).await;
+    assert!(
+        page.contains(
+            "The round will probably sell out before your turn: about 5 investments&#39; worth left; 29 people ahead of you."
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<form id="leave" method="post" action="/leave">"#),
+        "{page}"
+    );
+    // The form (no JavaScript): 303 back to the page, the ticket forgotten.
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = browser
+        .post(format!("{edge}/leave"))
+        .header("cookie", format!("cg_ticket={ticket}"))
+        .form(&[("leave", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    assert_eq!(answer.headers()["location"], "/");
+    let cookie = set_cookie(&answer);
+    assert!(ticket_dropped(&cookie), "{cookie:?}");
+    // Core recorded it: leaving again with the same ticket says so.
+    let (code, again) = json_of(
+        browser
+            .post(format!("{edge}/api/leave"))
+            .bearer_auth(&ticket)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (code, again),
+        (200, serde_json::json!({"left": true, "queue_number": 51}))
+    );
+
+    // In a real browser, with JavaScript: signed in, the page joins by
+    // itself, says the same (number 52: 30 people ahead), and its "Leave
+    // the queue" button leaves through /api/leave and stays left.
+    let browser = Browser::start().await;
+    browser
+        .client
+        .goto(&format!(
+            "{edge}/signin?identity_token={}",
+            identity_token("late-browser")
+        ))
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#sell-out", Duration::from_secs(20), |t| {
+            t == "The round will probably sell out before your turn: about 5 investments' worth left; 30 people ahead of you. You can keep your place in case it does not, or leave the queue."
+        })
+        .await;
+    browser.screenshot("waiting-room-sell-out").await;
+    browser
+        .client
+        .find(Locator::Css("#leave-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("#heading", Duration::from_secs(10), |t| {
+            t == "You have left the queue"
+        })
+        .await;
+    let rejoin = browser.client.find(Locator::Css("#rejoin")).await.unwrap();
+    assert!(
+        rejoin.is_displayed().await.unwrap(),
+        "it offers a new place"
+    );
+    // Nothing joins again by itself: give the page time to poll, then
+    // count the places and the leavers.
+    system.wait_for_admission_steps(20).await;
+    let room = system.room_state().await;
+    assert_eq!(room["issued"], 52, "{room}");
+    let (_, ops) = json_of(
+        http.get(format!("{}/ops/v1/rounds/{ROUND}", system.core_url))
+            .bearer_auth(OPS_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(ops["queue"]["left_queue"], 2, "{ops}");
+    assert_eq!(
+        browser
+            .client
+            .find(Locator::Css("#heading"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "You have left the queue"
+    );
+    browser.close().await;
 }

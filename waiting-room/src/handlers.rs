@@ -598,16 +598,21 @@ fn with_investor(mut status: Status, ticket: &Ticket) -> Status {
 }
 
 /// Asks core which number a pre-queue ticket drew; `None` while not drawn.
+/// A ticket that left the pre-queue before the draw never has one: core's
+/// 410 `pass_expired` is passed on as it is (join again).
 async fn drawn_number(settings: &Settings, ticket_id: &str) -> Result<Option<u64>, Response> {
     CoreClient::new(settings)
         .prequeue_number(ticket_id)
         .await
-        .map_err(|err| {
-            answer_core_error(
+        .map_err(|err| match err {
+            CoreError::Refused(refusal) if refusal.body.error == ErrorCode::PassExpired => {
+                refusal.into_response()
+            }
+            err => answer_core_error(
                 err,
                 "a pre-queue number",
                 "the draw is busy; your place is kept — try again in a moment",
-            )
+            ),
         })
 }
 
@@ -655,6 +660,102 @@ pub async fn pass(settings: &Settings, request: &Request) -> Response {
             response
         }
     }
+}
+
+/// `POST /api/leave` (the ticket as for `/api/status`: `Authorization:
+/// Bearer <ticket>` or the cookie): the visitor gives up their place for
+/// good. core checks the ticket and records it (leaving again answers the
+/// same): 200 `{"left": true, "queue_number": n}`, and the ticket cookie is
+/// forgotten, so joining again takes a new place at the back. A ticket that
+/// claimed its pass keeps it: 409 `turn_under_way`, or 410 `pass_expired`
+/// once its turn is over (the spent ticket's cookie goes too).
+pub async fn leave(settings: &Settings, request: &Request) -> Response {
+    let now = now_ms();
+    let (_, token) = match ticket_of(settings, request, now) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    match CoreClient::new(settings).leave_queue(&token).await {
+        Ok(left) => {
+            let mut response = respond::json(200, &left);
+            forget_ticket_cookie_if(&mut response, request, &token);
+            response
+        }
+        Err(err) => {
+            let spent = err.code() == Some(ErrorCode::PassExpired);
+            let mut response = err.into_response(LEAVE_BUSY);
+            if spent {
+                forget_ticket_cookie_if(&mut response, request, &token);
+            }
+            response
+        }
+    }
+}
+
+/// What a visitor who could not leave because core is away is told (as an
+/// API message, and on the page).
+const LEAVE_BUSY: &str =
+    "leaving the queue is unavailable for a moment; your place is kept — try again";
+const LEAVE_BUSY_PAGE: &str =
+    "Leaving the queue is unavailable for a moment; your place is kept — try again.";
+
+/// `POST /leave`: the page's "Leave the queue" form (for browsers without
+/// JavaScript; the script posts to `/api/leave`). Left: 303 back to `/`
+/// with the ticket cookie forgotten. Without a usable ticket there is
+/// nothing to leave: the same. core refusing (the turn is under way) shows
+/// the page with why; core away: the page says so, 503 with `Retry-After`.
+pub async fn leave_form(settings: &Settings, request: &Request) -> Response {
+    let now = now_ms();
+    let home = |request: &Request| {
+        let mut response = Response::builder()
+            .status(303)
+            .header("location", "/")
+            .header("cache-control", "no-store")
+            .body(Vec::new())
+            .build();
+        if credentials::cookie(request, TICKET_COOKIE).is_some() {
+            forget_ticket_cookie(&mut response, request);
+        }
+        response
+    };
+    let Ok((ticket, token)) = ticket_of(settings, request, now) else {
+        return home(request);
+    };
+    let (message, code, spent) = match CoreClient::new(settings).leave_queue(&token).await {
+        Ok(_) => return home(request),
+        Err(CoreError::Refused(refusal)) => {
+            // Over (410): the ticket is spent, so the page offers a new
+            // place instead of a status that cannot change.
+            let spent = refusal.body.error == ErrorCode::PassExpired;
+            (refusal.body.message, 200, spent)
+        }
+        Err(CoreError::Unavailable(_)) => (LEAVE_BUSY_PAGE.to_string(), 503, false),
+    };
+    let room = room_cache::room_state(settings, now).await.ok();
+    let investor = ticket.investor.clone();
+    let status = if spent {
+        None
+    } else {
+        status_of(settings, ticket, token.clone(), now)
+            .await
+            .ok()
+            .map(|(s, _)| s)
+    };
+    let view = PageView {
+        room: room.as_ref(),
+        status: status.as_ref(),
+        message: Some(&message),
+        investor: investor.as_ref(),
+        ..PageView::default()
+    };
+    let mut response = html_page(settings, &view, now, code);
+    if code == 503 {
+        response.set_header("retry-after", "1");
+    }
+    if spent {
+        forget_ticket_cookie_if(&mut response, request, &token);
+    }
+    response
 }
 
 /// `GET /api/round`: public progress of the round.
@@ -710,6 +811,15 @@ fn set_ticket_cookie(response: &mut Response, request: &Request, token: &str) {
         "set-cookie",
         credentials::set_cookie(request, TICKET_COOKIE, token, TICKET_TTL_S),
     );
+}
+
+/// Expires the ticket cookie when it holds `token` (a ticket just given up
+/// or spent); a browser's cookie for another place, or an app's bearer
+/// ticket, leaves it alone.
+fn forget_ticket_cookie_if(response: &mut Response, request: &Request, token: &str) {
+    if credentials::cookie(request, TICKET_COOKIE).as_deref() == Some(token) {
+        forget_ticket_cookie(response, request);
+    }
 }
 
 /// Expires the ticket cookie (a spent ticket: its turn has ended).

@@ -5,9 +5,12 @@
 //! - `POST /api/join` — a ticket: the investor's place (the same one from
 //!   any browser, device or app, and on refresh or rejoin), or a new one.
 //! - `GET /api/status` — position, people ahead, ETA (from the admission
-//!   rate actually achieved) and whether it is uncertain, `poll_after_ms`,
+//!   rate actually achieved) and whether it is uncertain, a sell-out
+//!   forecast when the round will probably sell out first, `poll_after_ms`,
 //!   answered from the ticket and the cached room state: no call to core.
 //! - `POST /api/pass` — a signed pass once the ticket's number is admitted.
+//! - `POST /api/leave` — give the place up for good (the ticket as for
+//!   status); `POST /leave` is the page's form for it.
 //! - `GET /api/round` — public round progress (raised, cap, phase).
 //! - `POST /invest` — the investment form for browsers without JavaScript.
 //! - `GET|POST /signin` — a browser arriving from the platform with its
@@ -18,8 +21,8 @@
 //! identity token, checked against the platform's keys, names the investor,
 //! and one investor holds one place however many browsers or apps they use.
 //!
-//! Only join (one core call per visitor) and a stale room-state refresh (about
-//! once a second per edge) reach core.
+//! Only join (one core call per visitor), pass claims, leaving, and a stale
+//! room-state refresh (about once a second per edge) reach core.
 
 mod handlers;
 mod page;
@@ -47,6 +50,10 @@ async fn handle(request: Request) -> impl IntoResponse {
         (_, "/api/status") => respond::method_not_allowed("GET"),
         (Method::Post, "/api/pass") => handlers::pass(&settings, &request).await,
         (_, "/api/pass") => respond::method_not_allowed("POST"),
+        (Method::Post, "/api/leave") => handlers::leave(&settings, &request).await,
+        (_, "/api/leave") => respond::method_not_allowed("POST"),
+        (Method::Post, "/leave") => handlers::leave_form(&settings, &request).await,
+        (_, "/leave") => respond::method_not_allowed("POST"),
         (Method::Get, "/api/round") => handlers::round(&settings).await,
         (Method::Get | Method::Post, "/signin") => handlers::sign_in(&settings, &request).await,
         (Method::Get, "/signin/done") => handlers::sign_in_done(&settings, &request),

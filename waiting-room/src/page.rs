@@ -7,14 +7,18 @@
 //! queue, admitted, invested, full, closed), the queue figures and the
 //! round's progress. The wait reads "about N minutes", with a plain
 //! sentence when the estimate is uncertain and why (the room is full, the
-//! rate just changed, admission just started or is paused). Without
-//! JavaScript it refreshes itself while there is
+//! rate just changed, admission just started or is paused). When the round
+//! will probably sell out before the visitor's turn it says so plainly
+//! ("about 120 investments' worth left; 4,000 people ahead of you"), and a
+//! visitor holding a place can give it up with a "Leave the queue" form
+//! (`POST /leave`). Without JavaScript it refreshes itself while there is
 //! something to wait for, offers a "join" button, and when admitted a plain
 //! form that invests through `POST /invest` (amount and a fixed idempotency
 //! key: the investor comes from the signed ticket, never from a field).
 //!
 //! With JavaScript it joins by itself, polls `/api/status` at
-//! `poll_after_ms` and updates in place (`aria-live`); when admitted it
+//! `poll_after_ms` and updates in place (`aria-live`), leaves through
+//! `POST /api/leave` (the same form, submitted by the script); when admitted it
 //! claims the pass, counts down its lifetime, previews the shares an amount
 //! buys and invests through `POST /api/investments`, then shows a receipt
 //! that follows the investment until it settles. What the script needs from
@@ -24,7 +28,9 @@
 //! Every value is HTML-escaped, and the template is filled in one pass, so
 //! text that looks like a placeholder (a round or investor name) stays text.
 
-use crowdgate_protocol::api::{EtaUncertainty, Investment, InvestmentStatus, VisitorState};
+use crowdgate_protocol::api::{
+    EtaUncertainty, Investment, InvestmentStatus, SellOutForecast, VisitorState,
+};
 pub use crowdgate_protocol::html::escape as html_escape;
 use crowdgate_protocol::money::{grouped, pounds};
 use crowdgate_protocol::{Investor, RoomPhase, RoomState, Status};
@@ -151,6 +157,12 @@ impl Stage {
         matches!(self, Stage::Joining | Stage::Prequeue | Stage::Queue)
     }
 
+    /// Whether a visitor here holds a place they can give up (the "Leave
+    /// the queue" form): in the pre-queue or the queue, not yet admitted.
+    fn can_leave(self) -> bool {
+        matches!(self, Stage::Prequeue | Stage::Queue)
+    }
+
     /// Whether a page without JavaScript should refresh itself: only while
     /// there is something to wait for, and never under a half-typed amount
     /// or a receipt.
@@ -183,6 +195,7 @@ pub fn render(view: &View<'_>) -> String {
     values.extend(data_values(view));
     values.extend(investor_values(view, stage));
     values.extend(queue_values(view.status, stage));
+    values.extend(leave_values(view.status, stage));
     values.extend(progress_values(view));
     values.extend(receipt_values(view.receipt));
     fill(TEMPLATE, &values)
@@ -266,6 +279,43 @@ fn queue_values(status: Option<&Status>, stage: Stage) -> [Value; 7] {
         ("ETA_NOTE", html_escape(note.unwrap_or(""))),
         ("QUEUE_PROGRESS", queue_progress(stage).to_string()),
     ]
+}
+
+/// The sell-out forecast (only while waiting for a turn) and the "Leave
+/// the queue" form (while holding a place).
+fn leave_values(status: Option<&Status>, stage: Stage) -> [Value; 3] {
+    let forecast = status
+        .and_then(|s| s.sell_out.as_ref())
+        .filter(|_| stage == Stage::Queue);
+    [
+        ("SELL_OUT_HIDDEN", hidden(forecast.is_none())),
+        (
+            "SELL_OUT",
+            html_escape(&forecast.map(sell_out_sentence).unwrap_or_default()),
+        ),
+        (
+            "LEAVE_HIDDEN",
+            hidden(status.is_none() || !stage.can_leave()),
+        ),
+    ]
+}
+
+/// The sell-out forecast as a person would say it (the same words the
+/// script uses): "The round will probably sell out before your turn: about
+/// 120 investments' worth left; 4,000 people ahead of you. …"
+pub fn sell_out_sentence(forecast: &SellOutForecast) -> String {
+    let left = match forecast.investments_left {
+        0 => "less than one investment's worth left".to_string(),
+        1 => "about 1 investment's worth left".to_string(),
+        n => format!("about {} investments' worth left", grouped(n as i64)),
+    };
+    let ahead = match forecast.people_ahead {
+        1 => "1 person ahead of you".to_string(),
+        n => format!("{} people ahead of you", grouped(n as i64)),
+    };
+    format!(
+        "The round will probably sell out before your turn: {left}; {ahead}. You can keep your place in case it does not, or leave the queue."
+    )
 }
 
 /// Raised of cap, and the round's progress bar.
@@ -661,6 +711,7 @@ mod tests {
             registered: None,
             eta_seconds: Some(90),
             eta_uncertain: None,
+            sell_out: None,
             poll_after_ms: 4_000,
             opens_in_seconds: None,
             ticket: None,
@@ -866,6 +917,87 @@ mod tests {
         ] {
             assert_eq!(about(seconds), text, "{seconds}");
         }
+    }
+
+    fn forecast(investments_left: u64, people_ahead: u64) -> SellOutForecast {
+        SellOutForecast {
+            remaining_pence: 6_000_000,
+            average_investment_pence: 50_000,
+            investments_left,
+            people_ahead,
+        }
+    }
+
+    #[test]
+    fn a_likely_sell_out_is_said_plainly_with_a_way_to_leave() {
+        let open = room(RoomPhase::Open);
+        let mut s = status(VisitorState::Waiting);
+        s.people_ahead = Some(4_000);
+        s.sell_out = Some(forecast(120, 4_000));
+        let html = render(&view(Some(&open), Some(&s), None));
+        assert!(html.contains(
+            r#"<p class="message bad" id="sell-out" role="status" aria-live="polite">The round will probably sell out before your turn: about 120 investments&#39; worth left; 4,000 people ahead of you. You can keep your place in case it does not, or leave the queue.</p>"#
+        ), "{html}");
+        // The form works without JavaScript (the script submits it to
+        // /api/leave instead).
+        assert!(html.contains(
+            r#"<form id="leave" method="post" action="/leave"><button id="leave-button" type="submit" class="secondary">Leave the queue</button></form>"#
+        ));
+        // Singular and nothing-left wording, figures grouped as elsewhere.
+        for (f, words) in [
+            (
+                forecast(1, 1),
+                "about 1 investment's worth left; 1 person ahead of you.",
+            ),
+            (
+                forecast(0, 12_345),
+                "less than one investment's worth left; 12,345 people ahead of you.",
+            ),
+            (
+                forecast(1_500, 2),
+                "about 1,500 investments' worth left; 2 people ahead of you.",
+            ),
+        ] {
+            assert!(
+                sell_out_sentence(&f).contains(words),
+                "{}",
+                sell_out_sentence(&f)
+            );
+        }
+        // The script has the same words.
+        for words in [
+            "The round will probably sell out before your turn: ",
+            "less than one investment's worth left",
+            "about 1 investment's worth left",
+            "\" investments' worth left\"",
+            "1 person ahead of you",
+            "\" people ahead of you\"",
+            ". You can keep your place in case it does not, or leave the queue.",
+        ] {
+            assert!(TEMPLATE.contains(words), "{words}");
+        }
+    }
+
+    #[test]
+    fn no_forecast_means_no_sentence_and_leaving_is_only_for_a_place_held() {
+        let open = room(RoomPhase::Open);
+        // Waiting without a forecast: no sentence, but the place can be left.
+        let s = status(VisitorState::Waiting);
+        let html = render(&view(Some(&open), Some(&s), None));
+        assert!(html.contains(r#"id="sell-out" role="status" aria-live="polite" hidden></p>"#));
+        assert!(html.contains(r#"<form id="leave" method="post" action="/leave">"#));
+        // In the pre-queue too.
+        let s = status(VisitorState::Prequeue);
+        let html = render(&view(Some(&open), Some(&s), None));
+        assert!(html.contains(r#"<form id="leave" method="post" action="/leave">"#));
+        // Not before joining, nor once admitted (a forecast there is ignored).
+        let html = render(&view(Some(&open), None, None));
+        assert!(html.contains(r#"<form id="leave" method="post" action="/leave" hidden>"#));
+        let mut s = status(VisitorState::Admitted);
+        s.sell_out = Some(forecast(1, 1));
+        let html = render(&view(Some(&open), Some(&s), None));
+        assert!(html.contains(r#"<form id="leave" method="post" action="/leave" hidden>"#));
+        assert!(html.contains(r#"id="sell-out" role="status" aria-live="polite" hidden></p>"#));
     }
 
     #[test]

@@ -103,6 +103,9 @@ fn render(round: &str, f: &Figures, now_ms: u64) -> Value {
             "claimed_passes": f.claimed,
             "reserved_places": f.reserved,
             "prequeue": f.prequeue,
+            // Tickets given up (POST /api/leave): admission passes over
+            // their numbers, which queue_length still counts.
+            "left_queue": f.left,
         },
         "money": {
             "raised_pence": r.raised_pence,

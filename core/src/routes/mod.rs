@@ -2,7 +2,7 @@
 //! handler checks the round and the caller's credentials ([`crate::auth`]),
 //! asks the store, and turns its verdict into one HTTP answer.
 //!
-//! - [`queue`]: queue places and the room state.
+//! - [`queue`]: queue places, leaving the queue, and the room state.
 //! - [`passes`]: pass claims (once per ticket) and pre-queue numbers.
 //! - [`investments`]: the invest endpoint and an investment's status.
 

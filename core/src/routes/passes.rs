@@ -75,7 +75,7 @@ pub async fn claim(
 }
 
 /// `GET /v1/rounds/{round}/prequeue/{ticket}`: the number a pre-queue ticket
-/// drew (409 until the round opens).
+/// drew (409 until the round opens; 410 for one that left before the draw).
 pub async fn prequeue_number(
     State(state): State<AppState>,
     Path((round, ticket)): Path<(String, String)>,
@@ -90,6 +90,11 @@ pub async fn prequeue_number(
         store::PrequeueNumber::NotInPrequeue => Err(Failure::not_found(format!(
             "ticket {ticket} is not in the pre-queue"
         ))),
+        store::PrequeueNumber::Left => Err(Failure::for_field(
+            ErrorCode::PassExpired,
+            "ticket",
+            "you left the queue before the draw, so this ticket has no number; join again to take a new place at the back",
+        )),
         store::PrequeueNumber::Drawn(queue_number) => Ok(Json(PrequeueNumber {
             ticket_id: ticket,
             queue_number,

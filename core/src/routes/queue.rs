@@ -1,14 +1,16 @@
 //! Queue places and the room state: what the edge asks core for each joiner
-//! (one call per visitor) and for its status cache (about once a second).
+//! (one call per visitor), for its status cache (about once a second), and
+//! for a visitor who gives their place up.
 
+use crate::auth;
 use crate::error::Failure;
 use crate::state::AppState;
-use crate::store::{Joined, Joiner, Placement};
+use crate::store::{Joined, Joiner, LeaveVerdict, Placement};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use crowdgate_protocol::api::{PlaceRequest, QueuePlace};
+use axum::http::{HeaderMap, StatusCode};
+use crowdgate_protocol::api::{Left, PlaceRequest, QueuePlace};
 use crowdgate_protocol::{ErrorCode, RoomState};
 
 /// `POST /v1/rounds/{round}/queue` with `{"investor_id": ...}` (the edge
@@ -83,5 +85,45 @@ pub async fn room_state(
     match state.store.room_state(crate::clock::now_ms()).await? {
         Some(room) => Ok(Json(room)),
         None => Err(Failure::not_found(format!("round {round:?} is not seeded"))),
+    }
+}
+
+/// `POST /v1/rounds/{round}/queue/leave` with `Authorization: Bearer
+/// <ticket>`: the ticket's place is given up for good (200, [`Left`]; the
+/// same answer again for a ticket that already left). The ticket's
+/// signature is checked as for a pass claim, so nobody can give up someone
+/// else's place. A ticket that claimed its pass keeps it: 409
+/// `turn_under_way` while the pass lasts, 410 `pass_expired` after.
+pub async fn leave(
+    State(state): State<AppState>,
+    Path(round): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Left>, Failure> {
+    state.check_round(&round)?;
+    let ticket = auth::verify_ticket(&state.keyring, &round, &headers, crate::clock::now_s())?;
+    let now_ms = crate::clock::now_ms();
+    let investor = ticket.investor.as_ref().map(|i| i.id.as_str());
+    match state
+        .store
+        .leave(&ticket.id, ticket.number, investor, now_ms)
+        .await?
+    {
+        LeaveVerdict::Left { queue_number } => {
+            metrics::counter!("crowdgate_core_left_queue_total").increment(1);
+            tracing::info!(round = %round, ticket = %ticket.id, ?queue_number, "left the queue");
+            Ok(Json(Left {
+                left: true,
+                queue_number,
+            }))
+        }
+        LeaveVerdict::Claimed { expires_at_ms } if now_ms < expires_at_ms => Err(Failure::new(
+            ErrorCode::TurnUnderWay,
+            "your turn is under way (you have your pass), so there is no place in the queue to leave; your pass stays yours until it expires",
+        )),
+        LeaveVerdict::Claimed { .. } => Err(Failure::for_field(
+            ErrorCode::PassExpired,
+            "pass",
+            "your turn has already ended, so there is no place in the queue to leave; join again to take a new place at the back",
+        )),
     }
 }

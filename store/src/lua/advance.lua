@@ -4,22 +4,33 @@
 -- KEYS[2] pre-queue       cg:{r}:prequeue
 -- KEYS[3] active passes   cg:{r}:active     ticket id -> claim expiry (Unix ms)
 -- KEYS[4] reservations    cg:{r}:reserved   admitted number -> reservation lapse (Unix ms)
+-- KEYS[5] left            cg:{r}:left       ticket id -> the number it gave up (leave.lua)
 -- ARGV[1] now, Unix ms
 --
 -- First the clock (tick: a due scheduled round opens, a round past its
 -- closing time closes) and the pre-queue's seal once the round is past
 -- scheduled. Then, if open, admits one batch (rate x interval / 1 min, at
--- least 1 when the rate is not 0) when a whole batch interval has passed
--- since the last.
+-- least 1 when the rate is not 0, cut to the room's free places) when a
+-- whole batch interval has passed since the last.
+--
+-- A batch of n people admits the next n numbers whose tickets have not
+-- left the queue: a number in `left` above the cursor is passed over (the
+-- cursor moves past it) without a reservation, and does not count against
+-- the batch. At most MAX_SKIPS such numbers are looked at per step; past
+-- them the batch stops short, and the next step goes on.
 --
 -- Returns {verdict, admitted}:
---   'admitted', n        numbers cursor+1..cursor+n are admitted now
+--   'admitted', n        the cursor moved on; n people (the numbers it
+--                        passed that had not left) are admitted now, each
+--                        with a reservation. n is 0 only when a step
+--                        passed MAX_SKIPS numbers that had all left
 --   'not_open', 0        the round is not open (after the clock)
 --   'not_due', 0         less than a batch interval since the last batch
 --   'room_full', 0       active investors are at max_active (the interval
 --                        is not used up: the next call tries again)
---   'nobody_waiting', 0  every issued number is already admitted (the
---                        interval is used up)
+--   'nobody_waiting', 0  every issued number is already admitted or left
+--                        (the interval is used up; the cursor may have
+--                        moved past numbers that left)
 --   'not_seeded', 0      the round has no data (nothing written)
 --
 -- The achieved rate. Every call while the round is open and someone is
@@ -34,22 +45,26 @@
 --                                   round last opened or resumed (or ops
 --                                   changed the rate: change.lua sets it to 0)
 -- A step's sample is what it let through over the time since the last
--- measurement (dt): a due batch counts as the batch it could take (rate x
--- interval, cut to the room's free places), also when the queue ran out
--- first (the queue was short, admission was not slow); not_due and
--- room_full steps count 0. The mean moves (1 - e^(-dt/tau)) / (1 -
--- e^(-T/tau)) of the way to the sample, T the measured time with dt: the
--- first sample counts whole, early ones are not pulled towards 0, and after
--- a few minutes it is the plain moving average. A measurement starts at the
--- start of the current batch interval, so batches are measured over whole
--- intervals. When nobody waits, measuring stops (at = 0: an idle queue is
--- not counted as zero admissions); when the round is not open it also
--- forgets its history (measured = 0), so after a pause it starts afresh.
+-- measurement (dt), in queue numbers, because positions and wait
+-- estimates are in queue numbers: a due batch counts as the batch it could
+-- take (rate x interval, cut to the room's free places) plus the numbers
+-- that left it passed over, also when the queue ran out first (the queue
+-- was short, admission was not slow); a batch stopped at MAX_SKIPS counts
+-- the numbers it moved; not_due and room_full steps count 0. The mean
+-- moves (1 - e^(-dt/tau)) / (1 - e^(-T/tau)) of the way to the sample, T
+-- the measured time with dt: the first sample counts whole, early ones are
+-- not pulled towards 0, and after a few minutes it is the plain moving
+-- average. A measurement starts at the start of the current batch
+-- interval, so batches are measured over whole intervals. When nobody
+-- waits, measuring stops (at = 0: an idle queue is not counted as zero
+-- admissions); when the round is not open it also forgets its history
+-- (measured = 0), so after a pause it starts afresh.
 -- These fields change only when they must (nothing is written at dt = 0,
 -- nor again while paused).
 --
 -- Invariants kept: admitted_up_to never decreases and never passes issued,
--- so admission follows queue order; active investors (live claimed passes +
+-- so admission follows queue order (numbers that left are passed over,
+-- never anyone still waiting); active investors (live claimed passes +
 -- reservations) never exceed max_active because of an advance; at most one
 -- batch per batch interval however many core replicas call this, because
 -- the interval check and the advance are one atomic step. A no-show's
@@ -60,7 +75,7 @@
 -- step (a call at or before it, a replica's clock behind, measures
 -- nothing), and each batch is counted by the one step that took it.
 
-local round, prequeue, active, reserved = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local round, prequeue, active, reserved, left = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now_ms = tonumber(ARGV[1])
 local r = redis.call('HMGET', round, R.PHASE, R.ADMITTED_UP_TO, R.ISSUED, R.RATE_PER_MINUTE,
   R.BATCH_INTERVAL_MS, R.LAST_ADVANCE_MS, R.OPENS_AT_MS, R.CLOSES_AT_MS, R.PREQUEUE_SEALED, R.MAX_ACTIVE,
@@ -68,6 +83,9 @@ local r = redis.call('HMGET', round, R.PHASE, R.ADMITTED_UP_TO, R.ISSUED, R.RATE
 if not r[1] then return {'not_seeded', 0} end
 
 local TAU_MS = 60000
+-- The most numbers that left one step passes over (so a step stays short
+-- however many leave); the rest wait for the next step.
+local MAX_SKIPS = 1000
 local measured_at, measured_ms = int(r[13]), int(r[14])
 
 -- Stops measuring; `forget` also drops the history (the round is not open).
@@ -107,8 +125,9 @@ local function measure(allowance)
     R.ACHIEVED_RATE_AT_MS, fmt(now_ms), R.ACHIEVED_RATE_MEASURED_MS, fmt(total))
 end
 
--- One admission step: returns the verdict, how many it admitted, and how
--- many it could have admitted (what the achieved rate counts).
+-- One admission step: returns the verdict, how many people it admitted,
+-- and how many numbers it could have moved the cursor (what the achieved
+-- rate counts).
 local function step()
   if now_ms - last < interval then return 'not_due', 0, 0 end
   local batch = math.floor(rate * interval / 60000)
@@ -116,17 +135,41 @@ local function step()
   local room = int(r[10]) - active_count(active, reserved, now_ms)
   if room <= 0 then return 'room_full', 0, 0 end
   if batch > room then batch = room end
-  local target = math.min(cursor + batch, issued)
+  -- The batch ends `batch` numbers on, plus one for each number inside it
+  -- that left (in order, so one passed over can bring the next inside).
+  local target, skip, skips, stopped = cursor + batch, {}, 0, false
+  local gone = redis.call('ZRANGEBYSCORE', left, '(' .. fmt(cursor), '+inf', 'WITHSCORES',
+    'LIMIT', 0, MAX_SKIPS)
+  for i = 2, #gone, 2 do
+    local number = tonumber(gone[i])
+    if number > target then break end
+    if not skip[number] then
+      skip[number] = true
+      skips = skips + 1
+      target = target + 1
+    end
+    -- Every number looked at was inside: the ones not fetched may be too,
+    -- so the batch stops at the last one known.
+    if i == #gone and #gone == 2 * MAX_SKIPS then target, stopped = number, true end
+  end
+  target = math.min(target, issued)
   redis.call('HSET', round, R.LAST_ADVANCE_MS, fmt(now_ms))
   if target <= cursor then return 'nobody_waiting', 0, batch end
 
   assert(target <= issued and target > cursor, 'invariant: the cursor moves forward, never past issued')
   local lapse = now_ms + tonumber(r[11] or '60') * 1000
+  local admitted = 0
   for number = cursor + 1, target do
-    redis.call('ZADD', reserved, lapse, number)
+    if not skip[number] then
+      redis.call('ZADD', reserved, lapse, number)
+      admitted = admitted + 1
+    end
   end
   redis.call('HSET', round, R.ADMITTED_UP_TO, fmt(target))
-  return 'admitted', target - cursor, batch
+  local allowance = batch + skips
+  if stopped then allowance = target - cursor end
+  if admitted == 0 and target == issued then return 'nobody_waiting', 0, allowance end
+  return 'admitted', admitted, allowance
 end
 
 local waiting = issued > cursor

@@ -7,6 +7,7 @@ mod achieved_rate;
 mod admission;
 mod identity;
 mod invest;
+mod leave;
 mod ops;
 mod phases;
 mod prequeue;
