@@ -69,6 +69,23 @@ async fn the_achieved_rate_converges_to_the_configured_rate_while_admission_flow
 }
 
 #[tokio::test]
+async fn admission_keeps_to_its_rate_when_ticks_do_not_divide_the_interval() {
+    // 600 a minute in 1 s batches, offered every 300 ms: timed from the tick
+    // that took each batch, batches came every 1.2 s (500 a minute).
+    let f = Fixture::new(settings()).await;
+    join(&f, 2_000, T0).await;
+    for now in (T0..T0 + 60_000).step_by(300) {
+        f.store.advance(now).await.unwrap();
+    }
+    let round = f.round().await;
+    assert_eq!(round.admitted_up_to, 600, "{round:?}");
+    // A long gap restarts the schedule: no burst to catch up.
+    let later = T0 + 120_000;
+    assert_eq!(f.store.advance(later).await.unwrap(), Advance::Admitted(10));
+    assert_eq!(f.store.advance(later + 300).await.unwrap(), Advance::NotDue);
+}
+
+#[tokio::test]
 async fn the_achieved_rate_falls_when_the_room_is_full() {
     // 600 a minute configured, but only 20 may be active and nobody claims:
     // 20 places come free every 60 s claim window, about 20 a minute.
