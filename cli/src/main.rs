@@ -30,6 +30,9 @@ enum Command {
     Accounts(commands::accounts::AccountsArgs),
     /// Check every invariant of a round; non-zero exit on any violation.
     Reconcile(commands::reconcile::ReconcileArgs),
+    /// Rehearse a whole round before launch day: drive its investors through
+    /// the real edge, report (HTML and JSON) and give a verdict.
+    Rehearse(commands::rehearse::RehearseArgs),
     /// Control a live round through core's ops API (status, rate, pause, ...).
     Ops(commands::ops::OpsArgs),
     /// Run the development identity provider: a sign-in page where anyone can
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             Command::Host(args) => commands::host::run(args).await,
             Command::Accounts(args) => commands::accounts::run(args).await,
             Command::Reconcile(args) => commands::reconcile::run(args).await,
+            Command::Rehearse(args) => commands::rehearse::run(args).await,
             Command::Ops(args) => commands::ops::run(args).await,
             Command::DevIdentity(args) => commands::dev_identity::run(args).await,
             Command::DevToken(args) => commands::dev_identity::token(args).await,

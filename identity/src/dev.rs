@@ -117,6 +117,24 @@ impl DevSigner {
         }
     }
 
+    /// Loads the PKCS#8 Ed25519 private key (PEM) at `path`; never creates
+    /// one (for `crowdgate rehearse --identity-key`: the platform's key).
+    pub fn load(path: &Path) -> Result<DevSigner, DevSignerError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DevSignerError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        DevSigner::from_pem(&text, path)
+    }
+
+    /// The private key as PKCS#8 PEM, as [`DevSigner::load`] reads it.
+    pub fn to_pkcs8_pem(&self) -> String {
+        self.signing
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("an Ed25519 key always encodes as PKCS#8")
+            .to_string()
+    }
+
     /// The key id: the first [`KID_LEN`] base64url characters of the
     /// public key's SHA-256, so a new key always has a new id.
     pub fn kid(&self) -> &str {

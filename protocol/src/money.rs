@@ -16,7 +16,12 @@ pub fn grouped(n: i64) -> String {
 }
 
 fn grouped_digits(n: u64) -> String {
-    let digits = n.to_string();
+    group_digits(&n.to_string())
+}
+
+/// A run of decimal digits with thousands separators: `"1234567"` →
+/// `"1,234,567"` (for numbers formatted elsewhere, e.g. with decimals).
+pub fn group_digits(digits: &str) -> String {
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {

@@ -6,6 +6,7 @@
 //! - `./dev up` exactly as written, with its default arguments and ports,
 //!   then the day-to-day commands the README lists next to it;
 //! - `./dev up --ha` exactly as written, and a kill -9 of its primary;
+//! - `./dev rehearse` with the README's flags for a small rehearsal;
 //! - the "Running the parts yourself" block line by line (only its ports
 //!   changed, so it can run beside anything else).
 //!
@@ -281,6 +282,41 @@ async fn dev_up_ha_as_the_readme_says_survives_killing_the_primary() {
             "port {port} still in use after Ctrl-C: a child outlived `./dev up --ha`"
         );
     }
+}
+
+/// The README's small rehearsal, exactly as written, from a fresh checkout:
+/// it passes, says so last, and leaves the report where the README says.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_rehearse_as_the_readme_says_passes_and_writes_its_report() {
+    let checkout = fresh_checkout("dev-rehearse");
+    let readme = std::fs::read_to_string(checkout.join("README.md")).unwrap();
+    let line = sh_block_after(&readme, "**Rehearsing a round.**")
+        .into_iter()
+        .find(|line| line.starts_with("./dev rehearse --investors"))
+        .expect("the README offers a small rehearsal");
+    let command = line.split('#').next().unwrap().trim().to_string();
+    let output = Command::new("bash")
+        .args(["-c", &command])
+        .current_dir(&checkout)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("CROWDGATE_OPS_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "`{command}` failed:\n{stdout}\n{stderr}"
+    );
+    let verdict = stdout.lines().last().unwrap_or_default();
+    assert!(verdict.starts_with("PASS: "), "{stdout}");
+    let report = std::fs::read_to_string(checkout.join("rehearsal-report/report.html"))
+        .expect("the report is where the README says");
+    assert!(
+        report.contains(verdict.trim()),
+        "the page carries the verdict"
+    );
+    assert!(checkout.join("rehearsal-report/report.json").is_file());
 }
 
 /// `./dev up <args>` from a fresh checkout named `name`, once `ports` (its

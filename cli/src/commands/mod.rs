@@ -6,6 +6,7 @@ pub mod dev_identity;
 pub mod host;
 pub mod ops;
 pub mod reconcile;
+pub mod rehearse;
 pub mod settle;
 pub mod up;
 

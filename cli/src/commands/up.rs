@@ -72,9 +72,9 @@ pub struct UpArgs {
 }
 
 /// A named child process.
-struct Part {
-    name: &'static str,
-    child: Child,
+pub(super) struct Part {
+    pub(super) name: &'static str,
+    pub(super) child: Child,
 }
 
 /// Our Redis: one server, or the HA set of `--ha`.
@@ -266,7 +266,7 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
 }
 
 /// `path` as an absolute path, or a clear error if there is no such file.
-fn absolute_file(path: &Path, flag: &str) -> anyhow::Result<PathBuf> {
+pub(super) fn absolute_file(path: &Path, flag: &str) -> anyhow::Result<PathBuf> {
     if !path.is_file() {
         bail!(
             "{flag} {}: no such file (run `crowdgate up` from the repository root, or pass {flag})",
@@ -276,7 +276,7 @@ fn absolute_file(path: &Path, flag: &str) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
 }
 
-fn spawn(name: &'static str, command: &mut Command) -> anyhow::Result<Part> {
+pub(super) fn spawn(name: &'static str, command: &mut Command) -> anyhow::Result<Part> {
     command.stdin(Stdio::null());
     supervisor::die_with_parent(command);
     let child = command
@@ -286,7 +286,7 @@ fn spawn(name: &'static str, command: &mut Command) -> anyhow::Result<Part> {
 }
 
 /// Polls `url` until it answers 200, failing fast if a child died.
-async fn wait_until_ok(url: &str, parts: &mut [Part]) -> anyhow::Result<()> {
+pub(super) async fn wait_until_ok(url: &str, parts: &mut [Part]) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
