@@ -4,9 +4,8 @@
 //! the verdict. Pure: everything comes in through [`Recorded`].
 
 use crate::driver::{InvestorRecord, Recorder, VisitOutcome};
-use crate::rehearsal::RoundTerms;
 use crate::report::*;
-use crate::scenario::{InvestorPlan, Scenario};
+use crate::scenario::{InvestorPlan, RoundTerms, Scenario};
 use crate::stats;
 use crate::watch::{self, Figures};
 use crowdgate_protocol::money::{grouped, pounds};

@@ -7,7 +7,7 @@ use crate::analysis::{self, Recorded};
 use crate::driver::{Crowd, InvestorRecord, Platform, Recorder};
 use crate::progress::Progress;
 use crate::report::Report;
-use crate::scenario::{InvestorPlan, Scenario};
+use crate::scenario::{InvestorPlan, RoundTerms, Scenario};
 use crate::watch::{Figures, OpsClient, SAMPLE_INTERVAL};
 use anyhow::{Context, bail};
 use crowdgate_settlement::accounts::{Account, ImportError};
@@ -58,7 +58,7 @@ pub async fn rehearse(
     let recorder = Arc::new(Recorder::new(started));
     let before = target.ops.figures(0).await?;
     refuse_a_live_round(&before, &target.round, options.i_know)?;
-    let terms = RoundTerms::of(&before, scenario);
+    let terms = terms_of(&before, scenario);
     let plans = fit_to_round(scenario.investors(), &terms);
     open_accounts(&target.redis, &target.round, &plans).await?;
 
@@ -133,7 +133,11 @@ pub async fn rehearse(
     loop {
         tokio::time::sleep(SAMPLE_INTERVAL).await;
         let figures = match target.ops.figures(recorder.now_ms()).await {
-            Ok(figures) => figures,
+            Ok(mut figures) => {
+                let waiting = &recorder.counters.waiting;
+                figures.clients_waiting = Some(waiting.load(std::sync::atomic::Ordering::Relaxed));
+                figures
+            }
             Err(err) => {
                 tracing::warn!("sampling the round: {err:#}");
                 continue;
@@ -142,7 +146,19 @@ pub async fn rehearse(
         progress.update(&recorder.counters, Some(&figures), scenario.compression());
         if !options.progress && last_log.elapsed() > Duration::from_secs(5) {
             last_log = Instant::now();
-            tracing::info!(phase = %figures.phase, raised_pence = figures.raised_pence, waiting = figures.waiting(), settled = figures.settled_count, "rehearsing");
+            let c = &recorder.counters;
+            let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                phase = %figures.phase,
+                raised = %crowdgate_protocol::money::pounds(figures.raised_pence),
+                visits_done = n(&c.finished),
+                waiting = n(&c.waiting),
+                invested = n(&c.invested),
+                settled = figures.settled_count,
+                designed_errors = n(&c.designed_errors),
+                unexpected_errors = n(&c.unexpected_errors),
+                "rehearsing"
+            );
         }
         let all_done = visits.is_empty()
             || recorder
@@ -191,7 +207,8 @@ pub async fn rehearse(
     let settle_deadline =
         Instant::now() + Duration::from_secs(scenario.rehearsal.settle_timeout_seconds);
     loop {
-        let figures = target.ops.figures(recorder.now_ms()).await?;
+        let mut figures = target.ops.figures(recorder.now_ms()).await?;
+        figures.clients_waiting = Some(0); // every visit has ended
         progress.update(&recorder.counters, Some(&figures), scenario.compression());
         let drained = figures.backlog == 0;
         let backlog = figures.backlog;
@@ -201,7 +218,7 @@ pub async fn rehearse(
         }
         if Instant::now() > settle_deadline {
             problems.push(format!(
-                "settlement did not finish: {backlog} accepted investment(s) still unsettled {} s after the round ended (is a settlement worker running?)",
+                "settlement did not finish: {backlog} accepted investment(s) still unsettled {} s (wall clock) after the round ended (is a settlement worker running?)",
                 scenario.rehearsal.settle_timeout_seconds
             ));
             break;
@@ -237,32 +254,16 @@ pub async fn rehearse(
     }))
 }
 
-/// The round's terms as the target runs them.
-#[derive(Debug, Clone)]
-pub struct RoundTerms {
-    pub cap_pence: i64,
-    pub min_investment_pence: i64,
-    pub max_investment_pence: i64,
-    pub share_price_pence: i64,
-}
-
-impl RoundTerms {
-    fn of(figures: &Figures, scenario: &Scenario) -> RoundTerms {
-        // The ops status does not carry the limits; a local round has the
-        // scenario's, and a deployment's are read from its fields.
-        let field = |name: &str, default: i64| figures.raw_field(name).unwrap_or(default);
-        RoundTerms {
-            cap_pence: figures.cap_pence,
-            min_investment_pence: field(
-                "min_investment_pence",
-                scenario.round.min_investment_pence,
-            ),
-            max_investment_pence: field(
-                "max_investment_pence",
-                scenario.round.max_investment_pence,
-            ),
-            share_price_pence: field("share_price_pence", scenario.round.share_price_pence),
-        }
+/// The round's terms as the target runs them: the cap it reports, and its
+/// limits from its stored fields (a local round has the scenario's).
+fn terms_of(figures: &Figures, scenario: &Scenario) -> RoundTerms {
+    let field = |name: &str, default: i64| figures.raw_field(name).unwrap_or(default);
+    let r = &scenario.round;
+    RoundTerms {
+        cap_pence: figures.cap_pence,
+        min_investment_pence: field("min_investment_pence", r.min_investment_pence),
+        max_investment_pence: field("max_investment_pence", r.max_investment_pence),
+        share_price_pence: field("share_price_pence", r.share_price_pence),
     }
 }
 

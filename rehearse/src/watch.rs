@@ -48,6 +48,10 @@ pub struct Figures {
     pub dead_letters: u64,
     /// The round's stored fields as the ops API lists them (`fields`).
     pub fields: serde_json::Map<String, Value>,
+    /// The rehearsal's own investors still waiting at this instant (set by
+    /// the rehearsal, not the ops API, whose queue length still counts
+    /// those who left).
+    pub clients_waiting: Option<u64>,
 }
 
 impl Figures {
@@ -60,8 +64,12 @@ impl Figures {
         }
     }
 
-    /// Not yet admitted: the queue, and before opening the pre-queue.
+    /// Not yet admitted: the rehearsal's investors still waiting when it
+    /// counted them, else the queue (and before opening the pre-queue).
     pub fn waiting(&self) -> u64 {
+        if let Some(waiting) = self.clients_waiting {
+            return waiting;
+        }
         let queue = self.issued.saturating_sub(self.admitted_up_to);
         if self.phase == "scheduled" {
             queue + self.prequeue
@@ -103,6 +111,7 @@ impl Figures {
             oldest_unsettled_age_ms: u(&["settlement", "oldest_unsettled_age_ms"]),
             dead_letters: u(&["settlement", "dead_letters"]),
             fields: v["fields"].as_object().cloned().unwrap_or_default(),
+            clients_waiting: None,
         })
     }
 }
@@ -212,6 +221,7 @@ mod tests {
             oldest_unsettled_age_ms: 0,
             dead_letters: 0,
             fields: Default::default(),
+            clients_waiting: None,
         }
     }
 

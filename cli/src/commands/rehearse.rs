@@ -107,7 +107,17 @@ pub async fn run(args: RehearseArgs) -> anyhow::Result<()> {
         seed: args.seed,
         scale_round: !args.keep_round,
     };
+    if !args.scenario.is_file() {
+        bail!(
+            "--scenario {}: no such file (run crowdgate rehearse from the repository root, or pass --scenario)",
+            args.scenario.display()
+        );
+    }
     let scenario = Scenario::load(&args.scenario)?.with(&overrides)?;
+    // Before anything runs: a report directory that cannot be written fails
+    // now, not after the rehearsal; and a report of an earlier run never
+    // survives this one (a CI job reading it must not see an old PASS).
+    clear_report(&args.report_dir)?;
     let options = Options {
         progress: std::io::stderr().is_terminal(),
         i_know: args.i_know,
@@ -125,8 +135,30 @@ pub async fn run(args: RehearseArgs) -> anyhow::Result<()> {
     let (json, html) = write_report(&report, &args.report_dir)?;
     print_summary(&report, &json, &html);
     if !report.verdict.passed {
-        bail!("the rehearsal failed: {}", report.verdict.line);
+        bail!("the rehearsal failed (the verdict above)");
     }
+    Ok(())
+}
+
+/// Creates the report directory and removes an earlier run's report from it.
+fn clear_report(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("--report-dir {}: cannot create it", dir.display()))?;
+    for name in ["report.json", "report.html"] {
+        match std::fs::remove_file(dir.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("--report-dir {}: cannot replace {name}", dir.display())
+                });
+            }
+        }
+    }
+    let probe = dir.join(".crowdgate-rehearse-probe");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("--report-dir {}: cannot write to it", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
     Ok(())
 }
 
@@ -296,6 +328,9 @@ async fn rehearse_locally(
         Ok(report)
     }
     .await;
+    if result.is_err() {
+        show_logs_of_the_dead(&mut parts, &data);
+    }
     for part in parts.iter_mut().rev() {
         supervisor::terminate(&mut part.child, Duration::from_secs(10));
     }
@@ -308,6 +343,31 @@ async fn rehearse_locally(
         );
     }
     result
+}
+
+/// The last lines each part that exited wrote, on stderr: why it stopped.
+fn show_logs_of_the_dead(parts: &mut [Part], dir: &Path) {
+    for part in parts.iter_mut() {
+        if !matches!(part.child.try_wait(), Ok(Some(_))) {
+            continue;
+        }
+        for log in [
+            format!("{}.err.log", part.name),
+            format!("{}.log", part.name),
+        ] {
+            let Ok(text) = std::fs::read_to_string(dir.join(&log)) else {
+                continue;
+            };
+            let lines: Vec<&str> = text.lines().collect();
+            if lines.is_empty() {
+                continue;
+            }
+            eprintln!("--- the last lines of {} ({log}):", part.name);
+            for line in &lines[lines.len().saturating_sub(15)..] {
+                eprintln!("    {line}");
+            }
+        }
+    }
 }
 
 /// The local round: the scenario's terms, scheduled (the rehearsal sets
@@ -425,5 +485,11 @@ fn print_summary(report: &Report, json: &Path, html: &Path) {
         html.display(),
         json.display()
     );
+    if report.verdict.problems.len() > 1 {
+        println!("problems:");
+        for problem in &report.verdict.problems {
+            println!("  - {problem}");
+        }
+    }
     println!("{}", report.verdict.line);
 }
