@@ -22,12 +22,13 @@ const DASH: &str = "—";
 /// The wait estimate's goal: median relative error under this percentage.
 const WAIT_ESTIMATE_GOAL_PERCENT: f64 = 20.0;
 
-/// A p-value under this says arrival order shows through the lottery.
-const LOTTERY_P_THRESHOLD: f64 = 0.001;
+/// A p-value under this says arrival order shows through the lottery (the
+/// bar the verdict uses).
+const LOTTERY_P_THRESHOLD: f64 = crate::analysis::FAIRNESS_P_VALUE;
 
-/// |ρ|·√(n − 1) beyond this is a two-sided p under 0.001 for Spearman's ρ
+/// |ρ|·√(n − 1) beyond this is a two-sided p under 10⁻⁶ for Spearman's ρ
 /// (normal approximation), the same bar as the χ² test.
-const SPEARMAN_Z_THRESHOLD: f64 = 3.29;
+const SPEARMAN_Z_THRESHOLD: f64 = 4.89;
 
 /// Render the whole report as an HTML5 page.
 pub fn render(report: &Report) -> String {
