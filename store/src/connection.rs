@@ -380,7 +380,7 @@ impl Shared {
 /// `min-replicas-to-write` while writes wait for replicas).
 async fn check_new_primary(current: Current, replication: Replication) {
     let mut connection = current.main;
-    for problem in crate::round::primary_problems(&mut connection, replication.replicas).await {
+    for problem in crate::safety::primary_problems(&mut connection, replication.replicas).await {
         tracing::error!(node = %current.node, %problem, "the new Redis primary could lose acknowledged writes");
     }
 }

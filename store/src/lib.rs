@@ -36,6 +36,8 @@
 //!   Sentinel) and how many replicas acknowledge a write ([`RedisConfig`]).
 //! - [`connection`]: [`Redis`], the connection to the primary that follows
 //!   a failover, and `confirm`, what makes an acknowledged write replicated.
+//! - [`safety`]: is this Redis safe to acknowledge writes on (durable,
+//!   and refusing writes while cut off from its replicas).
 //! - [`error`]: every failure of a store call, as one type ([`StoreError`]).
 //!
 //! # Invariants the scripts keep
@@ -77,6 +79,7 @@ pub mod keys;
 pub mod leave;
 pub mod record;
 pub mod round;
+pub mod safety;
 pub mod scripts;
 pub mod settle;
 pub mod snapshot;
@@ -102,10 +105,8 @@ pub use join::{Joined, Joiner, Placement};
 pub use keys::{RoundKeys, SETTLEMENT_GROUP, check_round_id};
 pub use leave::LeaveVerdict;
 pub use record::{InvestmentRecord, InvestmentSummary, LedgerRecord, RoundRecord};
-pub use round::{
-    PrequeueNumber, RoundSettings, RoundStore, check_durability, check_replication,
-    primary_problems,
-};
+pub use round::{PrequeueNumber, RoundSettings, RoundStore};
+pub use safety::{check_durability, check_replication, primary_problems};
 pub use scripts::ScriptCall;
 pub use settle::Posting;
 pub use snapshot::Counters;

@@ -1,0 +1,69 @@
+//! Is this Redis safe to acknowledge writes on? The checks core makes
+//! before it serves, and [`crate::Redis`] makes of each new primary after a
+//! failover: durable on its own disk, and, when writes wait for replicas,
+//! refusing writes while cut off from them.
+//!
+//! Apart from the round's data ([`crate::round`]) and from following the
+//! primary ([`crate::connection`]), which both use it.
+
+use crate::Connection;
+
+/// Every reason the primary in use could lose an acknowledged write: not
+/// durable on its disk ([`check_durability`]), or, when writes wait for
+/// `replicas`, taking writes while cut off from them
+/// ([`check_replication`]). Checked by core before it serves and by
+/// [`crate::Redis`] on each new primary after a failover.
+pub async fn primary_problems(redis: &mut impl Connection, replicas: u32) -> Vec<String> {
+    [
+        check_durability(redis).await.err(),
+        check_replication(redis, replicas).await.err(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// With writes waiting for replicas, refuses a primary that would keep
+/// taking writes when cut off from them (`min-replicas-to-write` 0): such a
+/// primary, partitioned away while Sentinel promotes a replica, would
+/// accept writes that the failover then discards.
+pub async fn check_replication(redis: &mut impl Connection, wanted: u32) -> Result<(), String> {
+    if wanted == 0 {
+        return Ok(());
+    }
+    let min_replicas = config_value(redis, "min-replicas-to-write").await?;
+    if min_replicas.parse::<u32>().unwrap_or(0) == 0 {
+        return Err(concat!(
+            "the Redis primary has min-replicas-to-write 0: cut off from its replicas it would ",
+            "keep taking writes a failover then loses. Set `min-replicas-to-write 1` (and ",
+            "`min-replicas-max-lag`) on every data node, or run with --redis-replicas 0"
+        )
+        .to_string());
+    }
+    Ok(())
+}
+
+/// Refuses a Redis that could lose an acknowledged investment on a crash.
+pub async fn check_durability(redis: &mut impl Connection) -> Result<(), String> {
+    let appendonly = config_value(redis, "appendonly").await?;
+    let fsync = config_value(redis, "appendfsync").await?;
+    if appendonly != "yes" || fsync != "always" {
+        return Err(format!(
+            "Redis has appendonly={appendonly}, appendfsync={fsync}: an acknowledged investment could be lost \
+             in a crash. Start redis-server with `--appendonly yes --appendfsync always` \
+             (or pass --allow-unsafe-redis to core for a throwaway test)"
+        ));
+    }
+    Ok(())
+}
+
+/// One setting of the Redis in use (`CONFIG GET`), "" if it has none.
+async fn config_value(redis: &mut impl Connection, name: &str) -> Result<String, String> {
+    let pair: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(name)
+        .query_async(redis)
+        .await
+        .map_err(|e| format!("cannot read Redis config (CONFIG GET {name}): {e}"))?;
+    Ok(pair.into_iter().nth(1).unwrap_or_default())
+}
