@@ -25,6 +25,8 @@ pub const FAIRNESS_P_VALUE: f64 = 1e-6;
 /// Everything a rehearsal recorded.
 pub struct Recorded<'a> {
     pub scenario: &'a Scenario,
+    /// The scenario file as given, and the SHA-256 of its bytes.
+    pub scenario_file: (String, String),
     pub target: &'a str,
     pub started_at: String,
     pub wall_seconds: f64,
@@ -63,6 +65,8 @@ pub fn build(recorded: Recorded<'_>) -> Report {
     let invariants = invariants(&recorded, &outcome, &fairness);
     let verdict = verdict(&recorded, &outcome, &invariants);
     Report {
+        schema_version: SCHEMA_VERSION,
+        crowdgate_version: env!("CARGO_PKG_VERSION").to_string(),
         scenario: summary(&recorded),
         target: recorded.target.to_string(),
         started_at: recorded.started_at.clone(),
@@ -85,6 +89,8 @@ fn summary(r: &Recorded<'_>) -> ScenarioSummary {
     let s = r.scenario;
     ScenarioSummary {
         name: s.name.clone(),
+        file: r.scenario_file.0.clone(),
+        file_sha256: r.scenario_file.1.clone(),
         investors: r.plans.len() as u64,
         compression: r.c(),
         seed: s.rehearsal.seed,
@@ -276,6 +282,7 @@ fn wait_estimate(r: &Recorded<'_>) -> WaitEstimate {
     let mut errors = vec![];
     let mut biases = vec![];
     let mut marked_uncertain = 0;
+    let mut uncertain_by_reason: BTreeMap<String, u64> = BTreeMap::new();
     for record in r.records {
         let (Some(number), Some(eta)) = (record.number, record.first_eta) else {
             continue;
@@ -290,7 +297,14 @@ fn wait_estimate(r: &Recorded<'_>) -> WaitEstimate {
         let estimate = eta.eta_seconds as f64;
         errors.push((estimate - real).abs() / real * 100.0);
         biases.push((estimate - real) / real * 100.0);
-        marked_uncertain += u64::from(eta.uncertain.is_some());
+        if let Some(reason) = eta.uncertain {
+            marked_uncertain += 1;
+            let name = serde_json::to_value(reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("{reason:?}"));
+            *uncertain_by_reason.entry(name).or_insert(0) += 1;
+        }
     }
     errors.sort_by(f64::total_cmp);
     biases.sort_by(f64::total_cmp);
@@ -301,6 +315,7 @@ fn wait_estimate(r: &Recorded<'_>) -> WaitEstimate {
         p90_error_percent: stats::percentile(&errors, 0.9),
         median_bias_percent: stats::percentile(&biases, 0.5),
         marked_uncertain,
+        uncertain_by_reason,
     }
 }
 
@@ -349,7 +364,18 @@ fn check(name: &str, passed: bool, detail: String) -> Check {
     Check {
         name: name.to_string(),
         passed,
+        tested: true,
         detail,
+    }
+}
+
+/// A check the run gave too little to make: said, not passed off as held.
+fn not_tested(name: &str, why: String) -> Check {
+    Check {
+        name: name.to_string(),
+        passed: true,
+        tested: false,
+        detail: format!("not tested: {why}"),
     }
 }
 
@@ -430,9 +456,20 @@ fn invariants(r: &Recorded<'_>, outcome: &Outcome, fairness: &Fairness) -> Invar
             ),
         ),
     ];
+    const LOTTERY: &str = "arriving early buys nothing in the pre-queue";
+    if fairness.chi_square_p.is_none() {
+        checks.push(not_tested(
+            LOTTERY,
+            if r.prequeue_rehearsed {
+                format!("{} drawn; the χ² test needs 100", fairness.prequeue_drawn)
+            } else {
+                "the round was already open: nobody joined a pre-queue".to_string()
+            },
+        ));
+    }
     if let Some(p) = fairness.chi_square_p {
         checks.push(check(
-            "arriving early buys nothing in the pre-queue",
+            LOTTERY,
             p >= FAIRNESS_P_VALUE,
             format!(
                 "χ² p-value {p:.3} (fails under {FAIRNESS_P_VALUE:e}); Spearman {}",

@@ -80,6 +80,7 @@ thead th { background: #f2f2f2; }
 tbody th { font-weight: normal; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.held, td.designed { color: #1b5e20; }
+td.untested { color: #6d4c00; }
 td.broken, td.unexpected, td.bad { color: #8e1b1b; font-weight: 600; }
 td.note { color: #555; font-style: italic; }
 pre#reconcile { background: #f7f7f7; border: 1px solid #ddd; padding: .6rem; overflow-x: auto;
@@ -652,7 +653,7 @@ fn wait_estimate_table(estimate: &WaitEstimate) -> String {
                 count(estimate.marked_uncertain),
                 optional(uncertain_share, 1)
             )),
-            cell(""),
+            cell(uncertain_reasons(estimate)),
         ]),
     ];
     Table {
@@ -662,6 +663,16 @@ fn wait_estimate_table(estimate: &WaitEstimate) -> String {
         rows,
     }
     .render()
+}
+
+/// "little_history 1,200 · room_full 35": why estimates were marked uncertain.
+fn uncertain_reasons(estimate: &WaitEstimate) -> String {
+    estimate
+        .uncertain_by_reason
+        .iter()
+        .map(|(reason, n)| format!("{reason} {}", count(*n)))
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 fn percent(value: Option<f64>) -> String {
@@ -704,7 +715,9 @@ fn invariants_section(invariants: &Invariants) -> String {
             .checks
             .iter()
             .map(|check| {
-                let result = if check.passed {
+                let result = if !check.tested {
+                    classed("not tested", "untested")
+                } else if check.passed {
                     classed("held", "held")
                 } else {
                     classed("BROKEN", "broken")
@@ -1435,8 +1448,12 @@ mod tests {
 
     fn sample_report() -> Report {
         Report {
+            schema_version: crate::report::SCHEMA_VERSION,
+            crowdgate_version: "0.1.0".into(),
             scenario: ScenarioSummary {
                 name: "oversubscribed <script>alert(1)</script> & co".into(),
+                file: "rehearsals/test.toml".into(),
+                file_sha256: "00".into(),
                 investors: 12_000,
                 compression: 30.0,
                 seed: 42,
@@ -1551,6 +1568,7 @@ mod tests {
                 p90_error_percent: Some(35.0),
                 median_bias_percent: None,
                 marked_uncertain: 120,
+                uncertain_by_reason: [("little_history".to_string(), 120)].into(),
             },
             sell_out_forecast: ForecastOutcome {
                 told: 4_000,
@@ -1563,16 +1581,19 @@ mod tests {
                     Check {
                         name: "raised never passed the cap".into(),
                         passed: true,
+                        tested: true,
                         detail: "max £1,000,000".into(),
                     },
                     Check {
                         name: "clients' 201s equal core's accepted".into(),
                         passed: true,
+                        tested: true,
                         detail: "2,000 = 2,000".into(),
                     },
                     Check {
                         name: "no unexpected errors".into(),
                         passed: false,
+                        tested: true,
                         detail: "3 × invest 500".into(),
                     },
                 ],

@@ -38,6 +38,9 @@ pub struct Options {
     pub progress: bool,
     /// Run even though the round already holds people or investments.
     pub i_know: bool,
+    /// The scenario file as given and the SHA-256 of its bytes, for the
+    /// report's record of what was rehearsed.
+    pub scenario_file: (String, String),
 }
 
 /// A round is over this long after nothing more can change (sold out and
@@ -228,16 +231,17 @@ pub async fn rehearse(
     progress.finish();
 
     let mut redis = target.redis.clone();
-    let options = crowdgate_settlement::reconcile::Options {
+    let still = crowdgate_settlement::reconcile::Options {
         wait_quiet: Duration::from_secs(5),
     };
-    let books = crowdgate_settlement::reconcile::reconcile(&mut redis, &target.round, &options)
+    let books = crowdgate_settlement::reconcile::reconcile(&mut redis, &target.round, &still)
         .await
         .context("checking the books (reconcile)")?;
 
     let opening_ms = opening.saturating_duration_since(started).as_millis() as u64;
     Ok(analysis::build(Recorded {
         scenario,
+        scenario_file: options.scenario_file.clone(),
         target: &target.label,
         started_at,
         wall_seconds: started.elapsed().as_secs_f64(),

@@ -7,10 +7,18 @@
 //! (wall: what the machine sustained). Money is integer pence.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The report's format; raised when a field changes meaning or goes.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// [`SCHEMA_VERSION`] of the program that wrote it.
+    pub schema_version: u32,
+    /// The `crowdgate` version that ran the rehearsal.
+    pub crowdgate_version: String,
     pub scenario: ScenarioSummary,
     /// `local` (a system the rehearsal started) or the edge URL rehearsed.
     pub target: String,
@@ -37,6 +45,12 @@ pub struct Report {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioSummary {
     pub name: String,
+    /// The scenario file as given, and the SHA-256 of its bytes: what was
+    /// rehearsed, for the record.
+    #[serde(default)]
+    pub file: String,
+    #[serde(default)]
+    pub file_sha256: String,
     pub investors: u64,
     /// Scenario seconds per wall second.
     pub compression: f64,
@@ -195,6 +209,9 @@ pub struct WaitEstimate {
     pub median_bias_percent: Option<f64>,
     /// Estimates marked uncertain (`eta_uncertain`) among the samples.
     pub marked_uncertain: u64,
+    /// The same, by the reason given (`little_history`, `room_full`, …).
+    #[serde(default)]
+    pub uncertain_by_reason: BTreeMap<String, u64>,
 }
 
 /// How the sell-out forecast served people.
@@ -224,5 +241,13 @@ pub struct Invariants {
 pub struct Check {
     pub name: String,
     pub passed: bool,
+    /// False when the run gave too little to check (then `passed` is true
+    /// and `detail` says why it was not tested).
+    #[serde(default = "tested")]
+    pub tested: bool,
     pub detail: String,
+}
+
+fn tested() -> bool {
+    true
 }

@@ -144,6 +144,7 @@ fn a_small_rehearsal_of_the_reference_round_passes_with_a_full_report() {
     assert!(checks.len() >= 6, "{} checks", checks.len());
     for check in json["invariants"]["checks"].as_array().unwrap() {
         assert_eq!(check["passed"], true, "{check}");
+        assert_eq!(check["tested"], true, "{check}");
     }
     assert!(text(&select(&html, "pre#reconcile")[0]).contains("OK: every invariant"));
 
@@ -166,6 +167,16 @@ fn a_small_rehearsal_of_the_reference_round_passes_with_a_full_report() {
         "{}",
         json["errors"]
     );
+
+    // What was rehearsed, for the record.
+    assert_eq!(json["schema_version"], 1);
+    assert!(
+        json["crowdgate_version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty())
+    );
+    assert_eq!(json["scenario"]["file"], "rehearsals/reference-round.toml");
+    assert_eq!(json["scenario"]["file_sha256"].as_str().unwrap().len(), 64);
 
     // Fairness and the figures the issue asks for were measured.
     let fairness = &json["fairness"];
@@ -278,6 +289,21 @@ async fn a_deployment_is_rehearsed_only_if_its_round_is_fresh_or_told_i_know() {
     let (_, json) = read_report(&report_dir);
     assert_eq!(json["target"], system.edge_url.as_str());
     assert!(json["outcome"]["accepted_investments"].as_u64().unwrap() > 0);
+    // The round was already open: no pre-queue, and the report says the
+    // lottery was not tested rather than that it held.
+    let lottery = json["invariants"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "arriving early buys nothing in the pre-queue")
+        .expect("the lottery check is listed");
+    assert_eq!(lottery["tested"], false, "{lottery}");
+    assert!(
+        lottery["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not tested")
+    );
 
     // Now the round holds investments: refused, saying why and what to do,
     // and nothing is added to it.

@@ -25,6 +25,7 @@ use crowdgate_rehearse::report::Report;
 use crowdgate_rehearse::scenario::{Overrides, Scenario};
 use crowdgate_rehearse::watch::OpsClient;
 use crowdgate_store::RedisConfig;
+use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -118,9 +119,15 @@ pub async fn run(args: RehearseArgs) -> anyhow::Result<()> {
     // now, not after the rehearsal; and a report of an earlier run never
     // survives this one (a CI job reading it must not see an old PASS).
     clear_report(&args.report_dir)?;
+    let bytes = std::fs::read(&args.scenario)
+        .with_context(|| format!("cannot read the scenario {}", args.scenario.display()))?;
     let options = Options {
         progress: std::io::stderr().is_terminal(),
         i_know: args.i_know,
+        scenario_file: (
+            args.scenario.display().to_string(),
+            format!("{:x}", Sha256::digest(&bytes)),
+        ),
     };
     eprintln!(
         "crowdgate rehearse: {:?}, {} investors at {}× time compression",
@@ -315,7 +322,10 @@ async fn rehearse_locally(
             },
             redis: redis_handle,
         };
-        let report = rehearsal::rehearse(scenario, &target, options).await?;
+        let report = tokio::select! {
+            report = rehearsal::rehearse(scenario, &target, options) => report?,
+            _ = super::shutdown_signal() => bail!("interrupted: no report written"),
+        };
         for part in parts.iter_mut() {
             if let Some(status) = part.child.try_wait()? {
                 bail!(

@@ -86,6 +86,26 @@ async fn admission_keeps_to_its_rate_when_ticks_do_not_divide_the_interval() {
 }
 
 #[tokio::test]
+async fn batches_as_short_as_a_tick_keep_their_rate_through_jitter() {
+    // 6,000 a minute in 100 ms batches of 10, offered every 100 ms give or
+    // take 2 ms: a tick a moment early must not cost a batch.
+    let f = Fixture::new(RoundSettings {
+        rate_per_minute: 6_000,
+        batch_interval_ms: 100,
+        max_active: 10_000,
+        ..settings()
+    })
+    .await;
+    join(&f, 7_000, T0).await;
+    for k in 0..600u64 {
+        let jitter = if k % 2 == 0 { 2 } else { 0 };
+        f.store.advance(T0 + k * 100 + jitter).await.unwrap();
+    }
+    let round = f.round().await;
+    assert!(round.admitted_up_to >= 5_990, "{round:?}");
+}
+
+#[tokio::test]
 async fn the_achieved_rate_falls_when_the_room_is_full() {
     // 600 a minute configured, but only 20 may be active and nobody claims:
     // 20 places come free every 60 s claim window, about 20 a minute.
