@@ -33,17 +33,14 @@ pub enum Endpoint {
     Pass,
     Invest,
     Leave,
+    /// Not an endpoint: how long requests waited for one of the clients'
+    /// connections (`clients.connections`) before they were sent. Real
+    /// browsers do not share connections; long waits here mean the
+    /// rehearsal's own load generator, not the system, held requests back.
+    ConnectionWait,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 5] = [
-        Endpoint::Join,
-        Endpoint::Status,
-        Endpoint::Pass,
-        Endpoint::Invest,
-        Endpoint::Leave,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::Join => "join",
@@ -51,6 +48,7 @@ impl Endpoint {
             Endpoint::Pass => "pass",
             Endpoint::Invest => "invest",
             Endpoint::Leave => "leave",
+            Endpoint::ConnectionWait => "(client connection wait)",
         }
     }
 }
@@ -322,8 +320,10 @@ impl Crowd {
 
     /// One request, timed and classified.
     async fn send(&self, endpoint: Endpoint, request: reqwest::RequestBuilder) -> Answer {
+        let queued = Instant::now();
         let _permit = self.in_flight.acquire().await;
         let recorder = &self.recorder;
+        recorder.record_latency(Endpoint::ConnectionWait, queued.elapsed());
         recorder.counters.requests.fetch_add(1, Ordering::Relaxed);
         let sent = Instant::now();
         let answer = match request.send().await {

@@ -152,7 +152,10 @@ pub struct Minute {
 /// Latency of one endpoint as the clients measured it, wall milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointLatency {
-    /// `join`, `status`, `pass`, `invest` or `leave`.
+    /// `join`, `status`, `pass`, `invest` or `leave`; or `(client
+    /// connection wait)`: how long requests waited for one of the
+    /// rehearsal's connections before being sent (the load generator's
+    /// own queue, not the system's).
     pub endpoint: String,
     pub count: u64,
     pub p50_ms: f64,
