@@ -13,9 +13,11 @@ use crowdgate_settlement::reconcile::Report as Books;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 
-/// A wait shorter than this (round time) is not judged: an estimate
-/// rounded to whole seconds of a compressed clock says little about it.
+/// A wait shorter than this (round time) is not judged...
 pub const MIN_JUDGED_WAIT_SECONDS: f64 = 60.0;
+/// ...nor one shorter than this on the wall clock: estimates are whole
+/// wall seconds, so a wait of a few seconds would be judged by its rounding.
+pub const MIN_JUDGED_WAIT_WALL_SECONDS: f64 = 10.0;
 /// A lottery whose χ² p-value is below this shows arrival order through.
 /// A fair lottery's p-value is uniform, so this fails one fair rehearsal in
 /// a million (a release gate must not fail by chance), while a lottery that
@@ -151,11 +153,7 @@ fn outcome(r: &Recorded<'_>) -> Outcome {
     let count = |wanted: fn(&VisitOutcome) -> bool| {
         r.records.iter().filter(|x| wanted(&x.outcome)).count() as u64
     };
-    let sold_out_at = r
-        .samples
-        .iter()
-        .find(|f| f.at_ms >= r.opening_ms && f.sold_out(r.terms.min_investment_pence))
-        .map(|f| f.at_ms);
+    let sold_out_at = sold_out_at_ms(r);
     let last = r.samples.last();
     let accepted_at = r.recorder.accepted_at();
     let last_accepted = accepted_at.iter().copied().max();
@@ -193,6 +191,14 @@ fn outcome(r: &Recorded<'_>) -> Outcome {
         requests: counters.requests.load(Ordering::Relaxed),
         settlement_drain_wall_seconds: drained_at,
     }
+}
+
+/// When the round first sold out (wall ms from the start), if it did.
+fn sold_out_at_ms(r: &Recorded<'_>) -> Option<u64> {
+    r.samples
+        .iter()
+        .find(|f| f.at_ms >= r.opening_ms && f.sold_out(r.terms.min_investment_pence))
+        .map(|f| f.at_ms)
 }
 
 /// The ids of the investments the clients were told were accepted.
@@ -278,7 +284,7 @@ fn fairness(r: &Recorded<'_>) -> Fairness {
 }
 
 fn wait_estimate(r: &Recorded<'_>) -> WaitEstimate {
-    let min_wait_wall = MIN_JUDGED_WAIT_SECONDS / r.c();
+    let min_wait_wall = (MIN_JUDGED_WAIT_SECONDS / r.c()).max(MIN_JUDGED_WAIT_WALL_SECONDS);
     let mut errors = vec![];
     let mut biases = vec![];
     let mut marked_uncertain = 0;
@@ -310,7 +316,7 @@ fn wait_estimate(r: &Recorded<'_>) -> WaitEstimate {
     biases.sort_by(f64::total_cmp);
     WaitEstimate {
         samples: errors.len() as u64,
-        min_wait_seconds: MIN_JUDGED_WAIT_SECONDS,
+        min_wait_seconds: min_wait_wall * r.c(),
         median_error_percent: stats::percentile(&errors, 0.5),
         p90_error_percent: stats::percentile(&errors, 0.9),
         median_bias_percent: stats::percentile(&biases, 0.5),
@@ -320,6 +326,7 @@ fn wait_estimate(r: &Recorded<'_>) -> WaitEstimate {
 }
 
 fn forecast(r: &Recorded<'_>) -> ForecastOutcome {
+    let sold_out_at_ms = sold_out_at_ms(r);
     let last_invested_number = r
         .records
         .iter()
@@ -346,10 +353,13 @@ fn forecast(r: &Recorded<'_>) -> ForecastOutcome {
             .filter(|x| x.outcome == VisitOutcome::Left)
             .count() as u64,
         told_but_would_have_got_in: told.iter().filter(|x| would_have_got_in(x)).count() as u64,
+        // Joined before the round sold out (a later arrival is told on
+        // arrival: the page says the round is full), and never told.
         waited_until_sell_out_untold: r
             .records
             .iter()
             .filter(|x| x.told_at_number.is_none())
+            .filter(|x| sold_out_at_ms.is_some_and(|at| x.join_answered_us / 1000 < at))
             .filter(|x| {
                 matches!(
                     x.outcome,

@@ -390,8 +390,11 @@ impl Crowd {
     }
 
     /// [`Crowd::send`] again while the answer says to retry (503, or 429
-    /// room full now), after `Retry-After` or the scenario's pause, until
-    /// `give_up_after_seconds`. `request` builds the same request each time.
+    /// room full now) or no answer came (every call here is safe to repeat:
+    /// an investment with the same Idempotency-Key is replayed, not made
+    /// twice), after `Retry-After` or the scenario's pause, until
+    /// `give_up_after_seconds`, or the round is over. `request` builds the
+    /// same request each time.
     async fn send_retrying(
         &self,
         endpoint: Endpoint,
@@ -400,7 +403,7 @@ impl Crowd {
         let give_up = Instant::now() + Duration::from_secs(self.clients.give_up_after_seconds);
         loop {
             let answer = self.send(endpoint, request()).await;
-            let retry = answer.status == 503 || answer.status == 429;
+            let retry = matches!(answer.status, 0 | 429 | 503);
             if !retry || Instant::now() >= give_up {
                 return answer;
             }
@@ -410,7 +413,11 @@ impl Crowd {
                 .min(Duration::from_millis(
                     self.clients.retry_after_ms.max(1_000),
                 ));
-            if !self.sleep_unless_over(pause).await {
+            // An investment is retried even once the round is over: core
+            // may have taken it, and only its answer says so.
+            if endpoint == Endpoint::Invest {
+                tokio::time::sleep(pause).await;
+            } else if !self.sleep_unless_over(pause).await {
                 return answer;
             }
         }
@@ -462,6 +469,10 @@ impl Crowd {
             .await;
         record.join_answered_us = self.recorder.started.elapsed().as_micros() as u64;
         if !(joined.status == 200 || joined.status == 201) {
+            if *self.over.borrow() {
+                // Still retrying when the round ended.
+                return VisitOutcome::StillWaiting;
+            }
             return VisitOutcome::Failed(format!("join answered {}", joined.status));
         }
         let (Some(mut ticket), Ok(mut status)) = (
@@ -638,8 +649,6 @@ impl Crowd {
                     return VisitOutcome::SoldOut;
                 }
                 (409, "round_closed") | (410, _) => return VisitOutcome::SoldOut,
-                // Still retrying a 503 when the round ended.
-                _ if *self.over.borrow() => return VisitOutcome::SoldOut,
                 (status, code) => {
                     return VisitOutcome::Failed(format!("invest answered {status} {code}"));
                 }

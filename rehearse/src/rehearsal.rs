@@ -36,12 +36,19 @@ pub struct Target {
 pub struct Options {
     /// Draw live progress on the terminal.
     pub progress: bool,
-    /// Run even though the round already holds people or investments.
+    /// Run even though the round already holds people or investments (or,
+    /// against a deployment, is scheduled: the rehearsal moves its opening).
     pub i_know: bool,
+    /// The target is a deployment, not a system the rehearsal started.
+    pub deployment: bool,
     /// The scenario file as given and the SHA-256 of its bytes, for the
     /// report's record of what was rehearsed.
     pub scenario_file: (String, String),
 }
+
+/// Samples failing in a row (a quarter second apart) before the rehearsal
+/// gives up on core's ops API rather than wait for ever.
+const MAX_FAILED_SAMPLES: u32 = 40;
 
 /// A round is over this long after nothing more can change (sold out and
 /// settled, or everyone's visit ended).
@@ -59,10 +66,20 @@ pub async fn rehearse(
     let started = Instant::now();
     let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let recorder = Arc::new(Recorder::new(started));
-    let before = target.ops.figures(0).await?;
-    refuse_a_live_round(&before, &target.round, options.i_know)?;
+    let before = target.ops.figures(started).await?;
+    refuse_a_live_round(&before, &target.round, options)?;
     let terms = terms_of(&before, scenario);
-    let plans = fit_to_round(scenario.investors(), &terms);
+    // Each run's investors are its own (a re-run with --i-know must not
+    // find the last run's places, limits and accounts).
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let plans = fit_to_round(scenario.investors(&run_id), &terms);
+    if !matches!(before.phase.as_str(), "scheduled" | "open") {
+        bail!(
+            "round {:?} is {}: a rehearsal needs a scheduled or open round",
+            target.round,
+            before.phase
+        );
+    }
     open_accounts(&target.redis, &target.round, &plans).await?;
 
     // The opening: scheduled so the first arrival comes LEAD from now, or
@@ -81,11 +98,7 @@ pub async fn rehearse(
                 .context("scheduling the rehearsal's opening")?;
             (opening, true)
         }
-        "open" => (Instant::now(), false),
-        phase => bail!(
-            "round {:?} is {phase}: a rehearsal needs a scheduled or open round",
-            target.round
-        ),
+        _ => (Instant::now(), false),
     };
     if !prequeue {
         tracing::warn!(
@@ -103,7 +116,7 @@ pub async fn rehearse(
         think_seconds: scenario.investors.think_seconds,
         share_price_pence: terms.share_price_pence,
         min_investment_pence: terms.min_investment_pence,
-        run_id: format!("{:08x}", rand::random::<u32>()),
+        run_id,
         in_flight: Semaphore::new(scenario.clients.connections),
         recorder: recorder.clone(),
         over: over_rx,
@@ -133,16 +146,32 @@ pub async fn rehearse(
     let mut unchanged_since: (Instant, i64, u64) = (Instant::now(), 0, 0);
     let settle_timeout = Duration::from_secs(scenario.rehearsal.settle_timeout_seconds);
     let mut last_log = Instant::now();
+    let mut failed_samples = 0;
     loop {
         tokio::time::sleep(SAMPLE_INTERVAL).await;
-        let figures = match target.ops.figures(recorder.now_ms()).await {
+        if Instant::now() > deadline {
+            problems.push(format!(
+                "the round did not finish within {} s (rehearsal.timeout_seconds)",
+                scenario.rehearsal.timeout_seconds
+            ));
+            break;
+        }
+        let figures = match target.ops.figures(started).await {
             Ok(mut figures) => {
+                failed_samples = 0;
                 let waiting = &recorder.counters.waiting;
                 figures.clients_waiting = Some(waiting.load(std::sync::atomic::Ordering::Relaxed));
                 figures
             }
             Err(err) => {
+                failed_samples += 1;
                 tracing::warn!("sampling the round: {err:#}");
+                if failed_samples >= MAX_FAILED_SAMPLES {
+                    problems.push(format!(
+                        "core's ops API stopped answering ({failed_samples} samples in a row failed; the last: {err:#})"
+                    ));
+                    break;
+                }
                 continue;
             }
         };
@@ -183,16 +212,9 @@ pub async fn rehearse(
         let still_for = unchanged_since.0.elapsed();
         let sold_out = figures.sold_out(terms.min_investment_pence);
         let over = sold_out
-            && ((figures.backlog == 0 && still_for >= STILL_FOR) || still_for >= settle_timeout);
+            && ((figures.settled_up() && still_for >= STILL_FOR) || still_for >= settle_timeout);
         samples.push(figures);
         if all_done || over {
-            break;
-        }
-        if Instant::now() > deadline {
-            problems.push(format!(
-                "the round did not finish within {} s (rehearsal.timeout_seconds)",
-                scenario.rehearsal.timeout_seconds
-            ));
             break;
         }
     }
@@ -210,16 +232,25 @@ pub async fn rehearse(
     let settle_deadline =
         Instant::now() + Duration::from_secs(scenario.rehearsal.settle_timeout_seconds);
     loop {
-        let mut figures = target.ops.figures(recorder.now_ms()).await?;
-        figures.clients_waiting = Some(0); // every visit has ended
-        progress.update(&recorder.counters, Some(&figures), scenario.compression());
-        let drained = figures.backlog == 0;
-        let backlog = figures.backlog;
-        samples.push(figures);
+        let figures = match target.ops.figures(started).await {
+            Ok(mut figures) => {
+                figures.clients_waiting = Some(0); // every visit has ended
+                Some(figures)
+            }
+            Err(err) => {
+                tracing::warn!("sampling the round: {err:#}");
+                None
+            }
+        };
+        progress.update(&recorder.counters, figures.as_ref(), scenario.compression());
+        let backlog = figures.as_ref().map(|f| f.backlog);
+        let drained = figures.as_ref().is_some_and(Figures::settled_up);
+        samples.extend(figures);
         if drained {
             break;
         }
         if Instant::now() > settle_deadline {
+            let backlog = backlog.map_or("an unknown number of".to_string(), |b| b.to_string());
             problems.push(format!(
                 "settlement did not finish: {backlog} accepted investment(s) still unsettled {} s (wall clock) after the round ended (is a settlement worker running?)",
                 scenario.rehearsal.settle_timeout_seconds
@@ -271,10 +302,23 @@ fn terms_of(figures: &Figures, scenario: &Scenario) -> RoundTerms {
     }
 }
 
-/// Never rehearse on a live round by accident.
-fn refuse_a_live_round(figures: &Figures, round: &str, i_know: bool) -> anyhow::Result<()> {
+/// Never rehearse on a live round by accident: not one holding people or
+/// investments, and not (against a deployment) one whose opening time the
+/// rehearsal would move.
+fn refuse_a_live_round(figures: &Figures, round: &str, options: &Options) -> anyhow::Result<()> {
+    if options.i_know {
+        return Ok(());
+    }
+    if options.deployment && figures.phase == "scheduled" && figures.opens_at_ms > 0 {
+        let opens_at = std::time::UNIX_EPOCH + Duration::from_millis(figures.opens_at_ms);
+        bail!(
+            "round {round:?} is scheduled to open at {}: a rehearsal would move its opening to now and fill it \
+             with made-up investors. Rehearse against a round made for it, or pass --i-know if this round is a throwaway",
+            humantime::format_rfc3339_seconds(opens_at)
+        );
+    }
     let holds = figures.accepted_count > 0 || figures.issued > 0 || figures.prequeue > 0;
-    if holds && !i_know {
+    if holds {
         bail!(
             "round {round:?} already holds {} investment(s) (raised {}) and {} queue place(s): a rehearsal would add \
              thousands of made-up investors to it. Rehearse against a fresh round, or pass --i-know if this round \

@@ -227,7 +227,8 @@ pub struct ForecastOutcome {
     /// Told, yet would have got in: they invested, or (having left) someone
     /// further back in the queue invested.
     pub told_but_would_have_got_in: u64,
-    /// Waited until the round sold out without ever being told.
+    /// Joined before the round sold out, waited until it did, and were
+    /// never told it would.
     pub waited_until_sell_out_untold: u64,
 }
 

@@ -173,8 +173,8 @@ pub struct Overrides {
 /// One investor as the scenario draws them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InvestorPlan {
-    /// The investor id (`rehearsal-00042`): the identity token's subject
-    /// and the account settlement debits.
+    /// The investor id (`rehearsal-<run>-00042`): the identity token's
+    /// subject and the account settlement debits.
     pub id: String,
     /// Arrival, scenario seconds from opening (negative: before it).
     pub arrival_seconds: f64,
@@ -320,8 +320,9 @@ impl Scenario {
     }
 
     /// The investors, drawn with the scenario's seed: the same scenario and
-    /// seed give the same people.
-    pub fn investors(&self) -> Vec<InvestorPlan> {
+    /// seed give the same people (amounts, arrivals, behaviour); `run` goes
+    /// into their ids, so each run's investors are new to the round.
+    pub fn investors(&self, run: &str) -> Vec<InvestorPlan> {
         let i = &self.investors;
         let r = &self.round;
         let mut rng = StdRng::seed_from_u64(self.rehearsal.seed);
@@ -345,7 +346,7 @@ impl Scenario {
                 };
                 let cannot_pay = rng.random_bool(i.insufficient_funds);
                 InvestorPlan {
-                    id: format!("rehearsal-{n:05}"),
+                    id: format!("rehearsal-{run}-{n:05}"),
                     arrival_seconds,
                     amount_pence: amount,
                     // Enough for anything they might invest, or a pound too
@@ -387,7 +388,7 @@ mod tests {
     #[test]
     fn the_reference_round_is_oversubscribed_with_a_skew() {
         let scenario = reference();
-        let investors = scenario.investors();
+        let investors = scenario.investors("test");
         assert_eq!(investors.len() as u64, scenario.investors.count);
         let demand: i64 = investors.iter().map(|i| i.amount_pence).sum();
         assert!(
@@ -428,7 +429,7 @@ mod tests {
                 ..Overrides::default()
             })
             .unwrap();
-        assert_eq!(scenario.investors(), scenario.investors());
+        assert_eq!(scenario.investors("test"), scenario.investors("test"));
         let other = scenario
             .clone()
             .with(&Overrides {
@@ -436,7 +437,7 @@ mod tests {
                 ..Overrides::default()
             })
             .unwrap();
-        assert_ne!(scenario.investors(), other.investors());
+        assert_ne!(scenario.investors("test"), other.investors("test"));
     }
 
     #[test]
@@ -451,7 +452,10 @@ mod tests {
             })
             .unwrap();
         let ratio = |s: &Scenario| {
-            s.investors().iter().map(|i| i.amount_pence).sum::<i64>() as f64
+            s.investors("test")
+                .iter()
+                .map(|i| i.amount_pence)
+                .sum::<i64>() as f64
                 / s.round.cap_pence as f64
         };
         assert!((ratio(&full) / ratio(&small) - 1.0).abs() < 0.2);

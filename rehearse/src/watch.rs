@@ -25,7 +25,8 @@ pub struct OpsClient {
 /// The round's figures at one instant, as the ops API reports them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figures {
-    /// Wall ms from the rehearsal's start when the answer came.
+    /// Wall ms from the rehearsal's start: midway between asking and the
+    /// answer.
     pub at_ms: u64,
     pub phase: String,
     pub issued: u64,
@@ -76,6 +77,13 @@ impl Figures {
         } else {
             queue
         }
+    }
+
+    /// Every accepted investment has settled or failed (the counts, and the
+    /// stream's backlog, which is read in two steps and so alone could
+    /// show 0 for a moment while an entry moves).
+    pub fn settled_up(&self) -> bool {
+        self.backlog == 0 && self.settled_count + self.failed_count >= self.accepted_count
     }
 
     /// Too little is left under the cap for anyone to invest.
@@ -136,8 +144,9 @@ impl OpsClient {
         format!("{}/ops/v1/rounds/{}{verb}", self.core_url, self.round)
     }
 
-    /// The round's figures now.
-    pub async fn figures(&self, at_ms: u64) -> anyhow::Result<Figures> {
+    /// The round's figures now, stamped in wall ms since `since`.
+    pub async fn figures(&self, since: std::time::Instant) -> anyhow::Result<Figures> {
+        let asked = since.elapsed();
         let response = self
             .http
             .get(self.url(""))
@@ -154,6 +163,7 @@ impl OpsClient {
                 body["message"].as_str().unwrap_or("no message")
             );
         }
+        let at_ms = ((asked + since.elapsed()) / 2).as_millis() as u64;
         Figures::parse(at_ms, &body)
     }
 

@@ -124,6 +124,7 @@ pub async fn run(args: RehearseArgs) -> anyhow::Result<()> {
     let options = Options {
         progress: std::io::stderr().is_terminal(),
         i_know: args.i_know,
+        deployment: args.edge.is_some(),
         scenario_file: (
             args.scenario.display().to_string(),
             format!("{:x}", Sha256::digest(&bytes)),

@@ -86,6 +86,10 @@ local TAU_MS = 60000
 -- The most numbers that left one step passes over (so a step stays short
 -- however many leave); the rest wait for the next step.
 local MAX_SKIPS = 1000
+-- core's admission controller offers a step every 100 ms
+-- (core/src/admission.rs, TICK): lateness under a tick and a half is
+-- jitter, not a gap.
+local SCHEDULE_SLACK_MS = 150
 local measured_at, measured_ms = int(r[13]), int(r[14])
 
 -- Stops measuring; `forget` also drops the history (the round is not open).
@@ -157,14 +161,13 @@ local function step()
   -- this one was due, not after the tick that took it (the controller ticks
   -- every 100 ms, so timing from the tick loses up to a tick per batch and
   -- admits below the rate: 1 s batches ran about 5 % slow, 100 ms ones in
-  -- a rehearsal about 20 %). Behind schedule by a whole interval or a
-  -- second, whichever is longer (the first batch, a pause, a room that was
-  -- full), the schedule restarts from now, so nobody is admitted in a burst
-  -- to catch up; less than that is a tick's jitter, caught up one batch a
-  -- tick (with 100 ms batches a tick a moment early would otherwise cost a
-  -- batch: measured, 80 % of the rate).
+  -- a rehearsal about 20 %). Behind schedule by SCHEDULE_SLACK_MS or more
+  -- (the first batch, a pause, a room that was full), the schedule
+  -- restarts from now, so nobody is admitted in a burst to catch up; less
+  -- is a tick's jitter, caught up by the next batch (with 100 ms batches a
+  -- tick a moment early would otherwise cost a batch: 80 % of the rate).
   local due = last + interval
-  if now_ms - due >= math.max(interval, 1000) then due = now_ms end
+  if now_ms - due >= SCHEDULE_SLACK_MS then due = now_ms end
   redis.call('HSET', round, R.LAST_ADVANCE_MS, fmt(due))
   if target <= cursor then return 'nobody_waiting', 0, batch end
 

@@ -70,11 +70,11 @@ async fn the_achieved_rate_converges_to_the_configured_rate_while_admission_flow
 
 #[tokio::test]
 async fn admission_keeps_to_its_rate_when_ticks_do_not_divide_the_interval() {
-    // 600 a minute in 1 s batches, offered every 300 ms: timed from the tick
-    // that took each batch, batches came every 1.2 s (500 a minute).
+    // 600 a minute in 1 s batches, offered every 130 ms (a tick and a bit):
+    // timed from the tick that took each batch, batches came every 1.04 s.
     let f = Fixture::new(settings()).await;
     join(&f, 2_000, T0).await;
-    for now in (T0..T0 + 60_000).step_by(300) {
+    for now in (T0..T0 + 60_000).step_by(130) {
         f.store.advance(now).await.unwrap();
     }
     let round = f.round().await;
