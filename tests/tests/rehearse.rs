@@ -322,3 +322,55 @@ async fn a_deployment_is_rehearsed_only_if_its_round_is_fresh_or_told_i_know() {
     );
     let _ = ok;
 }
+
+#[tokio::test]
+async fn a_deployments_scheduled_round_is_not_reopened_without_i_know() {
+    // A round scheduled for tomorrow, with nobody in it yet: a rehearsal
+    // would move its opening to now.
+    let tomorrow = std::time::SystemTime::now() + std::time::Duration::from_secs(24 * 3600);
+    let system = System::start(RoundOptions {
+        opens_at: Some(humantime::format_rfc3339_seconds(tomorrow).to_string()),
+        ..RoundOptions::default()
+    })
+    .await;
+    let key = system.dir.path().join("platform-key.pem");
+    std::fs::write(&key, identity_signer().to_pkcs8_pem()).unwrap();
+    let report_dir = system.dir.path().join("report");
+    let args: Vec<String> = [
+        "--edge",
+        &system.edge_url,
+        "--core-url",
+        &system.core_url,
+        "--ops-token",
+        OPS_TOKEN,
+        "--identity-key",
+        key.to_str().unwrap(),
+        "--identity-issuer",
+        IDENTITY_ISSUER,
+        "--redis-url",
+        &system.redis.url(),
+        "--investors",
+        "20",
+        "--report-dir",
+        report_dir.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        rehearse(&args)
+    })
+    .await
+    .unwrap();
+    assert!(!ok, "refused:\n{stdout}");
+    assert!(
+        stderr.contains("is scheduled to open at") && stderr.contains("--i-know"),
+        "{stderr}"
+    );
+    // Nothing was touched: still scheduled for tomorrow, nobody in it.
+    let state = system.room_state().await;
+    assert_eq!(state["phase"], "scheduled", "{state}");
+    assert_eq!(state["prequeue_size"], 0, "{state}");
+    assert!(!report_dir.join("report.json").exists());
+}
