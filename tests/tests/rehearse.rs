@@ -27,6 +27,45 @@ fn rehearse(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// The flags that point `crowdgate rehearse` at `system` as a deployment:
+/// its edge, core, ops token, the test platform's key (written to a file in
+/// the system's directory), Redis, a small crowd and `report_dir`.
+fn deployment_args(system: &System, investors: &str, report_dir: &Path) -> Vec<String> {
+    let key = system.dir.path().join("platform-key.pem");
+    std::fs::write(&key, identity_signer().to_pkcs8_pem()).unwrap();
+    [
+        "--edge",
+        &system.edge_url,
+        "--core-url",
+        &system.core_url,
+        "--ops-token",
+        OPS_TOKEN,
+        "--identity-key",
+        key.to_str().unwrap(),
+        "--identity-issuer",
+        IDENTITY_ISSUER,
+        "--redis-url",
+        &system.redis.url(),
+        "--investors",
+        investors,
+        "--report-dir",
+        report_dir.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// [`rehearse`] off the async runtime (it waits for the whole rehearsal).
+async fn rehearse_blocking(args: Vec<String>) -> (bool, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        rehearse(&args)
+    })
+    .await
+    .unwrap()
+}
+
 fn select<'a>(html: &'a Html, css: &str) -> Vec<scraper::ElementRef<'a>> {
     html.select(&Selector::parse(css).unwrap()).collect()
 }
@@ -245,44 +284,14 @@ async fn a_deployment_is_rehearsed_only_if_its_round_is_fresh_or_told_i_know() {
         ..RoundOptions::default()
     })
     .await;
-    let key = system.dir.path().join("platform-key.pem");
-    std::fs::write(&key, identity_signer().to_pkcs8_pem()).unwrap();
     let report_dir = system.dir.path().join("report");
-    let args = |extra: &[&'static str]| -> Vec<String> {
-        let mut args: Vec<String> = [
-            "--edge",
-            &system.edge_url,
-            "--core-url",
-            &system.core_url,
-            "--ops-token",
-            OPS_TOKEN,
-            "--identity-key",
-            key.to_str().unwrap(),
-            "--identity-issuer",
-            IDENTITY_ISSUER,
-            "--redis-url",
-            &system.redis.url(),
-            "--investors",
-            "60",
-            "--compression",
-            "60",
-            "--report-dir",
-            report_dir.to_str().unwrap(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut args = deployment_args(&system, "60", &report_dir);
+        args.extend(["--compression".to_string(), "60".to_string()]);
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     };
-    let run = |args: Vec<String>| {
-        tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            rehearse(&args)
-        })
-    };
-
-    let (ok, stdout, stderr) = run(args(&[])).await.unwrap();
+    let (ok, stdout, stderr) = rehearse_blocking(args(&[])).await;
     assert!(ok, "a fresh round is rehearsed:\n{stdout}\n{stderr}");
     let (_, json) = read_report(&report_dir);
     assert_eq!(json["target"], system.edge_url.as_str());
@@ -306,7 +315,7 @@ async fn a_deployment_is_rehearsed_only_if_its_round_is_fresh_or_told_i_know() {
     // Now the round holds investments: refused, saying why and what to do,
     // and nothing is added to it.
     let before = system.round_field("accepted_count").await;
-    let (ok, stdout, stderr) = run(args(&[])).await.unwrap();
+    let (ok, stdout, stderr) = rehearse_blocking(args(&[])).await;
     assert!(!ok, "a round holding investments is refused:\n{stdout}");
     assert!(
         stderr.contains("already holds") && stderr.contains("--i-know"),
@@ -315,7 +324,7 @@ async fn a_deployment_is_rehearsed_only_if_its_round_is_fresh_or_told_i_know() {
     assert_eq!(system.round_field("accepted_count").await, before);
 
     // Told --i-know, it runs (its investors find the round sold out).
-    let (ok, stdout, stderr) = run(args(&["--i-know"])).await.unwrap();
+    let (ok, stdout, stderr) = rehearse_blocking(args(&["--i-know"])).await;
     assert!(
         stdout.contains("PASS") || stdout.contains("FAIL"),
         "with --i-know it runs to a verdict:\n{stdout}\n{stderr}"
@@ -333,36 +342,8 @@ async fn a_deployments_scheduled_round_is_not_reopened_without_i_know() {
         ..RoundOptions::default()
     })
     .await;
-    let key = system.dir.path().join("platform-key.pem");
-    std::fs::write(&key, identity_signer().to_pkcs8_pem()).unwrap();
     let report_dir = system.dir.path().join("report");
-    let args: Vec<String> = [
-        "--edge",
-        &system.edge_url,
-        "--core-url",
-        &system.core_url,
-        "--ops-token",
-        OPS_TOKEN,
-        "--identity-key",
-        key.to_str().unwrap(),
-        "--identity-issuer",
-        IDENTITY_ISSUER,
-        "--redis-url",
-        &system.redis.url(),
-        "--investors",
-        "20",
-        "--report-dir",
-        report_dir.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        rehearse(&args)
-    })
-    .await
-    .unwrap();
+    let (ok, stdout, stderr) = rehearse_blocking(deployment_args(&system, "20", &report_dir)).await;
     assert!(!ok, "refused:\n{stdout}");
     assert!(
         stderr.contains("is scheduled to open at") && stderr.contains("--i-know"),
