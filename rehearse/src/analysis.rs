@@ -64,7 +64,8 @@ pub fn build(recorded: Recorded<'_>) -> Report {
     let minutes = stats::minutes(&timeline);
     let outcome = outcome(&recorded);
     let fairness = fairness(&recorded);
-    let invariants = invariants(&recorded, &outcome, &fairness);
+    let errors = errors(recorded.recorder);
+    let invariants = invariants(&recorded, &outcome, &fairness, &errors);
     let verdict = verdict(&recorded, &outcome, &invariants);
     Report {
         schema_version: SCHEMA_VERSION,
@@ -79,7 +80,7 @@ pub fn build(recorded: Recorded<'_>) -> Report {
         sample_interval_wall_ms: watch::SAMPLE_INTERVAL.as_millis() as u64,
         minutes,
         latency: latency(recorded.recorder),
-        errors: errors(recorded.recorder),
+        errors,
         fairness,
         wait_estimate: wait_estimate(&recorded),
         sell_out_forecast: forecast(&recorded),
@@ -389,14 +390,15 @@ fn not_tested(name: &str, why: String) -> Check {
     }
 }
 
-fn invariants(r: &Recorded<'_>, outcome: &Outcome, fairness: &Fairness) -> Invariants {
+fn invariants(
+    r: &Recorded<'_>,
+    outcome: &Outcome,
+    fairness: &Fairness,
+    errors: &[ErrorCount],
+) -> Invariants {
     let ids = accepted_ids(r);
     let distinct: HashSet<&str> = ids.iter().copied().collect();
-    let unexpected: u64 = errors(r.recorder)
-        .iter()
-        .filter(|e| !e.designed)
-        .map(|e| e.count)
-        .sum();
+    let unexpected: u64 = errors.iter().filter(|e| !e.designed).map(|e| e.count).sum();
     let failed_visits: Vec<&str> = r
         .records
         .iter()
