@@ -24,7 +24,7 @@ pub const MAX_PASS_TTL_SECONDS: u64 = 86_400;
 
 /// The largest cap a round may have, in the file or set by ops.
 pub const MAX_CAP_PENCE: i64 = crowdgate_protocol::invest::MAX_AMOUNT_PENCE * 1000;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// A configuration problem, naming the field.
@@ -41,8 +41,8 @@ pub enum ConfigError {
     Invalid { field: String, problem: String },
 }
 
-/// The whole file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// The whole file (also written: `crowdgate rehearse` writes its round's).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoundConfig {
     pub round: RoundTerms,
@@ -51,7 +51,7 @@ pub struct RoundConfig {
 }
 
 /// What is raised and on what terms. Money in pence.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoundTerms {
     /// Round id: `[a-z0-9-]`, used in tokens and Redis keys.
@@ -81,7 +81,7 @@ pub struct RoundTerms {
 }
 
 /// How the waiting room admits people; ops can change these live.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdmissionSettings {
     /// People admitted per minute.

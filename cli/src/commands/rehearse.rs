@@ -17,6 +17,7 @@ use clap::Args;
 use crowdgate::local_redis::LocalRedis;
 use crowdgate::secrets::Secrets;
 use crowdgate::supervisor;
+use crowdgate_core::round_config::{ADMISSION_LIMITS, AdmissionSettings, RoundConfig, RoundTerms};
 use crowdgate_identity::dev::DevSigner;
 use crowdgate_protocol::money::pounds;
 use crowdgate_rehearse::driver::Platform;
@@ -25,6 +26,7 @@ use crowdgate_rehearse::report::Report;
 use crowdgate_rehearse::scenario::{Overrides, Scenario};
 use crowdgate_rehearse::watch::OpsClient;
 use crowdgate_store::RedisConfig;
+use crowdgate_store::layout::round as R;
 use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
 use std::net::{SocketAddr, TcpListener};
@@ -247,7 +249,7 @@ async fn rehearse_locally(
         .context("cannot create a temporary directory")?;
     let data = dir.path().to_path_buf();
     let config = data.join("round.toml");
-    std::fs::write(&config, round_config(scenario))?;
+    std::fs::write(&config, round_config(scenario)?)?;
     let secrets = Secrets::load_or_create(&data.join("secrets.toml"))?;
     let signer = DevSigner::generate()?;
     let mut redis = LocalRedis::start(0, &data.join("redis"))?;
@@ -383,17 +385,24 @@ fn show_logs_of_the_dead(parts: &mut [Part], dir: &Path) {
 
 /// The local round: the scenario's terms, scheduled (the rehearsal sets
 /// the opening time once everything is up), admission compressed.
-fn round_config(scenario: &Scenario) -> String {
+fn round_config(scenario: &Scenario) -> anyhow::Result<String> {
     let r = &scenario.round;
-    let mut a = scenario.compressed_admission();
+    let a = scenario.compressed_admission();
+    let mut admission = AdmissionSettings {
+        rate_per_minute: a.rate_per_minute,
+        batch_interval_ms: a.batch_interval_ms,
+        max_active: a.max_active,
+        pass_ttl_seconds: a.pass_ttl_seconds,
+        claim_window_seconds: a.claim_window_seconds,
+    };
     // Compressed values within what core accepts (a pass lasts at least
     // 30 s, say): the nearest allowed value.
-    for (field, min, max) in crowdgate_core::round_config::ADMISSION_LIMITS {
+    for (field, min, max) in ADMISSION_LIMITS {
         let value = match field {
-            "rate_per_minute" => &mut a.rate_per_minute,
-            "batch_interval_ms" => &mut a.batch_interval_ms,
-            "max_active" => &mut a.max_active,
-            "pass_ttl_seconds" => &mut a.pass_ttl_seconds,
+            R::RATE_PER_MINUTE => &mut admission.rate_per_minute,
+            R::BATCH_INTERVAL_MS => &mut admission.batch_interval_ms,
+            R::MAX_ACTIVE => &mut admission.max_active,
+            R::PASS_TTL_SECONDS => &mut admission.pass_ttl_seconds,
             _ => continue,
         };
         *value = (*value).clamp(min, max);
@@ -401,23 +410,22 @@ fn round_config(scenario: &Scenario) -> String {
     // Far enough ahead never to open by itself before the rehearsal
     // schedules the real opening.
     let placeholder = std::time::SystemTime::now() + Duration::from_secs(24 * 3600);
-    format!(
-        "[round]\nid = \"{LOCAL_ROUND}\"\nname = {name}\ncap_pence = {cap}\nmin_investment_pence = {min}\n\
-         max_investment_pence = {max}\nshare_price_pence = {price}\nopens_at = \"{opens}\"\n\n\
-         [admission]\nrate_per_minute = {rate}\nbatch_interval_ms = {batch}\nmax_active = {active}\n\
-         pass_ttl_seconds = {ttl}\nclaim_window_seconds = {claim}\n",
-        name = toml::Value::String(scenario.name.clone()),
-        cap = r.cap_pence,
-        min = r.min_investment_pence,
-        max = r.max_investment_pence,
-        price = r.share_price_pence,
-        opens = humantime::format_rfc3339_seconds(placeholder),
-        rate = a.rate_per_minute,
-        batch = a.batch_interval_ms,
-        active = a.max_active,
-        ttl = a.pass_ttl_seconds,
-        claim = a.claim_window_seconds,
-    )
+    let config = RoundConfig {
+        round: RoundTerms {
+            id: LOCAL_ROUND.to_string(),
+            name: scenario.name.clone(),
+            identity: None,
+            cap_pence: r.cap_pence,
+            min_investment_pence: r.min_investment_pence,
+            max_investment_pence: r.max_investment_pence,
+            share_price_pence: r.share_price_pence,
+            initial_phase: None,
+            opens_at: Some(humantime::format_rfc3339_seconds(placeholder).to_string()),
+            closes_at: None,
+        },
+        admission,
+    };
+    Ok(toml::to_string(&config)?)
 }
 
 fn write_report(report: &Report, dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
@@ -503,4 +511,29 @@ fn print_summary(report: &Report, json: &Path, html: &Path) {
         }
     }
     println!("{}", report.verdict.line);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_round_is_a_config_core_accepts_with_the_compressed_admission() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rehearsals/reference-round.toml");
+        let scenario = Scenario::load(&path).unwrap();
+        let written = round_config(&scenario).unwrap();
+        let config = RoundConfig::parse(&written).expect("core accepts the written round");
+        let a = scenario.compressed_admission();
+        assert_eq!(config.round.id, LOCAL_ROUND);
+        assert_eq!(config.round.name, scenario.name);
+        assert_eq!(config.round.cap_pence, scenario.round.cap_pence);
+        assert_eq!(config.admission.rate_per_minute, a.rate_per_minute);
+        assert_eq!(
+            config.admission.claim_window_seconds,
+            a.claim_window_seconds
+        );
+        // Compressed under core's 30 s minimum, a pass lasts 30 s.
+        assert_eq!(config.admission.pass_ttl_seconds, 30);
+        assert!(config.opens_at_ms().is_some(), "scheduled: {written}");
+    }
 }
