@@ -203,6 +203,31 @@ async fn tickets_and_passes_are_checked_at_the_edge() {
     )
     .await;
     expect(http.post(format!("{edge}/api/pass")), 401, "missing_ticket").await;
+
+    // Leaving: a ticket is needed, and only a genuine one leaves; nobody's
+    // place is given up by a bad request.
+    let leave = format!("{edge}/api/leave");
+    expect(http.post(&leave), 401, "missing_ticket").await;
+    expect(
+        http.post(&leave).bearer_auth("v1.garbage"),
+        400,
+        "token_malformed",
+    )
+    .await;
+    expect(http.post(&leave).bearer_auth(&forged), 403, "token_invalid").await;
+    expect(
+        http.post(&leave).bearer_auth(&a_pass),
+        403,
+        "token_wrong_kind",
+    )
+    .await;
+    expect(http.get(&leave), 405, "method_not_allowed").await;
+    let (code, status) = visitor.status().await;
+    assert_eq!(
+        (code, &status["state"]),
+        (200, &serde_json::json!("waiting")),
+        "{status}"
+    );
 }
 
 /// Regression: an expired pass was 401 at the edge but 403 in core. Both
