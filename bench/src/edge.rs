@@ -3,8 +3,9 @@
 use crate::Args;
 use crate::wrk::{write_token_script, wrk};
 use anyhow::{Context, bail};
+use crowdgate_protocol::routes::route;
 use crowdgate_tests::{
-    Proc, ROUND, RoundOptions, System, Visitor, core_http, crowdgate_bin, free_port,
+    Proc, ROUND, RoundOptions, System, Visitor, core_http, core_requests, crowdgate_bin, free_port,
     identity_token, ticket_token, wait_for, wasm,
 };
 use std::process::Command;
@@ -34,13 +35,13 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("status.lua");
     write_token_script(&script, "GET", &tokens)?;
-    let before = core_state_requests(&system.core_url).await?;
+    let before = core_requests(&system.core_url, Some(route::STATE)).await;
     let status = wrk(
         args,
         &format!("{}/api/status", system.edge_url),
         Some(&script),
     )?;
-    let after = core_state_requests(&system.core_url).await?;
+    let after = core_requests(&system.core_url, Some(route::STATE)).await;
     let core_per_1000 = (after - before) as f64 * 1000.0 / status.requests.max(1) as f64;
 
     // Joins through the edge by signed-in investors: each verifies an
@@ -132,17 +133,19 @@ const POLLED_TICKETS: usize = 20_000;
 const JOINING_INVESTORS: usize = 5_000;
 
 /// A place taken by [`join_many`].
-struct Place {
-    ticket_id: String,
+pub(crate) struct Place {
+    pub ticket_id: String,
     /// 0 for a pre-queue place.
-    number: u64,
-    investor: String,
+    pub number: u64,
+    /// A pre-queue place's entry (join order), else 0.
+    pub entry: u64,
+    pub investor: String,
 }
 
 /// Joins `count` visitors through core, 32 at a time, each a different
 /// signed-in investor (as the edge sends them, `{"investor_id": ..}`), so
 /// each takes a new place.
-async fn join_many(core_url: &str, count: usize) -> anyhow::Result<Vec<Place>> {
+pub(crate) async fn join_many(core_url: &str, count: usize) -> anyhow::Result<Vec<Place>> {
     eprintln!("joining {count} visitors through core…");
     let http = core_http();
     let url = format!("{core_url}/v1/rounds/{ROUND}/queue");
@@ -166,6 +169,7 @@ async fn join_many(core_url: &str, count: usize) -> anyhow::Result<Vec<Place>> {
                 Ok::<_, anyhow::Error>(Place {
                     ticket_id: place["ticket_id"].as_str().unwrap_or_default().to_string(),
                     number: place["queue_number"].as_u64().unwrap_or(0),
+                    entry: place["prequeue_entry"].as_u64().unwrap_or(0),
                     investor,
                 })
             }
@@ -205,20 +209,4 @@ async fn prequeue_memory(count: usize) -> anyhow::Result<f64> {
     let before = used_memory(&system).await?;
     join_many(&system.core_url, count).await?;
     Ok((used_memory(&system).await? - before) as f64 / count as f64)
-}
-
-/// core's count of room-state requests (from its Prometheus metrics).
-async fn core_state_requests(core_url: &str) -> anyhow::Result<u64> {
-    let text = reqwest::get(format!("{core_url}/metrics"))
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|l| {
-            l.starts_with("crowdgate_core_request_duration_seconds_count")
-                && l.contains("endpoint=\"state\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64)
 }

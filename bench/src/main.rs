@@ -6,6 +6,8 @@
 //! because the machines are shared and noisy: read the ratios.
 //! - `edge`: status polls through the Wasm host vs a trivial component (wrk),
 //!   and how many polls reached core.
+//! - `opening`: a large pre-queue polling for its numbers after opening,
+//!   and how many calls that makes to core (per 1,000 polls).
 //! - `invest`: accepted investments per second through core, through edge +
 //!   core, and `redis-benchmark` running the same invest script.
 //! - `replicated`: the same invest load through core on a single Redis vs a
@@ -18,6 +20,7 @@
 
 mod edge;
 mod invest;
+mod opening;
 mod replicated;
 mod restart;
 mod settle;
@@ -58,6 +61,7 @@ pub struct Args {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Part {
     Edge,
+    Opening,
     Invest,
     Replicated,
     Settle,
@@ -91,6 +95,9 @@ async fn main() -> anyhow::Result<()> {
     let all = args.only.is_none();
     if all || args.only == Some(Part::Edge) {
         edge::run(&args).await?;
+    }
+    if all || args.only == Some(Part::Opening) {
+        opening::run(&args).await?;
     }
     if all || args.only == Some(Part::Invest) {
         invest::run(&args).await?;

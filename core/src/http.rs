@@ -18,7 +18,7 @@
 use crate::error::Failure;
 use crate::routes::{investments, passes, queue};
 use crate::state::AppState;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -120,22 +120,25 @@ async fn reject_large_bodies(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// Answers 503 at once when `max_in_flight` requests are already running.
+/// Counts each `/v1` request by its route (as written in the route table,
+/// e.g. `/v1/rounds/{round}/state`: how many calls the edges make of each
+/// kind is what tells whether the crowd stays at the edge), and answers 503
+/// at once when `max_in_flight` requests are already running.
 async fn shed_load(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_default();
+    metrics::counter!("crowdgate_core_requests_total", "route" => route.clone()).increment(1);
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         metrics::counter!("crowdgate_core_shed_total").increment(1);
         return Failure::overloaded("core is at capacity; retry shortly, your place is kept")
             .into_response();
     };
     let started = std::time::Instant::now();
-    let path = request.uri().path().to_string();
     let response = next.run(request).await;
-    let endpoint = path
-        .rsplit('/')
-        .find(|s| !s.starts_with("inv_"))
-        .unwrap_or("")
-        .to_string();
-    metrics::histogram!("crowdgate_core_request_duration_seconds", "endpoint" => endpoint)
+    metrics::histogram!("crowdgate_core_request_duration_seconds", "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
 }

@@ -9,10 +9,9 @@ pub fn new_ticket_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A pre-queue lottery score: uniform over [0, 2^52), so it is exact as a
-/// Redis sorted-set score (a double). Drawn server-side from the thread-local
-/// CSPRNG (ChaCha, seeded by the OS), so a visitor cannot choose or predict
-/// their place.
-pub fn lottery_score() -> u64 {
-    rand::rng().random::<u64>() >> 12
+/// The randomness a round's pre-queue draw secret is made from (see
+/// `crowdgate_protocol::draw`): 256 bits from the thread-local CSPRNG
+/// (ChaCha, seeded by the OS), so nobody can predict the draw.
+pub fn draw_random() -> [u8; crowdgate_protocol::draw::SECRET_BYTES] {
+    rand::rng().random()
 }

@@ -88,7 +88,7 @@ pub async fn run(
     metrics::counter!(store::NOT_REPLICATED_TOTAL).absolute(0);
     let store = store::RoundStore::new(&config.round.round.id, redis);
     if store
-        .seed(&store::settings(&config.round))
+        .seed(&store::settings(&config.round), &ids::draw_random())
         .await
         .context("seeding the round in Redis")?
     {

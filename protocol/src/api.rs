@@ -103,8 +103,51 @@ pub struct RoomState {
     /// the draw, how many have registered so far.
     #[serde(default)]
     pub prequeue_size: u64,
+    /// The pre-queue draw as published: its commitment from the start, and
+    /// once the pre-queue is sealed what makes every number computable and
+    /// checkable ([`crate::draw`]). `None` from a round seeded without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draw: Option<PublicDraw>,
     /// Unix milliseconds when core produced this state.
     pub as_of_ms: u64,
+}
+
+/// The pre-queue draw, as anyone may see it (`GET /api/draw`, and in the
+/// room state the edge caches).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicDraw {
+    /// SHA-256 of the draw's secret (hex): fixed when the round was set up,
+    /// before anyone could join.
+    pub commitment: String,
+    /// Published once the pre-queue is sealed (the round opened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revealed: Option<DrawReveal>,
+}
+
+/// `GET /api/draw`: the published draw, and the asking visitor's own
+/// entry and number when they present a pre-queue ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawStatus {
+    #[serde(flatten)]
+    pub draw: PublicDraw,
+    /// The visitor's pre-queue entry (join order), from their ticket.
+    pub your_entry: Option<u64>,
+    /// The number that entry drew, once the draw is revealed.
+    pub your_number: Option<u64>,
+}
+
+/// What the seal publishes: enough to recompute every pre-queue number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawReveal {
+    /// The secret behind the commitment (64 hex digits).
+    pub secret: String,
+    /// The hash chain over the pre-queue's ticket ids in entry order.
+    pub entries_digest: String,
+    /// HMAC-SHA256(secret, "crowdgate-draw-key:" ‖ entries digest), hex.
+    pub key: String,
+    /// How many entries the pre-queue held when sealed (its numbers are
+    /// 1..=size).
+    pub size: u64,
 }
 
 /// Who may join a round's queue. Investing always needs a signed-in
@@ -201,6 +244,10 @@ impl PlaceRequest {
 pub struct QueuePlace {
     pub ticket_id: String,
     pub queue_number: Option<u64>,
+    /// A pre-queue place's entry (join order, 1..): its number is drawn
+    /// from it at opening ([`crate::draw`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prequeue_entry: Option<u64>,
     /// The investor already held this place (another browser, device or
     /// app): same ticket id, same number or pre-queue entry.
     #[serde(default)]

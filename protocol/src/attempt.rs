@@ -225,6 +225,7 @@ mod tests {
             round: "r1".into(),
             id: "t1".into(),
             number: Some(1),
+            entry: None,
             issued_at: 0,
             expires_at: 200,
             investor: Some(eve()),

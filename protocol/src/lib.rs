@@ -24,11 +24,15 @@
 //! - [`json`]: strict JSON objects (a repeated key is refused, not guessed).
 //! - [`invest`]: parsing and validating an investment request, naming the field
 //!   at fault.
+//! - [`draw`]: the pre-queue draw: a keyed permutation of pre-queue entries
+//!   into queue numbers, its commitment and its key, computed alike by core,
+//!   every edge and anyone checking the draw.
 //! - [`queue`]: position, people ahead, ETA and poll interval from a ticket and
 //!   the room state.
 
 pub mod api;
 pub mod attempt;
+pub mod draw;
 pub mod error;
 pub mod html;
 pub mod invest;

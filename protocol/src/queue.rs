@@ -276,6 +276,7 @@ mod tests {
             pass_ttl_seconds: 60,
             opens_at_ms: 0,
             prequeue_size: 0,
+            draw: None,
             as_of_ms: 0,
         }
     }

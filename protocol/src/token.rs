@@ -393,6 +393,11 @@ pub struct Ticket {
     /// lottery at opening, and the ticket is re-issued with it.
     #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
     pub number: Option<u64>,
+    /// A pre-queue ticket's entry (join order, 1..): the number it draws at
+    /// opening is [`crate::draw::number`] of it, which the edge computes
+    /// from the published draw without asking core.
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<u64>,
     /// Issued at, Unix seconds.
     #[serde(rename = "iat")]
     pub issued_at: u64,
@@ -470,6 +475,7 @@ mod tests {
             round: "r1".into(),
             id: "t-1".into(),
             number: Some(42),
+            entry: None,
             issued_at: 100,
             expires_at: exp,
             investor: None,
@@ -603,10 +609,11 @@ mod tests {
     }
 
     #[test]
-    fn prequeue_tickets_have_no_number() {
+    fn prequeue_tickets_have_an_entry_and_no_number() {
         let ring = Keyring::parse(A).unwrap();
         let prequeue = Ticket {
             number: None,
+            entry: Some(7),
             ..ticket(200)
         };
         let token = ring.sign(&prequeue);
@@ -634,6 +641,7 @@ mod tests {
         let parts: Vec<&str> = token.split('.').collect();
         let forged_claims = Ticket {
             number: Some(1),
+            entry: None,
             ..ticket(200)
         };
         let forged_payload = URL_SAFE_NO_PAD.encode(

@@ -17,6 +17,9 @@ pub enum Advance {
     NotOpen,
     /// Less than a batch interval since the last batch.
     NotDue,
+    /// A batch was due, but the people it owed (rate × interval, with what
+    /// earlier batches carried) are still under one: carried on.
+    Accruing,
     /// Active investors are at `max_active`; the next step tries again.
     RoomFull,
     /// Every issued number is already admitted (or its ticket left).
@@ -50,13 +53,22 @@ pub fn advance_call(keys: &RoundKeys, now_ms: u64) -> ScriptCall {
 impl RoundStore {
     /// Runs one admission step at `now_ms`.
     pub async fn advance(&self, now_ms: u64) -> StoreResult<Advance> {
-        let (verdict, admitted): (String, u64) = advance_call(&self.keys, now_ms)
+        let (mut verdict, mut admitted): (String, u64) = advance_call(&self.keys, now_ms)
             .invoke(&ADVANCE_LUA, &mut self.conn())
             .await?;
+        if verdict == "draw_unmapped" {
+            // The pre-queue was just sealed and some entries left before
+            // the draw: write their numbers, then take the step.
+            self.write_drawn_leavers().await?;
+            (verdict, admitted) = advance_call(&self.keys, now_ms)
+                .invoke(&ADVANCE_LUA, &mut self.conn())
+                .await?;
+        }
         match verdict.as_str() {
             "admitted" => Ok(Advance::Admitted(admitted)),
             "not_open" => Ok(Advance::NotOpen),
             "not_due" => Ok(Advance::NotDue),
+            "accruing" => Ok(Advance::Accruing),
             "room_full" => Ok(Advance::RoomFull),
             "nobody_waiting" => Ok(Advance::NobodyWaiting),
             "not_seeded" => Err(self.not_seeded()),

@@ -9,8 +9,9 @@ use crate::scripts::{JOIN_LUA, ScriptCall, unknown};
 /// Where a join put the visitor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
-    /// Before opening: a lottery score in the pre-queue, number drawn at opening.
-    Prequeue,
+    /// Before opening: pre-queue entry `entry` (join order); its number is
+    /// drawn from it at opening (`crowdgate_protocol::draw`).
+    Prequeue { entry: u64 },
     /// A queue number.
     Numbered(u64),
 }
@@ -38,7 +39,6 @@ pub struct Joiner<'a> {
 pub fn join_call(
     keys: &RoundKeys,
     ticket_id: &str,
-    score: u64,
     now_ms: u64,
     joiner: Option<Joiner<'_>>,
 ) -> ScriptCall {
@@ -52,7 +52,6 @@ pub fn join_call(
         ],
         args: vec![
             ticket_id.to_string(),
-            score.to_string(),
             now_ms.to_string(),
             joiner
                 .map(|j| j.investor_id)
@@ -68,31 +67,30 @@ pub fn join_call(
 
 impl RoundStore {
     /// The investor's live place if they hold one, else a new place for
-    /// `ticket_id`: in the pre-queue with lottery `score` (below 2^52)
-    /// before opening, else the next number (unique and increasing across
+    /// `ticket_id`: the next pre-queue entry before opening, else the next
+    /// number (unique and increasing across
     /// replicas). Records the joiner's own maximum (the latest sign-in's
     /// wins). Without an investor, a new place if the round is anonymous,
     /// else `None`: the round needs a signed-in investor.
     pub async fn join(
         &self,
         ticket_id: &str,
-        score: u64,
         now_ms: u64,
         joiner: Option<Joiner<'_>>,
     ) -> StoreResult<Option<Joined>> {
         let mut conn = self.redis.pin().await?;
-        let (verdict, number, ticket): (String, u64, String) =
-            join_call(&self.keys, ticket_id, score, now_ms, joiner)
+        let (verdict, number, ticket, entry): (String, u64, String, u64) =
+            join_call(&self.keys, ticket_id, now_ms, joiner)
                 .invoke(&JOIN_LUA, &mut conn)
                 .await?;
         // The visitor is told their place: it must outlive a failover.
         self.redis.confirm(conn.generation()).await?;
         let placement = |number| match number {
-            0 => Placement::Prequeue,
+            0 => Placement::Prequeue { entry },
             n => Placement::Numbered(n),
         };
         let (placement, rejoined) = match verdict.as_str() {
-            "prequeue" => (Placement::Prequeue, false),
+            "prequeue" => (Placement::Prequeue { entry }, false),
             "numbered" => (Placement::Numbered(number), false),
             "rejoined" => (placement(number), true),
             "identity_required" => return Ok(None),

@@ -51,8 +51,13 @@ macro_rules! layout {
                 ISSUED = "issued",
                 /// Every number up to this one is admitted.
                 ADMITTED_UP_TO = "admitted_up_to",
-                /// When the last admission batch was taken (Unix ms).
+                /// When the last admission batch was due (Unix ms).
                 LAST_ADVANCE_MS = "last_advance_ms",
+                /// The part of a person admission still owes, carried from
+                /// batch to batch so that batches of rate × interval that
+                /// are not whole people add up to the rate exactly: in
+                /// people × ms per minute (0 ≤ carry < 60,000 = one person).
+                ADMISSION_CARRY = "admission_carry",
                 /// When a scheduled round opens (Unix ms, 0 = not set).
                 OPENS_AT_MS = "opens_at_ms",
                 /// When the round closes (Unix ms, 0 = not set).
@@ -61,6 +66,15 @@ macro_rules! layout {
                 PREQUEUE_SEALED = "prequeue_sealed",
                 /// How many were in the pre-queue when it was sealed.
                 PREQUEUE_SIZE = "prequeue_size",
+                /// The pre-queue draw's secret (64 hex digits, from core's
+                /// CSPRNG at seeding): never shown until the seal, then
+                /// published (`crowdgate_protocol::draw`).
+                DRAW_SECRET = "draw_secret",
+                /// SHA-256 of the secret, hex: published from the start.
+                DRAW_COMMITMENT = "draw_commitment",
+                /// The hash chain over pre-queue entries in join order,
+                /// from the commitment (`join.lua` extends it per entry).
+                DRAW_ENTRIES_DIGEST = "draw_entries_digest",
                 /// The admission rate achieved while people wait, smoothed
                 /// over about a minute: people per minute × 1000 (kept by
                 /// `advance.lua`; a normalised exponentially weighted mean).

@@ -1,9 +1,10 @@
 //! Leaving the queue (`leave.lua`): a visitor gives up their place for
-//! good — out of the pre-queue before the draw, skipped by admission while
+//! good — passed over at the draw if it leaves the pre-queue, skipped by admission while
 //! waiting, or their reservation freed once admitted — and their ticket is
 //! spent.
 
-use crate::error::StoreResult;
+use crate::draw::PrequeueNumber;
+use crate::error::{StoreError, StoreResult};
 use crate::keys::RoundKeys;
 use crate::round::RoundStore;
 use crate::scripts::{LEAVE_LUA, ScriptCall, unknown};
@@ -60,18 +61,38 @@ impl RoundStore {
         now_ms: u64,
     ) -> StoreResult<LeaveVerdict> {
         let mut conn = self.redis.pin().await?;
-        let (verdict, at): (String, u64) =
-            leave_call(&self.keys, ticket_id, number, investor_id, now_ms)
-                .invoke(&LEAVE_LUA, &mut conn)
-                .await?;
+        let mut number = number;
+        let (verdict, at): (String, i64) = loop {
+            let (verdict, at): (String, i64) =
+                leave_call(&self.keys, ticket_id, number, investor_id, now_ms)
+                    .invoke(&LEAVE_LUA, &mut conn)
+                    .await?;
+            if verdict != "needs_number" || number.is_some() {
+                break (verdict, at);
+            }
+            // A pre-queue ticket whose number was drawn: leave with it.
+            number = match self.prequeue_number(ticket_id).await? {
+                PrequeueNumber::Drawn(drawn) => Some(drawn),
+                other => {
+                    return Err(StoreError::Corrupt {
+                        key: self.keys.prequeue(),
+                        field: ticket_id.to_string(),
+                        value: format!("{other:?}"),
+                        expected: "a drawn number for a sealed pre-queue entry",
+                    });
+                }
+            };
+        };
         // The visitor is told their place is gone (and may join again at
         // the back): that must outlive a failover.
         self.redis.confirm(conn.generation()).await?;
         match verdict.as_str() {
             "left" => Ok(LeaveVerdict::Left {
-                queue_number: (at > 0).then_some(at),
+                queue_number: u64::try_from(at).ok().filter(|n| *n > 0),
             }),
-            "claimed" => Ok(LeaveVerdict::Claimed { expires_at_ms: at }),
+            "claimed" => Ok(LeaveVerdict::Claimed {
+                expires_at_ms: at.max(0) as u64,
+            }),
             "not_seeded" => Err(self.not_seeded()),
             other => Err(unknown(&LEAVE_LUA, other)),
         }

@@ -27,6 +27,10 @@
 //!   ([`ClaimVerdict`]), [`leave`] ([`LeaveVerdict`]), [`invest`]
 //!   ([`InvestVerdict`]), [`change`] ([`ChangeVerdict`]); and reads:
 //!   [`audit`], [`figures`].
+//! - [`draw`]: the pre-queue draw as stored: the secret a round is seeded
+//!   with, the number an entry drew ([`PrequeueNumber`]), and the numbers
+//!   of entries that left before it (computed with
+//!   `crowdgate_protocol::draw`, which Lua cannot run).
 //! - [`stream`]: [`Settlement`], the settlement side: the stream and its
 //!   consumer group, dead letters, backlog; with [`settle`] ([`Posting`]),
 //!   [`consumers`] (forgetting idle consumers), [`accounts`] (opening
@@ -45,8 +49,10 @@
 //!   change).
 //! - Phases move only along the machine in `prelude.lua`; a closed round
 //!   stays closed.
-//! - The pre-queue is sealed once, before any number is issued: its members
-//!   own 1..P by score, later joiners P+1.. in arrival order.
+//! - The pre-queue is sealed once, before any number is issued: its P
+//!   entries own 1..P as the draw permutes them, later joiners P+1.. in
+//!   arrival order; nobody is admitted while an entry that left before the
+//!   draw has no number in `left`.
 //! - The admission cursor only moves forward, never past `issued`, at most
 //!   one batch per interval; active investors never exceed `max_active`
 //!   because of an advance or a claim. Numbers whose tickets left the
@@ -70,6 +76,7 @@ pub mod claim;
 pub mod clock;
 pub mod connection;
 pub mod consumers;
+pub mod draw;
 pub mod error;
 pub mod figures;
 pub mod inspect;
@@ -98,14 +105,16 @@ pub use change::{Change, ChangeVerdict};
 pub use claim::ClaimVerdict;
 pub use connection::{Pinned, Redis, ReplicationStatus};
 pub use consumers::Forget;
+pub use draw::PrequeueNumber;
 pub use error::{StoreError, StoreResult};
 pub use figures::Figures;
 pub use invest::{InvestVerdict, NewInvestment};
 pub use join::{Joined, Joiner, Placement};
 pub use keys::{RoundKeys, SETTLEMENT_GROUP, check_round_id};
 pub use leave::LeaveVerdict;
+pub use record::SealedDraw;
 pub use record::{InvestmentRecord, InvestmentSummary, LedgerRecord, RoundRecord};
-pub use round::{PrequeueNumber, RoundSettings, RoundStore};
+pub use round::{RoundSettings, RoundStore};
 pub use safety::{check_durability, check_replication, primary_problems};
 pub use scripts::ScriptCall;
 pub use settle::Posting;

@@ -8,7 +8,8 @@
 
 use crate::error::{StoreError, StoreResult};
 use crate::layout::{investment as I, ledger as L, phase, round as R, status};
-use crowdgate_protocol::api::{IdentityMode, Investment, InvestmentStatus};
+use crowdgate_protocol::api::{DrawReveal, IdentityMode, Investment, InvestmentStatus, PublicDraw};
+use crowdgate_protocol::draw::DrawKey;
 use crowdgate_protocol::{RoomPhase, RoomState};
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -120,6 +121,23 @@ pub struct RoundRecord {
     pub achieved_rate_measured_ms: u64,
     /// When ops last changed the rate (Unix ms; 0 = never).
     pub rate_changed_at_ms: u64,
+    /// The pre-queue draw's secret (shown to nobody until the seal).
+    pub draw_secret: Option<DrawSecret>,
+    /// SHA-256 of the secret, hex (public from the start).
+    pub draw_commitment: Option<String>,
+    /// The hash chain over the pre-queue's entries so far.
+    pub draw_entries_digest: Option<String>,
+}
+
+/// The draw's secret: kept out of `Debug` output, so a logged record never
+/// gives the draw away before the seal.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DrawSecret(pub String);
+
+impl std::fmt::Debug for DrawSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DrawSecret(…)")
+    }
 }
 
 impl Default for RoundRecord {
@@ -154,6 +172,9 @@ impl Default for RoundRecord {
             achieved_rate_at_ms: 0,
             achieved_rate_measured_ms: 0,
             rate_changed_at_ms: 0,
+            draw_secret: None,
+            draw_commitment: None,
+            draw_entries_digest: None,
         }
     }
 }
@@ -205,7 +226,41 @@ impl RoundRecord {
             achieved_rate_at_ms: d.num(R::ACHIEVED_RATE_AT_MS)?,
             achieved_rate_measured_ms: d.num(R::ACHIEVED_RATE_MEASURED_MS)?,
             rate_changed_at_ms: d.num(R::RATE_CHANGED_AT_MS)?,
+            draw_secret: fields.get(R::DRAW_SECRET).cloned().map(DrawSecret),
+            draw_commitment: fields.get(R::DRAW_COMMITMENT).cloned(),
+            draw_entries_digest: fields.get(R::DRAW_ENTRIES_DIGEST).cloned(),
         }))
+    }
+
+    /// The sealed pre-queue's draw: its key and size, once sealed (`None`
+    /// before, or for a round seeded without a draw secret).
+    pub fn sealed_draw(&self) -> Option<SealedDraw> {
+        if !self.prequeue_sealed {
+            return None;
+        }
+        let secret = self.draw_secret.as_ref()?;
+        let digest = self.draw_entries_digest.as_deref()?;
+        let key = DrawKey::derive(&secret.0, digest).ok()?;
+        Some(SealedDraw {
+            key,
+            size: self.prequeue_size,
+        })
+    }
+
+    /// The draw as anyone may see it: the commitment, and after the seal
+    /// the secret, the digest and the key.
+    pub fn public_draw(&self) -> Option<PublicDraw> {
+        let commitment = self.draw_commitment.clone()?;
+        let revealed = self.sealed_draw().map(|sealed| DrawReveal {
+            secret: self.draw_secret.clone().map(|s| s.0).unwrap_or_default(),
+            entries_digest: self.draw_entries_digest.clone().unwrap_or_default(),
+            key: sealed.key.to_hex(),
+            size: sealed.size,
+        });
+        Some(PublicDraw {
+            commitment,
+            revealed,
+        })
     }
 
     /// The room state the edge caches. `registered` is the pre-queue's size
@@ -235,8 +290,24 @@ impl RoundRecord {
             } else {
                 registered
             },
+            draw: self.public_draw(),
             as_of_ms: now_ms,
         }
+    }
+}
+
+/// A sealed pre-queue's draw: entry e (1..=size) drew
+/// `crowdgate_protocol::draw::number(&key, size, e)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedDraw {
+    pub key: DrawKey,
+    pub size: u64,
+}
+
+impl SealedDraw {
+    /// The number `entry` drew; `None` for an entry outside the pre-queue.
+    pub fn number(&self, entry: u64) -> Option<u64> {
+        crowdgate_protocol::draw::number(&self.key, self.size, entry).ok()
     }
 }
 

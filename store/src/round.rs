@@ -83,20 +83,6 @@ impl RoundSettings {
     }
 }
 
-/// The number a pre-queue ticket drew.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrequeueNumber {
-    /// The round has not opened: nothing is drawn yet.
-    NotDrawn,
-    /// The ticket is not in the pre-queue.
-    NotInPrequeue,
-    /// The ticket left the pre-queue before the draw (`leave.lua`): it has
-    /// no number, and never will.
-    Left,
-    /// Its number (its rank by lottery score, 1-based).
-    Drawn(u64),
-}
-
 impl RoundStore {
     pub fn new(round: &str, redis: Redis) -> RoundStore {
         RoundStore {
@@ -130,18 +116,37 @@ impl RoundStore {
     /// Writes the round's fields that are not there yet. Live values
     /// (raised, cursor, and anything ops changed) are never overwritten, so a
     /// restart keeps the round where it was. True when anything was written.
-    pub async fn seed(&self, settings: &RoundSettings) -> StoreResult<bool> {
+    /// `draw_random` (32 bytes from the caller's CSPRNG) makes the pre-queue
+    /// draw's secret of a round seeded now; a seeded round keeps its own.
+    pub async fn seed(
+        &self,
+        settings: &RoundSettings,
+        draw_random: &[u8; crowdgate_protocol::draw::SECRET_BYTES],
+    ) -> StoreResult<bool> {
         let key = self.keys.round();
         let mut pipe = redis::pipe();
         pipe.atomic();
         for (field, value) in settings.fields() {
             pipe.hset_nx(&key, field, value);
         }
+        // The secret, its commitment and the chain's start go together: a
+        // round that has a secret keeps all three.
+        let exists: bool = redis::cmd("HEXISTS")
+            .arg(&key)
+            .arg(R::DRAW_SECRET)
+            .query_async(&mut self.conn())
+            .await?;
+        if !exists {
+            for (field, value) in crate::draw::draw_fields(draw_random) {
+                pipe.hset_nx(&key, field, value);
+            }
+        }
         let written: Vec<bool> = pipe.query_async(&mut self.conn()).await?;
         Ok(written.iter().any(|w| *w))
     }
 
-    /// The round hash and the pre-queue's size, read in one snapshot; `None`
+    /// The round hash and how many are registered in the pre-queue (its
+    /// entries less those that left), read in one snapshot; `None`
     /// when the round was never seeded.
     pub async fn round_record(&self) -> StoreResult<Option<(RoundRecord, u64)>> {
         self.round_record_on(&mut self.conn()).await
@@ -152,12 +157,16 @@ impl RoundStore {
         &self,
         conn: &mut impl Connection,
     ) -> StoreResult<Option<(RoundRecord, u64)>> {
-        let (fields, registered): (Fields, u64) = redis::pipe()
+        let (fields, entries, left_before_draw): (Fields, u64, u64) = redis::pipe()
             .atomic()
             .hgetall(self.keys.round())
             .zcard(self.keys.prequeue())
+            .zcount(self.keys.left(), 0, 0)
             .query_async(conn)
             .await?;
+        // Those registered: entries that have not left (until the draw,
+        // when leavers' numbers are written, the two are told apart by 0).
+        let registered = entries.saturating_sub(left_before_draw);
         Ok(RoundRecord::decode(&self.keys.round(), &fields)?.map(|round| (round, registered)))
     }
 
@@ -171,27 +180,6 @@ impl RoundStore {
         };
         self.redis.confirm(conn.generation()).await?;
         Ok(Some(round.room_state(&self.round, registered, now_ms)))
-    }
-
-    /// The number a pre-queue ticket drew at opening.
-    pub async fn prequeue_number(&self, ticket_id: &str) -> StoreResult<PrequeueNumber> {
-        let mut redis = self.conn();
-        let sealed: Option<String> = redis.hget(self.keys.round(), R::PREQUEUE_SEALED).await?;
-        if sealed.as_deref() != Some("1") {
-            return Ok(PrequeueNumber::NotDrawn);
-        }
-        // After sealing nothing is added to the pre-queue, so ranks are final.
-        let rank: Option<u64> = redis.zrank(self.keys.prequeue(), ticket_id).await?;
-        Ok(match rank {
-            Some(rank) => PrequeueNumber::Drawn(rank + 1),
-            None => {
-                let left: Option<f64> = redis.zscore(self.keys.left(), ticket_id).await?;
-                match left {
-                    Some(_) => PrequeueNumber::Left,
-                    None => PrequeueNumber::NotInPrequeue,
-                }
-            }
-        })
     }
 
     /// One investment's record, if it exists.

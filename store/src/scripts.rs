@@ -39,6 +39,8 @@ pub const ADVANCE: &str = script_source!("advance.lua");
 pub const CLAIM: &str = script_source!("claim.lua");
 /// `leave.lua`: a visitor gives up their place.
 pub const LEAVE: &str = script_source!("leave.lua");
+/// `draw_leavers.lua`: the drawn numbers of pre-queue entries that left.
+pub const DRAW_LEAVERS: &str = script_source!("draw_leavers.lua");
 /// `invest.lua`: one investment against the cap.
 pub const INVEST: &str = script_source!("invest.lua");
 /// `change.lua`: one audited ops change.
@@ -69,6 +71,7 @@ pub static JOIN_LUA: Lua = lua!("join.lua", JOIN);
 pub static ADVANCE_LUA: Lua = lua!("advance.lua", ADVANCE);
 pub static CLAIM_LUA: Lua = lua!("claim.lua", CLAIM);
 pub static LEAVE_LUA: Lua = lua!("leave.lua", LEAVE);
+pub static DRAW_LEAVERS_LUA: Lua = lua!("draw_leavers.lua", DRAW_LEAVERS);
 pub static INVEST_LUA: Lua = lua!("invest.lua", INVEST);
 pub static CHANGE_LUA: Lua = lua!("change.lua", CHANGE);
 pub static SETTLE_LUA: Lua = lua!("settle.lua", SETTLE);
@@ -131,6 +134,7 @@ mod tests {
             (ADVANCE, "advance.lua"),
             (CLAIM, "claim.lua"),
             (LEAVE, "leave.lua"),
+            (DRAW_LEAVERS, "draw_leavers.lua"),
             (INVEST, "invest.lua"),
             (CHANGE, "change.lua"),
             (SETTLE, "settle.lua"),

@@ -102,10 +102,44 @@ pub fn ticket_token(id: &str, number: u64, investor: &str) -> String {
         round: ROUND.into(),
         id: id.into(),
         number: Some(number),
+        entry: None,
         issued_at: now_s(),
         expires_at: now_s() + 3_600,
         investor: Some(investor_claim(investor)),
     })
+}
+
+/// A pre-queue ticket (entry `entry`, no number yet) for `investor`, signed
+/// as the edge signs one at a pre-queue join, valid an hour.
+pub fn prequeue_ticket_token(id: &str, entry: u64, investor: &str) -> String {
+    keyring().sign(&crowdgate_protocol::Ticket {
+        round: ROUND.into(),
+        id: id.into(),
+        number: None,
+        entry: Some(entry),
+        issued_at: now_s(),
+        expires_at: now_s() + 3_600,
+        investor: Some(investor_claim(investor)),
+    })
+}
+
+/// core's count of `/v1` requests on `route` (as written in the route
+/// table, e.g. `/v1/rounds/{round}/state`), or on every route when `None`:
+/// read from its Prometheus metrics (`crowdgate_core_requests_total`).
+pub async fn core_requests(core_url: &str, route: Option<&str>) -> u64 {
+    let text = core_http()
+        .get(format!("{core_url}/metrics"))
+        .send()
+        .await
+        .expect("core answers /metrics")
+        .text()
+        .await
+        .expect("a metrics page");
+    text.lines()
+        .filter(|l| l.starts_with("crowdgate_core_requests_total"))
+        .filter(|l| route.is_none_or(|r| l.contains(&format!("route=\"{r}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 /// A pass for ticket `ticket` held by `investor`, signed as core signs one

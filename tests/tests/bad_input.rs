@@ -24,6 +24,7 @@ fn ticket(round: &str, number: u64, expires_at: u64) -> Ticket {
         round: round.into(),
         id: format!("tk{number}"),
         number: Some(number),
+        entry: None,
         issued_at: now_s() - 10,
         expires_at,
         investor: eve(),

@@ -541,6 +541,7 @@ async fn joining_without_signing_in_is_refused_with_the_way_to_sign_in() {
         round: ROUND.into(),
         id: "tk-nobody".into(),
         number: Some(1),
+        entry: None,
         issued_at: now_s(),
         expires_at: now_s() + 600,
         investor: None,

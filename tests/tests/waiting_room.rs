@@ -9,10 +9,12 @@
 //! sells out is told so and can leave.
 
 use crowdgate_protocol::Ticket;
+use crowdgate_protocol::draw::{self, DrawKey};
+use crowdgate_protocol::routes::route;
 use crowdgate_tests::browser::Browser;
 use crowdgate_tests::{
-    OPS_TOKEN, ROUND, RoundOptions, System, Visitor, core_http, get_text, identity_token, json_of,
-    keyring, now_s, post_invest_form, ticket_token,
+    OPS_TOKEN, ROUND, RoundOptions, System, Visitor, core_http, core_requests, get_text,
+    identity_token, json_of, keyring, now_s, post_invest_form, ticket_token,
 };
 use fantoccini::Locator;
 use std::sync::Arc;
@@ -55,6 +57,15 @@ async fn join_core(http: &reqwest::Client, core: &str) -> (String, Option<u64>, 
 /// platform (an app presenting its identity token) → (ticket id, number or
 /// None for pre-queue).
 async fn join_signed_in(http: &reqwest::Client, edge: &str) -> (String, Option<u64>) {
+    let (ticket, _, number) = join_signed_in_with_token(http, edge).await;
+    (ticket.id, number)
+}
+
+/// [`join_signed_in`], keeping the signed ticket and its token.
+async fn join_signed_in_with_token(
+    http: &reqwest::Client,
+    edge: &str,
+) -> (Ticket, String, Option<u64>) {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let investor = format!(
         "visitor-{}",
@@ -72,8 +83,12 @@ async fn join_signed_in(http: &reqwest::Client, edge: &str) -> (String, Option<u
     let ticket: Ticket = keyring()
         .verify(body["ticket"].as_str().unwrap(), ROUND, now_s())
         .expect("the edge signs a valid ticket");
-    assert_eq!(ticket.investor.map(|i| i.id), Some(investor));
-    (ticket.id, body["status"]["queue_number"].as_u64())
+    assert_eq!(
+        ticket.investor.as_ref().map(|i| i.id.clone()),
+        Some(investor)
+    );
+    let token = body["ticket"].as_str().unwrap().to_string();
+    (ticket, token, body["status"]["queue_number"].as_u64())
 }
 
 async fn admitted_up_to(http: &reqwest::Client, core: &str) -> u64 {
@@ -116,9 +131,10 @@ async fn prequeue_is_a_uniform_lottery_and_later_joiners_are_fifo() {
                 (http.clone(), edge.clone(), arrivals.clone(), next.clone());
             tokio::spawn(async move {
                 while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < BEFORE {
-                    let (ticket, number) = join_signed_in(&http, &edge).await;
+                    let (ticket, token, number) = join_signed_in_with_token(&http, &edge).await;
                     assert_eq!(number, None, "joined before opening: pre-queue");
-                    arrivals.lock().await.push(ticket);
+                    let entry = ticket.entry.expect("a pre-queue ticket carries its entry");
+                    arrivals.lock().await.push((ticket.id, token, entry));
                 }
             })
         })
@@ -132,15 +148,27 @@ async fn prequeue_is_a_uniform_lottery_and_later_joiners_are_fifo() {
     );
     let arrivals = Arc::try_unwrap(arrivals).unwrap().into_inner();
 
-    // Before opening, nobody has a number.
+    // Before opening, nobody has a number, and the draw shows only its
+    // commitment.
     let (code, _) = json_of(
-        http.get(format!("{core}/v1/rounds/{ROUND}/prequeue/{}", arrivals[0]))
-            .send()
-            .await
-            .unwrap(),
+        http.get(format!(
+            "{core}/v1/rounds/{ROUND}/prequeue/{}",
+            arrivals[0].0
+        ))
+        .send()
+        .await
+        .unwrap(),
     )
     .await;
     assert_eq!(code, 409);
+    let (code, committed) =
+        json_of(http.get(format!("{edge}/api/draw")).send().await.unwrap()).await;
+    assert_eq!(code, 200, "{committed}");
+    assert!(
+        committed["revealed"].is_null(),
+        "revealed before opening: {committed}"
+    );
+    let commitment = committed["commitment"].as_str().unwrap().to_string();
     // The round opens by its clock (core's controller flips the phase).
     let deadline = opens_at + Duration::from_secs(30);
     loop {
@@ -165,24 +193,86 @@ async fn prequeue_is_a_uniform_lottery_and_later_joiners_are_fifo() {
         last = number;
     }
 
-    // The pre-queue's numbers: a permutation of 1..=BEFORE.
+    // The pre-queue's numbers, as each visitor learns theirs: a status poll
+    // through the edge, which computes it from the published draw without
+    // asking core (no pre-queue look-ups, and no more calls to core than
+    // the edge's room-state refreshes, whatever the crowd).
+    let prequeue_calls = core_requests(&core, Some(route::PREQUEUE)).await;
+    let core_calls = core_requests(&core, None).await;
+    let polling = Instant::now();
     let mut numbers = Vec::with_capacity(BEFORE);
     for chunk in arrivals.chunks(64) {
-        let lookups = chunk.iter().map(|ticket| {
-            let (http, url) = (
-                http.clone(),
-                format!("{core}/v1/rounds/{ROUND}/prequeue/{ticket}"),
-            );
-            async move { json_of(http.get(url).send().await.unwrap()).await }
+        let polls = chunk.iter().map(|(_, token, _)| {
+            let (http, url) = (http.clone(), format!("{edge}/api/status"));
+            let token = token.clone();
+            async move { json_of(http.get(url).bearer_auth(token).send().await.unwrap()).await }
         });
-        for (code, body) in futures::future::join_all(lookups).await {
+        for (code, body) in futures::future::join_all(polls).await {
             assert_eq!(code, 200, "{body}");
-            numbers.push(body["queue_number"].as_u64().unwrap());
+            numbers.push(body["queue_number"].as_u64().expect("drawn at opening"));
         }
     }
+    let polled_for = polling.elapsed().as_secs() + 1;
+    assert_eq!(
+        core_requests(&core, Some(route::PREQUEUE)).await,
+        prequeue_calls,
+        "the edge asked core for a pre-queue number"
+    );
+    let calls = core_requests(&core, None).await - core_calls;
+    println!("{BEFORE} first polls after opening in {polled_for} s: {calls} calls to core");
+    assert!(
+        calls <= 4 * polled_for + 4,
+        "{calls} calls to core for {BEFORE} polls in {polled_for} s: the crowd reached core"
+    );
     let mut sorted = numbers.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, (1..=BEFORE as u64).collect::<Vec<_>>());
+
+    // Anyone can check the draw: the secret revealed matches the commitment
+    // shown before opening, the entries' digest is the chain over the
+    // ticket ids in entry order, the key follows, and every number follows
+    // from the key and the ticket's entry.
+    let (code, revealed) =
+        json_of(http.get(format!("{edge}/api/draw")).send().await.unwrap()).await;
+    assert_eq!(code, 200, "{revealed}");
+    assert_eq!(revealed["commitment"], commitment.as_str());
+    let reveal = &revealed["revealed"];
+    let secret = reveal["secret"].as_str().unwrap();
+    assert_eq!(draw::commitment(secret).unwrap(), commitment);
+    let mut in_entry_order: Vec<&(String, String, u64)> = arrivals.iter().collect();
+    in_entry_order.sort_by_key(|(_, _, entry)| *entry);
+    assert_eq!(
+        in_entry_order
+            .iter()
+            .map(|(_, _, e)| *e)
+            .collect::<Vec<_>>(),
+        (1..=BEFORE as u64).collect::<Vec<_>>()
+    );
+    let digest = draw::entries_digest(
+        &commitment,
+        in_entry_order.iter().map(|(t, _, _)| t.as_str()),
+    );
+    assert_eq!(reveal["entries_digest"], digest.as_str());
+    let key = DrawKey::derive(secret, &digest).unwrap();
+    assert_eq!(reveal["key"], key.to_hex().as_str());
+    assert_eq!(reveal["size"], BEFORE as u64);
+    for ((_, _, entry), number) in arrivals.iter().zip(&numbers) {
+        assert_eq!(draw::number(&key, BEFORE as u64, *entry).unwrap(), *number);
+    }
+    // A visitor checking with their own ticket is told their entry and number.
+    let (code, mine) = json_of(
+        http.get(format!("{edge}/api/draw"))
+            .bearer_auth(&arrivals[7].1)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(code, 200, "{mine}");
+    assert_eq!(
+        (mine["your_entry"].as_u64(), mine["your_number"].as_u64()),
+        (Some(arrivals[7].2), Some(numbers[7]))
+    );
 
     // Uncorrelated with arrival: Spearman's rho of (arrival index, number).
     let n = BEFORE as f64;
@@ -665,6 +755,7 @@ async fn passes_and_prequeue_lookups_refuse_bad_input() {
                             round: ROUND.into(),
                             id: "x".into(),
                             number: Some(1),
+                            entry: None,
                             issued_at: now_s(),
                             expires_at: now_s() + 60,
                             investor: None,

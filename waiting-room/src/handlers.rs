@@ -5,8 +5,11 @@
 
 use crate::page;
 use crowdgate_identity::Identity;
-use crowdgate_protocol::api::{IdentityMode, Investment, Joined, RoundProgress, Status};
+use crowdgate_protocol::api::{
+    DrawStatus, IdentityMode, Investment, Joined, RoundProgress, Status,
+};
 use crowdgate_protocol::attempt::Attempt;
+use crowdgate_protocol::draw::{self, DrawKey};
 use crowdgate_protocol::invest::{InvestRequest, parse_pounds};
 use crowdgate_protocol::money::pounds;
 use crowdgate_protocol::{ApiError, ErrorCode, Investor, RoomPhase, RoomState, Ticket, queue};
@@ -327,6 +330,7 @@ pub async fn join(settings: &Settings, request: &Request) -> Response {
         round: settings.round.clone(),
         id: place.ticket_id,
         number: place.queue_number,
+        entry: place.prequeue_entry,
         issued_at: now / 1000,
         expires_at: now / 1000 + TICKET_TTL_S,
         investor,
@@ -553,8 +557,9 @@ pub async fn status(settings: &Settings, request: &Request) -> Response {
     }
 }
 
-/// The status of `ticket`, and its token (re-issued if a pre-queue ticket
-/// learned its number: one call to core, once per visitor).
+/// The status of `ticket`, and its token (re-issued once a pre-queue
+/// ticket's number is drawn: computed here from the published draw, so the
+/// opening sends none of the waiting crowd to core).
 async fn status_of(
     settings: &Settings,
     mut ticket: Ticket,
@@ -568,7 +573,7 @@ async fn status_of(
             let status = queue::prequeue_status(&room, now, jitter_seed(&ticket, now));
             return Ok((with_investor(status, &ticket), token));
         }
-        None => match drawn_number(settings, &ticket.id).await {
+        None => match drawn_number(settings, &ticket, &room).await {
             Ok(Some(number)) => number,
             // Opening is under way (the draw is sealed on core's next step).
             Ok(None) => {
@@ -597,12 +602,38 @@ fn with_investor(mut status: Status, ticket: &Ticket) -> Status {
     status
 }
 
-/// Asks core which number a pre-queue ticket drew; `None` while not drawn.
-/// A ticket that left the pre-queue before the draw never has one: core's
-/// 410 `pass_expired` is passed on as it is (join again).
-async fn drawn_number(settings: &Settings, ticket_id: &str) -> Result<Option<u64>, Response> {
+/// The number a pre-queue ticket drew; `None` while the draw is not
+/// published (opening is under way: the room state shows it within about
+/// a second). Computed from the ticket's signed entry and the draw in the
+/// cached room state: no call to core. Only a ticket signed before entries
+/// existed (it has none) asks core, which answers 410 `pass_expired` for
+/// one that left before the draw (passed on as it is: join again).
+async fn drawn_number(
+    settings: &Settings,
+    ticket: &Ticket,
+    room: &RoomState,
+) -> Result<Option<u64>, Response> {
+    if let Some(entry) = ticket.entry {
+        let Some(revealed) = room.draw.as_ref().and_then(|d| d.revealed.as_ref()) else {
+            return Ok(None);
+        };
+        let number = DrawKey::from_hex(&revealed.key)
+            .and_then(|key| draw::number(&key, revealed.size, entry));
+        return match number {
+            Ok(number) => Ok(Some(number)),
+            Err(err) => {
+                // A signed entry outside the sealed pre-queue, or a key core
+                // published wrong: the deployment's fault, not the visitor's.
+                eprintln!("waiting-room: the pre-queue draw cannot number entry {entry}: {err}");
+                Err(respond::error(ApiError::new(
+                    ErrorCode::CoreError,
+                    "the pre-queue draw could not be read; your place is kept",
+                )))
+            }
+        };
+    }
     CoreClient::new(settings)
-        .prequeue_number(ticket_id)
+        .prequeue_number(&ticket.id)
         .await
         .map_err(|err| match err {
             CoreError::Refused(refusal) if refusal.body.error == ErrorCode::PassExpired => {
@@ -764,6 +795,42 @@ pub async fn round(settings: &Settings) -> Response {
         Ok(room) => respond::json(200, &RoundProgress::of(&room)),
         Err(response) => response,
     }
+}
+
+/// `GET /api/draw`: the pre-queue draw as published — its commitment
+/// before opening, and from the seal the secret, entries digest, key and
+/// size — with the visitor's own entry and drawn number when they present
+/// a pre-queue ticket, so anyone can check the number they were given
+/// (docs/ARCHITECTURE.md, "The pre-queue draw").
+pub async fn draw(settings: &Settings, request: &Request) -> Response {
+    let now = now_ms();
+    let room = match room_state(settings, now).await {
+        Ok(room) => room,
+        Err(response) => return response,
+    };
+    let Some(draw) = room.draw.clone() else {
+        return respond::error(ApiError::new(
+            ErrorCode::NotFound,
+            "this round has no published pre-queue draw",
+        ));
+    };
+    let your_entry = ticket_of(settings, request, now)
+        .ok()
+        .and_then(|(ticket, _)| ticket.entry);
+    let your_number = match (your_entry, &draw.revealed) {
+        (Some(entry), Some(revealed)) => DrawKey::from_hex(&revealed.key)
+            .and_then(|key| draw::number(&key, revealed.size, entry))
+            .ok(),
+        _ => None,
+    };
+    respond::json(
+        200,
+        &DrawStatus {
+            draw,
+            your_entry,
+            your_number,
+        },
+    )
 }
 
 async fn room_state(settings: &Settings, now: u64) -> Result<RoomState, Response> {

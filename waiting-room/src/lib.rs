@@ -55,6 +55,8 @@ async fn handle(request: Request) -> impl IntoResponse {
         (Method::Post, "/leave") => handlers::leave_form(&settings, &request).await,
         (_, "/leave") => respond::method_not_allowed("POST"),
         (Method::Get, "/api/round") => handlers::round(&settings).await,
+        (Method::Get, "/api/draw") => handlers::draw(&settings, &request).await,
+        (_, "/api/draw") => respond::method_not_allowed("GET"),
         (Method::Get | Method::Post, "/signin") => handlers::sign_in(&settings, &request).await,
         (Method::Get, "/signin/done") => handlers::sign_in_done(&settings, &request),
         (_, "/signin/done") => respond::method_not_allowed("GET"),

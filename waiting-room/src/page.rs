@@ -192,6 +192,7 @@ pub fn render(view: &View<'_>) -> String {
         ("NOSCRIPT_ACTION", noscript_action(view, stage)),
     ];
     values.extend(refresh_values(view, stage));
+    values.push(("DRAW_NOTE", draw_note(view, stage)));
     values.extend(data_values(view));
     values.extend(investor_values(view, stage));
     values.extend(queue_values(view.status, stage));
@@ -226,6 +227,27 @@ fn refresh_values(view: &View<'_>, stage: Stage) -> [Value; 2] {
             format!(r#"<p class="muted">This page refreshes itself every {seconds} seconds.</p>"#),
         ),
     ]
+}
+
+/// The pre-queue draw's commitment, for those it concerns (registered for
+/// the draw, or waiting in the queue it made): proof that the draw was fixed
+/// before anyone joined, and where to check one's number.
+fn draw_note(view: &View<'_>, stage: Stage) -> String {
+    let Some(draw) = view.room.and_then(|r| r.draw.as_ref()) else {
+        return String::new();
+    };
+    if !matches!(stage, Stage::Prequeue | Stage::Queue) {
+        return String::new();
+    }
+    let when = if draw.revealed.is_some() {
+        "It is revealed now"
+    } else {
+        "It is revealed at opening"
+    };
+    format!(
+        r#"<p class="muted" id="draw-note">The pre-queue draw is fixed in advance: its commitment is <code>{}</code>. {when}, so you can check your number at <a href="/api/draw">/api/draw</a>.</p>"#,
+        html_escape(&draw.commitment)
+    )
 }
 
 /// What the script needs from the server: `data-*` attributes on `<main>`
@@ -694,6 +716,7 @@ mod tests {
             pass_ttl_seconds: 300,
             opens_at_ms: 0,
             prequeue_size: 0,
+            draw: None,
             as_of_ms: 0,
         }
     }

@@ -31,12 +31,7 @@ pub async fn take_place(
     });
     let joined = state
         .store
-        .join(
-            &crate::ids::new_ticket_id(),
-            crate::ids::lottery_score(),
-            crate::clock::now_ms(),
-            joiner,
-        )
+        .join(&crate::ids::new_ticket_id(), crate::clock::now_ms(), joiner)
         .await?;
     let Some(Joined {
         placement,
@@ -50,9 +45,9 @@ pub async fn take_place(
             "this round's queue is for signed-in investors: sign in on the platform first",
         ));
     };
-    let queue_number = match placement {
-        Placement::Numbered(number) => Some(number),
-        Placement::Prequeue => None,
+    let (queue_number, prequeue_entry) = match placement {
+        Placement::Numbered(number) => (Some(number), None),
+        Placement::Prequeue { entry } => (None, Some(entry)),
     };
     metrics::counter!(
         "crowdgate_core_joins_total",
@@ -71,6 +66,7 @@ pub async fn take_place(
         Json(QueuePlace {
             ticket_id,
             queue_number,
+            prequeue_entry,
             rejoined,
         }),
     ))

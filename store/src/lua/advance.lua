@@ -4,14 +4,27 @@
 -- KEYS[2] pre-queue       cg:{r}:prequeue
 -- KEYS[3] active passes   cg:{r}:active     ticket id -> claim expiry (Unix ms)
 -- KEYS[4] reservations    cg:{r}:reserved   admitted number -> reservation lapse (Unix ms)
--- KEYS[5] left            cg:{r}:left       ticket id -> the number it gave up (leave.lua)
+-- KEYS[5] left            cg:{r}:left       ticket id -> the number it gave up (leave.lua;
+--                                            0: a pre-queue entry, number not yet written)
 -- ARGV[1] now, Unix ms
 --
 -- First the clock (tick: a due scheduled round opens, a round past its
 -- closing time closes) and the pre-queue's seal once the round is past
--- scheduled. Then, if open, admits one batch (rate x interval / 1 min, at
--- least 1 when the rate is not 0, cut to the room's free places) when a
--- whole batch interval has passed since the last.
+-- scheduled. Then, if open, admits one batch when a whole batch interval
+-- has passed since the last.
+--
+-- The batch arithmetic is exact. A batch interval owes rate x interval /
+-- 1 min people, rarely a whole number, so the script keeps what is owed in
+-- people x ms per minute (60,000 = one person): each due batch adds
+-- rate x interval to the carry (admission_carry), admits the whole people
+-- in it and carries the rest (under one person) to the next batch. After
+-- k batches, k x rate x interval / 60,000 people are owed and the floor of
+-- it admitted: admission is always within one person of rate x time (7 a
+-- minute in 1 s batches admits one person in each of 7 of every 60
+-- batches; 90 a minute, 1 or 2 alternately). A batch cut short by the
+-- room's free places (max_active) drops what it could not take, keeping
+-- only the fraction: a full room is admission held back, never owed in a
+-- burst later. A due batch of under one person ('accruing') only carries.
 --
 -- A batch of n people admits the next n numbers whose tickets have not
 -- left the queue: a number in `left` above the cursor is passed over (the
@@ -26,11 +39,17 @@
 --                        passed MAX_SKIPS numbers that had all left
 --   'not_open', 0        the round is not open (after the clock)
 --   'not_due', 0         less than a batch interval since the last batch
+--   'accruing', 0        a batch was due, but what is owed is still under
+--                        one person: carried to the next batch
 --   'room_full', 0       active investors are at max_active (the interval
 --                        is not used up: the next call tries again)
 --   'nobody_waiting', 0  every issued number is already admitted or left
 --                        (the interval is used up; the cursor may have
 --                        moved past numbers that left)
+--   'draw_unmapped', 0   the pre-queue is sealed, but entries that left
+--                        before the draw have no number in `left` yet:
+--                        the store writes them (draw_leavers.lua) and
+--                        steps again (nothing admitted)
 --   'not_seeded', 0      the round has no data (nothing written)
 --
 -- The achieved rate. Every call while the round is open and someone is
@@ -79,7 +98,8 @@ local round, prequeue, active, reserved, left = KEYS[1], KEYS[2], KEYS[3], KEYS[
 local now_ms = tonumber(ARGV[1])
 local r = redis.call('HMGET', round, R.PHASE, R.ADMITTED_UP_TO, R.ISSUED, R.RATE_PER_MINUTE,
   R.BATCH_INTERVAL_MS, R.LAST_ADVANCE_MS, R.OPENS_AT_MS, R.CLOSES_AT_MS, R.PREQUEUE_SEALED, R.MAX_ACTIVE,
-  R.CLAIM_WINDOW_SECONDS, R.ACHIEVED_RATE_MILLI_PER_MINUTE, R.ACHIEVED_RATE_AT_MS, R.ACHIEVED_RATE_MEASURED_MS)
+  R.CLAIM_WINDOW_SECONDS, R.ACHIEVED_RATE_MILLI_PER_MINUTE, R.ACHIEVED_RATE_AT_MS, R.ACHIEVED_RATE_MEASURED_MS,
+  R.ADMISSION_CARRY)
 if not r[1] then return {'not_seeded', 0} end
 
 local TAU_MS = 60000
@@ -90,6 +110,8 @@ local MAX_SKIPS = 1000
 -- (core/src/admission.rs, TICK): lateness under a tick and a half is
 -- jitter, not a gap.
 local SCHEDULE_SLACK_MS = 150
+-- One person in the carry's unit (people x ms per minute).
+local PERSON = 60000
 local measured_at, measured_ms = int(r[13]), int(r[14])
 
 -- Stops measuring; `forget` also drops the history (the round is not open).
@@ -104,6 +126,10 @@ if phase ~= P.OPEN then
   stop_measuring(true)
   return {'not_open', 0}
 end
+-- Pre-queue entries that left before the draw hold 0 in `left` until the
+-- store writes the numbers they drew (draw_leavers.lua): admit nobody
+-- until then, or a leaver's number could be admitted.
+if redis.call('ZCOUNT', left, 0, 0) > 0 then return {'draw_unmapped', 0} end
 
 local cursor = int(r[2])
 local rate, interval, last = int(r[4]), int(r[5]), int(r[6])
@@ -134,11 +160,17 @@ end
 -- rate counts).
 local function step()
   if now_ms - last < interval then return 'not_due', 0, 0 end
-  local batch = math.floor(rate * interval / 60000)
-  if batch < 1 and rate > 0 then batch = 1 end
-  local room = int(r[10]) - active_count(active, reserved, now_ms)
-  if room <= 0 then return 'room_full', 0, 0 end
-  if batch > room then batch = room end
+  -- rate <= 10^6 and interval <= 10^4 (ADMISSION_LIMITS), so every value
+  -- here stays an exact integer in a Lua number (below 2^53).
+  local owed = int(r[15]) + rate * interval
+  local batch = math.floor(owed / PERSON)
+  local carry = owed - batch * PERSON
+  assert(carry >= 0 and carry < PERSON, 'invariant: the carry is under one person')
+  if batch > 0 then
+    local room = int(r[10]) - active_count(active, reserved, now_ms)
+    if room <= 0 then return 'room_full', 0, 0 end
+    if batch > room then batch = room end
+  end
   -- The batch ends `batch` numbers on, plus one for each number inside it
   -- that left (in order, so one passed over can bring the next inside).
   local target, skip, skips, stopped = cursor + batch, {}, 0, false
@@ -168,7 +200,8 @@ local function step()
   -- tick a moment early would otherwise cost a batch: 80 % of the rate).
   local due = last + interval
   if now_ms - due >= SCHEDULE_SLACK_MS then due = now_ms end
-  redis.call('HSET', round, R.LAST_ADVANCE_MS, fmt(due))
+  redis.call('HSET', round, R.LAST_ADVANCE_MS, fmt(due), R.ADMISSION_CARRY, fmt(carry))
+  if batch == 0 then return 'accruing', 0, 0 end
   if target <= cursor then return 'nobody_waiting', 0, batch end
 
   assert(target <= issued and target > cursor, 'invariant: the cursor moves forward, never past issued')

@@ -12,7 +12,7 @@ const TICK_MS: u64 = 100;
 
 async fn join(f: &Fixture, n: u64, now: u64) {
     for i in 0..n {
-        crate::join(&f.store, &format!("t{now}-{i}"), 0, now).await;
+        crate::join(&f.store, &format!("t{now}-{i}"), now).await;
     }
 }
 

@@ -7,7 +7,7 @@ use crowdgate_store::{Advance, ClaimVerdict, InvestVerdict, Placement, RoundSett
 async fn join(f: &Fixture, n: u64, now: u64) {
     for i in 0..n {
         assert!(matches!(
-            crate::join(&f.store, &format!("t{now}-{i}"), 0, now).await,
+            crate::join(&f.store, &format!("t{now}-{i}"), now).await,
             Placement::Numbered(_)
         ));
     }
@@ -48,9 +48,9 @@ async fn one_batch_of_rate_times_interval_per_interval_never_past_issued() {
 }
 
 #[tokio::test]
-async fn a_slow_rate_still_admits_one_a_batch_and_a_paused_round_none() {
+async fn a_paused_round_admits_nobody() {
     let f = Fixture::new(RoundSettings {
-        rate_per_minute: 1,
+        rate_per_minute: 60,
         ..settings()
     })
     .await;

@@ -26,17 +26,10 @@ fn required() -> RoundSettings {
 }
 
 /// `investor` joins, offering `ticket` for a new place.
-async fn join_as(
-    store: &RoundStore,
-    investor: &str,
-    ticket: &str,
-    score: u64,
-    now_ms: u64,
-) -> Joined {
+async fn join_as(store: &RoundStore, investor: &str, ticket: &str, now_ms: u64) -> Joined {
     store
         .join(
             ticket,
-            score,
             now_ms,
             Some(Joiner {
                 investor_id: investor,
@@ -68,23 +61,23 @@ fn same_place(placement: Placement, ticket: &str) -> Joined {
 async fn an_investor_joining_again_gets_the_same_ticket_and_number() {
     let f = Fixture::new(required()).await;
     assert_eq!(
-        join_as(&f.store, "ann", "t1", 0, T0).await,
+        join_as(&f.store, "ann", "t1", T0).await,
         new_place(Placement::Numbered(1), "t1")
     );
     // Another browser or device: the place ann holds, not a second one.
     for (offered, now) in [("t2", T0 + 1), ("t3", T0 + 60_000)] {
         assert_eq!(
-            join_as(&f.store, "ann", offered, 0, now).await,
+            join_as(&f.store, "ann", offered, now).await,
             same_place(Placement::Numbered(1), "t1")
         );
     }
     // Another investor gets a place of their own, behind ann.
     assert_eq!(
-        join_as(&f.store, "bob", "t4", 0, T0 + 2).await,
+        join_as(&f.store, "bob", "t4", T0 + 2).await,
         new_place(Placement::Numbered(2), "t4")
     );
     assert_eq!(
-        join_as(&f.store, "bob", "t5", 0, T0 + 3).await,
+        join_as(&f.store, "bob", "t5", T0 + 3).await,
         same_place(Placement::Numbered(2), "t4")
     );
     // Only two numbers were ever issued.
@@ -100,17 +93,17 @@ async fn a_pre_queue_place_is_the_same_lottery_entry_before_and_after_the_draw()
     })
     .await;
     assert_eq!(
-        join_as(&f.store, "ann", "a", 20, T0).await,
-        new_place(Placement::Prequeue, "a")
+        join_as(&f.store, "ann", "a", T0).await,
+        new_place(Placement::Prequeue { entry: 1 }, "a")
     );
     assert_eq!(
-        join_as(&f.store, "bob", "b", 10, T0).await,
-        new_place(Placement::Prequeue, "b")
+        join_as(&f.store, "bob", "b", T0).await,
+        new_place(Placement::Prequeue { entry: 2 }, "b")
     );
     // Joining again enters no second ticket in the lottery: one draw each.
     assert_eq!(
-        join_as(&f.store, "ann", "x", 1, T0 + 1).await,
-        same_place(Placement::Prequeue, "a")
+        join_as(&f.store, "ann", "x", T0 + 1).await,
+        same_place(Placement::Prequeue { entry: 1 }, "a")
     );
     assert_eq!(
         f.store
@@ -124,18 +117,18 @@ async fn a_pre_queue_place_is_the_same_lottery_entry_before_and_after_the_draw()
 
     // The round opens; the next joiner seals the pre-queue and follows it.
     assert_eq!(
-        join_as(&f.store, "cat", "c", 0, T0 + 10_000).await,
+        join_as(&f.store, "cat", "c", T0 + 10_000).await,
         new_place(Placement::Numbered(3), "c")
     );
-    // After the draw ann still holds her lottery ticket, whose number is its
-    // rank: rejoining neither loses nor improves it.
+    // After the draw ann still holds her pre-queue entry, whose number is
+    // drawn from it: rejoining neither loses nor improves it.
     assert_eq!(
-        join_as(&f.store, "ann", "y", 0, T0 + 10_001).await,
-        same_place(Placement::Prequeue, "a")
+        join_as(&f.store, "ann", "y", T0 + 10_001).await,
+        same_place(Placement::Prequeue { entry: 1 }, "a")
     );
     assert_eq!(
         f.store.prequeue_number("a").await.unwrap(),
-        PrequeueNumber::Drawn(2)
+        PrequeueNumber::Drawn(crate::drawn(&f, 1).await)
     );
     assert_eq!(
         f.store.prequeue_number("y").await.unwrap(),
@@ -148,8 +141,8 @@ async fn a_pre_queue_place_is_the_same_lottery_entry_before_and_after_the_draw()
 #[tokio::test]
 async fn a_spent_place_gives_way_to_a_new_one_at_the_back() {
     let f = Fixture::new(required()).await;
-    join_as(&f.store, "ann", "t1", 0, T0).await;
-    join_as(&f.store, "bob", "t2", 0, T0).await;
+    join_as(&f.store, "ann", "t1", T0).await;
+    join_as(&f.store, "bob", "t2", T0).await;
     assert_eq!(f.store.advance(T0).await.unwrap(), Advance::Admitted(2));
     let expires = T0 + 1_000 + 600_000;
     assert_eq!(
@@ -160,23 +153,23 @@ async fn a_spent_place_gives_way_to_a_new_one_at_the_back() {
     );
     // While the pass lives, the turn is ann's: the same place.
     assert_eq!(
-        join_as(&f.store, "ann", "t3", 0, expires - 1).await,
+        join_as(&f.store, "ann", "t3", expires - 1).await,
         same_place(Placement::Numbered(1), "t1")
     );
-    join_as(&f.store, "cat", "t4", 0, expires - 1).await;
+    join_as(&f.store, "cat", "t4", expires - 1).await;
     // Once it has expired the turn is over: a new place, behind everyone
     // who joined meanwhile (never the old number again).
     assert_eq!(
-        join_as(&f.store, "ann", "t5", 0, expires).await,
+        join_as(&f.store, "ann", "t5", expires).await,
         new_place(Placement::Numbered(4), "t5")
     );
     assert_eq!(
-        join_as(&f.store, "ann", "t6", 0, expires + 1).await,
+        join_as(&f.store, "ann", "t6", expires + 1).await,
         same_place(Placement::Numbered(4), "t5")
     );
     // bob never claimed: his place is still his (a late claim may use it).
     assert_eq!(
-        join_as(&f.store, "bob", "t7", 0, expires + 1).await,
+        join_as(&f.store, "bob", "t7", expires + 1).await,
         same_place(Placement::Numbered(2), "t2")
     );
     assert_eq!(f.round().await.issued, 4);
@@ -188,7 +181,7 @@ async fn an_anonymous_room_gives_a_new_place_per_join() {
     assert_eq!(f.round().await.identity, IdentityMode::Anonymous);
     for (ticket, number) in [("a", 1), ("b", 2), ("c", 3)] {
         assert_eq!(
-            join(&f.store, ticket, 0, T0).await,
+            join(&f.store, ticket, T0).await,
             Placement::Numbered(number)
         );
     }
@@ -209,7 +202,7 @@ async fn a_round_needing_sign_in_refuses_an_anonymous_join_and_writes_nothing() 
     let mut keys_before: Vec<String> = conn.keys("*").await.unwrap();
     keys_before.sort();
     for now in [T0 - 1, T0] {
-        assert_eq!(f.store.join("t1", 5, now, None).await.unwrap(), None);
+        assert_eq!(f.store.join("t1", now, None).await.unwrap(), None);
     }
     let after: HashMap<String, String> = conn.hgetall(keys.round()).await.unwrap();
     let mut keys_after: Vec<String> = conn.keys("*").await.unwrap();
@@ -228,9 +221,9 @@ async fn a_round_seeded_before_identity_existed_needs_sign_in() {
         .await
         .unwrap();
     assert_eq!(f.round().await.identity, IdentityMode::Required);
-    assert_eq!(f.store.join("t1", 0, T0, None).await.unwrap(), None);
+    assert_eq!(f.store.join("t1", T0, None).await.unwrap(), None);
     assert_eq!(
-        join_as(&f.store, "ann", "t2", 0, T0).await,
+        join_as(&f.store, "ann", "t2", T0).await,
         new_place(Placement::Numbered(1), "t2")
     );
 }
@@ -283,7 +276,6 @@ async fn the_latest_sign_ins_limit_binds_passes_signed_before_it() {
     let join_with_limit = |limit| {
         f.store.join(
             "t-ann",
-            7,
             T0,
             Some(Joiner {
                 investor_id: "ann",

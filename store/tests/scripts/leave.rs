@@ -19,7 +19,7 @@ use redis::AsyncCommands;
 async fn join_numbered(f: &Fixture, first: u64, n: u64, now: u64) {
     for number in first..first + n {
         assert_eq!(
-            join(&f.store, &format!("t{number}"), 0, now).await,
+            join(&f.store, &format!("t{number}"), now).await,
             Placement::Numbered(number)
         );
     }
@@ -52,20 +52,24 @@ async fn reserved(f: &Fixture) -> Vec<u64> {
 }
 
 #[tokio::test]
-async fn a_prequeue_place_left_before_the_draw_is_not_drawn() {
+async fn a_prequeue_place_left_before_the_draw_is_passed_over() {
     let f = Fixture::new(RoundSettings {
         initial_phase: RoomPhase::Scheduled,
         opens_at_ms: T0 + 10_000,
         ..settings()
     })
     .await;
-    for (ticket, score) in [("a", 10), ("b", 20), ("c", 30)] {
-        assert_eq!(join(&f.store, ticket, score, T0).await, Placement::Prequeue);
+    for (entry, ticket) in [(1, "a"), (2, "b"), (3, "c")] {
+        assert_eq!(
+            join(&f.store, ticket, T0).await,
+            Placement::Prequeue { entry }
+        );
     }
     let gone = LeaveVerdict::Left { queue_number: None };
     assert_eq!(f.store.leave("a", None, None, T0 + 1).await.unwrap(), gone);
     // Leaving again answers the same.
     assert_eq!(f.store.leave("a", None, None, T0 + 2).await.unwrap(), gone);
+    // Those still registered.
     assert_eq!(
         f.store
             .room_state(T0 + 2)
@@ -75,12 +79,18 @@ async fn a_prequeue_place_left_before_the_draw_is_not_drawn() {
             .prequeue_size,
         2
     );
-    // The draw at opening: b and c own 1 and 2; a has no number, ever.
+    // The draw at opening covers all three entries (nobody else's number
+    // depends on who left), and a's number is passed over: 2 admitted.
     assert_eq!(
         f.store.advance(T0 + 10_000).await.unwrap(),
         Advance::Admitted(2)
     );
-    for (ticket, number) in [("b", 1), ("c", 2)] {
+    let [a, b, c] = [
+        crate::drawn(&f, 1).await,
+        crate::drawn(&f, 2).await,
+        crate::drawn(&f, 3).await,
+    ];
+    for (ticket, number) in [("b", b), ("c", c)] {
         assert_eq!(
             f.store.prequeue_number(ticket).await.unwrap(),
             PrequeueNumber::Drawn(number)
@@ -90,15 +100,27 @@ async fn a_prequeue_place_left_before_the_draw_is_not_drawn() {
         f.store.prequeue_number("a").await.unwrap(),
         PrequeueNumber::Left
     );
+    // a's drawn number is recorded as given up, and never reserved.
+    let mut conn = f.conn.clone();
+    let given_up: Option<u64> = conn
+        .zscore(RoundKeys::new(ROUND).left(), "a")
+        .await
+        .unwrap();
+    assert_eq!(given_up, Some(a));
+    let mut expected = vec![b, c];
+    expected.sort_unstable();
+    assert_eq!(reserved(&f).await, expected);
     assert_eq!(
         f.store.leave("a", None, None, T0 + 10_001).await.unwrap(),
-        gone
+        LeaveVerdict::Left {
+            queue_number: Some(a)
+        }
     );
     let round = f.round().await;
-    assert_eq!((round.issued, round.admitted_up_to), (2, 2));
+    assert_eq!((round.issued, round.admitted_up_to), (3, 3));
     // A pass cannot be claimed with it either.
     assert!(matches!(
-        f.store.claim_pass("a", 1, T0 + 10_002).await.unwrap(),
+        f.store.claim_pass("a", a, T0 + 10_002).await.unwrap(),
         ClaimVerdict::Expired { .. }
     ));
 }
@@ -112,30 +134,31 @@ async fn a_drawn_prequeue_place_left_keeps_the_others_numbers_and_is_passed_over
         ..settings()
     })
     .await;
-    for (ticket, score) in [("a", 10), ("b", 20), ("c", 30)] {
-        join(&f.store, ticket, score, T0).await;
+    for ticket in ["a", "b", "c"] {
+        join(&f.store, ticket, T0).await;
     }
-    // After opening (the leave applies the clock and draws): b's pre-queue
-    // ticket gives up its number, 2, and nobody else's rank moves.
-    assert_eq!(
-        f.store.leave("b", None, None, T0 + 10_000).await.unwrap(),
-        left(2)
-    );
+    // After opening (the leave applies the clock and seals): b's pre-queue
+    // ticket, given without its number, gives up the number it drew, and
+    // nobody else's moves.
+    let left_b = f.store.leave("b", None, None, T0 + 10_000).await.unwrap();
+    let [a, b, c] = [
+        crate::drawn(&f, 1).await,
+        crate::drawn(&f, 2).await,
+        crate::drawn(&f, 3).await,
+    ];
+    assert_eq!(left_b, left(b));
     assert_eq!(
         f.store.prequeue_number("c").await.unwrap(),
-        PrequeueNumber::Drawn(3)
+        PrequeueNumber::Drawn(c)
     );
-    // One a second: 1, then 3 (2 passed over), each in its own batch.
-    assert_eq!(
-        f.store.advance(T0 + 10_000).await.unwrap(),
-        Advance::Admitted(1)
-    );
-    assert_eq!(
-        f.store.advance(T0 + 11_000).await.unwrap(),
-        Advance::Admitted(1)
-    );
+    // One a second: the two who stayed, b's number passed over.
+    for now in [T0 + 10_000, T0 + 11_000, T0 + 12_000] {
+        f.store.advance(now).await.unwrap();
+    }
     assert_eq!(f.round().await.admitted_up_to, 3);
-    assert_eq!(reserved(&f).await, vec![1, 3]);
+    let mut expected = vec![a, c];
+    expected.sort_unstable();
+    assert_eq!(reserved(&f).await, expected);
 }
 
 #[tokio::test]
@@ -278,7 +301,6 @@ async fn an_investor_who_left_joins_again_at_the_back() {
         f.store
             .join(
                 ticket,
-                0,
                 now,
                 Some(Joiner {
                     investor_id: investor,

@@ -5,6 +5,7 @@
 
 mod achieved_rate;
 mod admission;
+mod admission_rate;
 mod identity;
 mod invest;
 mod leave;
@@ -19,8 +20,8 @@ use crowdgate_store::{InvestVerdict, Joined, NewInvestment, Placement, RoundStor
 
 /// An anonymous join (the test rounds are anonymous rooms): a new place for
 /// `ticket`, never a rejoin.
-pub async fn join(store: &RoundStore, ticket: &str, score: u64, now_ms: u64) -> Placement {
-    let joined = store.join(ticket, score, now_ms, None).await.unwrap();
+pub async fn join(store: &RoundStore, ticket: &str, now_ms: u64) -> Placement {
+    let joined = store.join(ticket, now_ms, None).await.unwrap();
     let Some(Joined {
         placement,
         ticket_id,
@@ -31,6 +32,13 @@ pub async fn join(store: &RoundStore, ticket: &str, score: u64, now_ms: u64) -> 
     };
     assert_eq!(ticket_id, ticket);
     placement
+}
+
+/// The number pre-queue entry `entry` drew in the fixture's sealed round.
+pub async fn drawn(f: &support::Fixture, entry: u64) -> u64 {
+    let round = f.round().await;
+    let sealed = round.sealed_draw().expect("the pre-queue is sealed");
+    sealed.number(entry).expect("an entry of the pre-queue")
 }
 
 /// Investment `id` of `amount` pence by `investor` on ticket `ticket`

@@ -1,8 +1,11 @@
-//! The pre-queue: a lottery before opening, sealed once at opening.
+//! The pre-queue: entries in join order before opening, sealed once at
+//! opening, each entry's number drawn by the published, checkable draw
+//! (`crowdgate_protocol::draw`).
 
 use crate::join;
 use crate::support::{Fixture, T0, settings};
 use crowdgate_protocol::RoomPhase;
+use crowdgate_protocol::draw::{self, DrawKey};
 use crowdgate_store::{Advance, Change, ChangeVerdict, Placement, PrequeueNumber, RoundSettings};
 
 fn scheduled() -> RoundSettings {
@@ -14,14 +17,14 @@ fn scheduled() -> RoundSettings {
 }
 
 #[tokio::test]
-async fn members_own_one_to_p_by_score_and_later_joiners_follow_in_order() {
+async fn entries_own_one_to_p_as_drawn_and_later_joiners_follow_in_order() {
     let f = Fixture::new(scheduled()).await;
-    // Arrival order is not score order: the draw decides.
-    for (ticket, score) in [("c", 30), ("a", 10), ("b", 20)] {
-        assert_eq!(join(&f.store, ticket, score, T0).await, Placement::Prequeue);
+    for (entry, ticket) in [(1, "c"), (2, "a"), (3, "b")] {
+        assert_eq!(
+            join(&f.store, ticket, T0).await,
+            Placement::Prequeue { entry }
+        );
     }
-    // Joining again changes nothing (NX): the first score stands.
-    assert_eq!(join(&f.store, "a", 99, T0 + 1).await, Placement::Prequeue);
     assert_eq!(
         f.store.prequeue_number("a").await.unwrap(),
         PrequeueNumber::NotDrawn
@@ -33,19 +36,24 @@ async fn members_own_one_to_p_by_score_and_later_joiners_follow_in_order() {
 
     // The first joiner after opening seals the pre-queue, then takes P + 1.
     assert_eq!(
-        join(&f.store, "d", 1, T0 + 10_000).await,
+        join(&f.store, "d", T0 + 10_000).await,
         Placement::Numbered(4)
     );
     assert_eq!(
-        join(&f.store, "e", 0, T0 + 10_001).await,
+        join(&f.store, "e", T0 + 10_001).await,
         Placement::Numbered(5)
     );
-    for (ticket, number) in [("a", 1), ("b", 2), ("c", 3)] {
+    let mut numbers = Vec::new();
+    for (entry, ticket) in [(1, "c"), (2, "a"), (3, "b")] {
+        let number = crate::drawn(&f, entry).await;
         assert_eq!(
             f.store.prequeue_number(ticket).await.unwrap(),
             PrequeueNumber::Drawn(number)
         );
+        numbers.push(number);
     }
+    numbers.sort_unstable();
+    assert_eq!(numbers, [1, 2, 3]);
     assert_eq!(
         f.store.prequeue_number("d").await.unwrap(),
         PrequeueNumber::NotInPrequeue
@@ -63,10 +71,75 @@ async fn members_own_one_to_p_by_score_and_later_joiners_follow_in_order() {
 }
 
 #[tokio::test]
+async fn the_draw_is_committed_before_and_checkable_after_the_seal() {
+    let f = Fixture::new(scheduled()).await;
+    let tickets: Vec<String> = (0..200).map(|i| format!("ticket-{i:03}")).collect();
+    for ticket in &tickets {
+        join(&f.store, ticket, T0).await;
+    }
+    // Before the seal: the commitment only, never the secret.
+    let before = f.store.room_state(T0 + 1).await.unwrap().unwrap();
+    let published = before.draw.clone().expect("a draw is published");
+    assert_eq!(published.revealed, None);
+    let json = serde_json::to_string(&before).unwrap();
+    let secret = f.round().await.draw_secret.unwrap().0;
+    assert!(!json.contains(&secret), "the secret leaked before the seal");
+
+    f.store
+        .change(&Change::OpenNow, "op", T0 + 2)
+        .await
+        .unwrap();
+    f.store.advance(T0 + 2).await.unwrap();
+    let after = f.store.room_state(T0 + 3).await.unwrap().unwrap();
+    let draw = after.draw.expect("a draw is published");
+    let revealed = draw.revealed.expect("revealed at the seal");
+    // What a visitor checks, from public values alone: the secret matches
+    // the commitment shown before opening; the digest is the chain over
+    // the entries in join order (computed here in Rust, by Redis's Lua in
+    // the round); the key follows from both; every number from the key.
+    assert_eq!(draw.commitment, published.commitment);
+    assert_eq!(draw::commitment(&revealed.secret).unwrap(), draw.commitment);
+    assert_eq!(
+        revealed.entries_digest,
+        draw::entries_digest(&draw.commitment, tickets.iter().map(String::as_str))
+    );
+    let key = DrawKey::derive(&revealed.secret, &revealed.entries_digest).unwrap();
+    assert_eq!(key.to_hex(), revealed.key);
+    assert_eq!(revealed.size, 200);
+    let mut seen = vec![false; 201];
+    for (i, ticket) in tickets.iter().enumerate() {
+        let number = draw::number(&key, 200, i as u64 + 1).unwrap();
+        assert_eq!(
+            f.store.prequeue_number(ticket).await.unwrap(),
+            PrequeueNumber::Drawn(number)
+        );
+        assert!(!seen[number as usize]);
+        seen[number as usize] = true;
+    }
+    // Join order is not queue order.
+    let in_order = (1..=200u64).all(|e| draw::number(&key, 200, e).unwrap() == e);
+    assert!(!in_order);
+}
+
+#[tokio::test]
+async fn each_round_has_its_own_secret_and_a_reseed_keeps_it() {
+    let f = Fixture::new(scheduled()).await;
+    let first = f.round().await.draw_commitment.unwrap();
+    // core restarting seeds again with fresh randomness: the round keeps
+    // the secret it was committed to.
+    assert!(!f.store.seed(&scheduled(), &[9; 32]).await.unwrap());
+    assert_eq!(f.round().await.draw_commitment.unwrap(), first);
+    let other = crowdgate_store::RoundStore::new("other", f.conn.clone());
+    assert!(other.seed(&scheduled(), &[9; 32]).await.unwrap());
+    let (round, _) = other.round_record().await.unwrap().unwrap();
+    assert_ne!(round.draw_commitment.unwrap(), first);
+}
+
+#[tokio::test]
 async fn sealing_happens_once_whichever_script_sees_the_opening_first() {
     let f = Fixture::new(scheduled()).await;
-    for (ticket, score) in [("a", 1), ("b", 2)] {
-        join(&f.store, ticket, score, T0).await;
+    for ticket in ["a", "b"] {
+        join(&f.store, ticket, T0).await;
     }
     // advance sees the opening first: it seals and admits the pre-queue.
     assert_eq!(
@@ -77,7 +150,7 @@ async fn sealing_happens_once_whichever_script_sees_the_opening_first() {
     // Nobody added later, whatever runs: the seal is not repeated.
     f.store.advance(T0 + 11_000).await.unwrap();
     assert_eq!(
-        join(&f.store, "c", 0, T0 + 11_001).await,
+        join(&f.store, "c", T0 + 11_001).await,
         Placement::Numbered(3)
     );
     let round = f.round().await;
@@ -91,7 +164,7 @@ async fn sealing_happens_once_whichever_script_sees_the_opening_first() {
 #[tokio::test]
 async fn opening_by_ops_seals_on_the_next_step() {
     let f = Fixture::new(scheduled()).await;
-    join(&f.store, "a", 5, T0).await;
+    join(&f.store, "a", T0).await;
     assert!(matches!(
         f.store
             .change(&Change::OpenNow, "op", T0 + 1)
@@ -99,7 +172,7 @@ async fn opening_by_ops_seals_on_the_next_step() {
             .unwrap(),
         ChangeVerdict::Changed { .. }
     ));
-    assert_eq!(join(&f.store, "b", 1, T0 + 2).await, Placement::Numbered(2));
+    assert_eq!(join(&f.store, "b", T0 + 2).await, Placement::Numbered(2));
     assert_eq!(
         f.store.prequeue_number("a").await.unwrap(),
         PrequeueNumber::Drawn(1)
@@ -112,7 +185,7 @@ async fn an_unseeded_round_is_an_error_and_nothing_is_written() {
     let conn = redis.manager().await;
     let store = crowdgate_store::RoundStore::new("ghost", conn.clone());
     assert!(matches!(
-        store.join("a", 1, T0, None).await,
+        store.join("a", T0, None).await,
         Err(crowdgate_store::StoreError::NotSeeded { .. })
     ));
     assert!(matches!(

@@ -48,10 +48,13 @@ async fn a_join_is_answered_only_once_a_replica_holds_it() {
     };
     let redis = crowdgate_store::Redis::connect(&config).await.unwrap();
     let store = RoundStore::new(ROUND, redis);
-    store.seed(&settings()).await.unwrap();
+    store
+        .seed(&settings(), &crate::support::DRAW_RANDOM)
+        .await
+        .unwrap();
 
     // With the replica: answered, and the replica already has the place.
-    let joined = store.join("ticket-a", 1, T0, None).await.unwrap().unwrap();
+    let joined = store.join("ticket-a", T0, None).await.unwrap().unwrap();
     let mut on_replica = redis::Client::open(replica.url.as_str())
         .unwrap()
         .get_multiplexed_async_connection()
@@ -71,7 +74,7 @@ async fn a_join_is_answered_only_once_a_replica_holds_it() {
     drop(on_replica);
     drop(replica);
     let started = Instant::now();
-    let refused = store.join("ticket-b", 2, T0, None).await;
+    let refused = store.join("ticket-b", T0, None).await;
     assert!(
         matches!(
             refused,
@@ -96,7 +99,7 @@ async fn a_join_is_answered_only_once_a_replica_holds_it() {
     wait_until_linked(&primary).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match store.join("ticket-b", 2, T0, None).await {
+        match store.join("ticket-b", T0, None).await {
             Ok(joined) => break assert!(joined.is_some()),
             Err(StoreError::NotReplicated { .. }) if Instant::now() < deadline => continue,
             Err(err) => panic!("the retry was not confirmed: {err}"),
@@ -111,8 +114,11 @@ async fn without_replication_nothing_waits() {
         .await
         .unwrap();
     let store = RoundStore::new(ROUND, redis);
-    store.seed(&settings()).await.unwrap();
-    assert!(store.join("ticket-a", 1, T0, None).await.unwrap().is_some());
+    store
+        .seed(&settings(), &crate::support::DRAW_RANDOM)
+        .await
+        .unwrap();
+    assert!(store.join("ticket-a", T0, None).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -126,7 +132,10 @@ async fn a_node_demoted_under_a_connection_is_left_at_its_first_refusal() {
         .await
         .unwrap();
     let store = RoundStore::new(ROUND, redis.clone());
-    store.seed(&settings()).await.unwrap();
+    store
+        .seed(&settings(), &crate::support::DRAW_RANDOM)
+        .await
+        .unwrap();
     assert!(redis.primary().is_some());
 
     let mut admin = redis::Client::open(node.url.as_str())
@@ -149,7 +158,7 @@ async fn a_node_demoted_under_a_connection_is_left_at_its_first_refusal() {
     assert!(written.is_err());
     assert_eq!(redis.primary(), None, "retired after a pipeline's refusal");
     // A script (every verdict of the round): the same.
-    let refused = store.join("ticket-a", 1, T0, None).await;
+    let refused = store.join("ticket-a", T0, None).await;
     assert!(
         matches!(&refused, Err(StoreError::Redis(err)) if err.code() == Some("READONLY")),
         "{refused:?}"

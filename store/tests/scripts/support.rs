@@ -13,6 +13,9 @@ pub const T0: u64 = 1_796_119_200_000;
 
 pub const ROUND: &str = "t";
 
+/// The randomness every test round's draw secret is made from.
+pub const DRAW_RANDOM: [u8; 32] = [7; 32];
+
 pub struct Redis {
     child: Child,
     pub url: String,
@@ -116,7 +119,7 @@ impl Fixture {
         let redis = Redis::start();
         let conn = redis.manager().await;
         let store = RoundStore::new(ROUND, conn.clone());
-        assert!(store.seed(&settings).await.unwrap());
+        assert!(store.seed(&settings, &DRAW_RANDOM).await.unwrap());
         Fixture {
             _redis: redis,
             store,
