@@ -59,13 +59,20 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         Some(&script),
     )?;
     let calls = core_requests(&system.core_url, None).await - before_all;
-    let prequeue_calls = core_requests(&system.core_url, Some(route::PREQUEUE)).await - before_prequeue;
+    let prequeue_calls =
+        core_requests(&system.core_url, Some(route::PREQUEUE)).await - before_prequeue;
     let per_1000 = calls as f64 * 1000.0 / polls.requests.max(1) as f64;
     println!("### Opening a pre-queue of {count}: calls from the edge to core\n");
     println!("| what | figure |");
     println!("|---|---:|");
-    println!("| status polls of pre-queue tickets after opening (wrk, {} s) | {} |", args.seconds, polls.requests);
-    println!("| polls per second; p50 / p99 ms | {:.0}; {:.2} / {:.2} |", polls.requests_per_s, polls.p50_ms, polls.p99_ms);
+    println!(
+        "| status polls of pre-queue tickets after opening (wrk, {} s) | {} |",
+        args.seconds, polls.requests
+    );
+    println!(
+        "| polls per second; p50 / p99 ms | {:.0}; {:.2} / {:.2} |",
+        polls.requests_per_s, polls.p50_ms, polls.p99_ms
+    );
     println!("| non-2xx answers | {} |", polls.non_2xx);
     println!("| calls to core, all routes | {calls} |");
     println!("| of which pre-queue number look-ups | {prequeue_calls} |");
