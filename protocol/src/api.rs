@@ -103,6 +103,12 @@ pub struct RoomState {
     /// the draw, how many have registered so far.
     #[serde(default)]
     pub prequeue_size: u64,
+    /// People admitted whose turn is still under way: a live pass not yet
+    /// used up, or a reservation inside its claim window (what counts
+    /// against `max_active`). The sell-out forecast counts them as coming
+    /// before anyone waiting. 0 from a core that does not say.
+    #[serde(default)]
+    pub deciding: u64,
     /// The pre-queue draw as published: its commitment from the start, and
     /// once the pre-queue is sealed what makes every number computable and
     /// checkable ([`crate::draw`]). `None` from a round seeded without one.

@@ -160,6 +160,21 @@ pub fn admission_rate(room: &RoomState) -> (u64, Option<EtaUncertainty>) {
 /// investors come within the first minute or so.
 pub const MIN_INVESTORS_FOR_FORECAST: u64 = 20;
 
+/// How far the forecast keeps in hand before it tells anyone to expect a
+/// sell-out, in standard deviations of what the people before them will
+/// take. Two: a warning that sends away someone who would have got in is
+/// the one mistake the forecast must not make, so it errs towards late.
+const SAFETY_DEVIATIONS: f64 = 2.0;
+
+/// The spread of what one person ahead will take, in average investments
+/// (standard deviation ÷ mean, per person). Amounts are skewed (log-normal
+/// in practice: a median near a tenth of the maximum, a tail of maximum
+/// investments) and not everyone invests; for the reference round's
+/// amounts, capped at the maximum, that spread is about 1.8. So the
+/// expected take of N investments has a standard deviation of about
+/// 1.8 √N average investments.
+const SPREAD_PER_INVESTMENT: f64 = 1.8;
+
 /// Whether the round will probably sell out before a visitor with
 /// `people_ahead` people ahead gets their turn, and the figures behind it.
 ///
@@ -168,18 +183,19 @@ pub const MIN_INVESTORS_FOR_FORECAST: u64 = 20;
 ///   raised, so a failed settlement lowers it). `None` until it rests on
 ///   [`MIN_INVESTORS_FOR_FORECAST`] investors.
 /// - `investments_left` = `(cap − raised) ÷ average`, rounded down.
-/// - Not everyone ahead will invest: the take-up so far is
-///   `investor_count ÷ admitted_up_to` (at most 1), the share of the people
-///   admitted who invested. It counts people admitted moments ago who have
-///   not decided yet (and no-shows, and people who left) as not investing,
-///   so it is an underestimate while admission runs ahead of investing. That
-///   is deliberate and simple: the forecast then comes a little late rather
-///   than sending away someone who would have got in; the status carries no
-///   count of who is still deciding to correct it honestly.
-/// - The forecast is made when the people ahead who will probably invest
-///   (`people_ahead × take-up`) are at least `investments_left`: by the time
-///   they have, less than one average investment is left. Nobody ahead: no
-///   forecast (the visitor is next).
+/// - The take-up is the share of those whose turn is over who invested:
+///   `investor_count ÷ (admitted_up_to − deciding)` (at most 1), where
+///   `deciding` is the room state's count of people admitted who have not
+///   finished (a live pass, or a reservation inside its claim window).
+///   Counting them as not investing would underestimate it while admission
+///   runs ahead of investing.
+/// - Before the visitor come the people deciding now and the people
+///   ahead: together they make about `expected = (deciding + people_ahead)
+///   × take-up` investments, give or take `SPREAD_PER_INVESTMENT × √expected`.
+/// - The forecast is made when even `SAFETY_DEVIATIONS` of that below the
+///   expectation is at least `investments_left`: by the visitor's turn,
+///   less than one average investment is very probably left. Nobody ahead:
+///   no forecast (the visitor is next).
 pub fn sell_out_forecast(room: &RoomState, people_ahead: u64) -> Option<SellOutForecast> {
     if room.investor_count < MIN_INVESTORS_FOR_FORECAST
         || room.admitted_up_to == 0
@@ -194,11 +210,13 @@ pub fn sell_out_forecast(room: &RoomState, people_ahead: u64) -> Option<SellOutF
     }
     let remaining = (room.cap_pence - room.raised_pence).max(0);
     let investments_left = (remaining / average) as u64;
-    // people_ahead × (investors ÷ admitted) ≥ investments_left, in integers.
-    let take_up_investors = u128::from(room.investor_count.min(room.admitted_up_to));
-    let expected_scaled = u128::from(people_ahead) * take_up_investors;
-    let needed_scaled = u128::from(investments_left) * u128::from(room.admitted_up_to);
-    (expected_scaled >= needed_scaled).then_some(SellOutForecast {
+    let deciding = room.deciding.min(room.admitted_up_to);
+    // Everyone who invested has finished deciding: never fewer than them.
+    let decided = (room.admitted_up_to - deciding).max(room.investor_count);
+    let take_up = (room.investor_count as f64 / decided as f64).min(1.0);
+    let expected = (deciding + people_ahead) as f64 * take_up;
+    let in_hand = SAFETY_DEVIATIONS * SPREAD_PER_INVESTMENT * expected.sqrt();
+    (expected - in_hand >= investments_left as f64).then_some(SellOutForecast {
         remaining_pence: remaining,
         average_investment_pence: average,
         investments_left,
@@ -276,6 +294,7 @@ mod tests {
             pass_ttl_seconds: 60,
             opens_at_ms: 0,
             prequeue_size: 0,
+            deciding: 0,
             draw: None,
             as_of_ms: 0,
         }
@@ -528,11 +547,15 @@ mod tests {
         let r = selling(10_000_000, 200, 400);
         assert_eq!(sell_out_forecast(&r, 3_000), None);
         assert_eq!(status_of(400 + 3_001, &r, 1).sell_out, None);
-        // 3,600 ahead make about 1,800: gone by their turn.
+        // 3,600 ahead make about 1,800: probably gone, but not surely
+        // enough to send anyone away; 3,919 make 1,960, and even 2
+        // deviations (150) below that leaves nothing by their turn.
+        assert_eq!(sell_out_forecast(&r, 3_600), None);
         assert_eq!(
-            sell_out_forecast(&r, 3_600).map(|f| f.investments_left),
+            sell_out_forecast(&r, 3_919).map(|f| f.investments_left),
             Some(1_800)
         );
+        assert_eq!(sell_out_forecast(&r, 3_918), None);
         // Nobody ahead: the visitor is next, whatever is left.
         assert_eq!(sell_out_forecast(&selling(99_000_000, 500, 600), 0), None);
     }
@@ -556,10 +579,11 @@ mod tests {
                 people_ahead: 4_000,
             })
         );
-        // The edge of it: 128 ahead × 94% ≈ 120.3 will invest (told); 127
-        // ≈ 119.4 leave about one investment's worth (not told).
-        assert!(sell_out_forecast(&r, 128).is_some());
-        assert_eq!(sell_out_forecast(&r, 127), None);
+        // The edge of it: 178 ahead × 94% ≈ 167 will invest, give or take
+        // 1.8 √167 ≈ 23; two of those below is still 120 (told); 177 is
+        // not quite (not told).
+        assert!(sell_out_forecast(&r, 178).is_some());
+        assert_eq!(sell_out_forecast(&r, 177), None);
         // A paused round: still waiting, still told.
         let paused = RoomState {
             phase: RoomPhase::Paused,
@@ -568,8 +592,26 @@ mod tests {
         assert_eq!(status_of(6_001, &paused, 1).sell_out, s.sell_out);
         // Take-up never counts more than everyone ahead.
         let r = selling(94_000_000, 1_880, 1_000);
-        assert!(sell_out_forecast(&r, 120).is_some());
-        assert_eq!(sell_out_forecast(&r, 119), None);
+        assert!(sell_out_forecast(&r, 167).is_some());
+        assert_eq!(sell_out_forecast(&r, 166), None);
+    }
+
+    #[test]
+    fn those_still_deciding_count_before_the_visitor_and_not_against_take_up() {
+        // 1,880 of 2,000 admitted invested; 100 of those 2,000 are still
+        // deciding, so 1,880 of the 1,900 who finished invested (99 %), and
+        // the 100 deciding will take about 99 investments before anyone
+        // ahead: 69 ahead are enough to expect the last 120 gone.
+        let mut r = selling(94_000_000, 1_880, 2_000);
+        r.deciding = 100;
+        assert!(sell_out_forecast(&r, 69).is_some());
+        assert_eq!(sell_out_forecast(&r, 68), None);
+        // Ignoring them (an older core says 0) needs 178 ahead.
+        r.deciding = 0;
+        assert_eq!(sell_out_forecast(&r, 177), None);
+        // More deciding than admitted cannot be: capped at admitted.
+        r.deciding = 5_000;
+        assert!(sell_out_forecast(&r, 1).is_some());
     }
 
     #[test]

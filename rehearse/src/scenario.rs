@@ -386,6 +386,24 @@ mod tests {
     }
 
     #[test]
+    fn every_shipped_scenario_loads_and_is_oversubscribed() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rehearsals");
+        let mut loaded = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let scenario = Scenario::load(&path)
+                    .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+                let investors = scenario.investors("test");
+                let demand: i64 = investors.iter().map(|i| i.amount_pence).sum();
+                assert!(demand > scenario.round.cap_pence, "{}", path.display());
+                loaded += 1;
+            }
+        }
+        assert!(loaded >= 2, "the reference round and the 100,000 crowd");
+    }
+
+    #[test]
     fn the_reference_round_is_oversubscribed_with_a_skew() {
         let scenario = reference();
         let investors = scenario.investors("test");

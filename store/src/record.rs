@@ -264,8 +264,15 @@ impl RoundRecord {
     }
 
     /// The room state the edge caches. `registered` is the pre-queue's size
-    /// now, shown until the draw; afterwards the sealed size is.
-    pub fn room_state(&self, round: &str, registered: u64, now_ms: u64) -> RoomState {
+    /// now, shown until the draw; afterwards the sealed size is. `deciding`
+    /// is how many admitted people's turns are under way.
+    pub fn room_state(
+        &self,
+        round: &str,
+        registered: u64,
+        deciding: u64,
+        now_ms: u64,
+    ) -> RoomState {
         RoomState {
             round: round.to_string(),
             name: self.name.clone(),
@@ -290,6 +297,7 @@ impl RoundRecord {
             } else {
                 registered
             },
+            deciding,
             draw: self.public_draw(),
             as_of_ms: now_ms,
         }

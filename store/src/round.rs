@@ -178,8 +178,22 @@ impl RoundStore {
         let Some((round, registered)) = self.round_record_on(&mut conn).await? else {
             return Ok(None);
         };
+        // Those whose turn is under way: what counts against max_active
+        // (live passes and reservations; expired ones are pruned by the
+        // scripts, so they are left out by time here).
+        let live = format!("({now_ms}");
+        let (passes, reservations): (u64, u64) = redis::pipe()
+            .zcount(self.keys.active_passes(), &live, "+inf")
+            .zcount(self.keys.reserved(), &live, "+inf")
+            .query_async(&mut conn)
+            .await?;
         self.redis.confirm(conn.generation()).await?;
-        Ok(Some(round.room_state(&self.round, registered, now_ms)))
+        Ok(Some(round.room_state(
+            &self.round,
+            registered,
+            passes + reservations,
+            now_ms,
+        )))
     }
 
     /// One investment's record, if it exists.

@@ -716,6 +716,7 @@ mod tests {
             pass_ttl_seconds: 300,
             opens_at_ms: 0,
             prequeue_size: 0,
+            deciding: 0,
             draw: None,
             as_of_ms: 0,
         }
