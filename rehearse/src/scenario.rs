@@ -392,8 +392,8 @@ mod tests {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
-                let scenario = Scenario::load(&path)
-                    .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+                let scenario =
+                    Scenario::load(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
                 let investors = scenario.investors("test");
                 let demand: i64 = investors.iter().map(|i| i.amount_pence).sum();
                 assert!(demand > scenario.round.cap_pence, "{}", path.display());

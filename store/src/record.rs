@@ -477,10 +477,10 @@ mod tests {
             phase: RoomPhase::Scheduled,
             ..RoundRecord::default()
         };
-        assert_eq!(round.room_state("r", 5, 1).prequeue_size, 5);
+        assert_eq!(round.room_state("r", 5, 0, 1).prequeue_size, 5);
         round.prequeue_sealed = true;
         round.prequeue_size = 4;
-        assert_eq!(round.room_state("r", 5, 1).prequeue_size, 4);
+        assert_eq!(round.room_state("r", 5, 0, 1).prequeue_size, 4);
     }
 
     #[test]
@@ -497,7 +497,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        let room = round.room_state("r", 0, 1);
+        let room = round.room_state("r", 0, 0, 1);
         assert_eq!(
             (
                 room.achieved_rate_milli_per_minute,
@@ -510,7 +510,7 @@ mod tests {
         let old = RoundRecord::decode("k", &fields(&[("phase", "open")]))
             .unwrap()
             .unwrap();
-        assert_eq!(old.room_state("r", 0, 1).achieved_rate_history_seconds, 0);
+        assert_eq!(old.room_state("r", 0, 0, 1).achieved_rate_history_seconds, 0);
     }
 
     #[test]

@@ -75,6 +75,11 @@ async fn max_active_counts_reservations_and_claimed_passes() {
     join(&f, 10, T0).await;
     // A batch would be 1,000; the room holds 4.
     assert_eq!(f.store.advance(T0).await.unwrap(), Advance::Admitted(4));
+    // The room state counts them as deciding (the sell-out forecast's
+    // input); a lapsed reservation no longer does.
+    let deciding = async |now| f.store.room_state(now).await.unwrap().unwrap().deciding;
+    assert_eq!(deciding(T0).await, 4);
+    assert_eq!(deciding(T0 + 60_000).await, 0);
     assert_eq!(
         f.store.advance(T0 + 1_000).await.unwrap(),
         Advance::RoomFull
