@@ -510,7 +510,10 @@ mod tests {
         let old = RoundRecord::decode("k", &fields(&[("phase", "open")]))
             .unwrap()
             .unwrap();
-        assert_eq!(old.room_state("r", 0, 0, 1).achieved_rate_history_seconds, 0);
+        assert_eq!(
+            old.room_state("r", 0, 0, 1).achieved_rate_history_seconds,
+            0
+        );
     }
 
     #[test]
