@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::compile_cache::{CompileCache, Lookup};
@@ -39,9 +39,10 @@ const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 /// in again, and every unmapping makes the kernel flush the TLBs of the
 /// other threads (inter-processor interrupts) — most of a small request's
 /// CPU time went there. Instead, up to this many bytes of the pages the
-/// guest actually wrote (found with the kernel's `PAGEMAP_SCAN`, Linux ≥ 6.7;
-/// otherwise the first bytes of memory) are reset in place with memset /
-/// memcpy from the initial image, and only the rest is handed back.
+/// guest actually wrote (found with the kernel's `PAGEMAP_SCAN` ioctl,
+/// Linux ≥ 6.7; without it nothing is kept, see [`engine`]) are reset in
+/// place with memset / memcpy from the initial image, and only the rest is
+/// handed back.
 /// A spin-sdk request dirties well under this (stack, a few heap pages).
 /// The price: each slot that has served a request keeps up to this much
 /// resident, so RSS grows towards `warm slots × this`.
@@ -232,9 +233,19 @@ fn engine(config: &HostConfig) -> Result<Engine, LoadError> {
         .total_memories(n.saturating_mul(2))
         .total_tables(n.saturating_mul(4))
         .max_memory_size(MAX_MEMORY_BYTES)
-        .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT_BYTES)
-        .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
         .decommit_batch_size(DECOMMIT_BATCH_SIZE);
+    // Without PAGEMAP_SCAN, keeping memory resident means memsetting its
+    // first bytes whether the guest wrote them or not, which costs more
+    // than it saves at these sizes: then hand everything back as before.
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT_BYTES)
+            .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES);
+    } else {
+        tracing::warn!(
+            "the kernel lacks PAGEMAP_SCAN (Linux 6.7+): instance memory is handed back to the kernel after every request, which costs CPU"
+        );
+    }
     let mut wasm = Config::new();
     wasm.parallel_compilation(true)
         .epoch_interruption(true)
