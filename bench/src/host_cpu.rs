@@ -22,7 +22,7 @@ use crate::wrk::{WrkFigures, write_token_script, wrk_for};
 use anyhow::{Context, bail};
 use crowdgate_tests::{
     EDGE_TOKEN, Proc, ROUND, RoundOptions, SIGNING_KEYS, System, identity_env, identity_token,
-    ticket_token, wait_for, wasm, workspace_root,
+    ticket_token, wait_for, workspace_root,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -131,12 +131,18 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 
     let mut bins = Vec::new();
     if let Some(baseline) = &args.baseline_bin {
-        bins.push(("baseline".to_string(), baseline.clone()));
+        let target = args.baseline_target_dir.clone();
+        bins.push(("baseline".to_string(), baseline.clone(), target));
     }
-    bins.push(("this build".to_string(), crowdgate_tests::crowdgate_bin()));
+    bins.push((
+        "this build".to_string(),
+        crowdgate_tests::crowdgate_bin(),
+        None,
+    ));
     let mut builds = Vec::new();
-    for (label, bin) in bins {
-        builds.push(start_build(&system, dir.path(), label, &bin).await?);
+    for (label, bin, target) in bins {
+        let build = start_build(&system, dir.path(), label, &bin, target.as_deref()).await?;
+        builds.push(build);
     }
 
     // rows[endpoint][build]
@@ -163,15 +169,22 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Starts `bin`'s host serving the repository's `spin.toml` against
-/// `system`'s core, and a probe host serving the trivial component.
+/// `system`'s core, and a probe host serving the trivial component; with
+/// `target`, both serve the components built there.
 async fn start_build(
     system: &System,
     dir: &Path,
     label: String,
     bin: &Path,
+    target: Option<&Path>,
 ) -> anyhow::Result<Build> {
     if !bin.is_file() {
         bail!("{} is not a file", bin.display());
+    }
+    let target = target.map_or_else(crowdgate_tests::target_dir, Path::to_path_buf);
+    let probe_wasm = target.join("wasm32-wasip2/component/host_probe.wasm");
+    if !probe_wasm.is_file() {
+        bail!("{} is missing", probe_wasm.display());
     }
     let name = label.replace(' ', "-");
     // Quiet per-request logs, but keep the line naming the address.
@@ -188,6 +201,8 @@ async fn start_build(
             .env("SPIN_VARIABLE_ROUND_ID", ROUND)
             .env("SPIN_VARIABLE_SIGNING_KEYS", SIGNING_KEYS)
             .env("SPIN_VARIABLE_EDGE_TOKEN", EDGE_TOKEN)
+            // spin.toml's component paths under target/ follow it.
+            .env("CARGO_TARGET_DIR", &target)
             .envs(identity_env()),
         dir,
     );
@@ -202,7 +217,7 @@ async fn start_build(
         &manifest,
         format!(
             "spin_manifest_version = 2\n[application]\nname = \"bench\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"probe\"\n[component.probe]\nsource = \"{}\"\n",
-            wasm("host_probe").display()
+            probe_wasm.display()
         ),
     )?;
     let mut probe = Proc::spawn(

@@ -61,6 +61,10 @@ pub struct Args {
     /// `host-cpu` part measures alongside this build's, turn by turn.
     #[arg(long, value_name = "PATH")]
     baseline_bin: Option<std::path::PathBuf>,
+    /// The baseline's build output: its host serves the components under
+    /// DIR/wasm32-wasip2/component (default: this build's components).
+    #[arg(long, value_name = "DIR", requires = "baseline_bin")]
+    baseline_target_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
