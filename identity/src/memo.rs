@@ -19,9 +19,10 @@
 //!   newer token simply replaces an older one in its slot, so key-value
 //!   holds at most [`SLOTS`] memos however many visitors come.
 //! - **Short-lived.** A memo is good until the token expires (with the same
-//!   leeway as the check) and at most [`MEMO_TTL_S`] after the check, so a
-//!   key the provider withdraws stops admitting memoized tokens within that
-//!   time, as it stops admitting them through a cached JWKS.
+//!   leeway as the check), at most [`MEMO_TTL_S`] after the check, and never
+//!   longer than the keys that checked it are trusted (a fetched JWKS: until
+//!   its max age runs out), so a key the provider withdraws stops admitting
+//!   memoized tokens exactly when it stops admitting them at all.
 //! - Only successes are memoized: a refused token is checked in full every
 //!   time, and says why.
 
@@ -72,15 +73,16 @@ impl MemoKey {
         }
     }
 
-    /// The bytes to store in [`MemoKey::slot`] for `identity`, checked at `now_s`.
-    pub fn memo(&self, identity: &Identity, now_s: u64) -> Vec<u8> {
+    /// The bytes to store in [`MemoKey::slot`] for `identity`, good until
+    /// `good_until` (see [`good_until`]).
+    pub fn memo(&self, identity: &Identity, good_until: u64) -> Vec<u8> {
         let memo = Memo {
             digest: self.digest.clone(),
             investor_id: identity.investor_id.clone(),
             name: identity.name.clone(),
             max_investment_pence: identity.max_investment_pence,
             expires_at: identity.expires_at,
-            good_until: now_s.saturating_add(MEMO_TTL_S),
+            good_until,
         };
         serde_json::to_vec(&memo).unwrap_or_default()
     }
@@ -99,6 +101,15 @@ impl MemoKey {
             expires_at: memo.expires_at,
         })
     }
+}
+
+/// Until when (Unix seconds) a memo made at `now_s` may be used: at most
+/// [`MEMO_TTL_S`], and not past `keys_trusted_until` when the keys that
+/// checked the token are themselves only trusted until then. A result not
+/// after `now_s` means: do not memoize.
+pub fn good_until(now_s: u64, keys_trusted_until: Option<u64>) -> u64 {
+    let ttl = now_s.saturating_add(MEMO_TTL_S);
+    keys_trusted_until.map_or(ttl, |until| until.min(ttl))
 }
 
 /// A fingerprint of key material (a JWKS document, a PEM key, a shared
@@ -139,7 +150,7 @@ mod tests {
     #[test]
     fn a_memo_returns_the_identity_to_the_same_token_only() {
         let key = MemoKey::new("ctx", "token-a");
-        let stored = key.memo(&identity(2_000), 1_000);
+        let stored = key.memo(&identity(2_000), good_until(1_000, None));
         assert_eq!(key.recall(&stored, 1_010), Some(identity(2_000)));
         // Another token, or the same one under another configuration, that
         // happens to share the slot is not this memo's.
@@ -158,12 +169,17 @@ mod tests {
     #[test]
     fn a_memo_expires_with_the_token_and_after_its_ttl() {
         let key = MemoKey::new("ctx", "t");
-        let stored = key.memo(&identity(1_020), 1_000);
+        let stored = key.memo(&identity(1_020), good_until(1_000, None));
         assert!(key.recall(&stored, 1_020 + LEEWAY_S - 1).is_some());
         assert!(key.recall(&stored, 1_020 + LEEWAY_S).is_none());
-        let stored = key.memo(&identity(99_999), 1_000);
+        let stored = key.memo(&identity(99_999), good_until(1_000, None));
         assert!(key.recall(&stored, 1_000 + MEMO_TTL_S - 1).is_some());
         assert!(key.recall(&stored, 1_000 + MEMO_TTL_S).is_none());
+        // Keys trusted for less time than the TTL bound the memo.
+        let stored = key.memo(&identity(99_999), good_until(1_000, Some(1_005)));
+        assert!(key.recall(&stored, 1_004).is_some());
+        assert!(key.recall(&stored, 1_005).is_none());
+        assert!(good_until(1_000, Some(990)) <= 1_000, "stale keys: no memo");
     }
 
     #[test]
@@ -171,7 +187,7 @@ mod tests {
         let key = MemoKey::new("ctx", "secret-token");
         let slot = u16::from_str_radix(key.slot.strip_prefix("identity-memo:").unwrap(), 16);
         assert!(slot.unwrap() < SLOTS);
-        let stored = String::from_utf8(key.memo(&identity(2_000), 1_000)).unwrap();
+        let stored = String::from_utf8(key.memo(&identity(2_000), 1_060)).unwrap();
         assert!(!stored.contains("secret-token"), "{stored}");
         assert!(key.recall(b"not json", 1_000).is_none());
     }

@@ -21,9 +21,10 @@
 //! verifies.
 //!
 //! A token that verified is remembered in key-value for a short while
-//! ([`crowdgate_identity::memo`]: by its digest, bounded, at most a minute
-//! and never past its expiry), so a visitor's later requests skip the
-//! signature check, the dearest step of a signed-in request.
+//! ([`crowdgate_identity::memo`]: by its digest, bounded, at most a minute,
+//! never past its expiry nor past the fetched JWKS's max age), so a
+//! visitor's later requests skip the signature check, the dearest step of a
+//! signed-in request.
 
 use crate::settings::{optional_variable, variable};
 use crowdgate_identity::memo::{self, MemoKey};
@@ -138,8 +139,22 @@ impl IdentitySettings {
             return Ok(identity);
         }
         let identity = self.check(token, now_ms).await?;
-        if let Some(store) = &store {
-            let _ = store.set(&key.slot, &key.memo(&identity, now_s));
+        // Fetched keys are trusted until the cached JWKS reaches its max
+        // age (a withdrawn key stops working then): so is the memo.
+        let keys_trusted_until = match &self.source {
+            KeySource::Static(_) => None,
+            KeySource::Fetched {
+                url, max_age_ms, ..
+            } => Some(
+                (JwksCache { url }.cached())
+                    .map_or(0, |c| c.fetched_at_ms.saturating_add(*max_age_ms) / 1000),
+            ),
+        };
+        let good_until = memo::good_until(now_s, keys_trusted_until);
+        if let Some(store) = &store
+            && good_until > now_s
+        {
+            let _ = store.set(&key.slot, &key.memo(&identity, good_until));
         }
         Ok(identity)
     }
