@@ -14,7 +14,8 @@
 //! component, on a host of its own: the host's fixed cost per request), a
 //! status poll, the round totals, the page signed out, and a signed-in
 //! investor joining again (identity check + one call to core; core's CPU
-//! per request is shown too).
+//! per request is shown too), and an investment through the edge (pass
+//! check + one call to core, which runs the invest script).
 
 use crate::Args;
 use crate::edge::join_many;
@@ -22,7 +23,7 @@ use crate::wrk::{WrkFigures, write_token_script, wrk_for};
 use anyhow::{Context, bail};
 use crowdgate_tests::{
     EDGE_TOKEN, Proc, ROUND, RoundOptions, SIGNING_KEYS, System, identity_env, identity_token,
-    ticket_token, wait_for, workspace_root,
+    pass_token, ticket_token, wait_for, workspace_root,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,7 +47,8 @@ struct Endpoint {
     trivial: bool,
     /// Also report core's CPU per request.
     core: bool,
-    goal_us: f64,
+    /// The goal, when there is one.
+    goal_us: Option<f64>,
 }
 
 /// One host build under test: its application host and probe host.
@@ -70,6 +72,9 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let system = System::start(RoundOptions {
         // Slow admission: the polled visitors keep waiting.
         rate_per_minute: 60,
+        // Room for every investment of every run.
+        cap_pence: 1_000_000_000_000,
+        max_investment_pence: 1_000_000_000_000,
         ..Default::default()
     })
     .await;
@@ -85,6 +90,13 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let identities: Vec<String> = places.iter().map(|p| identity_token(&p.investor)).collect();
     let join_script = dir.path().join("join.lua");
     write_token_script(&join_script, "POST", &identities)?;
+    let passes: Vec<String> = places
+        .iter()
+        .enumerate()
+        .map(|(n, p)| pass_token(&format!("cpu-ticket-{n}"), n as u64 + 1, &p.investor))
+        .collect();
+    let invest_script = dir.path().join("invest.lua");
+    write_invest_script(&invest_script, &passes)?;
 
     let endpoints = [
         Endpoint {
@@ -93,7 +105,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             script: None,
             trivial: true,
             core: false,
-            goal_us: 60.0,
+            goal_us: Some(60.0),
         },
         Endpoint {
             name: "status poll (GET /api/status)",
@@ -101,7 +113,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             script: Some(status_script),
             trivial: false,
             core: false,
-            goal_us: 100.0,
+            goal_us: Some(100.0),
         },
         Endpoint {
             name: "round totals (GET /api/round)",
@@ -109,7 +121,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             script: None,
             trivial: false,
             core: false,
-            goal_us: 80.0,
+            goal_us: Some(80.0),
         },
         Endpoint {
             name: "the page, signed out (GET /)",
@@ -117,7 +129,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             script: None,
             trivial: false,
             core: false,
-            goal_us: 150.0,
+            goal_us: Some(150.0),
         },
         Endpoint {
             name: "join again, signed in (POST /api/join)",
@@ -125,7 +137,15 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             script: Some(join_script),
             trivial: false,
             core: true,
-            goal_us: 300.0,
+            goal_us: Some(300.0),
+        },
+        Endpoint {
+            name: "investment (POST /api/investments, edge component)",
+            path: "/api/investments",
+            script: Some(invest_script),
+            trivial: false,
+            core: true,
+            goal_us: None,
         },
     ];
 
@@ -248,6 +268,30 @@ async fn start_build(
     })
 }
 
+/// A wrk script investing 10.00 with the next pass each time, under an
+/// Idempotency-Key no other request of the whole bench uses (each wrk
+/// thread and each run has its own prefix), so each is a new investment.
+fn write_invest_script(path: &Path, passes: &[String]) -> anyhow::Result<()> {
+    let mut lua = String::from("local passes = {\n");
+    for pass in passes {
+        lua.push_str(&format!("  \"{pass}\",\n"));
+    }
+    lua.push_str(
+        "}\nlocal threads = 0\n\
+         setup = function(thread)\n  threads = threads + 1\n  thread:set(\"tid\", threads)\nend\n\
+         local i = 0\nlocal run = nil\n\
+         request = function()\n  \
+           if run == nil then run = tostring(os.time()) .. \"-\" .. tostring(tid) .. \"-\" .. tostring(math.random(1, 1000000000)) end\n  \
+           i = i + 1\n  \
+           local pass = passes[(i % #passes) + 1]\n  \
+           return wrk.format(\"POST\", nil, { [\"Authorization\"] = \"Bearer \" .. pass, \
+             [\"Idempotency-Key\"] = run .. \"-\" .. i, [\"Content-Type\"] = \"application/json\" }, \
+             '{\"amount_pence\":1000}')\nend\n",
+    );
+    std::fs::write(path, lua)?;
+    Ok(())
+}
+
 /// One measured wrk run of `url`: `host`'s (and `core`'s) CPU per request.
 fn measure(
     args: &Args,
@@ -313,7 +357,10 @@ fn print_table(args: &Args, endpoints: &[Endpoint], builds: &[Build], rows: &[Ve
     }
     println!("{head}\n{rule}");
     for (endpoint, row) in endpoints.iter().zip(rows) {
-        let mut line = format!("| {} | {:.0} |", endpoint.name, endpoint.goal_us);
+        let goal = endpoint
+            .goal_us
+            .map_or_else(|| "—".to_string(), |g| format!("{g:.0}"));
+        let mut line = format!("| {} | {goal} |", endpoint.name);
         for m in row {
             let core = m
                 .core_us
