@@ -376,6 +376,21 @@ async fn an_instance_never_sees_an_earlier_instances_memory() {
     }
 }
 
+/// A guest still writing its body after the head has gone (the host runs
+/// the guest inline until the head, then hands a guest that is not done to
+/// a task of its own) delivers the whole body, and the host keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_written_after_the_head_arrives_whole() {
+    let host = start(APP, |_| {}).await;
+    for _ in 0..3 {
+        let (status, body) = host.get("/big").await;
+        assert_eq!(status, 200);
+        assert_eq!(body.len(), 4 << 20);
+        assert!(body.bytes().all(|b| b == b'x'));
+    }
+    assert_eq!(host.get("/hello").await, (200, "hello".to_string()));
+}
+
 #[tokio::test]
 async fn spin_headers_are_set_and_not_spoofable() {
     let host = start(APP, |_| {}).await;

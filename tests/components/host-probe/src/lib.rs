@@ -14,6 +14,9 @@
 //! - `GET /trap` panics, which traps the instance
 //! - `GET /loop` spins forever (the host's request timeout must stop it)
 //! - `GET /headers` echoes the `spin-*` request headers, one per line
+//! - `GET /big` → 200 with a body of 4 MiB of `x` (more than the host can
+//!   buffer before the client reads: the guest is still writing it after
+//!   the head has gone)
 //! - `GET /residue` answers `counter=<n> dirty=<bytes>`: a global counter's
 //!   value before this request bumps it, and how many bytes of freshly grown
 //!   linear memory were not zero; then it dirties both. A host that resets
@@ -39,6 +42,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         },
         (Method::Get, "/headers") => headers(&req),
         (Method::Get, "/residue") => residue(),
+        (Method::Get, "/big") => text(200, "x".repeat(4 << 20)),
         (Method::Get, "/outbound") => outbound(req.query()).await,
         (Method::Get, p) if p.starts_with("/var/") => variable(&p["/var/".len()..]),
         (Method::Get, p) if p.starts_with("/kv/") => kv_get(&p["/kv/".len()..]),
