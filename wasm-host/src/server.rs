@@ -396,8 +396,10 @@ where
             // The head is here and the guest still runs (writing its body,
             // typically). One more turn usually finishes it; otherwise it
             // moves to a task of its own, since hyper can only send the head
-            // (and then read the body) once this future has returned. Its
-            // store keeps the deadline, so it cannot outlive the timeout.
+            // (and then read the body) once this future has returned. As in
+            // its own task before, the epoch deadline stops it while it runs
+            // wasm; one waiting on a client that never reads ends with the
+            // connection.
             let finished =
                 std::future::poll_fn(|cx| Poll::Ready(guest.as_mut().poll(cx).is_ready()));
             if !finished.await {
