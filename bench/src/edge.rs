@@ -20,7 +20,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     })
     .await;
     let memory_before = used_memory(&system).await?;
-    let places = join_many(&system.core_url, args.tickets).await?;
+    let places = join_many(&system.core_url, "bench-investor", args.tickets).await?;
     let per_visitor = (used_memory(&system).await? - memory_before) as f64 / args.tickets as f64;
     let tokens: Vec<String> = places
         .iter()
@@ -134,18 +134,22 @@ const JOINING_INVESTORS: usize = 5_000;
 
 /// A place taken by [`join_many`].
 pub(crate) struct Place {
-    pub ticket_id: String,
+    pub(crate) ticket_id: String,
     /// 0 for a pre-queue place.
-    pub number: u64,
+    pub(crate) number: u64,
     /// A pre-queue place's entry (join order), else 0.
-    pub entry: u64,
-    pub investor: String,
+    pub(crate) entry: u64,
+    pub(crate) investor: String,
 }
 
 /// Joins `count` visitors through core, 32 at a time, each a different
-/// signed-in investor (as the edge sends them, `{"investor_id": ..}`), so
-/// each takes a new place.
-pub(crate) async fn join_many(core_url: &str, count: usize) -> anyhow::Result<Vec<Place>> {
+/// signed-in investor `<prefix>-<n>` (as the edge sends them,
+/// `{"investor_id": ..}`), so each takes a new place.
+pub(crate) async fn join_many(
+    core_url: &str,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<Vec<Place>> {
     eprintln!("joining {count} visitors through core…");
     let http = core_http();
     let url = format!("{core_url}/v1/rounds/{ROUND}/queue");
@@ -154,7 +158,7 @@ pub(crate) async fn join_many(core_url: &str, count: usize) -> anyhow::Result<Ve
         let batch = (count - places.len()).min(32);
         let joins = (places.len()..places.len() + batch).map(|n| {
             let (http, url) = (http.clone(), url.clone());
-            let investor = format!("bench-investor-{n}");
+            let investor = format!("{prefix}-{n}");
             async move {
                 let response = http
                     .post(url)
@@ -207,6 +211,6 @@ async fn prequeue_memory(count: usize) -> anyhow::Result<f64> {
     )
     .await;
     let before = used_memory(&system).await?;
-    join_many(&system.core_url, count).await?;
+    join_many(&system.core_url, "bench-investor", count).await?;
     Ok((used_memory(&system).await? - before) as f64 / count as f64)
 }

@@ -4,6 +4,9 @@
 //!
 //! Each part compares figures measured in the same run on the same machine,
 //! because the machines are shared and noisy: read the ratios.
+//! - `host-cpu`: the Wasm host's CPU time per request, endpoint by
+//!   endpoint (trivial component, status poll, round totals, page, join),
+//!   for this build and optionally a baseline build (`--baseline-bin`).
 //! - `edge`: status polls through the Wasm host vs a trivial component (wrk),
 //!   and how many polls reached core.
 //! - `opening`: a large pre-queue polling for its numbers after opening,
@@ -19,6 +22,7 @@
 //!   and no compile cache.
 
 mod edge;
+mod host_cpu;
 mod invest;
 mod opening;
 mod replicated;
@@ -56,10 +60,19 @@ pub struct Args {
     /// Host starts measured per compile-cache state.
     #[arg(long, default_value_t = 5)]
     restarts: usize,
+    /// Another `crowdgate` binary (e.g. built from main) whose host the
+    /// `host-cpu` part measures alongside this build's, turn by turn.
+    #[arg(long, value_name = "PATH")]
+    baseline_bin: Option<std::path::PathBuf>,
+    /// The baseline's build output: its host serves the components under
+    /// DIR/wasm32-wasip2/component (default: this build's components).
+    #[arg(long, value_name = "DIR", requires = "baseline_bin")]
+    baseline_target_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Part {
+    HostCpu,
     Edge,
     Opening,
     Invest,
@@ -93,6 +106,9 @@ async fn main() -> anyhow::Result<()> {
         args.seconds
     );
     let all = args.only.is_none();
+    if all || args.only == Some(Part::HostCpu) {
+        host_cpu::run(&args).await?;
+    }
     if all || args.only == Some(Part::Edge) {
         edge::run(&args).await?;
     }

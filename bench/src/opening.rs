@@ -35,7 +35,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     )
     .await;
     let count = args.tickets.min(MAX_POLLED);
-    let places = join_many(&system.core_url, count).await?;
+    let places = join_many(&system.core_url, "opening-investor", count).await?;
     let tokens: Vec<String> = places
         .iter()
         .map(|place| prequeue_ticket_token(&place.ticket_id, place.entry, &place.investor))

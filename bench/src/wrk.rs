@@ -30,7 +30,17 @@ pub fn write_token_script(path: &Path, method: &str, tokens: &[String]) -> anyho
 }
 
 pub fn wrk(args: &Args, url: &str, script: Option<&Path>) -> anyhow::Result<WrkFigures> {
-    eprintln!("wrk {url} …");
+    wrk_for(args, args.seconds, url, script)
+}
+
+/// [`wrk`] for `seconds` instead of `--seconds` (warm-ups are shorter).
+pub fn wrk_for(
+    args: &Args,
+    seconds: u32,
+    url: &str,
+    script: Option<&Path>,
+) -> anyhow::Result<WrkFigures> {
+    eprintln!("wrk {url} ({seconds} s) …");
     let mut command = Command::new("wrk");
     command
         .args([
@@ -39,7 +49,7 @@ pub fn wrk(args: &Args, url: &str, script: Option<&Path>) -> anyhow::Result<WrkF
             "-c",
             &args.connections.to_string(),
         ])
-        .args(["-d", &format!("{}s", args.seconds), "--latency"]);
+        .args(["-d", &format!("{seconds}s"), "--latency"]);
     if let Some(script) = script {
         command.arg("-s").arg(script);
     }

@@ -9,6 +9,8 @@
 //! answer through [`crowdgate_protocol::ErrorCode`]). Fetching and caching
 //! the JWKS is the component's (`spin_support::identity`); minting tokens is
 //! the platform's (and the development provider's, with [`IdentityClaims`]).
+//! [`memo`] says how a successful check is remembered, so the same token
+//! is not checked again on each request (the component keeps the memos).
 //!
 //! The JOSE work is `jsonwebtoken`'s (RustCrypto backend, so it builds for
 //! wasm32-wasip2). What is ours is the policy:
@@ -24,6 +26,7 @@ mod claims;
 #[cfg(feature = "dev-signer")]
 pub mod dev;
 mod keys;
+pub mod memo;
 
 pub use claims::{Identity, IdentityClaims, MAX_NAME_CHARS};
 pub use jsonwebtoken::Algorithm;

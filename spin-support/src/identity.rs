@@ -19,8 +19,15 @@
 //! the edge into a load generator against the provider. If the provider
 //! cannot be reached, a cached JWKS up to [`STALE_USABLE_MS`] old still
 //! verifies.
+//!
+//! A token that verified is remembered in key-value for a short while
+//! ([`crowdgate_identity::memo`]: by its digest, bounded, at most a minute,
+//! never past its expiry nor past the fetched JWKS's max age), so a
+//! visitor's later requests skip the signature check, the dearest step of a
+//! signed-in request.
 
 use crate::settings::{optional_variable, variable};
+use crowdgate_identity::memo::{self, MemoKey};
 use crowdgate_identity::{Identity, KeySet, Verifier};
 use crowdgate_protocol::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -55,6 +62,9 @@ pub struct IdentitySettings {
     /// The platform's sign-in page, linked from every identity refusal.
     pub sign_in_url: Option<String>,
     source: KeySource,
+    /// What decides a check besides the token (issuer, audience, which
+    /// keys): part of every memo's key, so changing any of it orphans them.
+    memo_context: String,
 }
 
 impl IdentitySettings {
@@ -70,6 +80,11 @@ impl IdentitySettings {
         let shared_secret = optional_variable("identity_shared_secret")?.map(String::into_bytes);
         let jwks = optional_variable("identity_jwks")?;
         let public_key = optional_variable("identity_public_key")?;
+        let keys_fingerprint = memo::fingerprint(&[
+            jwks.as_deref().map(str::as_bytes),
+            public_key.as_deref().map(str::as_bytes),
+            shared_secret.as_deref(),
+        ]);
         let source = if jwks.is_none() && public_key.is_none() && shared_secret.is_none() {
             KeySource::Fetched {
                 url: format!(
@@ -94,16 +109,58 @@ impl IdentitySettings {
             }
             KeySource::Static(with_secret(keys, shared_secret.as_deref())?)
         };
+        let memo_context = match &source {
+            // A fetched JWKS may change under the same URL: memos are
+            // bounded in time instead (`memo::MEMO_TTL_S`).
+            KeySource::Fetched { url, .. } => format!("{issuer}\n{audience}\nfetched {url}"),
+            KeySource::Static(_) => format!("{issuer}\n{audience}\nstatic {keys_fingerprint}"),
+        };
         Ok(Some(IdentitySettings {
             verifier: Verifier { issuer, audience },
             sign_in_url,
             source,
+            memo_context,
         }))
     }
 
     /// Verifies `token` at `now_ms`. A refusal is the 401 the visitor gets
-    /// (with the sign-in link); keys that cannot be had are a 503.
+    /// (with the sign-in link); keys that cannot be had are a 503. A token
+    /// that verified moments ago is recalled from its memo instead.
     pub async fn verify(&self, token: &str, now_ms: u64) -> Result<Identity, ApiError> {
+        let now_s = now_ms / 1000;
+        let key = MemoKey::new(&self.memo_context, token);
+        // Without key-value (not granted) every request checks in full.
+        let store = Store::open_default().ok();
+        let recalled = store
+            .as_ref()
+            .and_then(|store| store.get(&key.slot).ok().flatten())
+            .and_then(|stored| key.recall(&stored, now_s));
+        if let Some(identity) = recalled {
+            return Ok(identity);
+        }
+        let identity = self.check(token, now_ms).await?;
+        // Fetched keys are trusted until the cached JWKS reaches its max
+        // age (a withdrawn key stops working then): so is the memo.
+        let keys_trusted_until = match &self.source {
+            KeySource::Static(_) => None,
+            KeySource::Fetched {
+                url, max_age_ms, ..
+            } => Some(
+                (JwksCache { url }.cached())
+                    .map_or(0, |c| c.fetched_at_ms.saturating_add(*max_age_ms) / 1000),
+            ),
+        };
+        let good_until = memo::good_until(now_s, keys_trusted_until);
+        if let Some(store) = &store
+            && good_until > now_s
+        {
+            let _ = store.set(&key.slot, &key.memo(&identity, good_until));
+        }
+        Ok(identity)
+    }
+
+    /// The full check of `token`: keys, signature, claims.
+    async fn check(&self, token: &str, now_ms: u64) -> Result<Identity, ApiError> {
         let now_s = now_ms / 1000;
         let refuse = |err: crowdgate_identity::IdentityError| self.refusal(err.refusal());
         match &self.source {

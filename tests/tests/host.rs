@@ -348,6 +348,49 @@ async fn many_concurrent_requests_each_get_an_instance() {
     }
 }
 
+/// Instances keep no trace of earlier ones. The host keeps each instance
+/// slot's memory resident between requests (zeroing what a guest wrote
+/// instead of handing the pages back to the kernel, and only up to a limit),
+/// so this checks both paths: a global in the data segment and 8 MiB of
+/// freshly grown memory, one request after another (the same warm slot
+/// again and again) and many at once (slots reused in any order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_never_sees_an_earlier_instances_memory() {
+    let host = start(APP, |_| {}).await;
+    let clean = (200, "counter=0 dirty=0".to_string());
+    for _ in 0..20 {
+        assert_eq!(host.get("/residue").await, clean);
+    }
+    for _ in 0..4 {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (client, url) = (host.client.clone(), host.url("/residue"));
+            set.spawn(async move {
+                let resp = client.get(url).send().await.unwrap();
+                (resp.status().as_u16(), resp.text().await.unwrap())
+            });
+        }
+        for answer in set.join_all().await {
+            assert_eq!(answer, clean);
+        }
+    }
+}
+
+/// A guest still writing its body after the head has gone (the host runs
+/// the guest inline until the head, then hands a guest that is not done to
+/// a task of its own) delivers the whole body, and the host keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_written_after_the_head_arrives_whole() {
+    let host = start(APP, |_| {}).await;
+    for _ in 0..3 {
+        let (status, body) = host.get("/big").await;
+        assert_eq!(status, 200);
+        assert_eq!(body.len(), 4 << 20);
+        assert!(body.bytes().all(|b| b == b'x'));
+    }
+    assert_eq!(host.get("/hello").await, (200, "hello".to_string()));
+}
+
 #[tokio::test]
 async fn spin_headers_are_set_and_not_spoofable() {
     let host = start(APP, |_| {}).await;

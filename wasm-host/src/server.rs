@@ -3,8 +3,10 @@
 //! Each request is routed, given the `spin-*` headers Spin components rely
 //! on, and handed to a new instance of its component (instantiation from the
 //! pooling allocator is cheap; sharing instances between requests would leak
-//! state between visitors). The guest runs in its own task so it can keep
-//! streaming the body after it has sent the response head.
+//! state between visitors). The guest runs inside the request's own future
+//! until its response head is ready — no task, no cross-thread wake-up for
+//! the usual small answer — and only a guest still writing its body after
+//! that moves to a task of its own.
 //!
 //! Failures stay contained: a guest that traps, times out or never responds
 //! turns into a 500 JSON error for that request only, and a full instance
@@ -20,6 +22,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -326,7 +329,7 @@ where
         }
     });
 
-    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let (sender, mut receiver) = tokio::sync::oneshot::channel();
     let wasi_req = store
         .data_mut()
         .http()
@@ -339,10 +342,8 @@ where
         .map_err(|e| failed(format!("{e:#}")))?;
 
     let pre = component.pre.clone();
-    let task_id = id.clone();
-    // The guest may keep writing the body after sending the head, so it
-    // runs in its own task rather than inside this request future.
-    let task = tokio::spawn(async move {
+    let guest_id = id.clone();
+    let mut guest = Box::pin(async move {
         let proxy = match pre.instantiate_async(&mut store).await {
             Ok(proxy) => proxy,
             Err(e) => {
@@ -356,28 +357,67 @@ where
             .await
             .map_err(|e| {
                 let detail = format!("{e:?}");
-                tracing::warn!(component = %task_id, error = %detail, "guest trapped");
+                tracing::warn!(component = %guest_id, error = %detail, "guest trapped");
                 (false, detail)
             })
     });
 
-    match tokio::time::timeout_at(deadline.into(), receiver).await {
-        Ok(Ok(Ok(response))) => Ok(response),
-        Ok(Ok(Err(code))) => Err(failed(format!("guest answered with error code {code:?}"))),
-        // The sender was dropped with the store: the guest finished or
-        // failed without calling `response-outparam.set`.
-        Ok(Err(_)) => match task.await {
-            Ok(Ok(())) => Err(failed("guest returned without sending a response".into())),
-            Ok(Err((true, _))) => Err(HostError::Overloaded),
-            Ok(Err((false, detail))) => Err(failed(detail)),
-            Err(join) => Err(failed(format!("guest task panicked: {join}"))),
-        },
-        Err(_) => {
-            // Wait for the cancelled task so its instance slot is free
-            // before we answer (the guest yields every tick, so this is quick).
-            task.abort();
-            let _ = task.await;
-            Err(failed("request timed out".into()))
+    // The guest runs inside this request's own future until the head of its
+    // answer is ready: spawning a task for every request cost an allocation
+    // and, on the multi-threaded runtime, usually a wake-up of the other
+    // worker thread. The guest is polled first, so one that answers and
+    // returns in one go is simply done.
+    let first = tokio::time::timeout_at(deadline.into(), async {
+        tokio::select! {
+            biased;
+            done = &mut guest => Err(done),
+            head = &mut receiver => Ok(head),
         }
-    }
+    })
+    .await;
+    let head = match first {
+        Err(_elapsed) => {
+            // Dropping the guest frees its instance slot before we answer.
+            drop(guest);
+            return Err(failed("request timed out".into()));
+        }
+        // The guest returned: its answer, if it sent one, is in the channel.
+        Ok(Err(done)) => match receiver.try_recv() {
+            Ok(head) => head,
+            Err(_) => {
+                return Err(match done {
+                    Ok(()) => failed("guest returned without sending a response".into()),
+                    Err((true, _)) => HostError::Overloaded,
+                    Err((false, detail)) => failed(detail),
+                });
+            }
+        },
+        Ok(Ok(Ok(head))) => {
+            // The head is here and the guest still runs (writing its body,
+            // typically). One more turn usually finishes it; otherwise it
+            // moves to a task of its own, since hyper can only send the head
+            // (and then read the body) once this future has returned. As in
+            // its own task before, the epoch deadline stops it while it runs
+            // wasm; one waiting on a client that never reads ends with the
+            // connection.
+            let finished =
+                std::future::poll_fn(|cx| Poll::Ready(guest.as_mut().poll(cx).is_ready()));
+            if !finished.await {
+                tokio::spawn(guest);
+            }
+            head
+        }
+        // The guest dropped its response-outparam unset but kept running.
+        Ok(Ok(Err(_))) => {
+            return Err(
+                match tokio::time::timeout_at(deadline.into(), guest).await {
+                    Err(_) => failed("request timed out".into()),
+                    Ok(Ok(())) => failed("guest returned without sending a response".into()),
+                    Ok(Err((true, _))) => HostError::Overloaded,
+                    Ok(Err((false, detail))) => failed(detail),
+                },
+            );
+        }
+    };
+    head.map_err(|code| failed(format!("guest answered with error code {code:?}")))
 }

@@ -14,6 +14,14 @@
 //! - `GET /trap` panics, which traps the instance
 //! - `GET /loop` spins forever (the host's request timeout must stop it)
 //! - `GET /headers` echoes the `spin-*` request headers, one per line
+//! - `GET /big` → 200 with a body of 4 MiB of `x` (more than the host can
+//!   buffer before the client reads: the guest is still writing it after
+//!   the head has gone)
+//! - `GET /residue` answers `counter=<n> dirty=<bytes>`: a global counter's
+//!   value before this request bumps it, and how many bytes of freshly grown
+//!   linear memory were not zero; then it dirties both. A host that resets
+//!   every instance properly (even one that keeps memory resident between
+//!   instances) always answers `counter=0 dirty=0`.
 
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
@@ -33,6 +41,8 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             std::hint::black_box(0u64);
         },
         (Method::Get, "/headers") => headers(&req),
+        (Method::Get, "/residue") => residue(),
+        (Method::Get, "/big") => text(200, "x".repeat(4 << 20)),
         (Method::Get, "/outbound") => outbound(req.query()).await,
         (Method::Get, p) if p.starts_with("/var/") => variable(&p["/var/".len()..]),
         (Method::Get, p) if p.starts_with("/kv/") => kv_get(&p["/kv/".len()..]),
@@ -58,6 +68,46 @@ fn headers(req: &Request) -> Response {
         .collect();
     lines.sort();
     text(200, lines.join("\n"))
+}
+
+/// Bytes of linear memory `/residue` grows and inspects: more than the host
+/// keeps resident per instance, so both ways of resetting memory (zeroing
+/// in place, handing pages back to the kernel) are checked.
+const RESIDUE_BYTES: usize = 8 << 20;
+
+fn residue() -> Response {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // In the data segment: each instance must start from its initial value.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let counter = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dirty = grown_memory_residue();
+    text(200, format!("counter={counter} dirty={dirty}"))
+}
+
+/// Grows linear memory by [`RESIDUE_BYTES`], counts the non-zero bytes in
+/// the new pages, then fills them with a marker. The pages are grown here,
+/// not allocated, so the allocator never clears them: whatever was left in
+/// the host's slot by an earlier instance shows.
+#[cfg(target_arch = "wasm32")]
+fn grown_memory_residue() -> usize {
+    const PAGE: usize = 64 * 1024;
+    let old_pages = core::arch::wasm32::memory_grow(0, RESIDUE_BYTES / PAGE);
+    if old_pages == usize::MAX {
+        return usize::MAX;
+    }
+    let start = old_pages * PAGE;
+    // SAFETY: these pages were just added to linear memory by this call and
+    // belong to no allocation (the allocator grows memory past them), so
+    // nothing else reads or writes them.
+    let grown = unsafe { std::slice::from_raw_parts_mut(start as *mut u8, RESIDUE_BYTES) };
+    let dirty = grown.iter().filter(|b| **b != 0).count();
+    grown.fill(0xA5);
+    dirty
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn grown_memory_residue() -> usize {
+    0
 }
 
 fn variable(name: &str) -> Response {
