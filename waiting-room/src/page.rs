@@ -776,6 +776,32 @@ mod tests {
     }
 
     #[test]
+    fn the_draw_commitment_is_shown_to_those_it_concerns() {
+        let mut scheduled = room(RoomPhase::Scheduled);
+        scheduled.draw = Some(crowdgate_protocol::api::PublicDraw {
+            commitment: "ab12".repeat(16),
+            revealed: None,
+        });
+        let who = investor();
+        let prequeue = status(VisitorState::Prequeue);
+        let html = render(&view(Some(&scheduled), Some(&prequeue), Some(&who)));
+        assert!(html.contains(&format!("<code>{}</code>", "ab12".repeat(16))));
+        assert!(html.contains("It is revealed at opening"));
+        assert!(html.contains(r#"<a href="/api/draw">"#));
+        // Once admitted the draw no longer concerns the visitor; without a
+        // draw (an older core) nothing is said.
+        let admitted = status(VisitorState::Admitted);
+        let html = render(&view(Some(&scheduled), Some(&admitted), Some(&who)));
+        assert!(!html.contains("draw-note"));
+        let html = render(&view(
+            Some(&room(RoomPhase::Open)),
+            Some(&prequeue),
+            Some(&who),
+        ));
+        assert!(!html.contains("draw-note"));
+    }
+
+    #[test]
     fn the_heading_follows_the_state() {
         let open = room(RoomPhase::Open);
         let who = investor();
