@@ -1,7 +1,7 @@
-//! The pre-queue draw, as the store keeps it: the secret a round is seeded
-//! with, the number a pre-queue entry drew, and the numbers of entries that
-//! left before the draw (`draw_leavers.lua`), which admission must pass
-//! over.
+//! The pre-queue draw, as the store keeps it: the number a pre-queue entry
+//! drew, and the numbers of entries that left before the draw
+//! (`draw_leavers.lua`), which admission must pass over. (The secret a round
+//! is seeded with is written by [`RoundStore::seed`].)
 //!
 //! The draw itself (the keyed permutation, its commitment and key) is
 //! `crowdgate_protocol::draw`, computed in Rust: Lua in Redis has no
@@ -13,11 +13,9 @@
 
 use crate::error::StoreResult;
 use crate::keys::RoundKeys;
-use crate::layout::round as R;
 use crate::record::{Fields, RoundRecord};
 use crate::round::RoundStore;
 use crate::scripts::{DRAW_LEAVERS_LUA, ScriptCall, unknown};
-use crowdgate_protocol::draw;
 
 /// The number a pre-queue ticket drew.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,19 +29,6 @@ pub enum PrequeueNumber {
     Left,
     /// Its number.
     Drawn(u64),
-}
-
-/// A new draw secret's round fields: the secret, its commitment, and the
-/// entries' hash chain starting from the commitment. `random` is 32 bytes
-/// from the caller's CSPRNG.
-pub fn draw_fields(random: &[u8; draw::SECRET_BYTES]) -> Vec<(&'static str, String)> {
-    let secret = draw::secret_hex(random);
-    let commitment = draw::commitment(&secret).expect("a secret made from 32 bytes is valid");
-    vec![
-        (R::DRAW_SECRET, secret),
-        (R::DRAW_COMMITMENT, commitment.clone()),
-        (R::DRAW_ENTRIES_DIGEST, commitment),
-    ]
 }
 
 /// `draw_leavers.lua`'s KEYS and ARGV: each leaver's ticket id and number.

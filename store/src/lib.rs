@@ -27,10 +27,10 @@
 //!   ([`ClaimVerdict`]), [`leave`] ([`LeaveVerdict`]), [`invest`]
 //!   ([`InvestVerdict`]), [`change`] ([`ChangeVerdict`]); and reads:
 //!   [`audit`], [`figures`].
-//! - [`draw`]: the pre-queue draw as stored: the secret a round is seeded
-//!   with, the number an entry drew ([`PrequeueNumber`]), and the numbers
-//!   of entries that left before it (computed with
-//!   `crowdgate_protocol::draw`, which Lua cannot run).
+//! - [`draw`]: the pre-queue draw as stored: the number an entry drew
+//!   ([`PrequeueNumber`]), and the numbers of entries that left before it
+//!   (computed with `crowdgate_protocol::draw`, which Lua cannot run); the
+//!   draw's secret is written when the round is seeded.
 //! - [`stream`]: [`Settlement`], the settlement side: the stream and its
 //!   consumer group, dead letters, backlog; with [`settle`] ([`Posting`]),
 //!   [`consumers`] (forgetting idle consumers), [`accounts`] (opening

@@ -10,6 +10,7 @@ use crate::keys::RoundKeys;
 use crate::layout::round as R;
 use crate::record::{Fields, InvestmentRecord, RoundRecord};
 use crowdgate_protocol::api::{IdentityMode, Investment};
+use crowdgate_protocol::draw;
 use crowdgate_protocol::{RoomPhase, RoomState};
 use redis::AsyncCommands;
 
@@ -83,6 +84,20 @@ impl RoundSettings {
     }
 }
 
+/// A new draw secret's round fields: the secret, its commitment, and the
+/// entries' hash chain starting from the commitment
+/// (`crowdgate_protocol::draw`). `random` is 32 bytes from the caller's
+/// CSPRNG.
+fn draw_fields(random: &[u8; draw::SECRET_BYTES]) -> Vec<(&'static str, String)> {
+    let secret = draw::secret_hex(random);
+    let commitment = draw::commitment(&secret).expect("a secret made from 32 bytes is valid");
+    vec![
+        (R::DRAW_SECRET, secret),
+        (R::DRAW_COMMITMENT, commitment.clone()),
+        (R::DRAW_ENTRIES_DIGEST, commitment),
+    ]
+}
+
 impl RoundStore {
     pub fn new(round: &str, redis: Redis) -> RoundStore {
         RoundStore {
@@ -121,7 +136,7 @@ impl RoundStore {
     pub async fn seed(
         &self,
         settings: &RoundSettings,
-        draw_random: &[u8; crowdgate_protocol::draw::SECRET_BYTES],
+        draw_random: &[u8; draw::SECRET_BYTES],
     ) -> StoreResult<bool> {
         let key = self.keys.round();
         let mut pipe = redis::pipe();
@@ -137,7 +152,7 @@ impl RoundStore {
             .query_async(&mut self.conn())
             .await?;
         if !exists {
-            for (field, value) in crate::draw::draw_fields(draw_random) {
+            for (field, value) in draw_fields(draw_random) {
                 pipe.hset_nx(&key, field, value);
             }
         }

@@ -78,10 +78,12 @@ local function tick(round, phase, opens_at, closes_at, now_ms)
   return now_phase
 end
 
--- Seals the pre-queue once the round is past scheduled: its P members own
--- numbers 1..P in score order (their ranks), so `issued` jumps by P and
--- later joiners get P+1, P+2, ... Does nothing while scheduled or once
--- sealed. Returns `issued` afterwards.
+-- Seals the pre-queue once the round is past scheduled: its P entries
+-- (those that left included, so no other number moves) own numbers 1..P
+-- as the draw permutes them (crowdgate_protocol::draw, keyed from the
+-- round's draw secret and the entries' digest, both fixed from now on), so
+-- `issued` jumps by P and later joiners get P+1, P+2, ... Does nothing
+-- while scheduled or once sealed. Returns `issued` afterwards.
 local function seal_prequeue(round, prequeue, phase, sealed, issued)
   if phase == P.SCHEDULED or sealed == '1' then return issued end
   local size = redis.call('ZCARD', prequeue)
