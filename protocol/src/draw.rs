@@ -281,11 +281,21 @@ mod tests {
             entries_digest_step("c", "t1"),
             hex(&<sha1::Sha1 as sha1::Digest>::digest(b"c t1"))
         );
+        // Computed independently (a Python transcription of the recipe in
+        // docs/ARCHITECTURE.md, with hmac and hashlib).
         let k = key();
+        assert_eq!(
+            k.to_hex(),
+            "7ce043507c9bec9f4bc833e923afd930f2f31714f2c269d572a3bd94cac429e9"
+        );
         let numbers: Vec<u64> = (1..=5).map(|e| number(&k, 5, e).unwrap()).collect();
-        let mut sorted = numbers.clone();
-        sorted.sort();
-        assert_eq!(sorted, [1, 2, 3, 4, 5]);
+        assert_eq!(numbers, [4, 3, 5, 2, 1]);
+        let numbers: Vec<u64> = [1, 2, 500, 1_000]
+            .iter()
+            .map(|&e| number(&k, 1_000, e).unwrap())
+            .collect();
+        assert_eq!(numbers, [255, 655, 981, 326]);
+        assert_eq!(number(&k, 1, 1).unwrap(), 1);
         assert_eq!(DrawKey::from_hex(&k.to_hex()).unwrap(), k);
     }
 
