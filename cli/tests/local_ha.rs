@@ -137,16 +137,29 @@ async fn a_hung_primary_is_replaced_and_refuses_writes_when_it_wakes() {
     assert_eq!(get(old, "k").await.as_deref(), Some("v"));
 }
 
-/// SET on `port`, then WAIT until a replica has it.
+/// SET on `port`, then WAIT until a replica has it. A primary counts a
+/// replica as good for `min-replicas-to-write` only from its next
+/// once-a-second replication check after the link comes up, so until then
+/// it answers NOREPLICAS: the SET is retried, as a client would, until the
+/// primary takes it (within 5 s).
 async fn set_and_wait_for_replica(port: u16, key: &str, value: &str) {
     // WAIT covers the writes of the connection it is sent on: the same one.
     let mut connection = connect(port).await;
-    redis::cmd("SET")
-        .arg(key)
-        .arg(value)
-        .query_async::<()>(&mut connection)
-        .await
-        .expect("SET on the primary");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let written = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .query_async::<()>(&mut connection)
+            .await;
+        match written {
+            Ok(()) => break,
+            Err(err) if err.to_string().contains("NOREPLICAS") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("SET on the primary: {err}"),
+        }
+    }
     let acked: i64 = redis::cmd("WAIT")
         .arg(1)
         .arg(5000)
