@@ -102,5 +102,5 @@ fn first_token(pairs: &str) -> &str {
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    crowdgate_protocol::hex::encode(&buf)
 }

@@ -6,7 +6,7 @@ use rand::Rng;
 /// log does not let anyone take over a place.
 pub fn new_ticket_id() -> String {
     let bytes: [u8; 12] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crowdgate_protocol::hex::encode(&bytes)
 }
 
 /// The randomness a round's pre-queue draw secret is made from (see

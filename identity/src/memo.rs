@@ -69,7 +69,7 @@ impl MemoKey {
         let slot = u16::from_be_bytes([digest[0], digest[1]]) % SLOTS;
         MemoKey {
             slot: format!("identity-memo:{slot:03x}"),
-            digest: hex(&digest),
+            digest: crowdgate_protocol::hex::encode(&digest),
         }
     }
 
@@ -127,11 +127,7 @@ pub fn fingerprint(parts: &[Option<&[u8]>]) -> String {
             None => hash.update([0]),
         }
     }
-    hex(&hash.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crowdgate_protocol::hex::encode(&hash.finalize())
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ impl DrawKey {
     /// The key of a sealed pre-queue: HMAC-SHA256(secret,
     /// "crowdgate-draw-key:" ‖ entries digest).
     pub fn derive(secret_hex: &str, entries_digest: &str) -> Result<DrawKey, DrawError> {
-        let secret = decode_hex32(secret_hex).ok_or(DrawError::BadSecret)?;
+        let secret = crate::hex::decode32(secret_hex).ok_or(DrawError::BadSecret)?;
         let mut mac = HmacSha256::new_from_slice(&secret).expect("HMAC takes any key length");
         mac.update(b"crowdgate-draw-key:");
         mac.update(entries_digest.as_bytes());
@@ -79,25 +79,27 @@ impl DrawKey {
 
     /// A key from its published hex form.
     pub fn from_hex(hex: &str) -> Result<DrawKey, DrawError> {
-        decode_hex32(hex).map(DrawKey).ok_or(DrawError::BadKey)
+        crate::hex::decode32(hex)
+            .map(DrawKey)
+            .ok_or(DrawError::BadKey)
     }
 
     pub fn to_hex(&self) -> String {
-        hex(&self.0)
+        crate::hex::encode(&self.0)
     }
 }
 
 /// The commitment published before the pre-queue opens: SHA-256 of the
 /// secret's 32 bytes, in hex.
 pub fn commitment(secret_hex: &str) -> Result<String, DrawError> {
-    let secret = decode_hex32(secret_hex).ok_or(DrawError::BadSecret)?;
-    Ok(hex(&Sha256::digest(secret)))
+    let secret = crate::hex::decode32(secret_hex).ok_or(DrawError::BadSecret)?;
+    Ok(crate::hex::encode(&Sha256::digest(secret)))
 }
 
 /// A fresh secret's hex form from 32 random bytes (the caller's CSPRNG:
 /// this crate draws no randomness).
 pub fn secret_hex(random: &[u8; SECRET_BYTES]) -> String {
-    hex(random)
+    crate::hex::encode(random)
 }
 
 /// One step of the entries' hash chain: the digest after the entry whose
@@ -112,7 +114,7 @@ pub fn entries_digest_step(previous: &str, ticket_id: &str) -> String {
     hasher.update(previous.as_bytes());
     hasher.update(b" ");
     hasher.update(ticket_id.as_bytes());
-    hex(&hasher.finalize())
+    crate::hex::encode(&hasher.finalize())
 }
 
 /// The digest of a whole pre-queue: the chain over its ticket ids in entry
@@ -194,29 +196,6 @@ impl Permutation {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-fn decode_hex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,7 +258,7 @@ mod tests {
         );
         assert_eq!(
             entries_digest_step("c", "t1"),
-            hex(&<sha1::Sha1 as sha1::Digest>::digest(b"c t1"))
+            crate::hex::encode(&<sha1::Sha1 as sha1::Digest>::digest(b"c t1"))
         );
         // Computed independently (a Python transcription of the recipe in
         // docs/ARCHITECTURE.md, with hmac and hashlib).

@@ -32,7 +32,10 @@ impl InvestmentId {
             .chain_update([0])
             .chain_update(key)
             .finalize();
-        InvestmentId(format!("{PREFIX}{}", hex(&digest[..HEX_DIGITS / 2])))
+        InvestmentId(format!(
+            "{PREFIX}{}",
+            crate::hex::encode(&digest[..HEX_DIGITS / 2])
+        ))
     }
 
     /// Checks an id from a request path: 400 `invalid_field` naming
@@ -82,10 +85,6 @@ impl From<InvestmentId> for String {
     fn from(id: InvestmentId) -> String {
         id.0
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

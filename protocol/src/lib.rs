@@ -19,6 +19,7 @@
 //!   alike by the edge and core.
 //! - [`attempt`]: every check of an investment attempt, in the one order
 //!   the edge, the no-JavaScript form and core all apply.
+//! - [`hex`]: lowercase hex, the one encoding of bytes in ids and digests.
 //! - [`investment_id`]: [`InvestmentId`], derived from (round, ticket,
 //!   `Idempotency-Key`) and validated by one rule on both sides.
 //! - [`json`]: strict JSON objects (a repeated key is refused, not guessed).
@@ -34,6 +35,7 @@ pub mod api;
 pub mod attempt;
 pub mod draw;
 pub mod error;
+pub mod hex;
 pub mod html;
 pub mod invest;
 pub mod investment_id;

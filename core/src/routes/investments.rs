@@ -110,11 +110,7 @@ fn fingerprint_of(investor_id: &str, amount_pence: i64) -> String {
         .chain_update([0])
         .chain_update(amount_pence.to_le_bytes())
         .finalize();
-    hex(&digest[..12])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crowdgate_protocol::hex::encode(&digest[..12])
 }
 
 /// The invest script's verdict as an HTTP answer — the one place a verdict
