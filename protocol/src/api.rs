@@ -156,6 +156,14 @@ pub struct DrawReveal {
     pub size: u64,
 }
 
+impl DrawReveal {
+    /// The number pre-queue entry `entry` drew under this reveal's key.
+    pub fn number(&self, entry: u64) -> Result<u64, crate::draw::DrawError> {
+        let key = crate::draw::DrawKey::from_hex(&self.key)?;
+        crate::draw::number(&key, self.size, entry)
+    }
+}
+
 /// Who may join a round's queue. Investing always needs a signed-in
 /// investor; an anonymous room is for waiting rooms in front of pages that
 /// take no investment.

@@ -61,18 +61,14 @@ impl RoundStore {
         now_ms: u64,
     ) -> StoreResult<LeaveVerdict> {
         let mut conn = self.redis.pin().await?;
-        let mut number = number;
-        let (verdict, at): (String, i64) = loop {
-            let (verdict, at): (String, i64) =
-                leave_call(&self.keys, ticket_id, number, investor_id, now_ms)
-                    .invoke(&LEAVE_LUA, &mut conn)
-                    .await?;
-            if verdict != "needs_number" || number.is_some() {
-                break (verdict, at);
-            }
+        let (mut verdict, mut at): (String, i64) =
+            leave_call(&self.keys, ticket_id, number, investor_id, now_ms)
+                .invoke(&LEAVE_LUA, &mut conn)
+                .await?;
+        if verdict == "needs_number" && number.is_none() {
             // A pre-queue ticket whose number was drawn: leave with it.
-            number = match self.prequeue_number(ticket_id).await? {
-                PrequeueNumber::Drawn(drawn) => Some(drawn),
+            let drawn = match self.prequeue_number(ticket_id).await? {
+                PrequeueNumber::Drawn(drawn) => drawn,
                 other => {
                     return Err(StoreError::Corrupt {
                         key: self.keys.prequeue(),
@@ -82,7 +78,10 @@ impl RoundStore {
                     });
                 }
             };
-        };
+            (verdict, at) = leave_call(&self.keys, ticket_id, Some(drawn), investor_id, now_ms)
+                .invoke(&LEAVE_LUA, &mut conn)
+                .await?;
+        }
         // The visitor is told their place is gone (and may join again at
         // the back): that must outlive a failover.
         self.redis.confirm(conn.generation()).await?;

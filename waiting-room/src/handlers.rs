@@ -9,7 +9,6 @@ use crowdgate_protocol::api::{
     DrawStatus, IdentityMode, Investment, Joined, RoundProgress, Status,
 };
 use crowdgate_protocol::attempt::Attempt;
-use crowdgate_protocol::draw::{self, DrawKey};
 use crowdgate_protocol::invest::{InvestRequest, parse_pounds};
 use crowdgate_protocol::money::pounds;
 use crowdgate_protocol::{ApiError, ErrorCode, Investor, RoomPhase, RoomState, Ticket, queue};
@@ -617,9 +616,7 @@ async fn drawn_number(
         let Some(revealed) = room.draw.as_ref().and_then(|d| d.revealed.as_ref()) else {
             return Ok(None);
         };
-        let number = DrawKey::from_hex(&revealed.key)
-            .and_then(|key| draw::number(&key, revealed.size, entry));
-        return match number {
+        return match revealed.number(entry) {
             Ok(number) => Ok(Some(number)),
             Err(err) => {
                 // A signed entry outside the sealed pre-queue, or a key core
@@ -818,9 +815,7 @@ pub async fn draw(settings: &Settings, request: &Request) -> Response {
         .ok()
         .and_then(|(ticket, _)| ticket.entry);
     let your_number = match (your_entry, &draw.revealed) {
-        (Some(entry), Some(revealed)) => DrawKey::from_hex(&revealed.key)
-            .and_then(|key| draw::number(&key, revealed.size, entry))
-            .ok(),
+        (Some(entry), Some(revealed)) => revealed.number(entry).ok(),
         _ => None,
     };
     respond::json(
