@@ -26,6 +26,7 @@
 
 mod handlers;
 mod page;
+mod template;
 
 use spin_sdk::http::{IntoResponse, Method, Request};
 use spin_sdk::http_component;

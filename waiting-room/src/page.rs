@@ -35,7 +35,11 @@ pub use crowdgate_protocol::html::escape as html_escape;
 use crowdgate_protocol::money::{grouped, pounds};
 use crowdgate_protocol::{Investor, RoomPhase, RoomState, Status};
 
+use crate::template::{Template, slot_count};
+
 const TEMPLATE: &str = include_str!("page.html");
+/// The page, split into text and placeholders when the component is built.
+const PAGE: Template<{ slot_count(TEMPLATE) }> = Template::parse(TEMPLATE);
 
 /// What the page shows before JavaScript (if any) takes over.
 pub struct View<'a> {
@@ -199,7 +203,7 @@ pub fn render(view: &View<'_>) -> String {
     values.extend(leave_values(view.status, stage));
     values.extend(progress_values(view));
     values.extend(receipt_values(view.receipt));
-    fill(TEMPLATE, &values)
+    PAGE.fill(&values)
 }
 
 /// One placeholder's name and its (already escaped) value.
@@ -659,36 +663,6 @@ fn human_duration(seconds: u64) -> String {
         s if s < 3600 => format!("{} min", s.div_ceil(60)),
         s => format!("{:.1} h", s as f64 / 3600.0),
     }
-}
-
-/// Replaces each `{{NAME}}` in `template` with its value, in one pass: a
-/// value is never searched for placeholders itself.
-fn fill(template: &str, values: &[(&str, String)]) -> String {
-    let mut out = String::with_capacity(template.len() + 4096);
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let found = after.find("}}").and_then(|end| {
-            let name = &after[..end];
-            values
-                .iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| (value, end))
-        });
-        match found {
-            Some((value, end)) => {
-                out.push_str(value);
-                rest = &after[end + 2..];
-            }
-            None => {
-                out.push_str("{{");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
