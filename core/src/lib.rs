@@ -16,6 +16,8 @@
 //!   passes and pre-queue numbers, investments), one module per resource.
 //! - [`http`]: the router and its layers (edge token, load shedding, body
 //!   limits, JSON errors), health and metrics.
+//! - [`startup`]: listening at once and answering "not ready" while Redis
+//!   is reached, checked and the round seeded, waiting through a failover.
 //! - [`state`]: [`state::AppState`], what every handler can reach.
 //! - [`ops`]: the ops API (token required).
 //! - [`auth`]: every credential check: ops and edge tokens (constant time;
@@ -32,13 +34,14 @@ pub mod ids;
 pub mod ops;
 pub mod round_config;
 pub mod routes;
+pub mod startup;
 pub mod state;
 pub mod store;
 
 use anyhow::Context;
 use crowdgate_protocol::Keyring;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
 
 pub use auth::NamedTokens;
@@ -62,39 +65,39 @@ pub struct CoreConfig {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
-/// Connects to Redis, checks it is durable, seeds the round, then serves HTTP
-/// and runs the admission controller until `shutdown` resolves.
+/// Listens at once, then reaches Redis, checks it is durable and seeds the
+/// round (waiting, "not ready", for as long as Redis is unreachable or
+/// refuses writes: see [`startup`]), then serves the API and runs the
+/// admission controller until `shutdown` resolves.
 pub async fn run(
     config: CoreConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let mut redis = crowdgate_store::Redis::connect(&config.redis)
-        .await
-        .with_context(|| format!("cannot connect to Redis ({})", config.redis.topology))?;
-    let replicas = redis.replication().replicas;
-    for problem in crowdgate_store::primary_problems(&mut redis, replicas).await {
-        if config.allow_unsafe_redis {
-            tracing::warn!(%problem, "starting against a Redis that could lose acknowledged writes (--allow-unsafe-redis)");
-        } else {
-            anyhow::bail!(problem);
-        }
-    }
-
     // Present from the start (at 0), so a dashboard or alert can use it.
     metrics::describe_counter!(
         store::NOT_REPLICATED_TOTAL,
         "writes answered 503 because no replica held them in time"
     );
     metrics::counter!(store::NOT_REPLICATED_TOTAL).absolute(0);
-    let store = store::RoundStore::new(&config.round.round.id, redis);
-    if store
-        .seed(&store::settings(&config.round), &ids::draw_random())
-        .await
-        .context("seeding the round in Redis")?
-    {
-        tracing::info!(round = %store.round, "seeded round config fields");
-    }
 
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let ready = Arc::new(OnceLock::new());
+    let progress = startup::Progress::default();
+    let router = startup::router(ready.clone(), progress.clone(), config.metrics.clone());
+    let (stopped_tx, mut stopped_rx) = watch::channel(false);
+    let server = tokio::spawn(async move {
+        http::serve(listener, router, shutdown).await;
+        let _ = stopped_tx.send(true);
+    });
+    tracing::info!(%addr, round = %config.round.round.id, "core listening; ready once Redis is reached");
+
+    let store = tokio::select! {
+        prepared = startup::prepare(&config, &progress) => prepared?,
+        _ = stopped_rx.changed() => return Ok(()),
+    };
     let state = state::AppState {
         store: store.clone(),
         keyring: config.keyring.clone(),
@@ -103,14 +106,12 @@ pub async fn run(
         metrics: config.metrics.clone(),
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, round = %store.round, "core listening");
+    let _ = ready.set(http::router(state));
+    tracing::info!(round = %store.round, primary = store.redis().primary().unwrap_or_default(), "core ready");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let controller = tokio::spawn(admission::AdmissionController::new(store).run(stop_rx));
-    http::serve(listener, http::router(state), shutdown).await;
+    let _ = server.await;
     let _ = stop_tx.send(true);
     let _ = controller.await;
     Ok(())

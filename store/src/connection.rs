@@ -148,6 +148,25 @@ impl Redis {
     /// Connects to the primary (so a wrong address fails here, clearly) and,
     /// when writes wait for replicas, starts the confirmer task.
     pub async fn connect(config: &RedisConfig) -> StoreResult<Redis> {
+        let redis = Redis::new(config)?;
+        redis.pin().await?;
+        Ok(redis)
+    }
+
+    /// Like [`Redis::connect`], but while the primary cannot be reached
+    /// (a failover, a node being replaced) waits, saying why (see
+    /// [`Redis::wait_for_primary`]), instead of failing. Fails only on a
+    /// configuration that can never work (an address that is not one).
+    pub async fn connect_waiting(config: &RedisConfig, what: &str) -> StoreResult<Redis> {
+        let redis = Redis::new(config)?;
+        redis.wait_for_primary(what).await;
+        Ok(redis)
+    }
+
+    /// The round's Redis as configured, not reached yet: the first call
+    /// finds the primary. Starts the confirmer task (when writes wait for
+    /// replicas) and, under Sentinel, the task that follows the primary.
+    pub fn new(config: &RedisConfig) -> StoreResult<Redis> {
         let source = match &config.topology {
             Topology::Single { url } => Source::Single(redis::Client::open(url.as_str())?),
             Topology::Sentinel {
@@ -194,7 +213,6 @@ impl Redis {
                 confirmations: tx,
             }),
         };
-        redis.pin().await?;
         // The tasks hold only a weak handle: they end with the last Redis.
         if let Some(rx) = rx {
             tokio::spawn(confirmer(Arc::downgrade(&redis.shared), rx));
@@ -380,8 +398,15 @@ impl Shared {
 /// `min-replicas-to-write` while writes wait for replicas).
 async fn check_new_primary(current: Current, replication: Replication) {
     let mut connection = current.main;
-    for problem in crate::safety::primary_problems(&mut connection, replication.replicas).await {
-        tracing::error!(node = %current.node, %problem, "the new Redis primary could lose acknowledged writes");
+    match crate::safety::primary_problems(&mut connection, replication.replicas).await {
+        Ok(problems) => {
+            for problem in problems {
+                tracing::error!(node = %current.node, %problem, "the new Redis primary could lose acknowledged writes");
+            }
+        }
+        Err(err) => {
+            tracing::warn!(node = %current.node, error = %err, "could not check the new Redis primary's durability settings");
+        }
     }
 }
 
@@ -608,7 +633,7 @@ fn is_not_primary_code(code: &str) -> bool {
 }
 
 /// `future`, or a timeout error after `limit`.
-async fn within<T>(
+pub(crate) async fn within<T>(
     limit: Duration,
     future: impl Future<Output = Result<T, RedisError>>,
 ) -> Result<T, RedisError> {

@@ -53,8 +53,10 @@ impl StoreError {
         }
     }
 
-    /// Redis is down, busy or loading: worth waiting out, as opposed to an
-    /// operation that fails on its data.
+    /// Redis is down, busy or loading, or the node cannot take writes now
+    /// (`NOREPLICAS`: no replica in reach; `READONLY`: a replica, mid
+    /// failover): worth waiting out, as opposed to an operation that fails
+    /// on its data.
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::NotReplicated { .. } => true,
@@ -62,7 +64,15 @@ impl StoreError {
                 self.is_unclear()
                     || matches!(
                         err.code(),
-                        Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN" | "CLUSTERDOWN")
+                        Some(
+                            "LOADING"
+                                | "BUSY"
+                                | "TRYAGAIN"
+                                | "MASTERDOWN"
+                                | "CLUSTERDOWN"
+                                | "NOREPLICAS"
+                                | "READONLY"
+                        )
                     )
             }
             _ => false,

@@ -42,6 +42,9 @@
 //!   a failover, and `confirm`, what makes an acknowledged write replicated.
 //! - [`safety`]: is this Redis safe to acknowledge writes on (durable,
 //!   and refusing writes while cut off from its replicas).
+//! - [`unreachable`]: why the primary cannot be reached, in words, and
+//!   waiting until it can ([`Redis::connect_waiting`]): processes wait out
+//!   a failover instead of exiting.
 //! - [`error`]: every failure of a store call, as one type ([`StoreError`]).
 //!
 //! # Invariants the scripts keep
@@ -92,6 +95,7 @@ pub mod settle;
 pub mod snapshot;
 pub mod stream;
 pub mod topology;
+pub mod unreachable;
 
 /// A Redis connection the store can use: [`Redis`] (core, the worker, the
 /// CLI) or a `MultiplexedConnection` (tests).
@@ -115,9 +119,10 @@ pub use leave::LeaveVerdict;
 pub use record::SealedDraw;
 pub use record::{InvestmentRecord, InvestmentSummary, LedgerRecord, RoundRecord};
 pub use round::{RoundSettings, RoundStore};
-pub use safety::{check_durability, check_replication, primary_problems};
+pub use safety::{durability_problem, primary_problems, replication_problem};
 pub use scripts::ScriptCall;
 pub use settle::Posting;
 pub use snapshot::Counters;
 pub use stream::{Backlog, Entry, Settlement};
 pub use topology::{RedisConfig, Replication, Topology};
+pub use unreachable::why_unreachable;

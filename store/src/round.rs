@@ -133,12 +133,29 @@ impl RoundStore {
     /// restart keeps the round where it was. True when anything was written.
     /// `draw_random` (32 bytes from the caller's CSPRNG) makes the pre-queue
     /// draw's secret of a round seeded now; a seeded round keeps its own.
+    ///
+    /// A round that already has every field is only read: a process
+    /// restarting while the primary refuses writes (no replica in reach,
+    /// `NOREPLICAS`) starts without needing one.
     pub async fn seed(
         &self,
         settings: &RoundSettings,
         draw_random: &[u8; draw::SECRET_BYTES],
     ) -> StoreResult<bool> {
         let key = self.keys.round();
+        let mut wanted = settings.fields();
+        wanted.extend(draw_fields(draw_random));
+        let names: Vec<&str> = wanted.iter().map(|(field, _)| *field).collect();
+        let present: Vec<bool> = {
+            let mut pipe = redis::pipe();
+            for name in &names {
+                pipe.hexists(&key, name);
+            }
+            pipe.query_async(&mut self.conn()).await?
+        };
+        if present.iter().all(|present| *present) {
+            return Ok(false);
+        }
         let mut pipe = redis::pipe();
         pipe.atomic();
         for (field, value) in settings.fields() {
@@ -146,12 +163,11 @@ impl RoundStore {
         }
         // The secret, its commitment and the chain's start go together: a
         // round that has a secret keeps all three.
-        let exists: bool = redis::cmd("HEXISTS")
-            .arg(&key)
-            .arg(R::DRAW_SECRET)
-            .query_async(&mut self.conn())
-            .await?;
-        if !exists {
+        let has_secret = names
+            .iter()
+            .zip(&present)
+            .any(|(name, present)| *name == R::DRAW_SECRET && *present);
+        if !has_secret {
             for (field, value) in draw_fields(draw_random) {
                 pipe.hset_nx(&key, field, value);
             }

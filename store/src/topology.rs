@@ -183,7 +183,7 @@ fn sentinel_url(address: &str) -> Result<String, String> {
 }
 
 /// A Redis URL with its password (if any) replaced by `***`.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

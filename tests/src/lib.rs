@@ -730,8 +730,8 @@ pub async fn start_core(
 }
 
 /// Spawns core on 127.0.0.1:`port` (0: the kernel picks; core logs the
-/// address it bound).
-fn spawn_core(redis_env: &[(&'static str, String)], dir: &Path, port: u16, name: &str) -> Proc {
+/// address it bound) without waiting for it to be ready.
+pub fn spawn_core(redis_env: &[(&'static str, String)], dir: &Path, port: u16, name: &str) -> Proc {
     Proc::spawn(
         name,
         Command::new(crowdgate_bin())

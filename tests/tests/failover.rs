@@ -232,20 +232,10 @@ async fn without_its_replica_core_answers_503_not_201_and_recovers_when_it_retur
     let (code, body) = visitor.status().await;
     assert_eq!(code, 200, "{body}");
     // core's ops status says which node is primary and that it has no replica.
-    let (ok, stdout, stderr) = system.crowdgate(&[
-        "ops",
-        "--core-url",
-        &system.core_url,
-        "--token",
-        crowdgate_tests::OPS_TOKEN,
-        "--round",
-        crowdgate_tests::ROUND,
-        "status",
-    ]);
-    assert!(ok, "{stdout}{stderr}");
+    let status = ops_status(&system, &system.core_url);
     assert!(
-        stdout.contains(&format!("primary 127.0.0.1:{primary}")) && stdout.contains("no replicas"),
-        "{stdout}"
+        status.contains(&format!("primary 127.0.0.1:{primary}")) && status.contains("no replicas"),
+        "{status}"
     );
 
     // The replica returns: the client's retry with the same key succeeds.
@@ -276,4 +266,156 @@ async fn without_its_replica_core_answers_503_not_201_and_recovers_when_it_retur
         status_unavailable: 0,
     };
     check_books(&system, &[outcome], CAP_PENCE).await;
+}
+
+/// GET `url` as JSON: (status, body).
+async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    json_of(reqwest::get(url).await.unwrap()).await
+}
+
+/// Started while every data node is down (the Sentinels still name the
+/// dead primary: no failover can happen), core and a settlement worker
+/// neither exit nor pretend: core's `/healthz` answers 503 saying it is
+/// starting, its API 503 with Retry-After, and both log what they wait
+/// for in words (the named node does not answer), not the `redis` crate's
+/// "master name not found". Once the nodes are back, core serves and the
+/// worker settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_and_a_worker_started_while_redis_is_down_wait_for_it_instead_of_exiting() {
+    let mut system = HaSystem::start(round()).await;
+    system.fund(&[("patient", 1_000_000)]).await;
+    let primary = system.ha.primary_port().await.expect("a primary");
+    let ports: Vec<u16> = system.ha.nodes().iter().map(|n| n.port).collect();
+    for &port in &ports {
+        system.ha.node_on(port).unwrap().kill();
+    }
+
+    let env = system.ha.client_env();
+    let dir = system.dir.path().to_path_buf();
+    let mut core = crowdgate_tests::spawn_core(&env, &dir, 0, "core-while-down");
+    let core_url = format!("http://{}", core.listening_addr("core listening").await);
+    let mut worker = crowdgate_tests::spawn_worker(&env, &dir, "worker-while-down", &[]);
+    let named = format!("name 127.0.0.1:{primary} as the primary");
+    for proc in [&mut core, &mut worker] {
+        let said = proc
+            .wait_for_line("what it waits for", Duration::from_secs(20), |line| {
+                (line.contains("is waiting for the Redis primary") && line.contains(&named))
+                    .then_some(())
+            })
+            .await;
+        assert!(said.is_some(), "{} exited:\n{}", proc.name, proc.log());
+    }
+    let (code, body) = get_json(&format!("{core_url}/healthz")).await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["error"], "unhealthy", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("core is starting"),
+        "{body}"
+    );
+    let response = reqwest::get(format!("{core_url}/v1/rounds/x/state"))
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    let (code, body) = json_of(response).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    assert!(!core.has_exited(), "{}", core.log());
+    assert!(!worker.has_exited(), "{}", worker.log());
+
+    // The nodes come back (each with the role it had): core serves.
+    for &port in &ports {
+        system.ha.node_on(port).unwrap().restart().unwrap();
+    }
+    system
+        .ha
+        .wait_until_replicating(Duration::from_secs(30))
+        .await
+        .unwrap();
+    crowdgate_tests::wait_for(
+        &format!("{core_url}/healthz"),
+        &mut [&mut core, &mut worker],
+    )
+    .await;
+    assert!(core.log().contains("core ready"), "{}", core.log());
+
+    // What is invested now is settled by the worker that waited (the
+    // system's own is stopped).
+    if let Some(mut first) = system.settle.take() {
+        first.kill();
+    }
+    let outcome = visit(&system.edge_url, "patient", 5_000, GIVE_UP).await;
+    check_books(&system, &[outcome], CAP_PENCE).await;
+    assert!(!worker.has_exited(), "{}", worker.log());
+}
+
+/// A core restarted while the primary has no replica in reach (it refuses
+/// every write, `NOREPLICAS`) starts and serves what needs no write: the
+/// round is already seeded, so starting writes nothing (it used to exit
+/// with "seeding the round in Redis: NOREPLICAS").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_restarted_while_the_primary_refuses_writes_starts_without_writing() {
+    let mut system = HaSystem::start(round()).await;
+    let primary = system.ha.primary_port().await.expect("a primary");
+    let replicas: Vec<u16> = system
+        .ha
+        .nodes()
+        .iter()
+        .map(|n| n.port)
+        .filter(|p| *p != primary)
+        .collect();
+    for &port in &replicas {
+        system.ha.node_on(port).unwrap().kill();
+    }
+    // The primary refuses writes once it has had no replica for
+    // min-replicas-max-lag.
+    let mut connection = system.primary().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let set: redis::RedisResult<()> = redis::cmd("SET")
+            .arg("crowdgate-test:probe")
+            .arg(1)
+            .query_async(&mut connection)
+            .await;
+        if set.is_err_and(|err| err.code() == Some("NOREPLICAS")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the primary kept taking writes without a replica"
+        );
+        // Poll interval: the primary starts refusing at its next
+        // once-a-second replica check past min-replicas-max-lag.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    system.core.kill();
+    let env = system.ha.client_env();
+    let dir = system.dir.path().to_path_buf();
+    let mut core = crowdgate_tests::spawn_core(&env, &dir, 0, "core-norepl");
+    let core_url = format!("http://{}", core.listening_addr("core listening").await);
+    crowdgate_tests::wait_for(&format!("{core_url}/healthz"), &mut [&mut core]).await;
+    let status = ops_status(&system, &core_url);
+    assert!(status.contains("no replicas"), "{status}");
+}
+
+/// `crowdgate ops status` of the core at `core_url`, which must succeed.
+fn ops_status(system: &HaSystem, core_url: &str) -> String {
+    let (ok, stdout, stderr) = system.crowdgate(&[
+        "ops",
+        "--core-url",
+        core_url,
+        "--token",
+        crowdgate_tests::OPS_TOKEN,
+        "--round",
+        crowdgate_tests::ROUND,
+        "status",
+    ]);
+    assert!(ok, "{stdout}{stderr}");
+    stdout
 }

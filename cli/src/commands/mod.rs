@@ -10,8 +10,8 @@ pub mod rehearse;
 pub mod settle;
 pub mod up;
 
-use anyhow::Context;
 use crowdgate_store::{Redis, RedisConfig, Replication, Topology};
+use std::time::Duration;
 
 /// Where the round's Redis is: every command that reads or writes the round
 /// takes these flags, so they cannot drift. One URL (the default), or a
@@ -126,22 +126,42 @@ pub async fn existing_round(redis: &Redis, round: &str) -> anyhow::Result<()> {
 /// The Redis `--redis-url` names unless told otherwise (`crowdgate up`'s).
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6390/";
 
-/// A connection to the round's Redis primary that follows a failover.
+/// How long a one-shot command waits for an unreachable primary (a
+/// failover under way) before giving up with the reason.
+const COMMAND_REDIS_WAIT: Duration = Duration::from_secs(60);
+
+/// A connection to the round's Redis primary that follows a failover, for a
+/// one-shot command: while the primary cannot be reached it waits (logging
+/// why) up to a minute, then fails saying what is wrong.
 pub async fn connect(config: &RedisConfig) -> anyhow::Result<Redis> {
-    Redis::connect(config)
-        .await
-        .with_context(|| match &config.topology {
-            Topology::Single { .. } => format!(
-                "cannot connect to Redis at {}: is it running? (`crowdgate up` starts one)",
-                config.topology
-            ),
-            Topology::Sentinel { master, .. } => format!(
-                "cannot reach the Redis primary through the Sentinels ({}): check that they run, \
-             that they monitor a master named {master:?} (--redis-master), and the data \
-             nodes' password (--redis-password)",
-                config.topology
-            ),
-        })
+    if let Ok(connected) = tokio::time::timeout(
+        COMMAND_REDIS_WAIT,
+        Redis::connect_waiting(config, "crowdgate"),
+    )
+    .await
+    {
+        return Ok(connected?);
+    }
+    match Redis::connect(config).await {
+        Ok(redis) => Ok(redis),
+        Err(err) => {
+            let why = crowdgate_store::why_unreachable(&config.topology, &err.to_string()).await;
+            anyhow::bail!(
+                "gave up after {} s waiting for the Redis primary: {why}",
+                COMMAND_REDIS_WAIT.as_secs()
+            )
+        }
+    }
+}
+
+/// A connection to the round's Redis primary for a long-running process
+/// (the settlement worker): waits, logging why, for as long as the primary
+/// cannot be reached, or until Ctrl-C / SIGTERM (then `None`).
+pub async fn connect_service(config: &RedisConfig, what: &str) -> anyhow::Result<Option<Redis>> {
+    tokio::select! {
+        connected = Redis::connect_waiting(config, what) => Ok(Some(connected?)),
+        () = shutdown_signal() => Ok(None),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

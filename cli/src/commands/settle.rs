@@ -62,7 +62,10 @@ pub async fn run(args: SettleArgs) -> anyhow::Result<()> {
         None => format!("{}-{}", host_name()?, args.worker_index),
     };
     let redis_config = args.redis.config()?;
-    let redis = super::connect(&redis_config).await?;
+    // Started during a failover, it waits for the primary rather than exit.
+    let Some(redis) = super::connect_service(&redis_config, "the settlement worker").await? else {
+        return Ok(());
+    };
     // Its own connection: the worker's blocking reads would stall its reads.
     let check = tokio::spawn(reconcile_at_startup(redis_config, args.round.clone()));
     let settings = WorkerSettings {
