@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the start scripts of deploy/kubernetes/base/redis.yaml as 2 Redis
+# Runs the start scripts of deploy/kubernetes/base/redis.yaml as 3 Redis
 # data nodes and 3 Sentinels on this machine and checks that they find each
 # other by pod DNS name, fail over, and rejoin. Each "pod" gets a loopback
 # address (127.0.2.x) and its Kubernetes DNS name in a private /etc/hosts
@@ -44,7 +44,7 @@ domain=crowdgate.svc.cluster.local
 redis_name() { echo "crowdgate-redis-$1.crowdgate-redis.$domain"; }
 {
     cat /etc/hosts
-    for i in 0 1; do echo "127.0.2.$((i + 1)) $(redis_name "$i")"; done
+    for i in 0 1 2; do echo "127.0.2.$((i + 1)) $(redis_name "$i")"; done
     for i in 0 1 2; do echo "127.0.2.1$i crowdgate-sentinel-$i.crowdgate-sentinel.$domain"; done
 } > "$work/hosts"
 mount --bind "$work/hosts" /etc/hosts
@@ -96,49 +96,67 @@ expect() { # expect WHAT EXPECTED COMMAND...
 role() { r "$1" ROLE | head -n 1; }
 link() { r "$1" INFO replication | tr -d '\r' | grep '^master_link_status:' | cut -d: -f2; }
 write() { r "$1" SET "$2" "$3" | head -n 1; }
-# What Sentinel 0 knows of the replica's link (it reads INFO every 10 s; it
-# promotes only a replica it has seen healthy).
-sentinel_sees_replica() {
-    s 0 SENTINEL replicas crowdgate | tr -d '\r' | grep -A1 '^master-link-status$' | tail -n 1
+# What Sentinel 0 knows of each replica's link (it reads INFO every 10 s;
+# it promotes only a replica it has seen healthy).
+sentinel_sees_replicas() {
+    s 0 SENTINEL replicas crowdgate | tr -d '\r' | grep -A1 '^master-link-status$' | grep -v -- '^master-link-status$\|^--$'
 }
 
-data_node 0
-data_node 1
+for i in 0 1 2; do data_node "$i"; done
 for i in 0 1 2; do sentinel "$i"; done
 
 expect "pod 0 starts as the primary" master role 0
 expect "pod 1 replicates it" up link 1
+expect "pod 2 replicates it" up link 2
 for i in 0 1 2; do expect "sentinel $i names pod 0" "$(redis_name 0)" primary_says "$i"; done
 expect "appendfsync always" $'appendfsync\nalways' r 0 CONFIG GET appendfsync
 expect "min-replicas-to-write 1" $'min-replicas-to-write\n1' r 0 CONFIG GET min-replicas-to-write
-expect "a write with a replica" OK write 0 k1 v1
-expect "WAIT 1 sees the replica" 1 r 0 WAIT 1 1000
+expect "a write with two replicas" OK write 0 k1 v1
+expect "WAIT 2 sees both replicas" 2 r 0 WAIT 2 1000
 
 stop "${pid[r1]}"
-expect "no write without a replica" \
-    "NOREPLICAS Not enough good replicas to write." write 0 k2 v2
+expect "one replica lost: writes go on" OK write 0 k2 v2
+expect "WAIT 1 sees the other replica" 1 r 0 WAIT 1 1000
+stop "${pid[r2]}"
+expect "both replicas lost: no write" \
+    "NOREPLICAS Not enough good replicas to write." write 0 k3 v3
 data_node 1
-expect "the replica rejoins" up link 1
-expect "writes resume" OK write 0 k2 v2
-expect "sentinel sees the replica in sync" ok sentinel_sees_replica
+data_node 2
+expect "pod 1 rejoins" up link 1
+expect "pod 2 rejoins" up link 2
+expect "writes resume" OK write 0 k3 v3
+expect "sentinel sees the replicas in sync" $'ok\nok' sentinel_sees_replicas
 
 stop "${pid[r0]}"
-for i in 0 1 2; do expect "sentinel $i promotes pod 1" "$(redis_name 1)" primary_says "$i"; done
-expect "pod 1 is the primary" master role 1
+# Sentinel promotes pod 1 or pod 2 (the one with the most data).
+promoted=""
+for _ in $(seq 1 60); do
+    named=$(primary_says 0)
+    [ "$named" = "$(redis_name 1)" ] && promoted=1
+    [ "$named" = "$(redis_name 2)" ] && promoted=2
+    [ -n "$promoted" ] && break
+    sleep 0.5
+done
+[ -n "$promoted" ] || fail "no replica promoted"
+other=$((3 - promoted))
+for i in 0 1 2; do expect "sentinel $i promotes pod $promoted" "$(redis_name "$promoted")" primary_says "$i"; done
+expect "pod $promoted is the primary" master role "$promoted"
+expect "pod $other follows it" up link "$other"
+expect "writes resume on pod $promoted before pod 0 is back" OK write "$promoted" k4 v4
+expect "it has every acknowledged write" v3 r "$promoted" GET k3
 data_node 0
 expect "the old primary rejoins as a replica" slave role 0
-expect "and follows pod 1" up link 0
-expect "writes resume on pod 1" OK write 1 k3 v3
-expect "the old primary has every acknowledged write" v2 r 0 GET k2
+expect "and follows pod $promoted" up link 0
+expect "the old primary has every acknowledged write" v4 r 0 GET k4
 
 stop "${pid[s2]}"
 sentinel 2
-expect "a restarted sentinel finds the primary" "$(redis_name 1)" primary_says 2
+expect "a restarted sentinel finds the primary" "$(redis_name "$promoted")" primary_says 2
 expect "and is not a new peer to the others" 2 \
     sh -c "redis-cli -h 127.0.2.10 -p 26380 SENTINEL sentinels crowdgate | grep -c '^name\$'"
 
 for i in 0 1 2; do stop "${pid[s$i]}"; done
 for i in 0 1 2; do sentinel "$i"; done
-for i in 0 1 2; do expect "sentinel $i, all restarted, finds pod 1" "$(redis_name 1)" primary_says "$i"; done
+for i in 0 1 2; do expect "sentinel $i, all restarted, finds pod $promoted" "$(redis_name "$promoted")" primary_says "$i"; done
 
 echo "all checks passed"

@@ -8,10 +8,10 @@
 //!
 //! 1. Accepted investments per second through core (HTTP) with the invest
 //!    part's own load ([`crate::invest::load`]: same connections, same
-//!    seconds), on a single redis-server and on a primary + replica with
-//!    three Sentinels ([`HaSystem`]); each system runs one settlement worker
-//!    (`HaSystem` always does), so what differs is the replica (and the
-//!    Sentinels).
+//!    seconds), on a single redis-server and on a primary + two replicas
+//!    with three Sentinels ([`HaSystem`]); each system runs one settlement
+//!    worker (`HaSystem` always does), so what differs is the replicas (and
+//!    the Sentinels).
 //!    Goal: replicated ≥ 0.5× single. Also printed: how many `WAIT` rounds
 //!    confirmed the replicated load's writes (the batch size), since a load
 //!    of N connections is bounded by N / latency and each write waits for
@@ -19,7 +19,7 @@
 //! 2. The failover window: under the same kind of load, with each client
 //!    retrying a 503 after [`RETRY_PAUSE`] with the same Idempotency-Key
 //!    (and taking a new key only after a 201), as a well-behaved client
-//!    does, the primary is killed (-9); once the Sentinels have promoted the
+//!    does, the primary is killed (-9); once the Sentinels have promoted a
 //!    replica the dead node is restarted, as its supervisor would
 //!    (`LocalHa::heal`). Reported: kill to promotion, kill to the first 201
 //!    for a request sent after the kill, the span from the first to the last
@@ -73,7 +73,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     };
 
     eprintln!(
-        "starting the replicated system (primary + replica + 3 Sentinels, core, a settlement worker, the host)…"
+        "starting the replicated system (primary + 2 replicas + 3 Sentinels, core, a settlement worker, the host)…"
     );
     let mut system = HaSystem::start(round).await;
     let before = Confirmations::read(&system).await?;
@@ -135,7 +135,7 @@ fn print_throughput(
     confirmations: &Confirmations,
 ) {
     println!(
-        "### Accepted investments per second through core: single Redis vs primary + replica \
+        "### Accepted investments per second through core: single Redis vs primary + 2 replicas \
          ({} connections, {} s each, one after the other; each system runs one settlement worker)\n",
         args.connections, args.seconds
     );
@@ -144,7 +144,7 @@ fn print_throughput(
     for (name, f) in [
         ("single node (appendfsync always)", single),
         (
-            "primary + replica under Sentinel, core waits for 1 replica (WAIT)",
+            "primary + 2 replicas under Sentinel, core waits for 1 replica (WAIT)",
             replicated,
         ),
     ] {

@@ -1,23 +1,27 @@
-//! A local Redis high-availability set on loopback: a primary and a replica,
-//! each a durable [`LocalRedis`], watched by three Sentinels that promote the
-//! replica when the primary dies. `crowdgate up --ha` runs one, and the
-//! end-to-end tests start one to kill -9 or SIGSTOP the primary under load.
+//! A local Redis high-availability set on loopback: a primary and two
+//! replicas, each a durable [`LocalRedis`], watched by three Sentinels that
+//! promote a replica when the primary dies. `crowdgate up --ha` runs one,
+//! and the end-to-end tests start one to kill -9 or SIGSTOP nodes under
+//! load.
 //!
-//! Both data nodes run `min-replicas-to-write 1` (and a configurable
-//! `min-replicas-max-lag`): whichever is primary refuses writes once it has
-//! had no replica for that long, so a primary cut off from the others (a
+//! Every data node runs `min-replicas-to-write 1` (and a configurable
+//! `min-replicas-max-lag`), and core acknowledges a write once one replica
+//! holds it: whichever node is primary refuses writes once it has had no
+//! replica for that long, so a primary cut off from the others (a
 //! SIGSTOPped one that wakes up, say) cannot take writes the promoted
-//! replica never sees. The price: while one node is down, the other refuses
-//! writes until it is back and synced.
+//! replica never sees. With two replicas that costs nothing while one node
+//! is lost for good: a lost replica leaves the primary one to write with, a
+//! lost primary leaves the promoted replica the other. Only with two nodes
+//! down are writes refused (docs/DEPLOY.md has the reasoning).
 //!
 //! # Layout and ports
 //!
-//! Under its directory: `node-0/` and `node-1/` (data nodes: AOF,
+//! Under its directory: `node-0/` … `node-2/` (data nodes: AOF,
 //! `redis.conf`, `redis.pid`, `redis.log`), `sentinel-0/` … `sentinel-2/`
 //! (`sentinel.conf`, `redis.pid`, `redis.log`), and `ha.toml` (the ports and
 //! settings of the last start). From a base port B ([`HaPorts::from_base`]):
-//! node-0 on B, node-1 on B+1, the Sentinels on B+10, B+11 and B+12. Base 0
-//! picks free ports.
+//! node-0 on B, node-1 on B+1, node-2 on B+2, the Sentinels on B+10, B+11
+//! and B+12. Base 0 picks free ports.
 //!
 //! # Why the data nodes run from a config file
 //!
@@ -35,9 +39,9 @@
 //!
 //! The Sentinels rewrite their own config files too (the current primary,
 //! the known replicas and Sentinels, epochs). [`LocalHa::start`] reads which
-//! node they last named primary and starts that one as primary and the other
-//! as its replica, rewriting both nodes' `redis.conf` (a node that was down
-//! during a failover still calls itself primary in its own). The Sentinel
+//! node they last named primary and starts that one as primary and the
+//! others as its replicas, rewriting every node's `redis.conf` (a node that
+//! was down during a failover still calls itself primary in its own). The Sentinel
 //! configs are kept when the ports and settings are those of the last start,
 //! and written afresh otherwise.
 
@@ -53,6 +57,10 @@ pub const SENTINEL_PORT_OFFSET: u16 = 10;
 
 /// How many Sentinels run; a failover needs a majority of them.
 const SENTINELS: usize = 3;
+
+/// How many data nodes run: a primary and two replicas, so that losing any
+/// one of them for good leaves a primary with a replica to write with.
+pub const DATA_NODES: usize = 3;
 
 /// How often conditions are polled while waiting.
 const POLL: Duration = Duration::from_millis(50);
@@ -75,7 +83,7 @@ pub struct HaOptions {
     /// is abandoned, and (doubled) how long before the same primary is
     /// failed over again, e.g. after a split vote.
     pub failover_timeout_ms: u64,
-    /// `min-replicas-max-lag` of both nodes, in seconds.
+    /// `min-replicas-max-lag` of every data node, in seconds.
     pub min_replicas_max_lag_s: u64,
     /// How long [`LocalHa::start`] waits for everything to be ready.
     pub start_timeout: Duration,
@@ -124,20 +132,20 @@ impl HaOptions {
     }
 }
 
-/// The five ports of a set: data nodes and Sentinels (0 = pick a free one).
+/// The ports of a set: data nodes and Sentinels (0 = pick a free one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HaPorts {
-    pub nodes: [u16; 2],
+    pub nodes: [u16; DATA_NODES],
     pub sentinels: [u16; SENTINELS],
 }
 
 impl HaPorts {
-    /// node-0 on `base`, node-1 on `base`+1, the Sentinels on `base`+10,
-    /// +11 and +12; all 0 (free ports) for base 0.
+    /// node-0 on `base`, node-1 on `base`+1, node-2 on `base`+2, the
+    /// Sentinels on `base`+10, +11 and +12; all 0 (free ports) for base 0.
     pub fn from_base(base: u16) -> anyhow::Result<HaPorts> {
         if base == 0 {
             return Ok(HaPorts {
-                nodes: [0; 2],
+                nodes: [0; DATA_NODES],
                 sentinels: [0; SENTINELS],
             });
         }
@@ -146,7 +154,7 @@ impl HaPorts {
                 .with_context(|| format!("base port {base} leaves no room for port +{offset}"))
         };
         Ok(HaPorts {
-            nodes: [at(0)?, at(1)?],
+            nodes: [at(0)?, at(1)?, at(2)?],
             sentinels: [
                 at(SENTINEL_PORT_OFFSET)?,
                 at(SENTINEL_PORT_OFFSET + 1)?,
@@ -182,7 +190,7 @@ pub struct HaNode {
 }
 
 impl HaNode {
-    /// `node-0` or `node-1`: its directory's name.
+    /// `node-0`, `node-1` or `node-2`: its directory's name.
     pub fn name(&self) -> String {
         format!("node-{}", self.index)
     }
@@ -274,7 +282,7 @@ impl HaNode {
     }
 }
 
-/// A running set: two data nodes and three Sentinels. Drop kills them all.
+/// A running set: three data nodes and three Sentinels. Drop kills them all.
 pub struct LocalHa {
     // Declared (and so dropped) before the nodes: Sentinels that outlive
     // the nodes for a moment would fail over to a dying node.
@@ -295,10 +303,10 @@ struct LastStart {
 }
 
 impl LocalHa {
-    /// Starts both data nodes and the three Sentinels with their data under
+    /// Starts the data nodes and the three Sentinels with their data under
     /// `dir`, and waits (up to [`HaOptions::start_timeout`]) until a failover
-    /// could happen: both nodes answer, the replica is synced, and every
-    /// Sentinel names the primary and sees the replica and the other two
+    /// could happen: every node answers, the replicas are synced, and every
+    /// Sentinel names the primary and sees the replicas and the other two
     /// Sentinels. A port that is taken is an error (unless it was 0).
     pub async fn start(dir: &Path, options: HaOptions) -> anyhow::Result<LocalHa> {
         options.check()?;
@@ -312,17 +320,24 @@ impl LocalHa {
             .as_ref()
             .and_then(|last| recorded_primary(&dir, last))
             .unwrap_or(0);
-        let replica = 1 - primary;
-
-        let first = start_node(&dir, primary, wanted.nodes[primary], None, &options)?;
-        let second = start_node(
+        let mut nodes = vec![start_node(
             &dir,
-            replica,
-            wanted.nodes[replica],
-            Some(first.port),
+            primary,
+            wanted.nodes[primary],
+            None,
             &options,
-        )?;
-        let mut nodes = vec![first, second];
+        )?];
+        let primary_port = nodes[0].port;
+        for replica in (0..DATA_NODES).filter(|&i| i != primary) {
+            let node = start_node(
+                &dir,
+                replica,
+                wanted.nodes[replica],
+                Some(primary_port),
+                &options,
+            )?;
+            nodes.push(node);
+        }
         nodes.sort_by_key(|node| node.index);
         let mut ha = LocalHa {
             sentinels: Vec::new(),
@@ -331,14 +346,22 @@ impl LocalHa {
             options,
         };
         let deadline = Instant::now() + ha.options.start_timeout;
-        let (primary, replica) = (&ha.nodes[primary], &ha.nodes[replica]);
-        poll(deadline, async || replicating(primary, replica).await)
+        let replica_ports: Vec<u16> = ha
+            .nodes
+            .iter()
+            .map(|node| node.port)
+            .filter(|&port| port != primary_port)
+            .collect();
+        for replica in ha.nodes.iter().filter(|node| node.port != primary_port) {
+            poll(deadline, async || {
+                replicating(&ha.nodes[primary], replica).await
+            })
             .await
-            .context("the replica did not sync with the primary")?;
-        let (primary_port, replica_port) = (primary.port, replica.port);
+            .context("a replica did not sync with the primary")?;
+        }
 
         let ports = HaPorts {
-            nodes: [ha.nodes[0].port, ha.nodes[1].port],
+            nodes: std::array::from_fn(|i| ha.nodes[i].port),
             sentinels: wanted.sentinels,
         };
         let this_start = LastStart {
@@ -379,7 +402,7 @@ impl LocalHa {
 
         for sentinel in &ha.sentinels {
             poll(deadline, async || {
-                ha.sentinel_ready(sentinel, primary_port, replica_port)
+                ha.sentinel_ready(sentinel, primary_port, &replica_ports)
                     .await
             })
             .await
@@ -387,7 +410,7 @@ impl LocalHa {
         }
         tracing::info!(
             primary = primary_port,
-            replica = replica_port,
+            replicas = ?replica_ports,
             sentinels = ha.sentinels_arg(),
             master = ha.options.master_name,
             "local Redis HA set up"
@@ -440,7 +463,7 @@ impl LocalHa {
     /// Every port in use: data nodes, then Sentinels.
     pub fn ports(&self) -> HaPorts {
         HaPorts {
-            nodes: [self.nodes[0].port, self.nodes[1].port],
+            nodes: std::array::from_fn(|i| self.nodes[i].port),
             sentinels: std::array::from_fn(|i| self.sentinels[i].port),
         }
     }
@@ -454,7 +477,7 @@ impl LocalHa {
             .collect()
     }
 
-    /// Both data nodes (node-0, node-1), whatever their roles now.
+    /// The data nodes (node-0 … node-2), whatever their roles now.
     pub fn nodes(&self) -> &[HaNode] {
         &self.nodes
     }
@@ -463,7 +486,7 @@ impl LocalHa {
         &mut self.nodes
     }
 
-    /// Data node `i` (0 or 1).
+    /// Data node `i` (0, 1 or 2).
     pub fn node(&self, i: usize) -> &HaNode {
         &self.nodes[i]
     }
@@ -533,10 +556,10 @@ impl LocalHa {
         })
     }
 
-    /// Waits until the primary the Sentinels name (a majority) has a synced
-    /// replica: INFO replication says `connected_slaves` ≥ 1 on it and
-    /// `master_link_status:up` on the other node, and a majority of the
-    /// Sentinels see that replica up (so it can be promoted in turn).
+    /// Waits until the primary the Sentinels name (a majority) has every
+    /// other data node as a synced replica: INFO replication says
+    /// `master_link_status:up` on each, and a majority of the Sentinels see
+    /// each up (so it can be promoted in turn).
     pub async fn wait_until_replicating(&self, within: Duration) -> anyhow::Result<()> {
         poll(Instant::now() + within, async || {
             let port = self.majority_primary().await?;
@@ -545,43 +568,44 @@ impl LocalHa {
                 .iter()
                 .find(|node| node.port == port)
                 .with_context(|| format!("the Sentinels name 127.0.0.1:{port}, not one of ours"))?;
-            let replica = self
-                .nodes
-                .iter()
-                .find(|node| node.port != port)
-                .expect("two nodes");
-            replicating(primary, replica).await?;
-            let mut seen = 0;
-            for sentinel in &self.sentinels {
-                if self.sees_replica(sentinel, replica.port).await.is_ok() {
-                    seen += 1;
+            for replica in self.nodes.iter().filter(|node| node.port != port) {
+                replicating(primary, replica).await?;
+                let mut seen = 0;
+                for sentinel in &self.sentinels {
+                    if self.sees_replica(sentinel, replica.port).await.is_ok() {
+                        seen += 1;
+                    }
                 }
-            }
-            if seen < self.majority() {
-                bail!(
-                    "{} of the Sentinels see {} (127.0.0.1:{}) up",
-                    seen,
-                    replica.name(),
-                    replica.port
-                );
+                if seen < self.majority() {
+                    bail!(
+                        "{} of the Sentinels see {} (127.0.0.1:{}) up",
+                        seen,
+                        replica.name(),
+                        replica.port
+                    );
+                }
             }
             Ok(())
         })
         .await
         .with_context(|| {
+            let logs: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|node| node.log_file().display().to_string())
+                .collect();
             format!(
-                "the set was not replicating within {within:?} (node logs: {}, {})",
-                self.nodes[0].log_file().display(),
-                self.nodes[1].log_file().display()
+                "the set was not replicating within {within:?} (node logs: {})",
+                logs.join(", ")
             )
         })
     }
 
     /// Restarts what has died, as a service manager would: a Sentinel at
-    /// once; a data node once the Sentinels name the other node primary (so
+    /// once; a data node once the Sentinels name another node primary (so
     /// this one comes back from its config as a primary nobody uses, and
     /// Sentinel makes it a replica), or after a grace period if they never
-    /// do (no failover possible, e.g. both nodes died). `crowdgate up --ha`
+    /// do (no failover possible, e.g. every node died). `crowdgate up --ha`
     /// calls this every 250 ms.
     pub async fn heal(&mut self) -> anyhow::Result<()> {
         for (i, sentinel) in self.sentinels.iter_mut().enumerate() {
@@ -712,14 +736,14 @@ impl LocalHa {
     }
 
     /// Whether `sentinel` could take part in a failover right now: it names
-    /// `primary`, sees `replica` up, and is in touch with the other
-    /// Sentinels (it learns of them through hello messages on the primary,
-    /// every 2 s).
+    /// `primary`, sees every one of `replicas` up, and is in touch with the
+    /// other Sentinels (it learns of them through hello messages on the
+    /// primary, every 2 s).
     async fn sentinel_ready(
         &self,
         sentinel: &LocalRedis,
         primary: u16,
-        replica: u16,
+        replicas: &[u16],
     ) -> anyhow::Result<()> {
         let log = sentinel.log_file();
         let this = format!(
@@ -731,9 +755,11 @@ impl LocalHa {
         if named != Some(primary) {
             bail!("{this} names {named:?} as the primary, not 127.0.0.1:{primary}");
         }
-        self.sees_replica(sentinel, replica)
-            .await
-            .with_context(|| this.clone())?;
+        for &replica in replicas {
+            self.sees_replica(sentinel, replica)
+                .await
+                .with_context(|| this.clone())?;
+        }
         let others: Vec<HashMap<String, String>> = query(
             sentinel.port,
             redis::cmd("SENTINEL")
@@ -896,11 +922,11 @@ fn read_last_start(dir: &Path) -> Option<LastStart> {
     toml::from_str(&text).ok()
 }
 
-/// Which node (0 or 1) most Sentinel configs name primary, by the ports of
-/// the last start; None if they name neither.
+/// Which node (0, 1 or 2) most Sentinel configs name primary, by the ports
+/// of the last start; None if they name none of them.
 fn recorded_primary(dir: &Path, last: &LastStart) -> Option<usize> {
     let prefix = format!("sentinel monitor {} ", last.master_name);
-    let mut votes = [0usize; 2];
+    let mut votes = [0usize; DATA_NODES];
     for i in 0..SENTINELS {
         let Ok(text) = std::fs::read_to_string(dir.join(format!("sentinel-{i}/sentinel.conf")))
         else {
@@ -916,10 +942,13 @@ fn recorded_primary(dir: &Path, last: &LastStart) -> Option<usize> {
             votes[node] += 1;
         }
     }
-    match votes {
-        [0, 0] => None,
-        [a, b] => Some(usize::from(b > a)),
-    }
+    // Ties go to the lower index.
+    let (node, most) = votes
+        .iter()
+        .enumerate()
+        .max_by_key(|&(node, votes)| (*votes, std::cmp::Reverse(node)))
+        .expect("DATA_NODES > 0");
+    (*most > 0).then_some(node)
 }
 
 /// `key:value` lines of an INFO answer.

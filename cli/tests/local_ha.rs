@@ -1,8 +1,10 @@
 //! `LocalHa` with real redis-server processes (no mocks): the Sentinels
-//! promote the replica when the primary is killed or hangs, the old primary
-//! comes back as a replica, and a new start on the same directory keeps the
-//! topology the Sentinels last recorded. The end-to-end tests build on this,
-//! so it is checked here on its own first.
+//! promote a replica when the primary is killed or hangs, the promoted one
+//! takes writes at once (the other replica is there to confirm them), the
+//! old primary comes back as a replica, a lost replica stops nothing, and a
+//! new start on the same directory keeps the topology the Sentinels last
+//! recorded. The end-to-end tests build on this, so it is checked here on
+//! its own first.
 
 use crowdgate::local_ha::{HaOptions, LocalHa, Role};
 use std::path::{Path, PathBuf};
@@ -33,12 +35,12 @@ async fn a_killed_primary_is_replaced_and_comes_back_as_a_replica() {
         ha.node(0).port,
         "a fresh set starts with node-0 primary"
     );
-    let replica = ha.node(1).port;
+    let replicas = [ha.node(1).port, ha.node(2).port];
+    assert_eq!(ha.nodes().len(), 3);
     assert_eq!(ha.sentinel_addrs().len(), 3);
     assert_eq!(ha.sentinels_arg().split(',').count(), 3);
 
-    set_and_wait_for_replica(old, "before", "1").await;
-    assert_eq!(get(replica, "before").await.as_deref(), Some("1"));
+    set_and_wait_for_replicas(old, "before", "1", 2).await;
 
     ha.node_on(old).expect("our node").kill();
     let killed = Instant::now();
@@ -47,13 +49,11 @@ async fn a_killed_primary_is_replaced_and_comes_back_as_a_replica() {
         .await
         .expect("the Sentinels promote the replica");
     println!("failover after kill -9 took {:?}", killed.elapsed());
-    assert_eq!(new, replica);
+    assert!(replicas.contains(&new), "{new} is not one of {replicas:?}");
     assert_eq!(get(new, "before").await.as_deref(), Some("1"));
-    // Alone, the new primary refuses writes (min-replicas-to-write 1).
-    let refused = set(new, "alone", "1")
-        .await
-        .expect_err("no replica: refused");
-    assert!(refused.contains("NOREPLICAS"), "{refused}");
+    // The other replica follows the new primary, so it takes writes while
+    // the old one is still down (min-replicas-to-write 1 is met).
+    set_and_wait_for_replicas(new, "during", "1", 1).await;
 
     ha.node_on(old)
         .expect("our node")
@@ -75,7 +75,7 @@ async fn a_killed_primary_is_replaced_and_comes_back_as_a_replica() {
             link_up: true
         }
     );
-    set_and_wait_for_replica(new, "after", "2").await;
+    set_and_wait_for_replicas(new, "after", "2", 2).await;
     assert_eq!(get(old, "after").await.as_deref(), Some("2"));
 
     // Sentinel persisted the new role in the node's own config file.
@@ -86,9 +86,10 @@ async fn a_killed_primary_is_replaced_and_comes_back_as_a_replica() {
     );
 
     // A new start on the same directory keeps what the Sentinels recorded:
-    // node-1 is primary now, and nothing written is lost.
+    // the promoted node is primary now, and nothing written is lost.
+    let promoted = ha.nodes().iter().position(|node| node.port == new).unwrap();
     let pids = ha.pids();
-    assert_eq!(pids.len(), 5);
+    assert_eq!(pids.len(), 6);
     ha.stop();
     drop(ha);
     for pid in pids {
@@ -101,10 +102,61 @@ async fn a_killed_primary_is_replaced_and_comes_back_as_a_replica() {
         .await
         .expect("the set starts again");
     let primary = ha.primary_port().await.unwrap();
-    assert_eq!(primary, ha.node(1).port, "node-1 stays primary");
+    assert_eq!(
+        primary,
+        ha.node(promoted).port,
+        "node-{promoted} stays primary"
+    );
     assert_eq!(get(primary, "before").await.as_deref(), Some("1"));
+    assert_eq!(get(primary, "during").await.as_deref(), Some("1"));
     assert_eq!(get(ha.node(0).port, "after").await.as_deref(), Some("2"));
-    set_and_wait_for_replica(primary, "again", "3").await;
+    set_and_wait_for_replicas(primary, "again", "3", 2).await;
+}
+
+/// A replica lost for good costs nothing: the primary keeps taking writes
+/// confirmed by the other replica. Only with both replicas gone does it
+/// refuse them.
+#[tokio::test]
+async fn losing_one_replica_leaves_writes_going_and_losing_both_stops_them() {
+    let dir = TestDir::new("replica");
+    let mut ha = LocalHa::start(dir.path(), HaOptions::default())
+        .await
+        .expect("the set starts");
+    let primary = ha.primary_port().await.unwrap();
+    let replicas: Vec<u16> = ha
+        .nodes()
+        .iter()
+        .map(|node| node.port)
+        .filter(|&port| port != primary)
+        .collect();
+    ha.node_on(replicas[0]).unwrap().kill();
+    // Once the primary has noticed (its replica count drops to one), it
+    // still has a replica to write with.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ha.node_on(primary).unwrap().role().await.unwrap() != (Role::Primary { replicas: 1 }) {
+        assert!(
+            Instant::now() < deadline,
+            "the primary never noticed the lost replica"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    set_and_wait_for_replicas(primary, "one-lost", "1", 1).await;
+    assert_eq!(get(replicas[1], "one-lost").await.as_deref(), Some("1"));
+
+    ha.node_on(replicas[1]).unwrap().kill();
+    let lag = Duration::from_secs(HaOptions::default().min_replicas_max_lag_s);
+    let deadline = Instant::now() + lag + Duration::from_secs(5);
+    loop {
+        match set(primary, "both-lost", "1").await {
+            Err(refused) if refused.contains("NOREPLICAS") => break,
+            answer => assert!(
+                Instant::now() < deadline,
+                "still taking writes with no replica: {answer:?}"
+            ),
+        }
+        // Poll interval: the primary recounts its replicas once a second.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]
@@ -133,16 +185,16 @@ async fn a_hung_primary_is_replaced_and_refuses_writes_when_it_wakes() {
     ha.wait_until_replicating(REJOIN)
         .await
         .expect("the old primary becomes a replica");
-    set_and_wait_for_replica(new, "k", "v").await;
+    set_and_wait_for_replicas(new, "k", "v", 2).await;
     assert_eq!(get(old, "k").await.as_deref(), Some("v"));
 }
 
-/// SET on `port`, then WAIT until a replica has it. A primary counts a
+/// SET on `port`, then WAIT until `replicas` replicas have it. A primary counts a
 /// replica as good for `min-replicas-to-write` only from its next
 /// once-a-second replication check after the link comes up, so until then
 /// it answers NOREPLICAS: the SET is retried, as a client would, until the
 /// primary takes it (within 5 s).
-async fn set_and_wait_for_replica(port: u16, key: &str, value: &str) {
+async fn set_and_wait_for_replicas(port: u16, key: &str, value: &str, replicas: i64) {
     // WAIT covers the writes of the connection it is sent on: the same one.
     let mut connection = connect(port).await;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -161,12 +213,12 @@ async fn set_and_wait_for_replica(port: u16, key: &str, value: &str) {
         }
     }
     let acked: i64 = redis::cmd("WAIT")
-        .arg(1)
+        .arg(replicas)
         .arg(5000)
         .query_async(&mut connection)
         .await
         .unwrap();
-    assert_eq!(acked, 1, "the replica acknowledged the write");
+    assert_eq!(acked, replicas, "replicas that acknowledged the write");
 }
 
 async fn set(port: u16, key: &str, value: &str) -> Result<(), String> {

@@ -1,6 +1,6 @@
 //! The whole system on a replicated Redis: [`HaSystem`] runs core, a
 //! settlement worker and the edge host against a [`LocalHa`] (primary,
-//! replica, three Sentinels), for tests that kill or stop Redis nodes under
+//! two replicas, three Sentinels), for tests that kill or stop Redis nodes under
 //! load. [`visit`] is an investor's whole visit as a well-behaved client
 //! makes it, retrying every 503 (the investment with the same
 //! Idempotency-Key), and [`check_books`] holds the books against what the
@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-/// core, a worker and the edge on a primary + replica under Sentinel.
+/// core, a worker and the edge on a primary + two replicas under Sentinel.
 pub struct HaSystem {
     pub ha: LocalHa,
     pub core: Proc,
@@ -30,7 +30,7 @@ pub struct HaSystem {
 
 impl HaSystem {
     /// Starts the set (ready to fail over), then the services, which find
-    /// the primary through the Sentinels and wait for one replica.
+    /// the primary through the Sentinels and wait for one replica per write.
     pub async fn start(round: RoundOptions) -> HaSystem {
         let dir = tempfile::tempdir().expect("temp dir");
         let ha = LocalHa::start(&dir.path().join("ha"), HaOptions::default())

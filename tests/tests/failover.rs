@@ -1,10 +1,11 @@
-//! Surviving the loss of a Redis machine: the system runs on a primary and a
-//! replica under three Sentinels (real redis-server processes on loopback),
-//! acknowledging a write only once the replica holds it. Investors keep
-//! investing through the edge while the primary is killed (kill -9) or
-//! stopped (SIGSTOP, a partition stand-in), or the replica is killed; every
+//! Surviving the loss of a Redis machine: the system runs on a primary and
+//! two replicas under three Sentinels (real redis-server processes on
+//! loopback), acknowledging a write only once a replica holds it. Investors
+//! keep investing through the edge while the primary is killed (kill -9) or
+//! stopped (SIGSTOP, a partition stand-in), or replicas are killed; every
 //! investment a client was told was accepted must be on the new primary
-//! exactly once, settled once, with the books reconciling.
+//! exactly once, settled once, with the books reconciling. core and the
+//! worker started while Redis is down wait for it instead of exiting.
 
 use crowdgate::local_ha::HaNode;
 use crowdgate_tests::ha::{HaSystem, Outcome, check_books, unavailable_window, visit};
@@ -183,8 +184,12 @@ async fn a_stopped_primary_never_acknowledges_what_the_promoted_replica_lacks() 
     assert_one_failover(&system);
 }
 
+/// With a replica lost for good, nothing stops: the primary's other
+/// replica confirms each write. With both lost, core answers 503 (never a
+/// 201 nobody else holds) until they are back; then the client's retry
+/// with the same key succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_its_replica_core_answers_503_not_201_and_recovers_when_it_returns() {
+async fn one_lost_replica_stops_nothing_and_without_any_core_answers_503_not_201() {
     let mut system = HaSystem::start(round()).await;
     system.fund(&[("lonely", 1_000_000)]).await;
     let visitor = Visitor::signed_in(&system.edge_url, "lonely");
@@ -194,29 +199,63 @@ async fn without_its_replica_core_answers_503_not_201_and_recovers_when_it_retur
     let pass = visitor.pass().await;
 
     let primary = system.ha.primary_port().await.expect("a primary");
-    let replica = system
+    let replicas: Vec<u16> = system
         .ha
         .nodes()
         .iter()
         .map(|n| n.port)
-        .find(|p| *p != primary)
-        .unwrap();
-    system.ha.node_on(replica).unwrap().kill();
-
-    // The investment is refused as unavailable, with Retry-After: never 201.
-    let invest = || async {
-        visitor
-            .http
-            .post(format!("{}/api/investments", system.edge_url))
-            .bearer_auth(&pass)
-            .header("idempotency-key", "lonely-1")
-            .json(&serde_json::json!({"amount_pence": 5_000}))
-            .send()
-            .await
-            .unwrap()
+        .filter(|p| *p != primary)
+        .collect();
+    let invest = |key: &'static str| {
+        let (visitor, pass, edge_url) = (&visitor, &pass, &system.edge_url);
+        async move {
+            visitor
+                .http
+                .post(format!("{edge_url}/api/investments"))
+                .bearer_auth(pass)
+                .header("idempotency-key", key)
+                .json(&serde_json::json!({"amount_pence": 5_000}))
+                .send()
+                .await
+                .unwrap()
+        }
     };
+    // Retries 503 (as a client does) until `key` is accepted.
+    let accepted = |key: &'static str, within: Duration| {
+        let invest = &invest;
+        async move {
+            let deadline = Instant::now() + within;
+            loop {
+                let (code, body) = json_of(invest(key).await).await;
+                if code == 201 {
+                    return body;
+                }
+                assert_eq!(code, 503, "{body}");
+                assert!(
+                    Instant::now() < deadline,
+                    "still 503 after {within:?}: {body}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let outcome = |investment| Outcome {
+        investor: "lonely".into(),
+        amount_pence: 5_000,
+        investment,
+        unavailable_at: Vec::new(),
+        status_unavailable: 0,
+    };
+
+    // One replica lost: investing goes on (at most a moment of 503 while
+    // the primary notices).
+    system.ha.node_on(replicas[0]).unwrap().kill();
+    let first = accepted("lonely-0", Duration::from_secs(3)).await;
+
+    // Both lost: refused as unavailable, with Retry-After; never 201.
+    system.ha.node_on(replicas[1]).unwrap().kill();
     for _ in 0..3 {
-        let response = invest().await;
+        let response = invest("lonely-1").await;
         let retry_after = response.headers().get("retry-after").cloned();
         let (code, body) = json_of(response).await;
         assert_eq!(code, 503, "{body}");
@@ -238,34 +277,17 @@ async fn without_its_replica_core_answers_503_not_201_and_recovers_when_it_retur
         "{status}"
     );
 
-    // The replica returns: the client's retry with the same key succeeds.
-    system.ha.restart_node(replica).await.unwrap();
+    // The replicas return: the client's retry with the same key succeeds.
+    for &replica in &replicas {
+        system.ha.restart_node(replica).await.unwrap();
+    }
     system
         .ha
         .wait_until_replicating(Duration::from_secs(30))
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let investment = loop {
-        let (code, body) = json_of(invest().await).await;
-        if code == 201 {
-            break body;
-        }
-        assert_eq!(code, 503, "{body}");
-        assert!(
-            Instant::now() < deadline,
-            "still 503 with the replica back: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let outcome = Outcome {
-        investor: "lonely".into(),
-        amount_pence: 5_000,
-        investment,
-        unavailable_at: Vec::new(),
-        status_unavailable: 0,
-    };
-    check_books(&system, &[outcome], CAP_PENCE).await;
+    let second = accepted("lonely-1", Duration::from_secs(10)).await;
+    check_books(&system, &[outcome(first), outcome(second)], CAP_PENCE).await;
 }
 
 /// GET `url` as JSON: (status, body).

@@ -201,8 +201,10 @@ async fn running_the_parts_yourself_as_the_readme_says() {
 }
 
 /// The ports `./dev up --ha` uses by default: the same, with the HA set's
-/// two data nodes (6390, 6391) and three Sentinels (6400–6402).
-const UP_HA_PORTS: [u16; 10] = [3000, 3001, 8080, 9101, 9102, 6390, 6391, 6400, 6401, 6402];
+/// three data nodes (6390–6392) and three Sentinels (6400–6402).
+const UP_HA_PORTS: [u16; 11] = [
+    3000, 3001, 8080, 9101, 9102, 6390, 6391, 6392, 6400, 6401, 6402,
+];
 
 /// `./dev up --ha` exactly as the README says, then what it invites: kill -9
 /// the primary with the banner's line, watch `crowdgate ops status` name the
@@ -233,7 +235,10 @@ async fn dev_up_ha_as_the_readme_says_survives_killing_the_primary() {
     };
     let (ok, before) = ops_status();
     assert!(ok && before.contains("primary 127.0.0.1:6390"), "{before}");
-    assert!(before.contains("127.0.0.1:6391 online"), "{before}");
+    assert!(
+        before.contains("127.0.0.1:6391 online") && before.contains("127.0.0.1:6392 online"),
+        "{before}"
+    );
 
     let killed = Command::new("bash")
         .args(["-c", &kill_line])
@@ -241,13 +246,14 @@ async fn dev_up_ha_as_the_readme_says_survives_killing_the_primary() {
         .status()
         .expect("bash runs");
     assert!(killed.success(), "{kill_line}");
-    // The Sentinels promote the replica; `up` restarts the killed node as
-    // its replica; ops status says so.
+    // The Sentinels promote a replica; `up` restarts the killed node as a
+    // replica of it; ops status says so.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (ok, after) = ops_status();
-        if ok && after.contains("primary 127.0.0.1:6391") && after.contains("127.0.0.1:6390 online")
-        {
+        let promoted =
+            after.contains("primary 127.0.0.1:6391") || after.contains("primary 127.0.0.1:6392");
+        if ok && promoted && after.contains("127.0.0.1:6390 online") {
             break;
         }
         assert!(

@@ -9,7 +9,7 @@
 //! the generated secrets and the identity provider's key).
 //!
 //! With `--ha`, Redis is a local high-availability set instead
-//! ([`crowdgate::local_ha`]: a primary, a replica, three Sentinels), core and
+//! ([`crowdgate::local_ha`]: a primary, two replicas, three Sentinels), core and
 //! the worker find the primary through the Sentinels, and a data node that
 //! dies is restarted, so a `kill -9` of the primary shows a whole failover.
 
@@ -48,16 +48,16 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 6390)]
     pub redis_port: u16,
     /// Run Redis as a local high-availability set instead of one server,
-    /// all on 127.0.0.1: two data nodes on --redis-port and --redis-port+1
-    /// (first run: the first is primary, the other its replica; later runs
-    /// keep the roles the Sentinels last recorded; a primary refuses writes
-    /// while it has no replica), and three Sentinels on --redis-port+10,
-    /// +11 and +12 (master name "crowdgate"), which promote the replica when
-    /// the primary fails. Data under <data-dir>/ha/. core and the settlement
-    /// worker get CROWDGATE_REDIS_SENTINELS and CROWDGATE_REDIS_MASTER
-    /// instead of CROWDGATE_REDIS_URL. A data node that dies is restarted
-    /// (once the Sentinels have promoted the other one) and rejoins as a
-    /// replica.
+    /// all on 127.0.0.1: three data nodes on --redis-port, +1 and +2
+    /// (first run: the first is primary, the others its replicas; later
+    /// runs keep the roles the Sentinels last recorded; a primary refuses
+    /// writes while it has no replica, so losing any one node leaves writes
+    /// going), and three Sentinels on --redis-port+10, +11 and +12 (master
+    /// name "crowdgate"), which promote a replica when the primary fails.
+    /// Data under <data-dir>/ha/. core and the settlement worker get
+    /// CROWDGATE_REDIS_SENTINELS and CROWDGATE_REDIS_MASTER instead of
+    /// CROWDGATE_REDIS_URL. A data node that dies is restarted (once the
+    /// Sentinels have promoted another) and rejoins as a replica.
     #[arg(long)]
     pub ha: bool,
     /// Prometheus metrics of the edge host.
@@ -111,7 +111,7 @@ impl Redis {
     }
 
     /// How this process reaches it: as core does (through the Sentinels,
-    /// waiting for the replica, with --ha).
+    /// waiting for one replica, with --ha).
     fn config(&self) -> anyhow::Result<RedisConfig> {
         Ok(match self {
             Redis::Single(redis) => RedisConfig::single(&redis.url()),
@@ -442,11 +442,9 @@ async fn print_ha_banner(ha: &LocalHa) {
     if let Some(node) = ha.nodes().iter().find(|node| Some(node.port) == primary) {
         println!("  Failover:   kill -9 $(cat {})", node.pid_file().display());
         println!(
-            "              (the Sentinels promote the replica within a few seconds; up then restarts the"
+            "              (the Sentinels promote a replica within a few seconds and writes resume; up"
         );
-        println!(
-            "              killed node as its replica, and writes, which wait for a replica, resume)"
-        );
+        println!("              then restarts the killed node as a replica of the new primary)");
     }
     println!("  Primary:    redis-cli -p {sentinel} SENTINEL get-master-addr-by-name {master}");
     println!("              or `crowdgate ops status` (see Ops above)");
