@@ -16,15 +16,17 @@
 //!    confirmed the replicated load's writes (the batch size), since a load
 //!    of N connections is bounded by N / latency and each write waits for
 //!    the round in flight to end and then for its own.
-//! 2. The failover window: under the same kind of load, with each client
-//!    retrying a 503 after [`RETRY_PAUSE`] with the same Idempotency-Key
-//!    (and taking a new key only after a 201), as a well-behaved client
-//!    does, the primary is killed (-9); once the Sentinels have promoted a
-//!    replica the dead node is restarted, as its supervisor would
-//!    (`LocalHa::heal`). Reported: kill to promotion, kill to the first 201
-//!    for a request sent after the kill, the span from the first to the last
-//!    503 clients saw and how many requests got one. Any other answer (or no
-//!    answer) is unexpected and printed: there should be none.
+//! 2. The failover windows, one fault at a time on the same set: kill -9
+//!    of the primary (restarted as a replica once another is promoted, as
+//!    its supervisor would: `LocalHa::heal`), a 10 s hang of the primary
+//!    (SIGSTOP, then SIGCONT), and kill -9 of a replica (restarted 5 s
+//!    later). Under the same kind of load, each client retries a 503 after
+//!    [`RETRY_PAUSE`] with the same Idempotency-Key (and takes a new key
+//!    only after a 201), as a well-behaved client does. Reported per fault:
+//!    to the promotion, how long writes were unavailable (the fault to the
+//!    first 201 for a request sent after it), the span of 503s and how many
+//!    requests got one. Any other answer (or no answer) is unexpected and
+//!    printed: there should be none.
 
 use crate::Args;
 use crate::invest::{LoadFigures, load};
@@ -79,11 +81,19 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let before = Confirmations::read(&system).await?;
     let replicated = load(args, &url(&system.core_url), "replicated").await?;
     let confirmations = Confirmations::read(&system).await?.since(&before);
-    let failover = failover(args, &mut system).await?;
+    let mut failovers = Vec::new();
+    let faults = [
+        Fault::KillPrimary,
+        Fault::HangPrimary(Duration::from_secs(10)),
+        Fault::KillReplica,
+    ];
+    for (run, fault) in (0..).zip(faults) {
+        failovers.push(failover(args, &mut system, fault, run).await?);
+    }
     drop(system);
 
     print_throughput(args, &single, &replicated, &confirmations);
-    print_failover(args, &failover);
+    print_failover(args, &failovers);
     Ok(())
 }
 
@@ -170,23 +180,55 @@ fn print_throughput(
     println!();
 }
 
-/// What one failover looked like to the clients.
+/// A fault done to the replicated set under load.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// kill -9 of the primary; once a replica is promoted, the dead node is
+    /// restarted as a replica, as its supervisor would.
+    KillPrimary,
+    /// SIGSTOP of the primary for this long, then SIGCONT: a hung machine
+    /// or a partition that heals. Sentinel demotes it when it wakes.
+    HangPrimary(Duration),
+    /// kill -9 of one replica, restarted after [`REPLICA_DOWN`].
+    KillReplica,
+}
+
+/// How long a killed replica stays down.
+const REPLICA_DOWN: Duration = Duration::from_secs(5);
+
+impl Fault {
+    fn describe(self) -> String {
+        match self {
+            Fault::KillPrimary => "kill -9 of the primary".into(),
+            Fault::HangPrimary(d) => format!("the primary hung {} s (SIGSTOP)", d.as_secs()),
+            Fault::KillReplica => format!(
+                "kill -9 of a replica (restarted {} s later)",
+                REPLICA_DOWN.as_secs()
+            ),
+        }
+    }
+}
+
+/// What one fault looked like to the clients.
 struct FailoverFigures {
-    /// The port of the killed primary and of the promoted replica.
+    fault: Fault,
+    /// The primary when the fault was done, and the one after it (the same
+    /// when nothing was promoted).
     old: u16,
     new: u16,
-    promoted_after: Duration,
-    /// Kill to the dead node's restart (after the promotion).
-    restarted_after: Duration,
-    /// Kill to the restarted node being a synced replica of the new primary.
-    replicating_after: Duration,
-    /// Kill to the first 201 for a request sent after the kill.
+    /// Fault to the Sentinels naming another primary, if they did.
+    promoted_after: Option<Duration>,
+    /// Fault to the set being whole again (every node a synced replica of
+    /// the primary).
+    whole_after: Duration,
+    /// Fault to the first 201 for a request sent after the fault: how long
+    /// writes were unavailable.
     first_accepted_after: Option<Duration>,
-    /// First and last 503, from the kill.
+    /// First and last 503, from the fault.
     unavailable_from: Option<(Duration, Duration)>,
     unavailable: usize,
-    /// Of those, answered before the kill (there should be none).
-    unavailable_before_kill: usize,
+    /// Of those, answered before the fault (there should be none).
+    unavailable_before_fault: usize,
     /// Connections that met at least one 503.
     connections_hit: usize,
     accepted: usize,
@@ -212,13 +254,23 @@ struct Live {
     accepted: AtomicU64,
     unavailable: AtomicU64,
     unexpected: AtomicU64,
-    killed_at: OnceLock<Instant>,
-    /// A 201 came for a request sent after the kill.
+    /// When the fault was done.
+    fault_at: OnceLock<Instant>,
+    /// A 201 came for a request sent after the fault.
     recovered: AtomicBool,
     first_unexpected: Mutex<Option<String>>,
 }
 
-async fn failover(args: &Args, system: &mut HaSystem) -> anyhow::Result<FailoverFigures> {
+/// Runs the clients' load, does `fault` after [`BEFORE_KILL`], waits until
+/// the set is whole and writes are accepted again, and reports what the
+/// clients saw. `run` names the clients' keys, so runs on one system never
+/// share one.
+async fn failover(
+    args: &Args,
+    system: &mut HaSystem,
+    fault: Fault,
+    run: u32,
+) -> anyhow::Result<FailoverFigures> {
     let url = format!("{}/v1/rounds/{ROUND}/investments", system.core_url);
     let http = crowdgate_tests::core_http_builder()
         .pool_max_idle_per_host(args.connections as usize)
@@ -226,11 +278,11 @@ async fn failover(args: &Args, system: &mut HaSystem) -> anyhow::Result<Failover
         .build()?;
     let live = Arc::new(Live::default());
     let clients: Vec<_> = (0..args.connections)
-        .map(|c| tokio::spawn(client(http.clone(), url.clone(), c, live.clone())))
+        .map(|c| tokio::spawn(client(http.clone(), url.clone(), c, run, live.clone())))
         .collect();
 
     let progress = ProgressBar::new_spinner().with_style(ProgressStyle::with_template(
-        "{spinner} failover: {msg} [{elapsed}]",
+        "{spinner} fault: {msg} [{elapsed}]",
     )?);
     let phase = Arc::new(Mutex::new(String::from("steady load")));
     let ticker = {
@@ -250,13 +302,14 @@ async fn failover(args: &Args, system: &mut HaSystem) -> anyhow::Result<Failover
         })
     };
     let set_phase = |text: &str| {
-        progress.suspend(|| eprintln!("failover: {text}"));
+        progress.suspend(|| eprintln!("fault: {text}"));
         *phase.lock().unwrap() = text.to_string();
     };
     set_phase(&format!(
-        "{} connections investing, retrying 503s after {} ms with the same key; kill -9 of the primary in {} s",
+        "{} connections investing, retrying 503s after {} ms with the same key; {} in {} s",
         args.connections,
         RETRY_PAUSE.as_millis(),
+        fault.describe(),
         BEFORE_KILL.as_secs()
     ));
     tokio::time::sleep(BEFORE_KILL).await;
@@ -267,40 +320,66 @@ async fn failover(args: &Args, system: &mut HaSystem) -> anyhow::Result<Failover
             .primary_port()
             .await
             .context("the Sentinels name no primary")?;
-        system
+        let replica = system
             .ha
-            .node_on(old)
-            .context("the primary is not one of the set's nodes")?
-            .kill();
-        let killed_at = Instant::now();
-        let _ = live.killed_at.set(killed_at);
-        set_phase(&format!(
-            "killed the primary 127.0.0.1:{old}; waiting for the promotion"
-        ));
-        let new = system
+            .nodes()
+            .iter()
+            .map(|node| node.port)
+            .find(|&port| port != old)
+            .context("no replica")?;
+        let target = match fault {
+            Fault::KillPrimary | Fault::HangPrimary(_) => old,
+            Fault::KillReplica => replica,
+        };
+        let node = system
             .ha
-            .wait_for_primary_change(old, PROMOTION_TIMEOUT)
-            .await?;
-        let promoted_after = killed_at.elapsed();
-        set_phase(&format!(
-            "127.0.0.1:{new} promoted after {:.2} s; restarting 127.0.0.1:{old}",
-            promoted_after.as_secs_f64()
-        ));
-        // As its supervisor would (`crowdgate up --ha`, a StatefulSet): back
-        // as a replica of the promoted node.
-        system.ha.restart_node(old).await?;
-        let restarted_after = killed_at.elapsed();
-        set_phase("waiting until the restarted node replicates");
+            .node_on(target)
+            .context("not one of the set's nodes")?;
+        match fault {
+            Fault::KillPrimary | Fault::KillReplica => node.kill(),
+            Fault::HangPrimary(_) => node.stop(),
+        }
+        let fault_at = Instant::now();
+        let _ = live.fault_at.set(fault_at);
+        set_phase(&format!("{} (127.0.0.1:{target})", fault.describe()));
+        let mut promoted_after = None;
+        let mut new = old;
+        match fault {
+            Fault::KillPrimary => {
+                new = system
+                    .ha
+                    .wait_for_primary_change(old, PROMOTION_TIMEOUT)
+                    .await?;
+                promoted_after = Some(fault_at.elapsed());
+                // As its supervisor would (`crowdgate up --ha`, a
+                // StatefulSet): back as a replica of the promoted node.
+                system.ha.restart_node(old).await?;
+            }
+            Fault::HangPrimary(hang) => {
+                new = system
+                    .ha
+                    .wait_for_primary_change(old, PROMOTION_TIMEOUT)
+                    .await?;
+                promoted_after = Some(fault_at.elapsed());
+                tokio::time::sleep(hang.saturating_sub(fault_at.elapsed())).await;
+                system
+                    .ha
+                    .node_on(old)
+                    .context("not one of the set's nodes")?
+                    .cont();
+            }
+            Fault::KillReplica => {
+                tokio::time::sleep(REPLICA_DOWN).await;
+                system.ha.restart_node(replica).await?;
+            }
+        }
+        set_phase("waiting until the set is whole again");
         system
             .ha
             .wait_until_replicating(REPLICATING_TIMEOUT)
             .await?;
-        let replicating_after = killed_at.elapsed();
-        set_phase(&format!(
-            "replicating after {:.2} s; waiting for a 201",
-            replicating_after.as_secs_f64()
-        ));
-        while !live.recovered.load(Ordering::Relaxed) && killed_at.elapsed() < RECOVERY_TIMEOUT {
+        let whole_after = fault_at.elapsed();
+        while !live.recovered.load(Ordering::Relaxed) && fault_at.elapsed() < RECOVERY_TIMEOUT {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         set_phase(&format!(
@@ -308,14 +387,7 @@ async fn failover(args: &Args, system: &mut HaSystem) -> anyhow::Result<Failover
             AFTER_RECOVERY.as_secs()
         ));
         tokio::time::sleep(AFTER_RECOVERY).await;
-        anyhow::Ok((
-            old,
-            new,
-            killed_at,
-            promoted_after,
-            restarted_after,
-            replicating_after,
-        ))
+        anyhow::Ok((old, new, fault_at, promoted_after, whole_after))
     }
     .await;
 
@@ -326,15 +398,15 @@ async fn failover(args: &Args, system: &mut HaSystem) -> anyhow::Result<Failover
     }
     ticker.abort();
     progress.finish_and_clear();
-    let (old, new, killed_at, promoted_after, restarted_after, replicating_after) = outcome?;
+    let (old, new, fault_at, promoted_after, whole_after) = outcome?;
 
-    let since_kill = |at: Instant| at.saturating_duration_since(killed_at);
+    let since_fault = |at: Instant| at.saturating_duration_since(fault_at);
     let all = || answers.iter().flatten();
     let first_accepted_after = all()
-        .filter(|a| a.status == 201 && a.sent > killed_at)
+        .filter(|a| a.status == 201 && a.sent > fault_at)
         .map(|a| a.answered)
         .min()
-        .map(since_kill);
+        .map(since_fault);
     let unavailable_at: Vec<Instant> = all()
         .filter(|a| a.status == 503)
         .map(|a| a.answered)
@@ -343,22 +415,22 @@ async fn failover(args: &Args, system: &mut HaSystem) -> anyhow::Result<Failover
         .iter()
         .min()
         .zip(unavailable_at.iter().max())
-        .map(|(first, last)| (since_kill(*first), since_kill(*last)));
+        .map(|(first, last)| (since_fault(*first), since_fault(*last)));
     let mut unexpected = BTreeMap::new();
     for answer in all().filter(|a| a.status != 201 && a.status != 503) {
         *unexpected.entry(answer.status).or_default() += 1;
     }
     let first_unexpected = live.first_unexpected.lock().unwrap().take();
     Ok(FailoverFigures {
+        fault,
         old,
         new,
         promoted_after,
-        restarted_after,
-        replicating_after,
+        whole_after,
         first_accepted_after,
         unavailable_from,
         unavailable: unavailable_at.len(),
-        unavailable_before_kill: unavailable_at.iter().filter(|at| **at < killed_at).count(),
+        unavailable_before_fault: unavailable_at.iter().filter(|at| **at < fault_at).count(),
         connections_hit: answers
             .iter()
             .filter(|mine| mine.iter().any(|a| a.status == 503))
@@ -372,7 +444,13 @@ async fn failover(args: &Args, system: &mut HaSystem) -> anyhow::Result<Failover
 /// One investor investing again and again until told to stop: a new
 /// Idempotency-Key after each 201, the same one again after anything else
 /// (following [`RETRY_PAUSE`]). Returns every answer.
-async fn client(http: reqwest::Client, url: String, c: u32, live: Arc<Live>) -> Vec<Answer> {
+async fn client(
+    http: reqwest::Client,
+    url: String,
+    c: u32,
+    run: u32,
+    live: Arc<Live>,
+) -> Vec<Answer> {
     let investor = format!("failover-investor-{c}");
     let pass = pass_token(&format!("failover-ticket-{c}"), u64::from(c) + 1, &investor);
     let body = serde_json::json!({"investor_id": investor, "amount_pence": 1_000}).to_string();
@@ -383,7 +461,7 @@ async fn client(http: reqwest::Client, url: String, c: u32, live: Arc<Live>) -> 
         let idempotency_key = key
             .get_or_insert_with(|| {
                 n += 1;
-                format!("failover-{c}-{n}")
+                format!("failover-{run}-{c}-{n}")
             })
             .clone();
         let sent = Instant::now();
@@ -412,7 +490,7 @@ async fn client(http: reqwest::Client, url: String, c: u32, live: Arc<Live>) -> 
             201 => {
                 key = None;
                 live.accepted.fetch_add(1, Ordering::Relaxed);
-                if live.killed_at.get().is_some_and(|killed| sent > *killed) {
+                if live.fault_at.get().is_some_and(|fault| sent > *fault) {
                     live.recovered.store(true, Ordering::Relaxed);
                 }
             }
@@ -433,62 +511,41 @@ async fn client(http: reqwest::Client, url: String, c: u32, live: Arc<Live>) -> 
     answers
 }
 
-fn print_failover(args: &Args, f: &FailoverFigures) {
+fn print_failover(args: &Args, figures: &[FailoverFigures]) {
     let s = |d: Duration| format!("{:.2} s", d.as_secs_f64());
     println!(
-        "### Failover: kill -9 of the primary under load ({} connections investing through core, \
-         each retrying a 503 after {} ms with the same Idempotency-Key)\n",
+        "### Failover windows: one fault at a time under load ({} connections investing through \
+         core, each retrying a 503 after {} ms with the same Idempotency-Key)\n",
         args.connections,
         RETRY_PAUSE.as_millis()
     );
     println!(
-        "| from the kill of the primary (127.0.0.1:{}) | figure |",
-        f.old
+        "| fault | promotion after | writes unavailable (fault to first 201 sent after it) | 503s, first to last | requests answered 503 | unexpected answers | set whole again after |"
     );
-    println!("|---|---:|");
-    println!(
-        "| to the promotion of the replica (127.0.0.1:{}) | {} |",
-        f.new,
-        s(f.promoted_after)
-    );
-    println!(
-        "| to the old primary's restart (after the promotion) | {} |",
-        s(f.restarted_after)
-    );
-    println!(
-        "| to the restarted node replicating the new primary | {} |",
-        s(f.replicating_after)
-    );
-    println!(
-        "| to the first 201 (request sent after the kill) | {} |",
-        f.first_accepted_after.map_or("none".into(), s)
-    );
-    match f.unavailable_from {
-        Some((first, last)) => {
-            println!(
-                "| 503s seen by clients, first to last | {} ({} to {}) |",
-                s(last.saturating_sub(first)),
-                s(first),
-                s(last)
-            );
-        }
-        None => println!("| 503s seen by clients, first to last | none |"),
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for f in figures {
+        let promotion = match f.promoted_after {
+            Some(after) => format!("{} (127.0.0.1:{} → {})", s(after), f.old, f.new),
+            None => "none".into(),
+        };
+        let span = match f.unavailable_from {
+            Some((first, last)) => format!("{} to {}", s(first), s(last)),
+            None => "none".into(),
+        };
+        println!(
+            "| {} | {promotion} | {} | {span} | {} (before the fault: {}; connections hit: {} of {}) | {} | {} |",
+            f.fault.describe(),
+            f.first_accepted_after.map_or("none".into(), s),
+            f.unavailable,
+            f.unavailable_before_fault,
+            f.connections_hit,
+            args.connections,
+            f.unexpected.values().sum::<usize>(),
+            s(f.whole_after),
+        );
     }
-    println!(
-        "| requests answered 503 (before the kill: {}) | {} |",
-        f.unavailable_before_kill, f.unavailable
-    );
-    println!(
-        "| connections that met a 503 | {} of {} |",
-        f.connections_hit, args.connections
-    );
-    println!("| requests answered 201 (whole run) | {} |", f.accepted);
-    println!(
-        "| unexpected answers (not 201 or 503) | {} |",
-        f.unexpected.values().sum::<usize>()
-    );
     println!();
-    if !f.unexpected.is_empty() {
+    for f in figures.iter().filter(|f| !f.unexpected.is_empty()) {
         let counts: Vec<String> = f
             .unexpected
             .iter()
@@ -497,10 +554,17 @@ fn print_failover(args: &Args, f: &FailoverFigures) {
                 status => format!("{status}: {n}"),
             })
             .collect();
-        println!("unexpected answers: {}", counts.join(", "));
+        println!(
+            "{}: unexpected answers: {}",
+            f.fault.describe(),
+            counts.join(", ")
+        );
         if let Some(first) = &f.first_unexpected {
             println!("first unexpected answer: {first}");
         }
         println!();
     }
+    let accepted: usize = figures.iter().map(|f| f.accepted).sum();
+    println!("requests answered 201 over all the faults' runs: {accepted}");
+    println!();
 }
