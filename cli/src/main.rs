@@ -5,6 +5,12 @@ mod commands;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// mimalloc rather than glibc's malloc: the edge host builds and drops an
+/// instance's state (store, WASI context, resource tables) for every
+/// request, on whichever worker thread runs it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "crowdgate",
