@@ -702,8 +702,7 @@ pub async fn start_services_in(
 ) -> (Proc, String, Option<Proc>, Proc, String) {
     std::fs::write(dir.join("round.toml"), round.to_toml()).unwrap();
     let (mut core, core_url) = start_core_in(placement, redis_env, dir, "core").await;
-    let settle =
-        with_settlement.then(|| spawn_worker_in(placement, redis_env, dir, "settle", &[]));
+    let settle = with_settlement.then(|| spawn_worker_in(placement, redis_env, dir, "settle", &[]));
     let mut host = Proc::spawn(
         "host",
         placement
@@ -711,7 +710,10 @@ pub async fn start_services_in(
             .arg("host")
             .arg("--manifest")
             .arg(workspace_root().join("spin.toml"))
-            .args(["--listen", &SocketAddr::new(placement.ip(HOST), 0).to_string()])
+            .args([
+                "--listen",
+                &SocketAddr::new(placement.ip(HOST), 0).to_string(),
+            ])
             .env("SPIN_VARIABLE_CORE_URL", &core_url)
             .env("SPIN_VARIABLE_ROUND_ID", ROUND)
             .env("SPIN_VARIABLE_SIGNING_KEYS", SIGNING_KEYS)

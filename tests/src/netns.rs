@@ -82,7 +82,8 @@ impl Network {
         let (slot, lock) = take_slot();
         let prefix = format!("cgpt{slot}");
         remove_leftovers(&prefix);
-        let subnet = |host: u8| Ipv4Addr::new(198, 18 + (slot / 256) as u8, (slot % 256) as u8, host);
+        let subnet =
+            |host: u8| Ipv4Addr::new(198, 18 + (slot / 256) as u8, (slot % 256) as u8, host);
         let mut network = Network {
             slot,
             bridge_netns: format!("{prefix}-bridge"),
@@ -106,7 +107,15 @@ impl Network {
                 &netns,
             ]);
             ip(&["-n", &netns, "link", "set", "lo", "up"]);
-            ip(&["-n", &netns, "addr", "add", &format!("{ip_addr}/24"), "dev", "eth0"]);
+            ip(&[
+                "-n",
+                &netns,
+                "addr",
+                "add",
+                &format!("{ip_addr}/24"),
+                "dev",
+                "eth0",
+            ]);
             ip(&["-n", &netns, "link", "set", "eth0", "up"]);
             network.attach(&port);
             network.hosts.push(Host {
@@ -233,12 +242,17 @@ impl Network {
     /// Sets `host`'s veth down on the bridge side: it is off the network
     /// altogether, as with a pulled cable.
     pub fn link_down(&self, host: &str) {
-        ip(&["-n", &self.bridge_netns, "link", "set", &self.host(host).port, "down"]);
+        self.set_link(host, "down");
     }
 
     /// Sets `host`'s veth up again after [`Network::link_down`].
     pub fn link_up(&self, host: &str) {
-        ip(&["-n", &self.bridge_netns, "link", "set", &self.host(host).port, "up"]);
+        self.set_link(host, "up");
+    }
+
+    fn set_link(&self, host: &str, state: &str) {
+        let port = &self.host(host).port;
+        ip(&["-n", &self.bridge_netns, "link", "set", port, state]);
     }
 
     /// Every link up and every cut lifted.
