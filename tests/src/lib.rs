@@ -12,11 +12,12 @@
 
 pub mod browser;
 pub mod ha;
+pub mod netns;
 pub use crowdgate::local_redis::{LocalRedis, free_port};
 use crowdgate_identity::IdentityClaims;
 use crowdgate_identity::dev::DevSigner;
 use crowdgate_protocol::Keyring;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -687,16 +688,32 @@ pub async fn start_services(
     with_settlement: bool,
     host_env: Vec<(&'static str, String)>,
 ) -> (Proc, String, Option<Proc>, Proc, String) {
+    start_services_in(&Loopback, round, redis_env, dir, with_settlement, host_env).await
+}
+
+/// [`start_services`] with each service where `placement` puts it.
+pub async fn start_services_in(
+    placement: &dyn Placement,
+    round: &RoundOptions,
+    redis_env: &[(&'static str, String)],
+    dir: &Path,
+    with_settlement: bool,
+    host_env: Vec<(&'static str, String)>,
+) -> (Proc, String, Option<Proc>, Proc, String) {
     std::fs::write(dir.join("round.toml"), round.to_toml()).unwrap();
-    let (mut core, core_url) = start_core(redis_env, dir, "core").await;
-    let settle = with_settlement.then(|| spawn_worker(redis_env, dir, "settle", &[]));
+    let (mut core, core_url) = start_core_in(placement, redis_env, dir, "core").await;
+    let settle = with_settlement.then(|| spawn_worker_in(placement, redis_env, dir, "settle", &[]));
     let mut host = Proc::spawn(
         "host",
-        Command::new(crowdgate_bin())
+        placement
+            .command(HOST, crowdgate_bin().as_os_str())
             .arg("host")
             .arg("--manifest")
             .arg(workspace_root().join("spin.toml"))
-            .args(["--listen", "127.0.0.1:0"])
+            .args([
+                "--listen",
+                &SocketAddr::new(placement.ip(HOST), 0).to_string(),
+            ])
             .env("SPIN_VARIABLE_CORE_URL", &core_url)
             .env("SPIN_VARIABLE_ROUND_ID", ROUND)
             .env("SPIN_VARIABLE_SIGNING_KEYS", SIGNING_KEYS)
@@ -716,6 +733,47 @@ pub async fn start_services(
     (core, core_url, settle, host, edge_url)
 }
 
+/// Where a test system's services run: [`Loopback`] (this machine's own
+/// network) or, for partition tests, a [`netns::Network`] that gives each a
+/// network namespace of its own.
+pub trait Placement {
+    /// A command running `program` where `service` ([`CORE`], [`SETTLE`] or
+    /// [`HOST`]) runs.
+    fn command(&self, service: &str, program: &std::ffi::OsStr) -> Command;
+    /// The address `service` listens on (and is reached at).
+    fn ip(&self, service: &str) -> IpAddr;
+}
+
+/// core's name for a [`Placement`].
+pub const CORE: &str = "core";
+/// The settlement worker's name for a [`Placement`].
+pub const SETTLE: &str = "settle";
+/// The edge host's name for a [`Placement`].
+pub const HOST: &str = "host";
+
+/// Every service on 127.0.0.1, as this process's own children.
+pub struct Loopback;
+
+impl Placement for Loopback {
+    fn command(&self, _service: &str, program: &std::ffi::OsStr) -> Command {
+        Command::new(program)
+    }
+
+    fn ip(&self, _service: &str) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    }
+}
+
+impl Placement for netns::Network {
+    fn command(&self, service: &str, program: &std::ffi::OsStr) -> Command {
+        netns::Network::command(self, service, program)
+    }
+
+    fn ip(&self, service: &str) -> IpAddr {
+        IpAddr::V4(netns::Network::ip(self, service))
+    }
+}
+
 /// Starts core on any free port and waits until it serves; returns it and
 /// its URL.
 pub async fn start_core(
@@ -723,7 +781,17 @@ pub async fn start_core(
     dir: &Path,
     name: &str,
 ) -> (Proc, String) {
-    let mut core = spawn_core(redis_env, dir, 0, name);
+    start_core_in(&Loopback, redis_env, dir, name).await
+}
+
+/// [`start_core`] where `placement` puts [`CORE`].
+pub async fn start_core_in(
+    placement: &dyn Placement,
+    redis_env: &[(&'static str, String)],
+    dir: &Path,
+    name: &str,
+) -> (Proc, String) {
+    let mut core = spawn_core_in(placement, redis_env, dir, 0, name);
     let url = format!("http://{}", core.listening_addr("core listening").await);
     wait_for(&format!("{url}/healthz"), &mut [&mut core]).await;
     (core, url)
@@ -732,13 +800,26 @@ pub async fn start_core(
 /// Spawns core on 127.0.0.1:`port` (0: the kernel picks; core logs the
 /// address it bound) without waiting for it to be ready.
 pub fn spawn_core(redis_env: &[(&'static str, String)], dir: &Path, port: u16, name: &str) -> Proc {
+    spawn_core_in(&Loopback, redis_env, dir, port, name)
+}
+
+/// [`spawn_core`] where `placement` puts [`CORE`].
+fn spawn_core_in(
+    placement: &dyn Placement,
+    redis_env: &[(&'static str, String)],
+    dir: &Path,
+    port: u16,
+    name: &str,
+) -> Proc {
+    let listen = SocketAddr::new(placement.ip(CORE), port);
     Proc::spawn(
         name,
-        Command::new(crowdgate_bin())
+        placement
+            .command(CORE, crowdgate_bin().as_os_str())
             .arg("core")
             .arg("--config")
             .arg(dir.join("round.toml"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", &listen.to_string()])
             .envs(redis_env.iter().map(|(k, v)| (k, v)))
             .env("CROWDGATE_SIGNING_KEYS", SIGNING_KEYS)
             .env("CROWDGATE_OPS_TOKENS", format!("tester:{OPS_TOKEN}"))
@@ -755,9 +836,21 @@ pub fn spawn_worker(
     consumer: &str,
     flags: &[&str],
 ) -> Proc {
+    spawn_worker_in(&Loopback, redis_env, log_dir, consumer, flags)
+}
+
+/// [`spawn_worker`] where `placement` puts [`SETTLE`].
+pub fn spawn_worker_in(
+    placement: &dyn Placement,
+    redis_env: &[(&'static str, String)],
+    log_dir: &Path,
+    consumer: &str,
+    flags: &[&str],
+) -> Proc {
     Proc::spawn(
         consumer,
-        Command::new(crowdgate_bin())
+        placement
+            .command(SETTLE, crowdgate_bin().as_os_str())
             .arg("settle")
             .args(["--round", ROUND, "--consumer", consumer])
             .args(if flags.contains(&"--claim-idle-ms") {

@@ -8,10 +8,8 @@
 //! worker started while Redis is down wait for it instead of exiting.
 
 use crowdgate::local_ha::HaNode;
-use crowdgate_tests::ha::{HaSystem, Outcome, check_books, unavailable_window, visit};
+use crowdgate_tests::ha::{HaSystem, Load, Outcome, Tally, check_books, unavailable_window, visit};
 use crowdgate_tests::{RoundOptions, Visitor, json_of};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const CAP_PENCE: i64 = 100_000_000;
@@ -22,68 +20,6 @@ fn round() -> RoundOptions {
     RoundOptions {
         cap_pence: CAP_PENCE,
         ..Default::default()
-    }
-}
-
-/// `investors` visits by `clients` concurrent clients, each investing
-/// £10–£50; `acknowledged` counts the 201s as they come.
-struct Load {
-    tasks: Vec<tokio::task::JoinHandle<Vec<Outcome>>>,
-    acknowledged: Arc<AtomicUsize>,
-}
-
-impl Load {
-    async fn start(system: &HaSystem, name: &str, investors: usize, clients: usize) -> Load {
-        let names: Vec<String> = (0..investors).map(|i| format!("{name}-{i}")).collect();
-        let funded: Vec<(&str, i64)> = names.iter().map(|n| (n.as_str(), 1_000_000)).collect();
-        system.fund(&funded).await;
-        let acknowledged = Arc::new(AtomicUsize::new(0));
-        let tasks = (0..clients)
-            .map(|client| {
-                let edge_url = system.edge_url.clone();
-                let mine: Vec<String> = names
-                    .iter()
-                    .skip(client)
-                    .step_by(clients)
-                    .cloned()
-                    .collect();
-                let acknowledged = acknowledged.clone();
-                tokio::spawn(async move {
-                    let mut outcomes = Vec::new();
-                    for (i, investor) in mine.iter().enumerate() {
-                        let amount = 1_000 + 1_000 * ((client + i) % 5) as i64;
-                        outcomes.push(visit(&edge_url, investor, amount, GIVE_UP).await);
-                        acknowledged.fetch_add(1, Ordering::Relaxed);
-                    }
-                    outcomes
-                })
-            })
-            .collect();
-        Load {
-            tasks,
-            acknowledged,
-        }
-    }
-
-    /// Waits until at least `n` visits ended in an acknowledged investment.
-    async fn wait_for(&self, n: usize, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.acknowledged.load(Ordering::Relaxed) < n {
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {n} investments acknowledged within {within:?}",
-                self.acknowledged.load(Ordering::Relaxed)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn finish(self) -> Vec<Outcome> {
-        let mut outcomes = Vec::new();
-        for task in self.tasks {
-            outcomes.extend(task.await.expect("a client task panicked"));
-        }
-        outcomes
     }
 }
 
@@ -122,7 +58,7 @@ fn assert_one_failover(system: &HaSystem) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_primary_under_load_loses_and_doubles_nothing_acknowledged() {
     let mut system = HaSystem::start(round()).await;
-    let load = Load::start(&system, "kill", 240, 16).await;
+    let load = Load::start(&system, "kill", 240, 16, GIVE_UP).await;
     load.wait_for(60, Duration::from_secs(60)).await;
 
     let (old, new, promoted_after) = lose_the_primary(&mut system, |node| node.kill()).await;
@@ -157,14 +93,14 @@ async fn kill_9_of_the_primary_under_load_loses_and_doubles_nothing_acknowledged
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_primary_never_acknowledges_what_the_promoted_replica_lacks() {
     let mut system = HaSystem::start(round()).await;
-    let load = Load::start(&system, "stop", 200, 16).await;
+    let load = Load::start(&system, "stop", 200, 16, GIVE_UP).await;
     load.wait_for(50, Duration::from_secs(60)).await;
 
     let (old, new, promoted_after) = lose_the_primary(&mut system, |node| node.stop()).await;
     // Clients keep trying against both sides meanwhile: core's calls to the
     // stopped node time out and it finds the new primary, which refuses
     // writes until a replica is back (min-replicas-to-write).
-    let acknowledged_while_stopped = load.acknowledged.load(Ordering::Relaxed);
+    let acknowledged_while_stopped = load.acknowledged();
     // The stopped node wakes up with whatever clients sent it still queued;
     // it may execute those, but no replica confirms them, and Sentinel
     // turns it into a replica of the new primary (discarding them).
@@ -193,8 +129,8 @@ async fn one_lost_replica_stops_nothing_and_without_any_core_answers_503_not_201
     let mut system = HaSystem::start(round()).await;
     system.fund(&[("lonely", 1_000_000)]).await;
     let visitor = Visitor::signed_in(&system.edge_url, "lonely");
-    let (code, body) = visitor.join_retrying().await;
-    assert_eq!(code, 201, "{body}");
+    let (code, joined) = visitor.join_retrying().await;
+    assert_eq!(code, 201, "{joined}");
     visitor.wait_until_admitted(Duration::from_secs(10)).await;
     let pass = visitor.pass().await;
 
@@ -245,6 +181,7 @@ async fn one_lost_replica_stops_nothing_and_without_any_core_answers_503_not_201
         investment,
         unavailable_at: Vec::new(),
         status_unavailable: 0,
+        queue_number: joined["status"]["queue_number"].as_u64(),
     };
 
     // One replica lost: investing goes on (at most a moment of 503 while
@@ -371,7 +308,14 @@ async fn core_and_a_worker_started_while_redis_is_down_wait_for_it_instead_of_ex
     if let Some(mut first) = system.settle.take() {
         first.kill();
     }
-    let outcome = visit(&system.edge_url, "patient", 5_000, GIVE_UP).await;
+    let outcome = visit(
+        &system.edge_url,
+        "patient",
+        5_000,
+        GIVE_UP,
+        &Tally::default(),
+    )
+    .await;
     check_books(&system, &[outcome], CAP_PENCE).await;
     assert!(!worker.has_exited(), "{}", worker.log());
 }
