@@ -93,14 +93,7 @@ async fn a_browser_signs_in_queues_invests_and_sees_it_settle() {
         })
         .await;
     browser.screenshot("waiting-room-sign-in").await;
-    browser
-        .client
-        .find(Locator::Css("#sign-in-link"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#sign-in-link").await;
 
     // One click on the development provider signs in as Ada Lovelace.
     browser
@@ -196,14 +189,7 @@ async fn a_browser_signs_in_queues_invests_and_sees_it_settle() {
         "the pass counts down: {countdown} → {later}"
     );
 
-    browser
-        .client
-        .find(Locator::Css("#submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#submit").await;
     browser
         .wait_for_text("#receipt-amount", Duration::from_secs(20), |t| {
             t.contains("£150.00")
