@@ -9,7 +9,8 @@
 
 use crowdgate_tests::browser::{Browser, non_empty};
 use crowdgate_tests::{
-    Proc, ROUND, RoundOptions, System, core_http, crowdgate_bin, json_of, wait_for,
+    Proc, ROUND, RoundOptions, System, core_http, crowdgate_bin, identity_claims, identity_signer,
+    json_of, now_s, wait_for,
 };
 use fantoccini::Locator;
 use serde_json::json;
@@ -292,4 +293,154 @@ fn is_minutes_seconds(text: &str) -> bool {
             .iter()
             .enumerate()
             .all(|(i, b)| i == 2 || b.is_ascii_digit())
+}
+
+/// Signs `browser` in as `investor` named `name` (own maximum
+/// `max_pence`), as the platform's link would: `/signin?identity_token=…`.
+async fn sign_in(
+    browser: &Browser,
+    edge: &str,
+    investor: &str,
+    name: &str,
+    max_pence: Option<i64>,
+) {
+    let mut claims = identity_claims(investor);
+    claims.name = Some(name.to_string());
+    claims.max_investment_pence = max_pence;
+    let token = identity_signer().mint(&claims);
+    browser
+        .client
+        .goto(&format!("{edge}/signin?identity_token={token}"))
+        .await
+        .unwrap();
+    browser
+        .wait_for_exact(
+            "#investor",
+            Duration::from_secs(10),
+            &format!("Investing as {name}"),
+        )
+        .await;
+}
+
+/// Waits until the page asks the visitor to sign in.
+async fn wait_for_sign_in_page(browser: &Browser) {
+    let heading = "Sign in to join the queue";
+    browser
+        .wait_for_exact("#heading", Duration::from_secs(10), heading)
+        .await;
+}
+
+/// `text` percent-encoded for a `data:` URL.
+fn data_url(html: &str) -> String {
+    let encoded: String = html
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("data:text/html,{encoded}")
+}
+
+/// Whether the browser holds cookie `name` for the page it is on.
+async fn holds_cookie(browser: &Browser, name: &str) -> bool {
+    browser.client.get_named_cookie(name).await.is_ok()
+}
+
+/// Regression from issue 22: a refused sign-in left the identity token in
+/// the address bar (the refusal was the answer to the token's URL). Now the
+/// browser is sent on to a URL without it, which says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sign_in_leaves_no_token_in_the_address_bar() {
+    let system = System::start_with(RoundOptions::default(), false).await;
+    let edge = &system.edge_url;
+    let browser = Browser::start().await;
+    let mut late = identity_claims("late");
+    late.exp = now_s() - 600;
+    late.iat = now_s() - 1_200;
+    let late = identity_signer().mint(&late);
+    browser
+        .client
+        .goto(&format!("{edge}/signin?identity_token={late}"))
+        .await
+        .unwrap();
+    wait_for_sign_in_page(&browser).await;
+    let url = browser.client.current_url().await.unwrap();
+    assert!(
+        !url.as_str().contains("identity_token") && !url.as_str().contains(&late),
+        "the refused token stays in the address bar: {url}"
+    );
+    browser
+        .wait_for_exact(
+            "#sign-in-reason",
+            Duration::from_secs(1),
+            "Your sign-in has expired: sign in again.",
+        )
+        .await;
+    assert!(!holds_cookie(&browser, "cg_identity").await);
+    browser.screenshot("waiting-room-sign-in-refused").await;
+    browser.close().await;
+}
+
+/// Regression from issue 22: any other site could sign a visitor out
+/// (`GET /signout` by a link, or a form posting to `/signout`). Now only
+/// the page's own "Sign out" does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_page_itself_signs_out() {
+    let system = System::start_with(RoundOptions::default(), false).await;
+    let edge = &system.edge_url;
+    let browser = Browser::start().await;
+    sign_in(&browser, edge, "ada", "Ada Lovelace", None).await;
+    browser
+        .wait_for_text("#position", Duration::from_secs(20), |t| {
+            t.parse::<u64>().is_ok()
+        })
+        .await;
+    assert!(holds_cookie(&browser, "cg_ticket").await);
+
+    // Another site sends the browser to /signout: by a link, and by a form.
+    for attack in [
+        format!(r#"<script>location.href = "{edge}/signout";</script>"#),
+        format!(
+            r#"<form method="post" action="{edge}/signout"></form><script>document.forms[0].submit();</script>"#
+        ),
+    ] {
+        browser.client.goto(&data_url(&attack)).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !browser
+            .client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .starts_with(edge.as_str())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the other site never sent the browser on: {attack}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        browser.client.goto(&format!("{edge}/")).await.unwrap();
+        browser
+            .wait_for_exact(
+                "#investor",
+                Duration::from_secs(10),
+                "Investing as Ada Lovelace",
+            )
+            .await;
+        assert!(
+            holds_cookie(&browser, "cg_identity").await
+                && holds_cookie(&browser, "cg_ticket").await,
+            "another site signed the visitor out: {attack}"
+        );
+    }
+
+    // The page's own "Sign out" does.
+    browser.click("#sign-out-button").await;
+    wait_for_sign_in_page(&browser).await;
+    assert!(!browser.is_shown("#investor-bar").await);
+    assert!(!holds_cookie(&browser, "cg_identity").await);
+    assert!(!holds_cookie(&browser, "cg_ticket").await);
+    browser.close().await;
 }

@@ -6,7 +6,7 @@
 use crate::page;
 use crowdgate_identity::Identity;
 use crowdgate_protocol::api::{
-    DrawStatus, IdentityMode, Investment, Joined, RoundProgress, Status,
+    DrawStatus, IdentityMode, Investment, Joined, RoundProgress, SignedIn, Status,
 };
 use crowdgate_protocol::attempt::Attempt;
 use crowdgate_protocol::invest::{InvestRequest, parse_pounds};
@@ -31,11 +31,7 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
     if query_param(request, IDENTITY_TOKEN_FIELD).is_some() {
         return sign_in(settings, request).await;
     }
-    let wants_json = request
-        .header("accept")
-        .and_then(|v| v.as_str())
-        .is_some_and(|a| a.contains("application/json"));
-    if wants_json {
+    if wants_json(request) {
         return status(settings, request).await;
     }
     let now = now_ms();
@@ -86,6 +82,14 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
         set_ticket_cookie(&mut response, request, &token);
     }
     response
+}
+
+/// Whether the caller asked for JSON (`Accept: application/json`).
+fn wants_json(request: &Request) -> bool {
+    request
+        .header("accept")
+        .and_then(|v| v.as_str())
+        .is_some_and(|a| a.contains("application/json"))
 }
 
 /// The first words of a visitor who has not signed in.
@@ -159,38 +163,122 @@ fn from_html_form(request: &Request) -> bool {
 /// `GET /signin?identity_token=…` or `POST /signin` (form field
 /// `identity_token`): a browser arriving from the platform. The token is
 /// checked, kept in an HttpOnly cookie for as long as it is valid, and the
-/// browser is sent on (through [`sign_in_done`]) to the clean page, so the token stays neither in the
-/// address bar nor in history. A bad token gets the page with the reason
-/// and the way back to the platform's sign-in, never an anonymous place.
+/// browser is sent on (through [`sign_in_done`]) to the clean page, so the
+/// token stays neither in the address bar nor in history. A refused token
+/// is sent on too, to `/signin?refused=<code>`: the page with the reason
+/// and the way back to the platform's sign-in (never an anonymous place),
+/// and the token out of the address bar. Asked for JSON (`Accept:
+/// application/json`), the answer is [`SignedIn`] (and the cookie), or the
+/// one JSON error naming `identity_token`.
 pub async fn sign_in(settings: &Settings, request: &Request) -> Response {
     let now = now_ms();
+    let json = wants_json(request);
     let token = match query_param(request, IDENTITY_TOKEN_FIELD) {
         Some(token) => Some(token),
         None if from_html_form(request) => form_field(request, IDENTITY_TOKEN_FIELD),
         None => None,
     };
     let Some(token) = token else {
-        return sign_in_page(settings, request, now, SIGN_IN_FIRST, 401).await;
+        if json {
+            return respond::error(ApiError::for_field(
+                ErrorCode::IdentityRequired,
+                IDENTITY_TOKEN_FIELD,
+                "no identity token: send it as identity_token (query or form field)",
+            ));
+        }
+        let refused = query_param(request, REFUSED_FIELD).and_then(|code| ErrorCode::parse(&code));
+        let (reason, code) = sign_in_reason(refused);
+        return sign_in_page(settings, request, now, reason, code).await;
     };
     let identity = match verify_identity(settings, &token, now).await {
         Ok(identity) => identity,
-        Err(err) => {
-            return sign_in_page(settings, request, now, &err.message, err.http_status()).await;
-        }
+        Err(err) if json => return refuse_sign_in_json(request, err),
+        Err(err) => return refuse_sign_in(request, err.error),
     };
-    let mut response = Response::builder()
-        .status(303)
-        .header("location", "/signin/done")
-        .header("cache-control", "no-store")
-        .header("referrer-policy", "no-referrer")
-        .body(Vec::new())
-        .build();
+    let mut response = if json {
+        respond::json(
+            200,
+            &SignedIn {
+                investor_id: identity.investor_id.clone(),
+                investor_name: identity.name.clone(),
+                expires_at: identity.expires_at,
+            },
+        )
+    } else {
+        redirect(303, "/signin/done")
+    };
+    response.set_header("referrer-policy", "no-referrer");
     let lifetime_s = identity.expires_at.saturating_sub(now / 1000).max(1);
     response.set_header(
         "set-cookie",
         credentials::set_cookie(request, IDENTITY_COOKIE, &token, lifetime_s),
     );
     response
+}
+
+/// The query parameter a refused sign-in is sent on with: the error code,
+/// never the token or a free text (so the URL cannot put words on the page).
+const REFUSED_FIELD: &str = "refused";
+
+/// A refused browser sign-in: 303 to `/signin?refused=<code>`, so the token
+/// leaves the address bar (and history) as after a good one. A token
+/// refused for itself is dropped from the cookie too.
+fn refuse_sign_in(request: &Request, code: ErrorCode) -> Response {
+    let mut response = redirect(303, &format!("/signin?{REFUSED_FIELD}={code}"));
+    response.set_header("referrer-policy", "no-referrer");
+    if (400..500).contains(&code.http_status()) {
+        forget_identity_cookie(&mut response, request);
+    }
+    response
+}
+
+/// A refused sign-in asked for as JSON: the one error shape, naming the
+/// field the token came in.
+fn refuse_sign_in_json(request: &Request, mut err: ApiError) -> Response {
+    let code = err.http_status();
+    if matches!(
+        err.error,
+        ErrorCode::IdentityExpired | ErrorCode::IdentityInvalid
+    ) {
+        err.field = Some(IDENTITY_TOKEN_FIELD.to_string());
+    }
+    let mut response = respond::error(err);
+    if code == 503 {
+        // The provider's keys are away for a moment: retry.
+        response.set_header("retry-after", "1");
+    }
+    if (400..500).contains(&code) {
+        forget_identity_cookie(&mut response, request);
+    }
+    response
+}
+
+/// What the sign-in page says after a refusal with `code` (the script's
+/// `SIGN_IN_REASONS` say the same), and its status.
+fn sign_in_reason(code: Option<ErrorCode>) -> (&'static str, u16) {
+    match code {
+        Some(ErrorCode::IdentityExpired) => ("Your sign-in has expired: sign in again.", 401),
+        Some(ErrorCode::IdentityInvalid) => ("Your sign-in was not accepted: sign in again.", 401),
+        Some(ErrorCode::Unavailable) => (
+            "Sign-in could not be checked just now: sign in again in a moment.",
+            503,
+        ),
+        Some(ErrorCode::Misconfigured) => (
+            "Sign-in is not set up correctly on this waiting room: try again later.",
+            500,
+        ),
+        _ => (SIGN_IN_FIRST, 401),
+    }
+}
+
+/// An empty redirect to `location`, never cached.
+fn redirect(code: u16, location: &str) -> Response {
+    Response::builder()
+        .status(code)
+        .header("location", location)
+        .header("cache-control", "no-store")
+        .body(Vec::new())
+        .build()
 }
 
 /// The page saying why the visitor must sign in (and, for a refused
@@ -214,6 +302,9 @@ async fn sign_in_page(
     if (400..500).contains(&code) {
         forget_identity_cookie(&mut response, request);
     }
+    if code == 503 {
+        response.set_header("retry-after", "1");
+    }
     response
 }
 
@@ -223,12 +314,7 @@ async fn sign_in_page(
 /// ticket would come back once the new, short-lived identity expires: on a
 /// shared computer, the previous person's place and pass. Then on to `/`.
 pub fn sign_in_done(settings: &Settings, request: &Request) -> Response {
-    let mut response = Response::builder()
-        .status(303)
-        .header("location", "/")
-        .header("cache-control", "no-store")
-        .body(Vec::new())
-        .build();
+    let mut response = redirect(303, "/");
     // A ticket cookie that `ticket_of` refuses — someone else's (it checks
     // the identity cookie just set), or one that no longer verifies — goes.
     let held = credentials::cookie(request, TICKET_COOKIE).is_some();
@@ -238,23 +324,21 @@ pub fn sign_in_done(settings: &Settings, request: &Request) -> Response {
     response
 }
 
-/// `POST /signout`: forgets this browser's ticket, then (`GET /signout`,
-/// where this redirects) its identity. Two steps because a Spin response
-/// carries one `Set-Cookie`. The investor's place stays theirs: signing in
-/// again finds it.
+/// `POST /signout`: forgets this browser's ticket, then (`POST
+/// /signout/identity`, where this redirects with 307, so the browser posts
+/// again) its identity. Two steps because a Spin response carries one
+/// `Set-Cookie`; both are POSTs, and both refuse a request another site
+/// sent ([`same_site`]), so no other page can sign a visitor out (a GET, an
+/// image or a link changes nothing). The investor's place stays theirs:
+/// signing in again finds it.
 pub fn sign_out(request: &Request, step: SignOutStep) -> Response {
-    let mut response = Response::builder()
-        .status(303)
-        .header(
-            "location",
-            match step {
-                SignOutStep::Ticket => "/signout",
-                SignOutStep::Identity => "/",
-            },
-        )
-        .header("cache-control", "no-store")
-        .body(Vec::new())
-        .build();
+    if let Err(refusal) = same_site(request) {
+        return respond::error(refusal);
+    }
+    let mut response = match step {
+        SignOutStep::Ticket => redirect(307, SIGN_OUT_IDENTITY_PATH),
+        SignOutStep::Identity => redirect(303, "/"),
+    };
     match step {
         SignOutStep::Ticket => forget_ticket_cookie(&mut response, request),
         SignOutStep::Identity => forget_identity_cookie(&mut response, request),
@@ -262,10 +346,52 @@ pub fn sign_out(request: &Request, step: SignOutStep) -> Response {
     response
 }
 
+/// The second step of signing out.
+pub const SIGN_OUT_IDENTITY_PATH: &str = "/signout/identity";
+
 /// Which cookie a sign-out step forgets.
 pub enum SignOutStep {
     Ticket,
     Identity,
+}
+
+/// Refuses (403 `cross_site_request`) a request that another site made a
+/// browser send. Browsers say where a request comes from in
+/// `Sec-Fetch-Site`; one too old to send it still sends `Origin` on a
+/// cross-origin POST, which must then be this host. A request with
+/// neither comes from no web page (curl, an app) and may go ahead. The
+/// cookies' `SameSite=Lax` is no help here: a cross-site POST carries no
+/// cookie, but its answer's `Set-Cookie` would still clear them.
+fn same_site(request: &Request) -> Result<(), ApiError> {
+    let refuse = || {
+        ApiError::for_field(
+            ErrorCode::CrossSiteRequest,
+            "origin",
+            "this request came from another site; sign out from the waiting room's own page",
+        )
+    };
+    match credentials::header(request, "sec-fetch-site") {
+        Some("same-origin" | "same-site" | "none") => return Ok(()),
+        Some(_) => return Err(refuse()),
+        None => {}
+    }
+    let Some(origin) = credentials::header(request, "origin") else {
+        return Ok(());
+    };
+    // The authority the request was made to, as Spin reports it (hosts
+    // need not pass `Host` on to a component); schemes are not compared,
+    // since TLS may end in front of the edge.
+    let authority = |url: &str| {
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        rest.split('/').next().unwrap_or("").to_ascii_lowercase()
+    };
+    let ours = credentials::header(request, "spin-full-url")
+        .or_else(|| credentials::header(request, "host"))
+        .map(authority);
+    match ours {
+        Some(ours) if origin.contains("://") && authority(origin) == ours => Ok(()),
+        _ => Err(refuse()),
+    }
 }
 
 /// `POST /api/join`: the investor's place — kept across refreshes, tabs,
@@ -735,12 +861,7 @@ const LEAVE_BUSY_PAGE: &str =
 pub async fn leave_form(settings: &Settings, request: &Request) -> Response {
     let now = now_ms();
     let home = |request: &Request| {
-        let mut response = Response::builder()
-            .status(303)
-            .header("location", "/")
-            .header("cache-control", "no-store")
-            .body(Vec::new())
-            .build();
+        let mut response = redirect(303, "/");
         if credentials::cookie(request, TICKET_COOKIE).is_some() {
             forget_ticket_cookie(&mut response, request);
         }

@@ -15,7 +15,10 @@
 //! - `POST /invest` — the investment form for browsers without JavaScript.
 //! - `GET|POST /signin` — a browser arriving from the platform with its
 //!   identity token (`identity_token`): checked, kept in an HttpOnly cookie,
-//!   and sent on to the clean page. `POST /signout` forgets both cookies.
+//!   and sent on to the clean page (a refused one too: the token never stays
+//!   in the address bar); `Accept: application/json` gets JSON. `POST
+//!   /signout` (from the page itself, never another site) forgets both
+//!   cookies.
 //!
 //! Joining needs a signed-in investor (unless the round is anonymous): the
 //! identity token, checked against the platform's keys, names the investor,
@@ -63,8 +66,10 @@ async fn handle(request: Request) -> impl IntoResponse {
         (_, "/signin/done") => respond::method_not_allowed("GET"),
         (_, "/signin") => respond::method_not_allowed("GET, POST"),
         (Method::Post, "/signout") => handlers::sign_out(&request, handlers::SignOutStep::Ticket),
-        (Method::Get, "/signout") => handlers::sign_out(&request, handlers::SignOutStep::Identity),
-        (_, "/signout") => respond::method_not_allowed("GET, POST"),
+        (Method::Post, handlers::SIGN_OUT_IDENTITY_PATH) => {
+            handlers::sign_out(&request, handlers::SignOutStep::Identity)
+        }
+        (_, "/signout" | handlers::SIGN_OUT_IDENTITY_PATH) => respond::method_not_allowed("POST"),
         (Method::Post, "/invest") => handlers::invest_form(&settings, &request).await,
         (_, "/invest") => respond::method_not_allowed("POST"),
         (_, "/api/round") => respond::method_not_allowed("GET"),
