@@ -330,6 +330,88 @@ async fn wait_for_sign_in_page(browser: &Browser) {
         .await;
 }
 
+/// Waits until it is the visitor's turn and the invest form can be used.
+async fn wait_for_the_form(browser: &Browser) {
+    browser
+        .wait_for_exact("#heading", Duration::from_secs(30), "It's your turn")
+        .await;
+    browser.wait_until_enabled("#amount", true).await;
+    browser.wait_until_enabled("#submit", true).await;
+}
+
+/// Sets the round's phase in Redis (as ops would, without the audit).
+async fn set_phase(system: &System, phase: &str) {
+    let mut redis = system.redis().await;
+    let _: () = redis::cmd("HSET")
+        .arg(system.keys().round())
+        .arg("phase")
+        .arg(phase)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+}
+
+/// Regressions from issue 22 ("what people trip over"), with JavaScript:
+/// at the front of a paused queue the progress bar looked full (a turn
+/// about to come); the Invest button stayed enabled under "Above your
+/// maximum".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_only_what_is_true_from_the_queue_to_the_receipt() {
+    let system = System::start(RoundOptions {
+        initial_phase: Some("paused"),
+        ..Default::default()
+    })
+    .await;
+    let edge = &system.edge_url;
+    system.fund(&[("ada", 1_000_000)]).await;
+    let browser = Browser::start().await;
+    // Her own maximum, £500, is below the round's £2,000.
+    sign_in(&browser, edge, "ada", "Ada Lovelace", Some(50_000)).await;
+
+    // First in the queue, but admission is paused: no bar promising a turn.
+    browser
+        .wait_for_exact("#position", Duration::from_secs(20), "1")
+        .await;
+    browser
+        .wait_for_text("#state", Duration::from_secs(5), |t| {
+            t.contains("Admission is paused")
+        })
+        .await;
+    assert!(
+        !browser.is_shown("#queue-progress").await,
+        "a paused queue shows a progress bar"
+    );
+    browser.screenshot("waiting-room-paused-at-the-front").await;
+
+    set_phase(&system, "open").await;
+    wait_for_the_form(&browser).await;
+
+    // Over her maximum: the preview says so and the button cannot be used.
+    let amount = browser.client.find(Locator::Css("#amount")).await.unwrap();
+    amount.send_keys("600").await.unwrap();
+    browser
+        .wait_for_text("#amount-check", Duration::from_secs(5), |t| {
+            t.starts_with("Above your maximum of £500.00")
+        })
+        .await;
+    browser.wait_until_enabled("#submit", false).await;
+    browser.screenshot("waiting-room-above-maximum").await;
+    // Fixed: usable again.
+    amount.clear().await.unwrap();
+    amount.send_keys("150").await.unwrap();
+    browser
+        .wait_for_text("#amount-check", Duration::from_secs(5), str::is_empty)
+        .await;
+    browser.wait_until_enabled("#submit", true).await;
+    browser.click("#submit").await;
+
+    browser
+        .wait_for_exact("#receipt-amount", Duration::from_secs(20), "£150.00")
+        .await;
+    assert_eq!(system.round_field("raised_pence").await, 15_000);
+    browser.close().await;
+}
+
 /// `text` percent-encoded for a `data:` URL.
 fn data_url(html: &str) -> String {
     let encoded: String = html

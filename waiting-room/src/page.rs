@@ -11,7 +11,10 @@
 //! will probably sell out before the visitor's turn it says so plainly
 //! ("about 120 investments' worth left; 4,000 people ahead of you"), and a
 //! visitor holding a place can give it up with a "Leave the queue" form
-//! (`POST /leave`). Without JavaScript it refreshes itself while there is
+//! (`POST /leave`). While admission is paused (or the round not yet open)
+//! there is no queue progress bar: one near full at the front of a queue
+//! that is not moving would promise a turn that is not coming yet. Without
+//! JavaScript it refreshes itself while there is
 //! something to wait for, offers a "join" button, and when admitted a plain
 //! form that invests through `POST /invest` (amount and a fixed idempotency
 //! key: the investor comes from the signed ticket, never from a field).
@@ -20,7 +23,8 @@
 //! `poll_after_ms` and updates in place (`aria-live`), leaves through
 //! `POST /api/leave` (the same form, submitted by the script); when admitted it
 //! claims the pass, counts down its lifetime, previews the shares an amount
-//! buys and invests through `POST /api/investments`, then shows a receipt
+//! buys (the Invest button is disabled while the preview refuses the
+//! amount) and invests through `POST /api/investments`, then shows a receipt
 //! that follows the investment until it settles. What the script needs from
 //! the server (stage, sign-in address, limits) is in `data-*` attributes on
 //! `<main>`.
@@ -294,9 +298,15 @@ fn investor_values(view: &View<'_>, stage: Stage) -> [Value; 2] {
 
 /// The queue figures: position, people ahead, wait, and why the wait may
 /// be off.
-fn queue_values(status: Option<&Status>, stage: Stage) -> [Value; 7] {
+fn queue_values(status: Option<&Status>, stage: Stage) -> [Value; 8] {
     let note = status.and_then(|s| s.eta_uncertain).map(eta_note);
+    // While admission is paused (or the round not yet open) nobody moves:
+    // a bar near full at the front of the queue would promise a turn that
+    // is not coming yet.
+    let held =
+        status.is_some_and(|s| matches!(s.state, VisitorState::Paused | VisitorState::Scheduled));
     [
+        ("QUEUE_PROGRESS_HIDDEN", hidden(held)),
         ("QUEUE_HIDDEN", hidden(!stage.shows_queue())),
         ("POSITION", position(status)),
         ("AHEAD", figure(status.and_then(|s| s.people_ahead))),
@@ -896,6 +906,21 @@ mod tests {
         assert!(html.contains(r#"<dd id="receipt-shares">1,250</dd>"#));
         assert!(html.contains(r#"<dd id="receipt-status">accepted</dd>"#));
         assert!(!html.contains(r#"action="/invest""#));
+    }
+
+    #[test]
+    fn a_paused_queue_has_no_progress_bar() {
+        let open = room(RoomPhase::Open);
+        for (state, shown) in [
+            (VisitorState::Waiting, true),
+            (VisitorState::Paused, false),
+            (VisitorState::Scheduled, false),
+        ] {
+            let s = status(state);
+            let html = render(&view(Some(&open), Some(&s), None));
+            let bar = r#"aria-label="Progress through the queue"></progress>"#;
+            assert_eq!(html.contains(bar), shown, "{state:?}");
+        }
     }
 
     #[test]
