@@ -322,14 +322,6 @@ async fn sign_in(
         .await;
 }
 
-/// Waits until the page asks the visitor to sign in.
-async fn wait_for_sign_in_page(browser: &Browser) {
-    let heading = "Sign in to join the queue";
-    browser
-        .wait_for_exact("#heading", Duration::from_secs(10), heading)
-        .await;
-}
-
 /// Waits until it is the visitor's turn and the invest form can be used.
 async fn wait_for_the_form(browser: &Browser) {
     browser
@@ -354,7 +346,8 @@ async fn set_phase(system: &System, phase: &str) {
 /// Regressions from issue 22 ("what people trip over"), with JavaScript:
 /// at the front of a paused queue the progress bar looked full (a turn
 /// about to come); the Invest button stayed enabled under "Above your
-/// maximum".
+/// maximum"; the receipt named the investor by id, gave no time, and
+/// offered no way to invest more while the pass ran.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_says_only_what_is_true_from_the_queue_to_the_receipt() {
     let system = System::start(RoundOptions {
@@ -405,11 +398,203 @@ async fn the_page_says_only_what_is_true_from_the_queue_to_the_receipt() {
     browser.wait_until_enabled("#submit", true).await;
     browser.click("#submit").await;
 
+    // The receipt names her and says when; her pass still runs.
     browser
         .wait_for_exact("#receipt-amount", Duration::from_secs(20), "£150.00")
         .await;
+    browser
+        .wait_for_exact("#receipt-investor", Duration::from_secs(5), "Ada Lovelace")
+        .await;
+    let year = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()[..4]
+        .to_string();
+    browser
+        .wait_for_text("#receipt-time", Duration::from_secs(5), |t| {
+            t.contains(&year)
+        })
+        .await;
+    assert!(
+        browser.is_shown("#invest-more").await,
+        "no way to invest more"
+    );
+    browser.screenshot("waiting-room-receipt").await;
+
+    // Investing more: the form again, and a second receipt.
+    browser.click("#invest-more").await;
+    wait_for_the_form(&browser).await;
+    let amount = browser.client.find(Locator::Css("#amount")).await.unwrap();
+    amount.send_keys("50").await.unwrap();
+    browser.wait_until_enabled("#submit", true).await;
+    browser.click("#submit").await;
+    browser
+        .wait_for_exact("#receipt-amount", Duration::from_secs(20), "£50.00")
+        .await;
+    assert_eq!(system.round_field("raised_pence").await, 20_000);
+    browser.close().await;
+}
+
+/// Regressions from issue 22, without JavaScript: the admitted page gave no
+/// pass time; the "busy" page lost the amount typed; the receipt was gone
+/// after a reload (it was the answer to a POST), named the investor by id
+/// and gave no time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_javascript_the_pass_time_the_amount_and_the_receipt_stay() {
+    let mut system = System::start(RoundOptions::default()).await;
+    let edge = system.edge_url.clone();
+    system.fund(&[("nojs-ada", 1_000_000)]).await;
+    let browser = Browser::start_without_javascript().await;
+    sign_in(&browser, &edge, "nojs-ada", "Ada Lovelace", None).await;
+    browser.click("form[action='/api/join'] button").await;
+    // The page refreshes itself until it is her turn.
+    browser
+        .wait_for_exact("#heading", Duration::from_secs(30), "It's your turn")
+        .await;
+    browser
+        .wait_for_text("#nojs-pass", Duration::from_secs(5), |t| {
+            t.starts_with("Your pass expires at ") && t.contains(" UTC (about 10 minutes")
+        })
+        .await;
+    browser.screenshot("waiting-room-nojs-admitted").await;
+    let key = form_key(&browser).await;
+
+    // core is away when she presses Invest: busy, and what she typed stays,
+    // under the same key (pressing again is the same attempt).
+    system.kill_core();
+    type_and_submit_nojs_form(&browser, "125").await;
+    browser
+        .wait_for_text("#state", Duration::from_secs(15), |t| {
+            t.starts_with("Investments are busy right now")
+        })
+        .await;
+    let field = browser
+        .client
+        .find(Locator::Css("#nojs-amount"))
+        .await
+        .unwrap();
+    assert_eq!(field.prop("value").await.unwrap().as_deref(), Some("125"));
+    assert_eq!(form_key(&browser).await, key);
+    browser
+        .wait_for_text("#nojs-pass", Duration::from_secs(1), |t| {
+            t.contains("about 10 minutes")
+        })
+        .await;
+    browser.screenshot("waiting-room-nojs-busy").await;
+
+    // core is back: pressing Invest again (as the page says) goes through
+    // to the receipt's own address.
+    system.restart_core().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !browser
+        .client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .starts_with("/receipt/")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never accepted after core came back"
+        );
+        submit_nojs_form(&browser).await;
+    }
+    check_receipt(&browser).await;
+    browser.screenshot("waiting-room-nojs-receipt").await;
+
+    // A reload shows the receipt again, and, reloaded again, it settles.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        browser.client.refresh().await.unwrap();
+        check_receipt(&browser).await;
+        let status = browser
+            .wait_for_text("#receipt-status", Duration::from_secs(1), |_| true)
+            .await;
+        if status == "settled" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never settled: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(system.round_field("raised_pence").await, 12_500);
+
+    // Her pass still runs: she invests more from the receipt.
+    browser
+        .wait_for_exact("#nojs-submit", Duration::from_secs(1), "Invest more")
+        .await;
+    type_and_submit_nojs_form(&browser, "25").await;
+    browser
+        .wait_for_exact("#receipt-amount", Duration::from_secs(10), "£25.00")
+        .await;
     assert_eq!(system.round_field("raised_pence").await, 15_000);
     browser.close().await;
+}
+
+/// The no-JavaScript receipt of the £125 investment: her name, today's date
+/// (UTC, as the server cannot know her time zone).
+async fn check_receipt(browser: &Browser) {
+    browser
+        .wait_for_exact("#receipt-amount", Duration::from_secs(10), "£125.00")
+        .await;
+    browser
+        .wait_for_exact("#receipt-investor", Duration::from_secs(1), "Ada Lovelace")
+        .await;
+    let today = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    browser
+        .wait_for_text("#receipt-time", Duration::from_secs(1), |t| {
+            t.starts_with(&today[..10]) && t.ends_with(" UTC")
+        })
+        .await;
+}
+
+/// The no-JavaScript form's idempotency key.
+async fn form_key(browser: &Browser) -> String {
+    browser
+        .client
+        .find(Locator::Css("input[name=key]"))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap()
+        .expect("the form has a key")
+}
+
+/// Types `amount` into the no-JavaScript form and submits it.
+async fn type_and_submit_nojs_form(browser: &Browser, amount: &str) {
+    browser
+        .client
+        .find(Locator::Css("#nojs-amount"))
+        .await
+        .unwrap()
+        .send_keys(amount)
+        .await
+        .unwrap();
+    submit_nojs_form(browser).await;
+}
+
+/// Presses the no-JavaScript form's button and waits for the page it leads to.
+async fn submit_nojs_form(browser: &Browser) {
+    let before = browser.client.find(Locator::Css("html")).await.unwrap();
+    browser.click("#nojs-submit").await;
+    // The old document goes stale once the next page has loaded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while before.tag_name().await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the form did not lead anywhere"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the page asks the visitor to sign in.
+async fn wait_for_sign_in_page(browser: &Browser) {
+    let heading = "Sign in to join the queue";
+    browser
+        .wait_for_exact("#heading", Duration::from_secs(10), heading)
+        .await;
 }
 
 /// `text` percent-encoded for a `data:` URL.

@@ -6,12 +6,13 @@
 use crate::page;
 use crowdgate_identity::Identity;
 use crowdgate_protocol::api::{
-    DrawStatus, IdentityMode, Investment, Joined, RoundProgress, SignedIn, Status,
+    DrawStatus, IdentityMode, Investment, Joined, RoundProgress, SignedIn, Status, VisitorState,
 };
 use crowdgate_protocol::attempt::Attempt;
 use crowdgate_protocol::invest::{InvestRequest, parse_pounds};
-use crowdgate_protocol::money::pounds;
-use crowdgate_protocol::{ApiError, ErrorCode, Investor, RoomPhase, RoomState, Ticket, queue};
+use crowdgate_protocol::{
+    ApiError, ErrorCode, InvestmentId, Investor, RoomPhase, RoomState, Ticket, queue,
+};
 use spin_sdk::http::{Request, Response};
 use spin_support::credentials::{self, IDENTITY_COOKIE, TICKET_COOKIE};
 use spin_support::identity::{self, IdentitySettings};
@@ -37,18 +38,20 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
     let now = now_ms();
     let mut reissued = None;
     let mut investor = None;
+    let mut ticket_token = None;
     // `ticket_of` sets aside a ticket of someone other than the investor
     // this browser signed in as since: then that person's place is shown
     // (joining fetches it).
-    let current = match ticket_of(settings, request, now).ok() {
+    let mut current = match ticket_of(settings, request, now).ok() {
         Some((ticket, token)) => {
             let had_number = ticket.number.is_some();
             investor = ticket.investor.clone();
             match status_of(settings, ticket, token, now).await {
                 Ok((status, token)) => {
                     if !had_number && status.queue_number.is_some() {
-                        reissued = Some(token);
+                        reissued = Some(token.clone());
                     }
+                    ticket_token = Some(token);
                     Some(status)
                 }
                 Err(_) => None,
@@ -56,6 +59,26 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
         }
         None => None,
     };
+    // An admitted visitor's pass is claimed now, as the script does at
+    // once: the page without JavaScript can then say when it expires, and
+    // the place is theirs for the pass's lifetime, not the claim window's.
+    let mut pass_expires_at = None;
+    let mut spent = None;
+    if let (Some(status), Some(token)) = (&current, &ticket_token)
+        && status.state == VisitorState::Admitted
+    {
+        match CoreClient::new(settings).claim_pass(token).await {
+            Ok(grant) => pass_expires_at = Some(grant.expires_at),
+            Err(CoreError::Refused(refusal)) if refusal.body.error == ErrorCode::PassExpired => {
+                spent = Some(refusal.body.message);
+            }
+            // Not claimable just now: the form claims it when used.
+            Err(_) => {}
+        }
+    }
+    if spent.is_some() {
+        current = None;
+    }
     let room = room_cache::room_state(settings, now).await.ok();
     // Before joining, the identity the browser signed in with says who it is.
     let mut sign_in = None;
@@ -73,12 +96,17 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
     let view = PageView {
         room: room.as_ref(),
         status: current.as_ref(),
+        message: spent.as_deref(),
         investor: investor.as_ref(),
         sign_in: sign_in.as_ref(),
+        pass_expires_at,
         ..PageView::default()
     };
     let mut response = html_page(settings, &view, now, 200);
-    if let Some(token) = reissued {
+    if spent.is_some() {
+        // The turn is over and this ticket with it (as for `/api/pass`).
+        forget_ticket_cookie(&mut response, request);
+    } else if let Some(token) = reissued {
         set_ticket_cookie(&mut response, request, &token);
     }
     response
@@ -104,6 +132,15 @@ struct PageView<'a> {
     investor: Option<&'a Investor>,
     sign_in: Option<&'a SignInNeeded>,
     receipt: Option<&'a Investment>,
+    /// When the visitor's pass expires (Unix seconds), once claimed.
+    pass_expires_at: Option<u64>,
+    /// What the visitor typed into the no-JavaScript form, kept when the
+    /// form comes back (busy, refused) so they need not type it again.
+    amount: Option<&'a str>,
+    /// The no-JavaScript form's idempotency key to keep: after a busy
+    /// answer pressing Invest again must be the same attempt, never a
+    /// second investment. `None`: a fresh key.
+    form_key: Option<&'a str>,
 }
 
 /// Why the visitor must sign in, and where.
@@ -122,7 +159,10 @@ impl SignInNeeded {
 }
 
 fn html_page(settings: &Settings, view: &PageView<'_>, now: u64, code: u16) -> Response {
-    let form_key = format!("nojs-{now:x}");
+    let form_key = match view.form_key {
+        Some(key) => key.to_string(),
+        None => format!("nojs-{now:x}"),
+    };
     let sign_in_url = identity::sign_in_url();
     let view = page::View {
         room: view.room,
@@ -137,6 +177,9 @@ fn html_page(settings: &Settings, view: &PageView<'_>, now: u64, code: u16) -> R
         }),
         sign_in_url: sign_in_url.as_deref(),
         receipt: view.receipt,
+        pass_expires_at: view.pass_expires_at,
+        amount: view.amount,
+        now_s: now / 1000,
     };
     Response::builder()
         .status(code)
@@ -568,7 +611,11 @@ struct InvestForm {
 /// `POST /invest` (an HTML form, for browsers without JavaScript): claims
 /// the pass, then invests through the same gateway as the edge's
 /// `POST /api/investments` (every check, nothing repaired: a key the API
-/// would refuse is refused here too), and shows the result on the page.
+/// would refuse is refused here too). Accepted: 303 to the receipt
+/// (`/receipt/<id>`, [`receipt`]), so reloading shows it again instead of
+/// posting again. Otherwise the page says why, with the amount as typed;
+/// when busy, with the same idempotency key too, so pressing Invest again
+/// is the same attempt.
 pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
     const BUSY: &str =
         "Investments are busy right now; your place is kept — press Invest again in a moment.";
@@ -590,23 +637,28 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
         .await
         .ok()
         .map(|(s, _)| s);
-    let show = |message: &str, receipt: Option<&Investment>| {
+    let form = serde_urlencoded::from_bytes::<InvestForm>(request.body()).ok();
+    let typed = form.as_ref().map(|f| f.amount.as_str());
+    // `kept_key`: the attempt's own key, when it may have to be repeated.
+    let show = |message: &str, kept_key: Option<&str>, pass_expires_at: Option<u64>| {
         let view = PageView {
             room: room.as_ref(),
             status: status.as_ref(),
             message: Some(message),
             investor: investor.as_ref(),
-            receipt,
+            pass_expires_at,
+            amount: typed,
+            form_key: kept_key,
             ..PageView::default()
         };
         html_page(settings, &view, now, 200)
     };
-    let Ok(form) = serde_urlencoded::from_bytes::<InvestForm>(request.body()) else {
-        return show("Enter an amount to invest.", None);
+    let Some(form) = &form else {
+        return show("Enter an amount to invest.", None, None);
     };
     let amount_pence = match parse_pounds(&form.amount) {
         Ok(pence) => pence,
-        Err(err) => return show(&err.message, None),
+        Err(err) => return show(&err.message, None, None),
     };
     let grant = match CoreClient::new(settings).claim_pass(&token).await {
         Ok(grant) => grant,
@@ -623,9 +675,10 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
             forget_ticket_cookie(&mut page, request);
             return page;
         }
-        Err(CoreError::Refused(refusal)) => return show(&refusal.body.message, None),
-        Err(CoreError::Unavailable(_)) => return show(BUSY, None),
+        Err(CoreError::Refused(refusal)) => return show(&refusal.body.message, None, None),
+        Err(CoreError::Unavailable(_)) => return show(BUSY, Some(&form.key), None),
     };
+    let pass_expires_at = Some(grant.expires_at);
     let body = serde_json::to_vec(&InvestRequest {
         investor_id: None,
         amount_pence,
@@ -638,20 +691,87 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
         body: &body,
     };
     match gateway::invest(settings, attempt).await {
-        Ok(investment) => show(
-            &format!(
-                "Accepted: {} for {} shares (reference {}). It settles in a moment.",
-                pounds(investment.amount_pence),
-                investment.shares,
-                investment.investment_id
-            ),
-            Some(&investment),
+        Ok(investment) => redirect(303, &receipt_path(&investment.investment_id)),
+        Err(CoreError::Refused(refusal)) => show(
+            &format!("Not accepted: {}", refusal.body.message),
+            None,
+            pass_expires_at,
         ),
-        Err(CoreError::Refused(refusal)) => {
-            show(&format!("Not accepted: {}", refusal.body.message), None)
-        }
-        Err(CoreError::Unavailable(_)) => show(BUSY, None),
+        Err(CoreError::Unavailable(_)) => show(BUSY, Some(&form.key), pass_expires_at),
     }
+}
+
+/// Where the no-JavaScript receipt of investment `id` is shown.
+fn receipt_path(id: &str) -> String {
+    format!("{RECEIPT_PREFIX}{id}")
+}
+
+/// The receipt pages' path, before the investment id.
+pub const RECEIPT_PREFIX: &str = "/receipt/";
+
+/// `GET /receipt/<id>`: the receipt of an investment, to its own investor
+/// only (the ticket's, or the signed-in identity's; anyone else gets 404,
+/// as for an id that does not exist), with its status as core has it now:
+/// reloading shows it again and shows it settle. While the visitor's pass
+/// still runs, it offers to invest more.
+pub async fn receipt(settings: &Settings, request: &Request, id: &str) -> Response {
+    let now = now_ms();
+    let room = room_cache::room_state(settings, now).await.ok();
+    let ticket = ticket_of(settings, request, now).ok();
+    let investor = match &ticket {
+        Some((ticket, _)) => ticket.investor.clone(),
+        None => signed_in(settings, request, now)
+            .await
+            .ok()
+            .flatten()
+            .map(|identity| investor_of(&identity)),
+    };
+    let page = |message: &str, code: u16| {
+        let view = PageView {
+            room: room.as_ref(),
+            message: Some(message),
+            investor: investor.as_ref(),
+            ..PageView::default()
+        };
+        html_page(settings, &view, now, code)
+    };
+    const NO_RECEIPT: &str = "There is no receipt to show here: a receipt is shown only to the investor who made the investment, signed in.";
+    let (Ok(id), Some(holder)) = (InvestmentId::parse(id), &investor) else {
+        return page(NO_RECEIPT, 404);
+    };
+    let investment = match CoreClient::new(settings).investment(&id).await {
+        Ok(investment) if investment.investor_id == holder.id => investment,
+        Ok(_) => return page(NO_RECEIPT, 404),
+        Err(CoreError::Refused(refusal)) if refusal.status == 404 => {
+            return page(NO_RECEIPT, 404);
+        }
+        Err(_) => {
+            let mut busy = page(
+                &format!(
+                    "Your receipt cannot be shown just now; your investment is safe. Reload this page in a moment (reference {id})."
+                ),
+                503,
+            );
+            busy.set_header("retry-after", "1");
+            return busy;
+        }
+    };
+    // Investing more needs this ticket's pass, still running.
+    let mut pass_expires_at = None;
+    if let Some((_, token)) = &ticket
+        && let Ok(grant) = CoreClient::new(settings).claim_pass(token).await
+        && grant.expires_at > now / 1000
+    {
+        pass_expires_at = Some(grant.expires_at);
+    }
+    let view = PageView {
+        room: room.as_ref(),
+        investor: investor.as_ref(),
+        receipt: Some(&investment),
+        pass_expires_at,
+        ..PageView::default()
+    };
+    html_page(settings, &view, now, 200)
 }
 
 /// `GET /api/status`: answered from the ticket and the cached room state.

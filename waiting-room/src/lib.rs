@@ -12,7 +12,9 @@
 //! - `POST /api/leave` — give the place up for good (the ticket as for
 //!   status); `POST /leave` is the page's form for it.
 //! - `GET /api/round` — public round progress (raised, cap, phase).
-//! - `POST /invest` — the investment form for browsers without JavaScript.
+//! - `POST /invest` — the investment form for browsers without JavaScript;
+//!   an accepted investment is sent on to `GET /receipt/<id>`, its receipt
+//!   (for its own investor; reloading shows it again).
 //! - `GET|POST /signin` — a browser arriving from the platform with its
 //!   identity token (`identity_token`): checked, kept in an HttpOnly cookie,
 //!   and sent on to the clean page (a refused one too: the token never stays
@@ -72,6 +74,13 @@ async fn handle(request: Request) -> impl IntoResponse {
         (_, "/signout" | handlers::SIGN_OUT_IDENTITY_PATH) => respond::method_not_allowed("POST"),
         (Method::Post, "/invest") => handlers::invest_form(&settings, &request).await,
         (_, "/invest") => respond::method_not_allowed("POST"),
+        (method, path) if path.starts_with(handlers::RECEIPT_PREFIX) => match method {
+            Method::Get => {
+                let id = &path[handlers::RECEIPT_PREFIX.len()..];
+                handlers::receipt(&settings, &request, id).await
+            }
+            _ => respond::method_not_allowed("GET"),
+        },
         (_, "/api/round") => respond::method_not_allowed("GET"),
         _ => respond::not_found(&path),
     }
