@@ -424,6 +424,19 @@ pub struct Left {
     pub queue_number: Option<u64>,
 }
 
+/// Answer to a sign-in asked for as JSON (`GET|POST /signin` with
+/// `Accept: application/json`): who the identity token names. The token is
+/// kept in the `cg_identity` cookie as for a browser's sign-in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedIn {
+    /// The investor the token names (its `sub`).
+    pub investor_id: String,
+    /// Their name, when the platform gave one.
+    pub investor_name: Option<String>,
+    /// When the sign-in ends (the token's `exp`), Unix seconds.
+    pub expires_at: u64,
+}
+
 /// Why a wait estimate ([`Status::eta_seconds`]) may be well off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

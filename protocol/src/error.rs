@@ -56,6 +56,9 @@ pub enum ErrorCode {
     IdentityInvalid,
     /// A body names another investor than the one signed in (403).
     InvestorMismatch,
+    /// A request that changes what this browser holds (signing out) came
+    /// from another site (403): only the page itself may send it.
+    CrossSiteRequest,
 
     // --- Body values (422) ---
     /// A required field (or the `Idempotency-Key` header) is absent.
@@ -138,7 +141,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 51] = [
+    pub const ALL: [ErrorCode; 52] = [
         ErrorCode::MalformedJson,
         ErrorCode::DuplicateField,
         ErrorCode::TokenMalformed,
@@ -155,6 +158,7 @@ impl ErrorCode {
         ErrorCode::IdentityExpired,
         ErrorCode::IdentityInvalid,
         ErrorCode::InvestorMismatch,
+        ErrorCode::CrossSiteRequest,
         ErrorCode::MissingField,
         ErrorCode::InvalidField,
         ErrorCode::InvalidAmount,
@@ -203,7 +207,8 @@ impl ErrorCode {
             | TokenWrongKind
             | TokenWrongRound
             | PassBoundToOtherInvestor
-            | InvestorMismatch => 403,
+            | InvestorMismatch
+            | CrossSiteRequest => 403,
             NotFound | RoundNotSeeded => 404,
             MethodNotAllowed => 405,
             BodyTimeout => 408,
@@ -251,6 +256,7 @@ impl ErrorCode {
             IdentityExpired => "identity_expired",
             IdentityInvalid => "identity_invalid",
             InvestorMismatch => "investor_mismatch",
+            CrossSiteRequest => "cross_site_request",
             MissingField => "missing_field",
             InvalidAmount => "invalid_amount",
             UnknownField => "unknown_field",

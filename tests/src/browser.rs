@@ -57,6 +57,17 @@ fn binary(env: &str, default: &str) -> PathBuf {
 impl Browser {
     /// Starts chromedriver and a headless Chromium session.
     pub async fn start() -> Browser {
+        Browser::start_with(true).await
+    }
+
+    /// [`Browser::start`] with JavaScript switched off in the browser's
+    /// settings, as a visitor who blocks scripts has it: pages get only
+    /// what the server renders (and `<noscript>` content).
+    pub async fn start_without_javascript() -> Browser {
+        Browser::start_with(false).await
+    }
+
+    async fn start_with(javascript: bool) -> Browser {
         let chromium = binary("CROWDGATE_CHROMIUM", CHROMIUM);
         let chromedriver = binary("CROWDGATE_CHROMEDRIVER", CHROMEDRIVER);
         let dir = tempfile::tempdir().expect("temp dir");
@@ -105,9 +116,15 @@ impl Browser {
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| f.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.display()));
         let mut capabilities = serde_json::Map::new();
+        // 2 = blocked, for every site (Chromium's content setting).
+        let prefs = if javascript {
+            serde_json::json!({})
+        } else {
+            serde_json::json!({ "profile.managed_default_content_settings.javascript": 2 })
+        };
         capabilities.insert(
             "goog:chromeOptions".into(),
-            serde_json::json!({ "binary": chromium, "args": args }),
+            serde_json::json!({ "binary": chromium, "args": args, "prefs": prefs }),
         );
         // Prompts stay open until the test accepts or dismisses them itself.
         capabilities.insert(
@@ -156,6 +173,55 @@ impl Browser {
             assert!(
                 Instant::now() < deadline,
                 "{css} did not show the expected text within {within:?}; it shows {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `css` matches an element whose text is `text`.
+    pub async fn wait_for_exact(&self, css: &str, within: Duration, text: &str) {
+        self.wait_for_text(css, within, |shown| shown == text).await;
+    }
+
+    /// Clicks the element `css` matches.
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    }
+
+    /// Whether the element `css` matches is shown.
+    pub async fn is_shown(&self, css: &str) -> bool {
+        self.client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .is_displayed()
+            .await
+            .unwrap()
+    }
+
+    /// Waits (up to 5 s) until the element `css` matches is enabled
+    /// (`enabled`) or disabled.
+    pub async fn wait_until_enabled(&self, css: &str, enabled: bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let element = self
+                .client
+                .find(fantoccini::Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("{css}: {e}"));
+            if element.is_enabled().await.unwrap() == enabled {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} is not {} within 5 s",
+                if enabled { "enabled" } else { "disabled" }
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -656,21 +656,30 @@ pub fn run_crowdgate(
 }
 
 /// Submits the page's no-JavaScript investment form (`POST /invest`) as a
-/// browser would, with `client`'s cookies; returns the page it answers.
+/// browser would, with `client`'s cookies; returns the page it answers, or,
+/// for an accepted investment (303 to its receipt), the receipt page (also
+/// for a client that does not follow redirects by itself).
 pub async fn post_invest_form(
     client: &reqwest::Client,
     edge: &str,
     fields: &[(&str, &str)],
 ) -> String {
-    client
+    let response = client
         .post(format!("{edge}/invest"))
         .form(fields)
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+        .unwrap();
+    let receipt = response
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .filter(|l| response.status() == 303 && l.starts_with("/receipt/"))
+        .map(str::to_string);
+    match receipt {
+        Some(path) => get_text(client, &format!("{edge}{path}")).await,
+        None => response.text().await.unwrap(),
+    }
 }
 
 /// How `crowdgate` subcommands reach one [`LocalRedis`].

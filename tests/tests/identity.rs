@@ -635,7 +635,8 @@ async fn a_token_in_the_sign_in_url_becomes_a_cookie_and_is_never_logged() {
             .starts_with(&format!("cg_identity={posted};"))
     );
 
-    // A bad token: the page says why and where to sign in, and no cookie.
+    // A bad token: no cookie, and the browser is sent on (so the token
+    // leaves the address bar) to the page saying why and where to sign in.
     let bad = identity_signer().mint(&IdentityClaims {
         exp: now_s() - 600,
         iat: now_s() - 1_200,
@@ -647,12 +648,10 @@ async fn a_token_in_the_sign_in_url_becomes_a_cookie_and_is_never_logged() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 401);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        "/signin?refused=identity_expired"
     );
     let cookie = response.headers()["set-cookie"]
         .to_str()
@@ -662,9 +661,28 @@ async fn a_token_in_the_sign_in_url_becomes_a_cookie_and_is_never_logged() {
         cookie.starts_with("cg_identity=;") && cookie.contains("Max-Age=0"),
         "{cookie}"
     );
+    let response = browser
+        .get(format!("{edge}/signin?refused=identity_expired"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let page = response.text().await.unwrap();
     assert!(page.contains(SIGN_IN_URL), "{page}");
-    assert!(page.contains("expired"), "{page}");
+    assert!(page.contains("Your sign-in has expired"), "{page}");
+    // The refusal's address names a code, never words for the page.
+    let page = get_text(&browser, &format!("{edge}/signin?refused=%3Cb%3Ehello")).await;
+    assert!(!page.contains("hello"), "{page}");
+    assert!(
+        page.contains("You need to sign in to join the queue."),
+        "{page}"
+    );
 
     // The requests were logged, the tokens were not: not by the host (nor
     // its components' output), nor by core, which never sees them.
@@ -691,6 +709,150 @@ async fn a_token_in_the_sign_in_url_becomes_a_cookie_and_is_never_logged() {
             );
         }
     }
+}
+
+/// Regression (issue 22): `/signin` answered HTML even to a client asking
+/// for JSON. Now it answers the documented JSON: who signed in, or the one
+/// error shape naming the field the token came in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_answers_json_to_a_client_that_asks_for_it() {
+    let system = System::start_with(RoundOptions::default(), false).await;
+    let edge = &system.edge_url;
+    let client = browser();
+    let mut claims = identity_claims("json-ada");
+    claims.name = Some("Ada Lovelace".into());
+    let token = identity_signer().mint(&claims);
+    let response = client
+        .get(format!("{edge}/signin"))
+        .query(&[("identity_token", token.as_str())])
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("cg_identity={token};"))
+    );
+    let (code, body) = json_of(response).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"investor_id": "json-ada", "investor_name": "Ada Lovelace", "expires_at": claims.exp})
+    );
+    // The form post too.
+    let (code, body) = json_of(
+        client
+            .post(format!("{edge}/signin"))
+            .header("accept", "application/json")
+            .form(&[("identity_token", token.as_str())])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((code, &body["investor_id"]), (200, &json!("json-ada")));
+
+    // Refusals: 401 in the one error shape, naming `identity_token`.
+    let expired = identity_signer().mint(&IdentityClaims {
+        exp: now_s() - 600,
+        iat: now_s() - 1_200,
+        ..identity_claims("late")
+    });
+    for (query, error) in [
+        (Some(expired.as_str()), "identity_expired"),
+        (Some("not-a-token"), "identity_invalid"),
+        (None, "identity_required"),
+    ] {
+        let mut request = client
+            .get(format!("{edge}/signin"))
+            .header("accept", "application/json");
+        if let Some(token) = query {
+            request = request.query(&[("identity_token", token)]);
+        }
+        let (code, body) = json_of(request.send().await.unwrap()).await;
+        assert_eq!(
+            (code, body["error"].as_str(), body["field"].as_str()),
+            (401, Some(error), Some("identity_token")),
+            "{body}"
+        );
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+}
+
+/// Regression (issue 22): `GET /signout` signed the browser out, so any
+/// other site could (a link, an image). Sign-out is a POST now, refused
+/// when a browser says another site sent it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_needs_a_post_from_the_page_itself() {
+    let system = System::start_with(RoundOptions::default(), false).await;
+    let edge = &system.edge_url;
+    let client = browser();
+    let response = client.get(format!("{edge}/signout")).send().await.unwrap();
+    assert!(response.headers().get("set-cookie").is_none());
+    assert_eq!(response.headers()["allow"], "POST");
+    let (code, body) = json_of(response).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+
+    for (header, value) in [
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+    ] {
+        for path in ["/signout", "/signout/identity"] {
+            let response = client
+                .post(format!("{edge}{path}"))
+                .header(header, value)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                response.headers().get("set-cookie").is_none(),
+                "{path} {header}: {value}"
+            );
+            let (code, body) = json_of(response).await;
+            assert_eq!(
+                (code, body["error"].as_str(), body["field"].as_str()),
+                (403, Some("cross_site_request"), Some("origin")),
+                "{path} {header}: {value}: {body}"
+            );
+        }
+    }
+
+    // From the page itself: the ticket, then (307: posted again) the identity.
+    let host = edge.trim_start_matches("http://");
+    let response = client
+        .post(format!("{edge}/signout"))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 307);
+    assert_eq!(response.headers()["location"], "/signout/identity");
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("cg_ticket=;")
+    );
+    let response = client
+        .post(format!("{edge}/signout/identity"))
+        .header("origin", format!("http://{host}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/");
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("cg_identity=;")
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -6,12 +6,13 @@
 use crate::page;
 use crowdgate_identity::Identity;
 use crowdgate_protocol::api::{
-    DrawStatus, IdentityMode, Investment, Joined, RoundProgress, Status,
+    DrawStatus, IdentityMode, Investment, Joined, RoundProgress, SignedIn, Status, VisitorState,
 };
 use crowdgate_protocol::attempt::Attempt;
 use crowdgate_protocol::invest::{InvestRequest, parse_pounds};
-use crowdgate_protocol::money::pounds;
-use crowdgate_protocol::{ApiError, ErrorCode, Investor, RoomPhase, RoomState, Ticket, queue};
+use crowdgate_protocol::{
+    ApiError, ErrorCode, InvestmentId, Investor, RoomPhase, RoomState, Ticket, queue,
+};
 use spin_sdk::http::{Request, Response};
 use spin_support::credentials::{self, IDENTITY_COOKIE, TICKET_COOKIE};
 use spin_support::identity::{self, IdentitySettings};
@@ -31,28 +32,26 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
     if query_param(request, IDENTITY_TOKEN_FIELD).is_some() {
         return sign_in(settings, request).await;
     }
-    let wants_json = request
-        .header("accept")
-        .and_then(|v| v.as_str())
-        .is_some_and(|a| a.contains("application/json"));
-    if wants_json {
+    if wants_json(request) {
         return status(settings, request).await;
     }
     let now = now_ms();
     let mut reissued = None;
     let mut investor = None;
+    let mut ticket_token = None;
     // `ticket_of` sets aside a ticket of someone other than the investor
     // this browser signed in as since: then that person's place is shown
     // (joining fetches it).
-    let current = match ticket_of(settings, request, now).ok() {
+    let mut current = match ticket_of(settings, request, now).ok() {
         Some((ticket, token)) => {
             let had_number = ticket.number.is_some();
             investor = ticket.investor.clone();
             match status_of(settings, ticket, token, now).await {
                 Ok((status, token)) => {
                     if !had_number && status.queue_number.is_some() {
-                        reissued = Some(token);
+                        reissued = Some(token.clone());
                     }
+                    ticket_token = Some(token);
                     Some(status)
                 }
                 Err(_) => None,
@@ -60,6 +59,26 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
         }
         None => None,
     };
+    // An admitted visitor's pass is claimed now, as the script does at
+    // once: the page without JavaScript can then say when it expires, and
+    // the place is theirs for the pass's lifetime, not the claim window's.
+    let mut pass_expires_at = None;
+    let mut spent = None;
+    if let (Some(status), Some(token)) = (&current, &ticket_token)
+        && status.state == VisitorState::Admitted
+    {
+        match CoreClient::new(settings).claim_pass(token).await {
+            Ok(grant) => pass_expires_at = Some(grant.expires_at),
+            Err(CoreError::Refused(refusal)) if refusal.body.error == ErrorCode::PassExpired => {
+                spent = Some(refusal.body.message);
+            }
+            // Not claimable just now: the form claims it when used.
+            Err(_) => {}
+        }
+    }
+    if spent.is_some() {
+        current = None;
+    }
     let room = room_cache::room_state(settings, now).await.ok();
     // Before joining, the identity the browser signed in with says who it is.
     let mut sign_in = None;
@@ -77,15 +96,28 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
     let view = PageView {
         room: room.as_ref(),
         status: current.as_ref(),
+        message: spent.as_deref(),
         investor: investor.as_ref(),
         sign_in: sign_in.as_ref(),
+        pass_expires_at,
         ..PageView::default()
     };
     let mut response = html_page(settings, &view, now, 200);
-    if let Some(token) = reissued {
+    if spent.is_some() {
+        // The turn is over and this ticket with it (as for `/api/pass`).
+        forget_ticket_cookie(&mut response, request);
+    } else if let Some(token) = reissued {
         set_ticket_cookie(&mut response, request, &token);
     }
     response
+}
+
+/// Whether the caller asked for JSON (`Accept: application/json`).
+fn wants_json(request: &Request) -> bool {
+    request
+        .header("accept")
+        .and_then(|v| v.as_str())
+        .is_some_and(|a| a.contains("application/json"))
 }
 
 /// The first words of a visitor who has not signed in.
@@ -100,6 +132,15 @@ struct PageView<'a> {
     investor: Option<&'a Investor>,
     sign_in: Option<&'a SignInNeeded>,
     receipt: Option<&'a Investment>,
+    /// When the visitor's pass expires (Unix seconds), once claimed.
+    pass_expires_at: Option<u64>,
+    /// What the visitor typed into the no-JavaScript form, kept when the
+    /// form comes back (busy, refused) so they need not type it again.
+    amount: Option<&'a str>,
+    /// The no-JavaScript form's idempotency key to keep: after a busy
+    /// answer pressing Invest again must be the same attempt, never a
+    /// second investment. `None`: a fresh key.
+    form_key: Option<&'a str>,
 }
 
 /// Why the visitor must sign in, and where.
@@ -118,7 +159,10 @@ impl SignInNeeded {
 }
 
 fn html_page(settings: &Settings, view: &PageView<'_>, now: u64, code: u16) -> Response {
-    let form_key = format!("nojs-{now:x}");
+    let form_key = match view.form_key {
+        Some(key) => key.to_string(),
+        None => format!("nojs-{now:x}"),
+    };
     let sign_in_url = identity::sign_in_url();
     let view = page::View {
         room: view.room,
@@ -133,6 +177,9 @@ fn html_page(settings: &Settings, view: &PageView<'_>, now: u64, code: u16) -> R
         }),
         sign_in_url: sign_in_url.as_deref(),
         receipt: view.receipt,
+        pass_expires_at: view.pass_expires_at,
+        amount: view.amount,
+        now_s: now / 1000,
     };
     Response::builder()
         .status(code)
@@ -159,38 +206,122 @@ fn from_html_form(request: &Request) -> bool {
 /// `GET /signin?identity_token=…` or `POST /signin` (form field
 /// `identity_token`): a browser arriving from the platform. The token is
 /// checked, kept in an HttpOnly cookie for as long as it is valid, and the
-/// browser is sent on (through [`sign_in_done`]) to the clean page, so the token stays neither in the
-/// address bar nor in history. A bad token gets the page with the reason
-/// and the way back to the platform's sign-in, never an anonymous place.
+/// browser is sent on (through [`sign_in_done`]) to the clean page, so the
+/// token stays neither in the address bar nor in history. A refused token
+/// is sent on too, to `/signin?refused=<code>`: the page with the reason
+/// and the way back to the platform's sign-in (never an anonymous place),
+/// and the token out of the address bar. Asked for JSON (`Accept:
+/// application/json`), the answer is [`SignedIn`] (and the cookie), or the
+/// one JSON error naming `identity_token`.
 pub async fn sign_in(settings: &Settings, request: &Request) -> Response {
     let now = now_ms();
+    let json = wants_json(request);
     let token = match query_param(request, IDENTITY_TOKEN_FIELD) {
         Some(token) => Some(token),
         None if from_html_form(request) => form_field(request, IDENTITY_TOKEN_FIELD),
         None => None,
     };
     let Some(token) = token else {
-        return sign_in_page(settings, request, now, SIGN_IN_FIRST, 401).await;
+        if json {
+            return respond::error(ApiError::for_field(
+                ErrorCode::IdentityRequired,
+                IDENTITY_TOKEN_FIELD,
+                "no identity token: send it as identity_token (query or form field)",
+            ));
+        }
+        let refused = query_param(request, REFUSED_FIELD).and_then(|code| ErrorCode::parse(&code));
+        let (reason, code) = sign_in_reason(refused);
+        return sign_in_page(settings, request, now, reason, code).await;
     };
     let identity = match verify_identity(settings, &token, now).await {
         Ok(identity) => identity,
-        Err(err) => {
-            return sign_in_page(settings, request, now, &err.message, err.http_status()).await;
-        }
+        Err(err) if json => return refuse_sign_in_json(request, err),
+        Err(err) => return refuse_sign_in(request, err.error),
     };
-    let mut response = Response::builder()
-        .status(303)
-        .header("location", "/signin/done")
-        .header("cache-control", "no-store")
-        .header("referrer-policy", "no-referrer")
-        .body(Vec::new())
-        .build();
+    let mut response = if json {
+        respond::json(
+            200,
+            &SignedIn {
+                investor_id: identity.investor_id.clone(),
+                investor_name: identity.name.clone(),
+                expires_at: identity.expires_at,
+            },
+        )
+    } else {
+        redirect(303, "/signin/done")
+    };
+    response.set_header("referrer-policy", "no-referrer");
     let lifetime_s = identity.expires_at.saturating_sub(now / 1000).max(1);
     response.set_header(
         "set-cookie",
         credentials::set_cookie(request, IDENTITY_COOKIE, &token, lifetime_s),
     );
     response
+}
+
+/// The query parameter a refused sign-in is sent on with: the error code,
+/// never the token or a free text (so the URL cannot put words on the page).
+const REFUSED_FIELD: &str = "refused";
+
+/// A refused browser sign-in: 303 to `/signin?refused=<code>`, so the token
+/// leaves the address bar (and history) as after a good one. A token
+/// refused for itself is dropped from the cookie too.
+fn refuse_sign_in(request: &Request, code: ErrorCode) -> Response {
+    let mut response = redirect(303, &format!("/signin?{REFUSED_FIELD}={code}"));
+    response.set_header("referrer-policy", "no-referrer");
+    if (400..500).contains(&code.http_status()) {
+        forget_identity_cookie(&mut response, request);
+    }
+    response
+}
+
+/// A refused sign-in asked for as JSON: the one error shape, naming the
+/// field the token came in.
+fn refuse_sign_in_json(request: &Request, mut err: ApiError) -> Response {
+    let code = err.http_status();
+    if matches!(
+        err.error,
+        ErrorCode::IdentityExpired | ErrorCode::IdentityInvalid
+    ) {
+        err.field = Some(IDENTITY_TOKEN_FIELD.to_string());
+    }
+    let mut response = respond::error(err);
+    if code == 503 {
+        // The provider's keys are away for a moment: retry.
+        response.set_header("retry-after", "1");
+    }
+    if (400..500).contains(&code) {
+        forget_identity_cookie(&mut response, request);
+    }
+    response
+}
+
+/// What the sign-in page says after a refusal with `code` (the script's
+/// `SIGN_IN_REASONS` say the same), and its status.
+fn sign_in_reason(code: Option<ErrorCode>) -> (&'static str, u16) {
+    match code {
+        Some(ErrorCode::IdentityExpired) => ("Your sign-in has expired: sign in again.", 401),
+        Some(ErrorCode::IdentityInvalid) => ("Your sign-in was not accepted: sign in again.", 401),
+        Some(ErrorCode::Unavailable) => (
+            "Sign-in could not be checked just now: sign in again in a moment.",
+            503,
+        ),
+        Some(ErrorCode::Misconfigured) => (
+            "Sign-in is not set up correctly on this waiting room: try again later.",
+            500,
+        ),
+        _ => (SIGN_IN_FIRST, 401),
+    }
+}
+
+/// An empty redirect to `location`, never cached.
+fn redirect(code: u16, location: &str) -> Response {
+    Response::builder()
+        .status(code)
+        .header("location", location)
+        .header("cache-control", "no-store")
+        .body(Vec::new())
+        .build()
 }
 
 /// The page saying why the visitor must sign in (and, for a refused
@@ -214,6 +345,9 @@ async fn sign_in_page(
     if (400..500).contains(&code) {
         forget_identity_cookie(&mut response, request);
     }
+    if code == 503 {
+        response.set_header("retry-after", "1");
+    }
     response
 }
 
@@ -223,12 +357,7 @@ async fn sign_in_page(
 /// ticket would come back once the new, short-lived identity expires: on a
 /// shared computer, the previous person's place and pass. Then on to `/`.
 pub fn sign_in_done(settings: &Settings, request: &Request) -> Response {
-    let mut response = Response::builder()
-        .status(303)
-        .header("location", "/")
-        .header("cache-control", "no-store")
-        .body(Vec::new())
-        .build();
+    let mut response = redirect(303, "/");
     // A ticket cookie that `ticket_of` refuses — someone else's (it checks
     // the identity cookie just set), or one that no longer verifies — goes.
     let held = credentials::cookie(request, TICKET_COOKIE).is_some();
@@ -238,23 +367,21 @@ pub fn sign_in_done(settings: &Settings, request: &Request) -> Response {
     response
 }
 
-/// `POST /signout`: forgets this browser's ticket, then (`GET /signout`,
-/// where this redirects) its identity. Two steps because a Spin response
-/// carries one `Set-Cookie`. The investor's place stays theirs: signing in
-/// again finds it.
+/// `POST /signout`: forgets this browser's ticket, then (`POST
+/// /signout/identity`, where this redirects with 307, so the browser posts
+/// again) its identity. Two steps because a Spin response carries one
+/// `Set-Cookie`; both are POSTs, and both refuse a request another site
+/// sent ([`same_site`]), so no other page can sign a visitor out (a GET, an
+/// image or a link changes nothing). The investor's place stays theirs:
+/// signing in again finds it.
 pub fn sign_out(request: &Request, step: SignOutStep) -> Response {
-    let mut response = Response::builder()
-        .status(303)
-        .header(
-            "location",
-            match step {
-                SignOutStep::Ticket => "/signout",
-                SignOutStep::Identity => "/",
-            },
-        )
-        .header("cache-control", "no-store")
-        .body(Vec::new())
-        .build();
+    if let Err(refusal) = same_site(request) {
+        return respond::error(refusal);
+    }
+    let mut response = match step {
+        SignOutStep::Ticket => redirect(307, SIGN_OUT_IDENTITY_PATH),
+        SignOutStep::Identity => redirect(303, "/"),
+    };
     match step {
         SignOutStep::Ticket => forget_ticket_cookie(&mut response, request),
         SignOutStep::Identity => forget_identity_cookie(&mut response, request),
@@ -262,10 +389,52 @@ pub fn sign_out(request: &Request, step: SignOutStep) -> Response {
     response
 }
 
+/// The second step of signing out.
+pub const SIGN_OUT_IDENTITY_PATH: &str = "/signout/identity";
+
 /// Which cookie a sign-out step forgets.
 pub enum SignOutStep {
     Ticket,
     Identity,
+}
+
+/// Refuses (403 `cross_site_request`) a request that another site made a
+/// browser send. Browsers say where a request comes from in
+/// `Sec-Fetch-Site`; one too old to send it still sends `Origin` on a
+/// cross-origin POST, which must then be this host. A request with
+/// neither comes from no web page (curl, an app) and may go ahead. The
+/// cookies' `SameSite=Lax` is no help here: a cross-site POST carries no
+/// cookie, but its answer's `Set-Cookie` would still clear them.
+fn same_site(request: &Request) -> Result<(), ApiError> {
+    let refuse = || {
+        ApiError::for_field(
+            ErrorCode::CrossSiteRequest,
+            "origin",
+            "this request came from another site; sign out from the waiting room's own page",
+        )
+    };
+    match credentials::header(request, "sec-fetch-site") {
+        Some("same-origin" | "same-site" | "none") => return Ok(()),
+        Some(_) => return Err(refuse()),
+        None => {}
+    }
+    let Some(origin) = credentials::header(request, "origin") else {
+        return Ok(());
+    };
+    // The authority the request was made to, as Spin reports it (hosts
+    // need not pass `Host` on to a component); schemes are not compared,
+    // since TLS may end in front of the edge.
+    let authority = |url: &str| {
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        rest.split('/').next().unwrap_or("").to_ascii_lowercase()
+    };
+    let ours = credentials::header(request, "spin-full-url")
+        .or_else(|| credentials::header(request, "host"))
+        .map(authority);
+    match ours {
+        Some(ours) if origin.contains("://") && authority(origin) == ours => Ok(()),
+        _ => Err(refuse()),
+    }
 }
 
 /// `POST /api/join`: the investor's place — kept across refreshes, tabs,
@@ -442,7 +611,11 @@ struct InvestForm {
 /// `POST /invest` (an HTML form, for browsers without JavaScript): claims
 /// the pass, then invests through the same gateway as the edge's
 /// `POST /api/investments` (every check, nothing repaired: a key the API
-/// would refuse is refused here too), and shows the result on the page.
+/// would refuse is refused here too). Accepted: 303 to the receipt
+/// (`/receipt/<id>`, [`receipt`]), so reloading shows it again instead of
+/// posting again. Otherwise the page says why, with the amount as typed;
+/// when busy, with the same idempotency key too, so pressing Invest again
+/// is the same attempt.
 pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
     const BUSY: &str =
         "Investments are busy right now; your place is kept — press Invest again in a moment.";
@@ -464,23 +637,28 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
         .await
         .ok()
         .map(|(s, _)| s);
-    let show = |message: &str, receipt: Option<&Investment>| {
+    let form = serde_urlencoded::from_bytes::<InvestForm>(request.body()).ok();
+    let typed = form.as_ref().map(|f| f.amount.as_str());
+    // `kept_key`: the attempt's own key, when it may have to be repeated.
+    let show = |message: &str, kept_key: Option<&str>, pass_expires_at: Option<u64>| {
         let view = PageView {
             room: room.as_ref(),
             status: status.as_ref(),
             message: Some(message),
             investor: investor.as_ref(),
-            receipt,
+            pass_expires_at,
+            amount: typed,
+            form_key: kept_key,
             ..PageView::default()
         };
         html_page(settings, &view, now, 200)
     };
-    let Ok(form) = serde_urlencoded::from_bytes::<InvestForm>(request.body()) else {
-        return show("Enter an amount to invest.", None);
+    let Some(form) = &form else {
+        return show("Enter an amount to invest.", None, None);
     };
     let amount_pence = match parse_pounds(&form.amount) {
         Ok(pence) => pence,
-        Err(err) => return show(&err.message, None),
+        Err(err) => return show(&err.message, None, None),
     };
     let grant = match CoreClient::new(settings).claim_pass(&token).await {
         Ok(grant) => grant,
@@ -497,9 +675,10 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
             forget_ticket_cookie(&mut page, request);
             return page;
         }
-        Err(CoreError::Refused(refusal)) => return show(&refusal.body.message, None),
-        Err(CoreError::Unavailable(_)) => return show(BUSY, None),
+        Err(CoreError::Refused(refusal)) => return show(&refusal.body.message, None, None),
+        Err(CoreError::Unavailable(_)) => return show(BUSY, Some(&form.key), None),
     };
+    let pass_expires_at = Some(grant.expires_at);
     let body = serde_json::to_vec(&InvestRequest {
         investor_id: None,
         amount_pence,
@@ -512,20 +691,87 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
         body: &body,
     };
     match gateway::invest(settings, attempt).await {
-        Ok(investment) => show(
-            &format!(
-                "Accepted: {} for {} shares (reference {}). It settles in a moment.",
-                pounds(investment.amount_pence),
-                investment.shares,
-                investment.investment_id
-            ),
-            Some(&investment),
+        Ok(investment) => redirect(303, &receipt_path(&investment.investment_id)),
+        Err(CoreError::Refused(refusal)) => show(
+            &format!("Not accepted: {}", refusal.body.message),
+            None,
+            pass_expires_at,
         ),
-        Err(CoreError::Refused(refusal)) => {
-            show(&format!("Not accepted: {}", refusal.body.message), None)
-        }
-        Err(CoreError::Unavailable(_)) => show(BUSY, None),
+        Err(CoreError::Unavailable(_)) => show(BUSY, Some(&form.key), pass_expires_at),
     }
+}
+
+/// Where the no-JavaScript receipt of investment `id` is shown.
+fn receipt_path(id: &str) -> String {
+    format!("{RECEIPT_PREFIX}{id}")
+}
+
+/// The receipt pages' path, before the investment id.
+pub const RECEIPT_PREFIX: &str = "/receipt/";
+
+/// `GET /receipt/<id>`: the receipt of an investment, to its own investor
+/// only (the ticket's, or the signed-in identity's; anyone else gets 404,
+/// as for an id that does not exist), with its status as core has it now:
+/// reloading shows it again and shows it settle. While the visitor's pass
+/// still runs, it offers to invest more.
+pub async fn receipt(settings: &Settings, request: &Request, id: &str) -> Response {
+    let now = now_ms();
+    let room = room_cache::room_state(settings, now).await.ok();
+    let ticket = ticket_of(settings, request, now).ok();
+    let investor = match &ticket {
+        Some((ticket, _)) => ticket.investor.clone(),
+        None => signed_in(settings, request, now)
+            .await
+            .ok()
+            .flatten()
+            .map(|identity| investor_of(&identity)),
+    };
+    let page = |message: &str, code: u16| {
+        let view = PageView {
+            room: room.as_ref(),
+            message: Some(message),
+            investor: investor.as_ref(),
+            ..PageView::default()
+        };
+        html_page(settings, &view, now, code)
+    };
+    const NO_RECEIPT: &str = "There is no receipt to show here: a receipt is shown only to the investor who made the investment, signed in.";
+    let (Ok(id), Some(holder)) = (InvestmentId::parse(id), &investor) else {
+        return page(NO_RECEIPT, 404);
+    };
+    let investment = match CoreClient::new(settings).investment(&id).await {
+        Ok(investment) if investment.investor_id == holder.id => investment,
+        Ok(_) => return page(NO_RECEIPT, 404),
+        Err(CoreError::Refused(refusal)) if refusal.status == 404 => {
+            return page(NO_RECEIPT, 404);
+        }
+        Err(_) => {
+            let mut busy = page(
+                &format!(
+                    "Your receipt cannot be shown just now; your investment is safe. Reload this page in a moment (reference {id})."
+                ),
+                503,
+            );
+            busy.set_header("retry-after", "1");
+            return busy;
+        }
+    };
+    // Investing more needs this ticket's pass, still running.
+    let mut pass_expires_at = None;
+    if let Some((_, token)) = &ticket
+        && let Ok(grant) = CoreClient::new(settings).claim_pass(token).await
+        && grant.expires_at > now / 1000
+    {
+        pass_expires_at = Some(grant.expires_at);
+    }
+    let view = PageView {
+        room: room.as_ref(),
+        investor: investor.as_ref(),
+        receipt: Some(&investment),
+        pass_expires_at,
+        ..PageView::default()
+    };
+    html_page(settings, &view, now, 200)
 }
 
 /// `GET /api/status`: answered from the ticket and the cached room state.
@@ -735,12 +981,7 @@ const LEAVE_BUSY_PAGE: &str =
 pub async fn leave_form(settings: &Settings, request: &Request) -> Response {
     let now = now_ms();
     let home = |request: &Request| {
-        let mut response = Response::builder()
-            .status(303)
-            .header("location", "/")
-            .header("cache-control", "no-store")
-            .body(Vec::new())
-            .build();
+        let mut response = redirect(303, "/");
         if credentials::cookie(request, TICKET_COOKIE).is_some() {
             forget_ticket_cookie(&mut response, request);
         }

@@ -12,10 +12,15 @@
 //! - `POST /api/leave` — give the place up for good (the ticket as for
 //!   status); `POST /leave` is the page's form for it.
 //! - `GET /api/round` — public round progress (raised, cap, phase).
-//! - `POST /invest` — the investment form for browsers without JavaScript.
+//! - `POST /invest` — the investment form for browsers without JavaScript;
+//!   an accepted investment is sent on to `GET /receipt/<id>`, its receipt
+//!   (for its own investor; reloading shows it again).
 //! - `GET|POST /signin` — a browser arriving from the platform with its
 //!   identity token (`identity_token`): checked, kept in an HttpOnly cookie,
-//!   and sent on to the clean page. `POST /signout` forgets both cookies.
+//!   and sent on to the clean page (a refused one too: the token never stays
+//!   in the address bar); `Accept: application/json` gets JSON. `POST
+//!   /signout` (from the page itself, never another site) forgets both
+//!   cookies.
 //!
 //! Joining needs a signed-in investor (unless the round is anonymous): the
 //! identity token, checked against the platform's keys, names the investor,
@@ -63,10 +68,19 @@ async fn handle(request: Request) -> impl IntoResponse {
         (_, "/signin/done") => respond::method_not_allowed("GET"),
         (_, "/signin") => respond::method_not_allowed("GET, POST"),
         (Method::Post, "/signout") => handlers::sign_out(&request, handlers::SignOutStep::Ticket),
-        (Method::Get, "/signout") => handlers::sign_out(&request, handlers::SignOutStep::Identity),
-        (_, "/signout") => respond::method_not_allowed("GET, POST"),
+        (Method::Post, handlers::SIGN_OUT_IDENTITY_PATH) => {
+            handlers::sign_out(&request, handlers::SignOutStep::Identity)
+        }
+        (_, "/signout" | handlers::SIGN_OUT_IDENTITY_PATH) => respond::method_not_allowed("POST"),
         (Method::Post, "/invest") => handlers::invest_form(&settings, &request).await,
         (_, "/invest") => respond::method_not_allowed("POST"),
+        (method, path) if path.starts_with(handlers::RECEIPT_PREFIX) => match method {
+            Method::Get => {
+                let id = &path[handlers::RECEIPT_PREFIX.len()..];
+                handlers::receipt(&settings, &request, id).await
+            }
+            _ => respond::method_not_allowed("GET"),
+        },
         (_, "/api/round") => respond::method_not_allowed("GET"),
         _ => respond::not_found(&path),
     }

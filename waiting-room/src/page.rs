@@ -11,19 +11,26 @@
 //! will probably sell out before the visitor's turn it says so plainly
 //! ("about 120 investments' worth left; 4,000 people ahead of you"), and a
 //! visitor holding a place can give it up with a "Leave the queue" form
-//! (`POST /leave`). Without JavaScript it refreshes itself while there is
-//! something to wait for, offers a "join" button, and when admitted a plain
-//! form that invests through `POST /invest` (amount and a fixed idempotency
-//! key: the investor comes from the signed ticket, never from a field).
+//! (`POST /leave`). While admission is paused (or the round not yet open)
+//! there is no queue progress bar: one near full at the front of a queue
+//! that is not moving would promise a turn that is not coming yet. Without
+//! JavaScript it refreshes itself while there is something to wait for,
+//! offers a "join" button, and when admitted a plain form that says when
+//! the pass expires and invests through `POST /invest` (amount and a fixed
+//! idempotency key: the investor comes from the signed ticket, never from a
+//! field; a form that comes back keeps the amount typed). A receipt
+//! (`/receipt/<id>`, or the script's) names the investor and the time, and
+//! offers "Invest more" while the pass runs.
 //!
 //! With JavaScript it joins by itself, polls `/api/status` at
 //! `poll_after_ms` and updates in place (`aria-live`), leaves through
 //! `POST /api/leave` (the same form, submitted by the script); when admitted it
 //! claims the pass, counts down its lifetime, previews the shares an amount
-//! buys and invests through `POST /api/investments`, then shows a receipt
+//! buys (the Invest button is disabled while the preview refuses the
+//! amount) and invests through `POST /api/investments`, then shows a receipt
 //! that follows the investment until it settles. What the script needs from
-//! the server (stage, sign-in address, limits) is in `data-*` attributes on
-//! `<main>`.
+//! the server (stage, sign-in address, limits, the pass's expiry) is in
+//! `data-*` attributes on `<main>`.
 //!
 //! Every value is HTML-escaped, and the template is filled in one pass, so
 //! text that looks like a placeholder (a round or investor name) stays text.
@@ -66,8 +73,17 @@ pub struct View<'a> {
     /// page: the script needs it when `/api/join` refuses a sign-in that
     /// looked usable when the page was rendered. `None` if not configured.
     pub sign_in_url: Option<&'a str>,
-    /// A no-JavaScript investment just accepted: shown as a receipt.
+    /// An investment to show as a receipt (`/receipt/<id>`).
     pub receipt: Option<&'a Investment>,
+    /// When the visitor's pass expires (Unix seconds), once claimed: the
+    /// page without JavaScript says so, and a receipt offers to invest more
+    /// while it runs.
+    pub pass_expires_at: Option<u64>,
+    /// The amount the visitor typed, put back into the no-JavaScript form
+    /// when it comes back (busy, refused).
+    pub amount: Option<&'a str>,
+    /// Unix seconds of this render ("about N minutes" left on the pass).
+    pub now_s: u64,
 }
 
 /// Why and where to sign in.
@@ -202,8 +218,15 @@ pub fn render(view: &View<'_>) -> String {
     values.extend(queue_values(view.status, stage));
     values.extend(leave_values(view.status, stage));
     values.extend(progress_values(view));
-    values.extend(receipt_values(view.receipt));
+    values.extend(receipt_values(view.receipt, investor_label(view)));
     PAGE.fill(&values)
+}
+
+/// Whether a receipt offers to invest more: the investment went through
+/// and the visitor's pass still runs (`data-pass-expires` tells the script
+/// the same, which shows its own button then).
+fn can_invest_more(view: &View<'_>, stage: Stage) -> bool {
+    stage == Stage::Invested && view.pass_expires_at.is_some_and(|at| at > view.now_s)
 }
 
 /// One placeholder's name and its (already escaped) value.
@@ -256,7 +279,7 @@ fn draw_note(view: &View<'_>, stage: Stage) -> String {
 
 /// What the script needs from the server: `data-*` attributes on `<main>`
 /// (numbers in pence; empty when unknown).
-fn data_values(view: &View<'_>) -> [Value; 7] {
+fn data_values(view: &View<'_>) -> [Value; 9] {
     let room = view.room;
     let pence = |value: Option<i64>| value.map(|v| v.to_string()).unwrap_or_default();
     let sign_in_url = view
@@ -276,6 +299,16 @@ fn data_values(view: &View<'_>) -> [Value; 7] {
         ),
         ("SHARE_PRICE", pence(room.map(|r| r.share_price_pence))),
         ("REMAINING", pence(room.map(remaining))),
+        (
+            "PASS_EXPIRES",
+            view.pass_expires_at
+                .map(|at| at.to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "INVESTOR_LABEL",
+            html_escape(investor_label(view).unwrap_or("")),
+        ),
     ]
 }
 
@@ -294,9 +327,15 @@ fn investor_values(view: &View<'_>, stage: Stage) -> [Value; 2] {
 
 /// The queue figures: position, people ahead, wait, and why the wait may
 /// be off.
-fn queue_values(status: Option<&Status>, stage: Stage) -> [Value; 7] {
+fn queue_values(status: Option<&Status>, stage: Stage) -> [Value; 8] {
     let note = status.and_then(|s| s.eta_uncertain).map(eta_note);
+    // While admission is paused (or the round not yet open) nobody moves:
+    // a bar near full at the front of the queue would promise a turn that
+    // is not coming yet.
+    let held =
+        status.is_some_and(|s| matches!(s.state, VisitorState::Paused | VisitorState::Scheduled));
     [
+        ("QUEUE_PROGRESS_HIDDEN", hidden(held)),
         ("QUEUE_HIDDEN", hidden(!stage.shows_queue())),
         ("POSITION", position(status)),
         ("AHEAD", figure(status.and_then(|s| s.people_ahead))),
@@ -354,11 +393,14 @@ fn progress_values(view: &View<'_>) -> [Value; 3] {
     ]
 }
 
-/// The receipt of a no-JavaScript investment (empty and hidden otherwise:
-/// the script fills the same elements).
-fn receipt_values(receipt: Option<&Investment>) -> [Value; 8] {
+/// The receipt of an investment (empty and hidden otherwise: the script
+/// fills the same elements). The investor is named as on the page
+/// (`investor`: their name, or their id when they have none), and the time
+/// is the investment's, in UTC (the script shows it in local time).
+fn receipt_values(receipt: Option<&Investment>, investor: Option<&str>) -> [Value; 10] {
     let text = |f: fn(&Investment) -> String| html_escape(&receipt.map(f).unwrap_or_default());
     let failed = receipt.is_some_and(|r| r.status == InvestmentStatus::Failed);
+    let investor = receipt.map(|r| investor.unwrap_or(&r.investor_id));
     [
         ("RECEIPT_HIDDEN", hidden(receipt.is_none())),
         (
@@ -366,7 +408,15 @@ fn receipt_values(receipt: Option<&Investment>) -> [Value; 8] {
             if failed { "bad" } else { "ok" }.to_string(),
         ),
         ("RECEIPT_ID", text(|r| r.investment_id.clone())),
-        ("RECEIPT_INVESTOR", text(|r| r.investor_id.clone())),
+        ("RECEIPT_INVESTOR", html_escape(investor.unwrap_or(""))),
+        (
+            "RECEIPT_TIME_ISO",
+            text(|r| rfc3339(r.accepted_at_ms / 1000)),
+        ),
+        (
+            "RECEIPT_TIME",
+            text(|r| utc_date_time(r.accepted_at_ms / 1000)),
+        ),
         ("RECEIPT_AMOUNT", text(|r| pounds(r.amount_pence))),
         ("RECEIPT_SHARES", text(|r| grouped(r.shares))),
         ("RECEIPT_STATUS", text(receipt_status)),
@@ -450,9 +500,25 @@ fn message_of(view: &View<'_>, stage: Stage) -> String {
     }
     match stage {
         Stage::SignIn => String::new(),
-        Stage::Invested => {
-            "Thank you: your investment is accepted. It settles in a moment.".to_string()
-        }
+        Stage::Invested => match view.receipt {
+            Some(r) => format!(
+                "{}: {} for {} shares (reference {}). {}",
+                if r.status == InvestmentStatus::Settled {
+                    "Settled"
+                } else {
+                    "Accepted"
+                },
+                pounds(r.amount_pence),
+                grouped(r.shares),
+                r.investment_id,
+                if r.status == InvestmentStatus::Settled {
+                    "The shares are yours. Thank you."
+                } else {
+                    "Thank you: it settles in a moment."
+                }
+            ),
+            None => "Thank you: your investment is accepted. It settles in a moment.".to_string(),
+        },
         Stage::Failed => "Your investment could not be settled; nothing was taken.".to_string(),
         Stage::Full => full_message().to_string(),
         Stage::Closed => closed_message().to_string(),
@@ -531,17 +597,45 @@ fn noscript_action(view: &View<'_>, stage: Stage) -> String {
             r#"<form method="post" action="/api/join"><button type="submit">Join the queue</button></form>"#
                 .to_string()
         }
-        Stage::Admitted => format!(
-            r#"<form method="post" action="/invest">
-      <input type="hidden" name="key" value="{}">
-      <p class="muted">{}</p>
-      <label for="nojs-amount">Amount (£)</label><input id="nojs-amount" name="amount" inputmode="decimal" autocomplete="off" required>
-      <button type="submit">Invest</button>
-    </form>"#,
-            html_escape(view.form_key),
-            html_escape(&limits_of(view))
-        ),
+        Stage::Admitted => invest_form(view, "Invest"),
+        Stage::Invested if can_invest_more(view, stage) => invest_form(view, "Invest more"),
         _ => String::new(),
+    }
+}
+
+/// The no-JavaScript investment form: how long the pass lasts, the limits,
+/// the amount (as typed, when the form comes back) and `button`.
+fn invest_form(view: &View<'_>, button: &str) -> String {
+    format!(
+        r#"<form method="post" action="/invest">
+      <input type="hidden" name="key" value="{}">
+      <p id="nojs-pass">{}</p>
+      <p class="muted">{}</p>
+      <label for="nojs-amount">Amount (£)</label><input id="nojs-amount" name="amount" inputmode="decimal" autocomplete="off" required value="{}">
+      <button type="submit" id="nojs-submit">{}</button>
+    </form>"#,
+        html_escape(view.form_key),
+        html_escape(&pass_line(view)),
+        html_escape(&limits_of(view)),
+        html_escape(view.amount.unwrap_or("")),
+        html_escape(button),
+    )
+}
+
+/// How long the pass lasts, for a page that cannot count down: when it
+/// expires (UTC) and about how long that is from this render; before it is
+/// claimed, its lifetime.
+fn pass_line(view: &View<'_>) -> String {
+    match view.pass_expires_at {
+        Some(at) => format!(
+            "Your pass expires at {} ({} from when this page was shown); invest before then.",
+            utc_time(at),
+            about(at.saturating_sub(view.now_s)),
+        ),
+        None => match view.room {
+            Some(room) => format!("A pass lasts {}.", about(room.pass_ttl_seconds)),
+            None => String::new(),
+        },
     }
 }
 
@@ -565,7 +659,7 @@ fn receipt_status(investment: &Investment) -> String {
 fn receipt_note(investment: &Investment) -> &'static str {
     match investment.status {
         InvestmentStatus::Accepted => {
-            "Your investment is recorded against the round. It settles in a moment: that is when the money is taken and the shares are yours. Keep the reference."
+            "Your investment is recorded against the round. It settles in a moment: that is when the money is taken and the shares are yours. Keep the reference; reloading this page shows the receipt again."
         }
         InvestmentStatus::Settled => "Settled: the money is taken and the shares are yours.",
         InvestmentStatus::Failed => "The amount is released back to the round.",
@@ -639,6 +733,27 @@ fn about(seconds: u64) -> String {
         s if s < 90 * 60 => format!("about {} minutes", (s + 30) / 60),
         s => format!("about {} hours", (s + 1800) / 3600),
     }
+}
+
+/// A Unix time as RFC 3339 (`2026-12-06T00:41:05Z`), for `<time datetime>`.
+fn rfc3339(unix_s: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_s);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// A Unix time as a person reads it, in UTC: "2026-12-06 00:41:05 UTC" (the
+/// server does not know the visitor's time zone; the script shows local time).
+fn utc_date_time(unix_s: u64) -> String {
+    let text = rfc3339(unix_s);
+    format!("{} UTC", text.trim_end_matches('Z').replacen('T', " ", 1))
+}
+
+/// The time of day of a Unix time, in UTC: "00:41:05 UTC".
+fn utc_time(unix_s: u64) -> String {
+    let date_time = utc_date_time(unix_s);
+    date_time
+        .split_once(' ')
+        .map_or(date_time.clone(), |(_, time)| time.to_string())
 }
 
 fn figure(value: Option<u64>) -> String {
@@ -741,6 +856,9 @@ mod tests {
             sign_in: None,
             sign_in_url: Some("https://platform.example/login"),
             receipt: None,
+            pass_expires_at: None,
+            amount: None,
+            now_s: 0,
         }
     }
 
@@ -883,7 +1001,7 @@ mod tests {
             amount_pence: 125_000,
             shares: 1250,
             status: InvestmentStatus::Accepted,
-            accepted_at_ms: 0,
+            accepted_at_ms: 1_796_517_662_000,
             settled_at_ms: None,
             failure_reason: None,
         };
@@ -895,7 +1013,53 @@ mod tests {
         assert!(html.contains(r#"<dd id="receipt-amount">£1,250.00</dd>"#));
         assert!(html.contains(r#"<dd id="receipt-shares">1,250</dd>"#));
         assert!(html.contains(r#"<dd id="receipt-status">accepted</dd>"#));
+        // The investor by name, and when (UTC without the script).
+        assert!(html.contains(r#"<dd id="receipt-investor">Ada Lovelace</dd>"#));
+        assert!(html.contains(
+            r#"<dd id="receipt-time"><time datetime="2026-12-06T00:41:02Z">2026-12-06 00:41:02 UTC</time></dd>"#
+        ));
+        assert!(html.contains("Accepted: £1,250.00 for 1,250 shares (reference inv_abc)."));
+        // No pass running: nothing more to invest with.
         assert!(!html.contains(r#"action="/invest""#));
+        // With the pass running, the form again, to invest more.
+        v.pass_expires_at = Some(1_796_518_000);
+        v.now_s = 1_796_517_700;
+        let html = render(&v);
+        assert!(html.contains(r#"action="/invest""#));
+        assert!(html.contains(r#">Invest more</button>"#));
+        assert!(html.contains(
+            "Your pass expires at 00:46:40 UTC (about 5 minutes from when this page was shown)"
+        ));
+        assert!(html.contains(r#"data-pass-expires="1796518000""#));
+        // Not once it has run out.
+        v.now_s = 1_796_518_000;
+        assert!(!render(&v).contains(r#"action="/invest""#));
+    }
+
+    #[test]
+    fn a_paused_queue_has_no_progress_bar() {
+        let open = room(RoomPhase::Open);
+        for (state, shown) in [
+            (VisitorState::Waiting, true),
+            (VisitorState::Paused, false),
+            (VisitorState::Scheduled, false),
+        ] {
+            let s = status(state);
+            let html = render(&view(Some(&open), Some(&s), None));
+            let bar = r#"aria-label="Progress through the queue"></progress>"#;
+            assert_eq!(html.contains(bar), shown, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn the_form_comes_back_with_the_amount_typed() {
+        let open = room(RoomPhase::Open);
+        let s = status(VisitorState::Admitted);
+        let mut v = view(Some(&open), Some(&s), None);
+        v.amount = Some("12\"5");
+        let html = render(&v);
+        assert!(html.contains(r#"required value="12&quot;5">"#), "{html}");
+        assert!(html.contains(r#"<p id="nojs-pass">A pass lasts about 5 minutes.</p>"#));
     }
 
     #[test]
