@@ -122,11 +122,11 @@ metadata:
 apiVersion: core.spinkube.dev/v1alpha1
 kind: SpinApp
 metadata:
-  name: edge
+  name: edge-with-typos
 spec:
-  image: registry.example.com/edge:1
-  executor: containerd-shim-spin
   replica: 3
+  executor: containerd-shim-spin
+  image: registry.example.com/edge:1
   variables:
     - name: signing_keys
       valueFrom:
@@ -169,10 +169,10 @@ spec:
         format!(
             "deploy/broken.yaml: Deploymnt typo: kind: no Deploymnt in apps/v1 {every_version}"
         ),
-        "deploy/broken.yaml: SpinApp edge: spec.replica: unknown field \
+        "deploy/broken.yaml: SpinApp edge-with-typos: spec.replica: unknown field \
          (CRD spinapps.core.spinkube.dev v1alpha1)"
             .to_string(),
-        "deploy/broken.yaml: SpinApp edge: spec.variables[0].valueFrom.secretKeyRef.nmae: \
+        "deploy/broken.yaml: SpinApp edge-with-typos: spec.variables[0].valueFrom.secretKeyRef.nmae: \
          unknown field (CRD spinapps.core.spinkube.dev v1alpha1)"
             .to_string(),
         "kustomization.yaml: `patches` is not applied by this test".to_string(),
