@@ -18,6 +18,12 @@
 //!
 //! YAML is read with `serde_norway`; a file it cannot read is a problem
 //! reported with its error, never skipped.
+//!
+//! The manifests' validity against the Kubernetes API schemas and the
+//! SpinApp CRD is checked in [`schemas`].
+
+#[path = "deploy/schemas.rs"]
+mod schemas;
 
 use crowdgate_tests::{crowdgate_bin, workspace_root};
 use serde_json::Value;
