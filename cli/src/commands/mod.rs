@@ -132,7 +132,7 @@ pub async fn connect(config: &RedisConfig) -> anyhow::Result<Redis> {
         .await
         .with_context(|| match &config.topology {
             Topology::Single { .. } => format!(
-                "cannot connect to Redis at {}: is it running? (`crowdgate up` starts one)",
+                "cannot connect to Redis at {}: is it running? (`./dev up` starts one)",
                 config.topology
             ),
             Topology::Sentinel { master, .. } => format!(
