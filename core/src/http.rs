@@ -11,7 +11,9 @@
 //!   bounded: past `max_in_flight` concurrent requests core answers 503 with
 //!   `Retry-After` at once instead of queueing.
 //! - Bodies over [`MAX_BODY_BYTES`] get 413, and every error answer —
-//!   axum's own rejections included — has the one JSON shape.
+//!   axum's own rejections, and the requests hyper refuses before any route
+//!   sees them (a malformed request line, too many headers), through
+//!   `crowdgate_conn_io` as in the wasm host — has the one JSON shape.
 //! - `/ops/v1/...` requires an ops bearer token.
 //! - `/healthz` and `/metrics` are for the platform.
 
@@ -24,9 +26,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use crowdgate_conn_io::{ConnIo, ConnState};
 use crowdgate_protocol::ErrorCode;
 use crowdgate_protocol::api::{Health, MAX_BODY_BYTES};
 use crowdgate_protocol::routes::route;
+use std::sync::Arc;
+use tower::ServiceExt;
 
 /// How long a client may take to send a request's head. Slow clients are
 /// cut off rather than holding connections open (slowloris).
@@ -37,7 +42,9 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open
 /// connections finish for a grace period. Our own accept loop rather than
 /// `axum::serve`, for what that does not offer: a deadline on reading each
-/// request's head.
+/// request's head, and hyper's own refusals answered in the one JSON error
+/// shape (each connection's socket is a [`ConnIo`], told of every response
+/// the router returns).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -60,11 +67,22 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = Arc::new(ConnState::default());
+        let service = hyper::service::service_fn({
+            let (router, conn) = (router.clone(), conn.clone());
+            move |request: hyper::Request<hyper::body::Incoming>| {
+                let (router, conn) = (router.clone(), conn.clone());
+                async move {
+                    let response = router.oneshot(request.map(axum::body::Body::new)).await;
+                    conn.response_returned();
+                    response
+                }
+            }
+        });
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
+            .serve_connection(TokioIo::new(ConnIo::new(stream, conn)), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(err) = connection.await {

@@ -104,3 +104,43 @@ fn a_named_key_set_still_wants_the_right_kid() {
         Err(IdentityError::UnknownKey("k2".into()))
     );
 }
+
+/// The rule INTEGRATION.md states once for `identity_public_key` and
+/// `identity_shared_secret` alike: a key configured without an id, when it
+/// is the only key, is the key for every token, whatever `kid` it names.
+#[test]
+fn a_bare_shared_secret_is_the_key_whatever_kid_as_a_bare_pem_is() {
+    let secret = b"a shared secret of at least thirty-two bytes";
+    let keys = KeySet::default().with_shared_secret(None, secret).unwrap();
+    let key = EncodingKey::from_secret(secret);
+    for kid in [None, Some("2026-11"), Some("anything")] {
+        let identity = verifier().verify(&token(Algorithm::HS256, kid, &key), &keys, NOW);
+        assert_eq!(identity.unwrap().investor_id, "ann", "{kid:?}");
+    }
+}
+
+/// Two keys without ids (a PEM and a secret both set) leave no way to say
+/// which one a token means: every token is refused, so set one of them.
+#[test]
+fn two_unnamed_keys_verify_nothing() {
+    let secret = b"a shared secret of at least thirty-two bytes";
+    let keys = KeySet::default()
+        .with_public_key_pem(None, &public("ed25519-pub.pem"))
+        .unwrap()
+        .with_shared_secret(None, secret)
+        .unwrap();
+    let signed = token(Algorithm::EdDSA, None, &private("ed25519.pem"));
+    assert_eq!(
+        verifier().verify(&signed, &keys, NOW),
+        Err(IdentityError::NoKeyId)
+    );
+    let named = token(
+        Algorithm::HS256,
+        Some("k1"),
+        &EncodingKey::from_secret(secret),
+    );
+    assert_eq!(
+        verifier().verify(&named, &keys, NOW),
+        Err(IdentityError::UnknownKey("k1".into()))
+    );
+}

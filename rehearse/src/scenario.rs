@@ -199,8 +199,22 @@ impl Scenario {
     }
 
     /// The scenario with the flags' overrides applied (and checked again).
+    /// A new size is said in the name (the report's title), so a small
+    /// rehearsal of a large round is never titled as the large one.
     pub fn with(mut self, overrides: &Overrides) -> anyhow::Result<Scenario> {
         if let Some(count) = overrides.investors {
+            if count != self.investors.count {
+                let round = if overrides.scale_round {
+                    "the round scaled to them"
+                } else {
+                    "the round as written"
+                };
+                self.name = format!(
+                    "{} — rehearsed with {} investors, {round}",
+                    self.name,
+                    crowdgate_protocol::money::grouped(count as i64)
+                );
+            }
             if overrides.scale_round && self.investors.count > 0 {
                 let scale = count as f64 / self.investors.count as f64;
                 let cap = (self.round.cap_pence as f64 * scale) as i64;
@@ -477,6 +491,11 @@ mod tests {
                 / s.round.cap_pence as f64
         };
         assert!((ratio(&full) / ratio(&small) - 1.0).abs() < 0.2);
+        // Its title says what was rehearsed.
+        assert_eq!(
+            small.name,
+            "Reference round: 36,000 investors, oversubscribed — rehearsed with 360 investors, the round scaled to them"
+        );
         // The queue takes as long to drain.
         let drain = |s: &Scenario| s.investors.count as f64 / s.admission.rate_per_minute as f64;
         assert!((drain(&full) / drain(&small) - 1.0).abs() < 0.05);

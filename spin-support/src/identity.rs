@@ -18,7 +18,9 @@
 //! `identity_jwks_refetch_seconds`, so a flood of made-up key ids cannot turn
 //! the edge into a load generator against the provider. If the provider
 //! cannot be reached, a cached JWKS up to [`STALE_USABLE_MS`] old still
-//! verifies.
+//! verifies; with none, a failed fetch is not tried again for
+//! [`FAILED_FETCH_BACKOFF_MS`], and joins meanwhile are answered 503 at
+//! once rather than each waiting out [`FETCH_TIMEOUT`] on the provider.
 //!
 //! A token that verified is remembered in key-value for a short while
 //! ([`crowdgate_identity::memo`]: by its digest, bounded, at most a minute,
@@ -45,6 +47,10 @@ const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// While one request fetches an expired JWKS, others keep verifying with
 /// the stale copy for this long instead of all fetching at once.
 const REFRESH_LEASE_MS: u64 = 10_000;
+/// With no usable JWKS, how long after a fetch was tried (and failed, or
+/// is still under way) the provider is left alone: checks meanwhile fail
+/// at once with 503 `unavailable`.
+pub const FAILED_FETCH_BACKOFF_MS: u64 = 5_000;
 
 /// Where the keys come from.
 enum KeySource {
@@ -253,6 +259,17 @@ impl JwksCache<'_> {
         {
             return Ok(keys);
         }
+        // No keys to fall back on, and the provider was just tried: do not
+        // make this check wait on it again.
+        let usable = cached
+            .as_ref()
+            .is_some_and(|entry| now_ms.saturating_sub(entry.fetched_at_ms) < STALE_USABLE_MS);
+        let backing_off = self
+            .last_attempt_ms()
+            .is_some_and(|at| now_ms.saturating_sub(at) < FAILED_FETCH_BACKOFF_MS);
+        if !usable && backing_off {
+            return Err(keys_unavailable());
+        }
         match self.refresh(now_ms).await {
             Ok(keys) => Ok(keys),
             Err(err) => match cached {
@@ -279,21 +296,28 @@ impl JwksCache<'_> {
             .is_none_or(|at| now_ms.saturating_sub(at) >= refetch_ms)
     }
 
-    /// Fetches the JWKS, checks it, and caches it.
-    async fn refresh(&self, now_ms: u64) -> Result<KeySet, ApiError> {
+    /// Records that a fetch is tried at `at_ms`.
+    fn attempted(&self, at_ms: u64) {
         if let Some(store) = Self::store() {
             let _ = store.set(
                 &format!("jwks-attempt:{}", self.url),
-                now_ms.to_string().as_bytes(),
+                at_ms.to_string().as_bytes(),
             );
         }
+    }
+
+    /// Fetches the JWKS, checks it, and caches it.
+    async fn refresh(&self, now_ms: u64) -> Result<KeySet, ApiError> {
+        self.attempted(now_ms);
         let jwks = fetch(self.url).await.map_err(|why| {
-            eprintln!("identity: cannot fetch the provider's keys from {}: {why}", self.url);
-            ApiError::for_field(
-                ErrorCode::Unavailable,
-                "identity",
-                "sign-in cannot be checked for a moment (the identity provider's keys are unavailable); try again shortly",
-            )
+            eprintln!(
+                "identity: cannot fetch the provider's keys from {}: {why}",
+                self.url
+            );
+            // The backoff runs from the failure, not from when the fetch
+            // began: it may itself have taken the whole fetch timeout.
+            self.attempted(crate::now_ms());
+            keys_unavailable()
         })?;
         let keys = KeySet::from_jwks(&jwks).map_err(|e| {
             eprintln!("identity: the JWKS at {} is unusable: {e}", self.url);
@@ -319,6 +343,15 @@ impl JwksCache<'_> {
         }
         Ok(keys)
     }
+}
+
+/// 503: the provider's keys could not be had just now.
+fn keys_unavailable() -> ApiError {
+    ApiError::for_field(
+        ErrorCode::Unavailable,
+        "identity",
+        "sign-in cannot be checked for a moment (the identity provider's keys are unavailable); try again shortly",
+    )
 }
 
 async fn fetch(url: &str) -> Result<String, String> {

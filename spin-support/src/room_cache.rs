@@ -39,14 +39,7 @@ pub async fn room_state(settings: &Settings, now_ms: u64) -> Result<RoomState, C
     {
         return Ok(room.clone());
     }
-    let away_key = format!("core-away:{round}");
-    let core_away = store
-        .as_ref()
-        .and_then(|s| s.get(&away_key).ok().flatten())
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.parse::<u64>().ok())
-        .is_some_and(|until| now_ms < until);
-    if core_away
+    if core_is_away(settings, now_ms)
         && let Some(room) = &cached
         && now_ms.saturating_sub(room.as_of_ms) < USABLE_FOR_MS
     {
@@ -77,7 +70,7 @@ pub async fn room_state(settings: &Settings, now_ms: u64) -> Result<RoomState, C
                 // From now, not from when the request began: the failed call
                 // may itself have taken the whole deadline.
                 let until = crate::now_ms() + CORE_AWAY_MS;
-                let _ = store.set(&away_key, until.to_string().as_bytes());
+                let _ = store.set(&away_key(settings), until.to_string().as_bytes());
             }
             match cached {
                 Some(room) if now_ms.saturating_sub(room.as_of_ms) < USABLE_FOR_MS => Ok(room),
@@ -85,6 +78,23 @@ pub async fn room_state(settings: &Settings, now_ms: u64) -> Result<RoomState, C
             }
         }
     }
+}
+
+/// Whether core failed to give the room state within the last
+/// [`CORE_AWAY_MS`]: a caller that would otherwise wait on core for
+/// something else (a join's place) answers 503 at once instead, so one
+/// request waits out at most one core deadline.
+pub fn core_is_away(settings: &Settings, now_ms: u64) -> bool {
+    Store::open_default()
+        .ok()
+        .and_then(|s| s.get(&away_key(settings)).ok().flatten())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.parse::<u64>().ok())
+        .is_some_and(|until| now_ms < until)
+}
+
+fn away_key(settings: &Settings) -> String {
+    format!("core-away:{}", settings.round)
 }
 
 /// The state from core. Any failure, a refusal included, counts as core

@@ -75,6 +75,9 @@ impl Change {
 pub enum ChangeVerdict {
     /// Written, with the audit entry of this stream id.
     Changed { audit_id: String },
+    /// Every value given already had that value: nothing was written and
+    /// no audit entry was made.
+    Unchanged,
     /// The action is not allowed while the round is in `phase`.
     WrongPhase { phase: RoomPhase },
     /// Opening or resuming after the round's closing time.
@@ -129,6 +132,7 @@ impl RoundStore {
         };
         Ok(match verdict.as_str() {
             "changed" => ChangeVerdict::Changed { audit_id: detail },
+            "unchanged" => ChangeVerdict::Unchanged,
             "wrong_phase" => ChangeVerdict::WrongPhase {
                 phase: parse_phase(&detail)
                     .ok_or_else(|| unknown(&CHANGE_LUA, &format!("{verdict} {detail}")))?,

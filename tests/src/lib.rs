@@ -13,6 +13,7 @@
 pub mod browser;
 pub mod ha;
 pub mod netns;
+pub mod raw_http;
 pub use crowdgate::local_redis::{LocalRedis, free_port};
 use crowdgate_identity::IdentityClaims;
 use crowdgate_identity::dev::DevSigner;

@@ -6,6 +6,7 @@ use crowdgate_protocol::api::EDGE_TOKEN_HEADER;
 use crowdgate_protocol::{Investor, Pass, Ticket};
 use crowdgate_tests::{
     OPS_TOKEN, ROUND, RoundOptions, System, Visitor, core_http, get_text, json_of, keyring, now_s,
+    raw_http,
 };
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -588,6 +589,29 @@ async fn core_endpoints_refuse_bad_requests() {
     .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["fields"]["cap_pence"], "10000000");
+    // What hyper refuses before any route sees it is the same JSON shape.
+    let addr: std::net::SocketAddr = core.trim_start_matches("http://").parse().unwrap();
+    let too_many_headers: String = (0..150).map(|i| format!("x-h{i}: 1\r\n")).collect();
+    for (what, request, status, error) in [
+        (
+            "a malformed request line",
+            b"this is not http\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "150 headers",
+            format!("GET /healthz HTTP/1.1\r\nhost: core\r\n{too_many_headers}\r\n").into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+    ] {
+        let response = raw_http::exchange(addr, &request).await;
+        assert_eq!(response.status, status, "{what}: {response:?}");
+        let body = response.json_error();
+        assert_eq!(body["error"], error, "{what}: {body}");
+        assert!(body["message"].is_string(), "{what}: {body}");
+    }
     // Health and metrics are up.
     let health = http.get(format!("{core}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);

@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crowdgate_tests::raw_http::{answer, assert_closed, exchange};
 use crowdgate_tests::{Proc, crowdgate_bin, wait_for};
 use crowdgate_wasm_host::{CacheOutcome, Host, HostConfig, LoadError, LoadReport};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// Path of the prebuilt probe component: the newest of the `release` and
@@ -464,109 +465,6 @@ async fn invalid_allow_list_entry_fails_the_load() {
 // ---------------------------------------------------------------------------
 // Request limits and the JSON shape of every host error, over raw TCP where
 // a normal client would not send such a request.
-
-/// A response read off a raw connection.
-#[derive(Debug)]
-struct RawResponse {
-    status: u16,
-    /// Lowercase names.
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-impl RawResponse {
-    /// The body as the host's JSON error, checking the content type.
-    fn json_error(&self) -> serde_json::Value {
-        assert_eq!(
-            self.headers.get("content-type").map(String::as_str),
-            Some("application/json"),
-            "{self:?}"
-        );
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-/// Reads one response: `content-length` or chunked framing, else to EOF.
-async fn read_response<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> RawResponse {
-    let mut line = String::new();
-    reader.read_line(&mut line).await.unwrap();
-    let status = line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not a status line: {line:?}"));
-    let mut headers = HashMap::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).await.unwrap();
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':').expect("a header line");
-        headers.insert(name.to_ascii_lowercase(), value.trim().to_string());
-    }
-    let mut body = Vec::new();
-    if status < 200 {
-        // Interim (`100 Continue`): no body.
-    } else if let Some(len) = headers.get("content-length") {
-        body.resize(len.parse().unwrap(), 0);
-        reader.read_exact(&mut body).await.unwrap();
-    } else if headers
-        .get("transfer-encoding")
-        .is_some_and(|t| t.contains("chunked"))
-    {
-        loop {
-            line.clear();
-            reader.read_line(&mut line).await.unwrap();
-            let size = usize::from_str_radix(line.trim(), 16).unwrap();
-            line.clear();
-            if size == 0 {
-                reader.read_line(&mut line).await.unwrap();
-                break;
-            }
-            let start = body.len();
-            body.resize(start + size, 0);
-            reader.read_exact(&mut body[start..]).await.unwrap();
-            reader.read_line(&mut line).await.unwrap();
-        }
-    } else {
-        reader.read_to_end(&mut body).await.unwrap();
-    }
-    RawResponse {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// Reads a response within 10 s.
-async fn answer<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> RawResponse {
-    tokio::time::timeout(Duration::from_secs(10), read_response(reader))
-        .await
-        .expect("the host answers within 10 s")
-}
-
-/// Asserts the host closes the connection (after what it already sent).
-async fn assert_closed<R: AsyncReadExt + Unpin>(reader: &mut R) {
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), reader.read_to_end(&mut rest))
-        .await
-        .expect("the host closes the connection");
-    assert!(read.is_ok() && rest.is_empty(), "{read:?} {rest:?}");
-}
-
-/// Sends `request` on a new connection and reads the answer. A failed write
-/// is not an error: the host may answer and stop reading before the end.
-async fn exchange(addr: SocketAddr, request: &[u8]) -> RawResponse {
-    let (read, mut write) = TcpStream::connect(addr).await.unwrap().into_split();
-    let _ = write.write_all(request).await;
-    let mut reader = BufReader::new(read);
-    let response = answer(&mut reader).await;
-    drop(write);
-    response
-}
 
 fn chunk(data: &[u8]) -> Vec<u8> {
     let mut out = format!("{:x}\r\n", data.len()).into_bytes();

@@ -1491,6 +1491,44 @@ async fn a_provider_that_hangs_costs_a_join_seconds_not_the_request() {
         took < FETCH_TIMEOUT + Duration::from_secs(2),
         "the join waited {took:?}"
     );
+
+    // Then the edge backs off: for 5 s after the failed fetch joins get the
+    // 503 at once and the provider is not asked (each join used to wait out
+    // the fetch timeout again); after that it is tried again.
+    const BACKOFF: Duration = Duration::from_secs(5);
+    let failed_at = Instant::now();
+    let fetched = provider.fetches();
+    let mut answered_at_once = 0;
+    loop {
+        let started = Instant::now();
+        let (code, body) =
+            join_with_token(&lonely.edge_url, &token_from(&platform, "lonely")).await;
+        let took = started.elapsed();
+        assert_eq!(
+            (code, body["error"].as_str()),
+            (503, Some("unavailable")),
+            "{body}"
+        );
+        if provider.fetches() > fetched {
+            let after = failed_at.elapsed();
+            assert!(
+                after + Duration::from_secs(1) >= BACKOFF,
+                "the provider was asked again {after:?} after a failed fetch"
+            );
+            break;
+        }
+        assert!(
+            took < Duration::from_secs(1),
+            "a join during the backoff waited {took:?}"
+        );
+        answered_at_once += 1;
+        assert!(
+            failed_at.elapsed() < BACKOFF + FETCH_TIMEOUT + Duration::from_secs(5),
+            "the provider was never tried again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered_at_once >= 10, "{answered_at_once}");
 }
 
 /// Regression: a browser without JavaScript that signed in as someone else

@@ -38,8 +38,8 @@ impl Ops {
     }
 
     fn url(&self, path: &str) -> String {
-        if path.is_empty() {
-            self.base.clone()
+        if path.is_empty() || path.starts_with('?') {
+            format!("{}{path}", self.base)
         } else {
             format!("{}/{path}", self.base)
         }
@@ -313,6 +313,22 @@ async fn every_control_needs_a_valid_token_and_names_the_bad_field() {
         (422, Some("limit")),
         "{answer}"
     );
+    // A query parameter a route does not take is refused by name, never
+    // ignored: a misspelt limit, a parameter on the status, a value sent
+    // in the query instead of the body.
+    for (method, path, field) in [
+        (Method::GET, "audit?limt=5", "limt"),
+        (Method::GET, "?verbose=1", "verbose"),
+        (
+            Method::PATCH,
+            "admission?rate_per_minute=5",
+            "rate_per_minute",
+        ),
+    ] {
+        let body = json!({"max_active": 7});
+        let answer = ops.refused(method, path, body, 422, field).await;
+        assert_eq!(answer["error"], "unknown_field", "{answer}");
+    }
 
     // Nothing was changed, and nothing audited.
     assert_eq!(system.round_field("rate_per_minute").await, before);
@@ -346,6 +362,18 @@ async fn every_change_is_audited_with_who_old_and_new() {
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["applied"]["new"]["rate_per_minute"], 1200);
     assert_eq!(answer["applied"]["old"]["rate_per_minute"], 600);
+    // The same rate again changes nothing: said so, and not audited.
+    let (code, answer) = ops
+        .send(Method::PATCH, "admission", json!({"rate_per_minute": 1200}))
+        .await;
+    assert_eq!((code, &answer["applied"]), (200, &Value::Null), "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("nothing changed")),
+        "{answer}"
+    );
+    assert_eq!(ops.audit(50).await.len(), 1);
     for (method, path, body) in [
         (Method::POST, "pause", json!({})),
         (Method::POST, "resume", json!({})),

@@ -4,7 +4,8 @@
 //! the working tree into a fresh directory (what git tracks, plus new files
 //! it does not ignore: a fresh clone of this change) and run, from its root,
 //! - `./dev up` exactly as written, with its default arguments and ports,
-//!   then the day-to-day commands the README lists next to it;
+//!   then every command its banner prints and the day-to-day commands the
+//!   README lists, each line as printed, with no `crowdgate` on the PATH;
 //! - `./dev up --ha` exactly as written, and a kill -9 of its primary;
 //! - `./dev rehearse` with the README's flags for a small rehearsal;
 //! - the "Running the parts yourself" block line by line (only its ports
@@ -42,67 +43,55 @@ async fn dev_up_as_the_readme_says_runs_a_round_end_to_end() {
     // An investor, as the README describes: join, wait, invest, see it settle.
     invest_and_settle("http://127.0.0.1:3000", "http://127.0.0.1:3001", "demo-001").await;
 
-    // The day-to-day commands, as listed.
-    let crowdgate = |args: &[&str]| {
-        let output = Command::new(crowdgate_bin())
-            .args(args)
-            .current_dir(&checkout)
-            .env("CROWDGATE_OPS_TOKEN", &ops_token)
-            .output()
-            .expect("crowdgate runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(
-            output.status.success(),
-            "crowdgate {args:?} failed:\n{text}"
-        );
-        text
-    };
-    let status = crowdgate(&["ops", "status"]);
-    assert!(status.contains("demo"), "{status}");
-    crowdgate(&["ops", "set-rate", "1200"]);
-    assert!(crowdgate(&["ops", "status"]).contains("1200"));
-    let csv = checkout.join("investors.csv");
+    // Every command the banner prints, run as printed from the checkout
+    // (nothing named `crowdgate` on the PATH, as on a fresh clone).
+    let commands = banner_commands(&banner);
+    assert_eq!(commands.len(), 4, "{commands:?}\n{banner}");
+    for command in &commands {
+        let (ok, out) = run_as_printed(&checkout, command, None);
+        assert!(ok, "the banner's `{command}` failed:\n{out}");
+        if command.contains("dev-token") && !command.starts_with("curl") {
+            assert_eq!(out.trim().split('.').count(), 3, "a JWT: {out}");
+        } else if command.contains("/api/join") {
+            let joined: serde_json::Value =
+                serde_json::from_str(&out).unwrap_or_else(|_| panic!("`{command}`: {out}"));
+            assert_eq!(joined["status"]["investor_id"], "demo-001", "{joined}");
+        } else {
+            assert!(out.contains("demo"), "`{command}`: {out}");
+        }
+    }
+
+    // The README's day-to-day commands, each line exactly as written.
+    let readme = std::fs::read_to_string(checkout.join("README.md")).unwrap();
+    let lines = sh_block_after(&readme, "## Day-to-day commands");
+    assert!(
+        lines.iter().any(|l| l.contains("ops set-rate 1200")),
+        "{lines:?}"
+    );
     std::fs::write(
-        &csv,
+        checkout.join("investors.csv"),
         "investor_id,balance_pence\nreadme-new-investor,250000\n",
     )
     .unwrap();
-    crowdgate(&["accounts", "import", "investors.csv"]);
-    let reconcile = crowdgate(&["reconcile"]);
-    assert!(reconcile.contains("OK"), "{reconcile}");
-    // The README's line joining with a development token, exactly as
-    // written (demo-001 holds a place already: the same one comes back).
-    let readme = std::fs::read_to_string(checkout.join("README.md")).unwrap();
-    let join_line = readme
-        .lines()
-        .find(|l| l.starts_with("curl ") && l.contains("dev-token"))
-        .expect("the README shows joining with a development token");
-    let bin_dir = crowdgate_bin().parent().unwrap().to_path_buf();
-    let output = Command::new("bash")
-        .args(["-c", join_line])
-        .current_dir(&checkout)
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin_dir.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .output()
-        .expect("bash runs");
-    let joined: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
-        panic!(
-            "{join_line}\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    assert_eq!(joined["status"]["investor_id"], "demo-001", "{joined}");
+    for line in &lines {
+        let command = line.split(" # ").next().unwrap().trim();
+        let (ok, out) = run_as_printed(&checkout, command, Some(&ops_token));
+        assert!(ok, "the README's `{command}` failed:\n{out}");
+        if command.ends_with("ops set-rate 1200") {
+            let (_, status) =
+                run_as_printed(&checkout, "./dev crowdgate ops status", Some(&ops_token));
+            assert!(status.contains("1200"), "{status}");
+        } else if command.ends_with("ops status") {
+            assert!(out.contains("demo"), "{out}");
+        } else if command.ends_with("reconcile") {
+            assert!(out.contains("OK"), "{out}");
+        } else if command.starts_with("curl") {
+            // demo-001 holds a place already: the same one comes back.
+            let joined: serde_json::Value =
+                serde_json::from_str(&out).unwrap_or_else(|_| panic!("`{command}`: {out}"));
+            assert_eq!(joined["status"]["investor_id"], "demo-001", "{joined}");
+        }
+    }
 
     // Ctrl-C stops everything and keeps the data.
     up.interrupt();
@@ -166,17 +155,13 @@ async fn running_the_parts_yourself_as_the_readme_says() {
 
     let checkout = fresh_checkout("parts");
     let log = checkout.join("parts.log");
-    let bin_dir = crowdgate_bin().parent().unwrap().to_path_buf();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    // As on a fresh clone: no `crowdgate` on the PATH (the block runs it
+    // through ./dev).
     let mut parts = Group::spawn(
         Command::new("bash")
             .args(["-c", &script])
             .current_dir(&checkout)
-            .env("PATH", path)
+            .env("PATH", path_without_crowdgate())
             .env("CARGO_TARGET_DIR", target_dir()),
         &log,
     );
@@ -221,18 +206,8 @@ async fn dev_up_ha_as_the_readme_says_survives_killing_the_primary() {
     let kill_line = banner_line(&banner, "Failover:");
     invest_and_settle("http://127.0.0.1:3000", "http://127.0.0.1:3001", "demo-001").await;
 
-    let ops_status = || {
-        let output = Command::new(crowdgate_bin())
-            .args(["ops", "status"])
-            .current_dir(&checkout)
-            .env("CROWDGATE_OPS_TOKEN", &ops_token)
-            .output()
-            .expect("crowdgate runs");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).to_string(),
-        )
-    };
+    // As the README says to watch it.
+    let ops_status = || run_as_printed(&checkout, "./dev crowdgate ops status", Some(&ops_token));
     let (ok, before) = ops_status();
     assert!(ok && before.contains("primary 127.0.0.1:6390"), "{before}");
     assert!(
@@ -362,6 +337,73 @@ fn banner_line(banner: &str, label: &str) -> String {
         .map(str::trim)
         .unwrap_or_else(|| panic!("the banner has no {label:?} line:\n{banner}"))
         .to_string()
+}
+
+/// The commands `./dev up`'s banner prints for a person to run: every line
+/// (after its label, if any) that starts as a shell command does.
+fn banner_commands(banner: &str) -> Vec<String> {
+    banner
+        .lines()
+        .map(|line| {
+            let line = line.trim();
+            match line.split_once(':') {
+                Some((label, rest))
+                    if !label.contains(' ') && !label.contains('=') && rest.starts_with(' ') =>
+                {
+                    rest.trim()
+                }
+                _ => line,
+            }
+        })
+        .filter(|line| {
+            ["./dev ", "curl ", "CROWDGATE_OPS_TOKEN=", "crowdgate "]
+                .iter()
+                .any(|start| line.starts_with(start))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs `command` with bash in `checkout` as a person on a fresh clone
+/// would: no `crowdgate` on the PATH (a folder holding one is left out),
+/// the build where CI keeps it (`CARGO_TARGET_DIR`), and the ops token in
+/// the environment when given. Returns (success, stdout and stderr).
+fn run_as_printed(checkout: &Path, command: &str, ops_token: Option<&str>) -> (bool, String) {
+    let mut bash = Command::new("bash");
+    bash.args(["-c", command])
+        .current_dir(checkout)
+        .env("PATH", path_without_crowdgate())
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("CROWDGATE_OPS_TOKEN");
+    if let Some(token) = ops_token {
+        bash.env("CROWDGATE_OPS_TOKEN", token);
+    }
+    let output = bash.output().expect("bash runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Commands whose output is parsed get their stdout alone.
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    (
+        output.status.success(),
+        if output.status.success() {
+            stdout
+        } else {
+            text
+        },
+    )
+}
+
+/// The PATH without any folder holding a `crowdgate`: a fresh clone's.
+fn path_without_crowdgate() -> String {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let kept: Vec<&str> = path
+        .split(':')
+        .filter(|dir| !Path::new(dir).join("crowdgate").exists())
+        .collect();
+    kept.join(":")
 }
 
 fn port_is_free(port: u16) -> bool {

@@ -151,6 +151,12 @@ fn a_small_rehearsal_of_the_reference_round_passes_with_a_full_report() {
     assert!(verdict.starts_with("PASS: sold out"), "{stdout}");
 
     let (html, json) = read_report(&report_dir);
+    // Titled for what was rehearsed, not the full-size round's 36,000.
+    let title = text(&select(&html, "h1")[0]);
+    assert!(
+        title.ends_with("rehearsed with 300 investors, the round scaled to them"),
+        "{title}"
+    );
     let shown = select(&html, "#verdict");
     assert_eq!(text(&shown[0]).trim(), verdict);
     assert_eq!(shown[0].value().attr("class"), Some("pass"));

@@ -1422,3 +1422,63 @@ async fn a_likely_sell_out_is_forecast_and_the_visitor_can_leave() {
     );
     browser.close().await;
 }
+
+/// Regression: a join by an investor who already holds a place — from
+/// another device, so with an identity and no ticket — while core hangs
+/// waited out two core deadlines: the stale room state's refresh, then the
+/// place. Now the join that finds core away answers 503 after one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_waits_out_one_core_deadline_when_core_hangs() {
+    /// How long the edge waits on core at any step (`spin_support::deadline`).
+    const CORE_DEADLINE: Duration = Duration::from_secs(10);
+    let mut system = System::start_with(RoundOptions::default(), false).await;
+    let edge = system.edge_url.clone();
+    let (code, body) = Visitor::signed_in(&edge, "holder").join().await;
+    assert_eq!(code, 201, "{body}");
+
+    // core hangs: its address accepts connections and never answers.
+    let addr: std::net::SocketAddr = system
+        .core_url
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    system.kill_core();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listener = loop {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        match socket.bind(addr).and_then(|()| socket.listen(64)) {
+            Ok(listener) => break listener,
+            Err(err) => assert!(Instant::now() < deadline, "cannot take core's port: {err}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let hung = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    // The edge's cached room state is fresh for a second; once it is older
+    // the join refreshes it from core first.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+
+    let started = Instant::now();
+    let (code, body) = Visitor::signed_in(&edge, "holder").join().await;
+    let took = started.elapsed();
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    assert!(
+        took < CORE_DEADLINE + Duration::from_secs(4),
+        "the join waited {took:?} on a hung core"
+    );
+    // While core is away, a join answers at once.
+    let started = Instant::now();
+    let (code, _) = Visitor::signed_in(&edge, "holder").join().await;
+    assert_eq!(code, 503);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    hung.abort();
+}

@@ -480,6 +480,12 @@ pub async fn join(settings: &Settings, request: &Request) -> Response {
         let refusal = identity::with_sign_in_link(refusal, identity::sign_in_url().as_deref());
         return refuse_join(settings, request, refusal, now).await;
     }
+    if room_cache::core_is_away(settings, now_ms()) {
+        // Core just failed to give the room state (perhaps this very join
+        // waited out its deadline): asking it for the place too would make
+        // the visitor wait a second deadline.
+        return respond::unavailable("the queue is busy; try joining again in a moment");
+    }
     let investor = identity.as_ref().map(investor_of);
     let place = match CoreClient::new(settings)
         .take_queue_place(investor.as_ref())

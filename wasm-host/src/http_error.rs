@@ -3,16 +3,20 @@
 //! Clients (the waiting-room page, scripts, load balancers' health checks)
 //! parse every non-component answer the same way, so every status the host
 //! produces — routing, limits, overload, guest failures, and even requests
-//! hyper could not parse — carries `{"error": code, "field"?: name,
-//! "message": text}` with `content-type: application/json`. This module owns
-//! that shape: [`HostError`] says what went wrong, [`HostError::response`]
-//! renders it for the service, and [`HostError::raw_response`] renders a
-//! complete HTTP/1.x response for the connection wrapper in `conn_io`, which
-//! replaces hyper's bodyless automatic answers.
+//! hyper could not parse — carries protocol's one error shape
+//! (`crowdgate_protocol::ApiError`: `{"error", "field"?, "message"}`) with
+//! `content-type: application/json`. [`HostError`] says what went wrong; its
+//! code is an [`ErrorCode`] (so the host cannot drift from the codes and
+//! statuses every other process uses), [`HostError::response`] renders it
+//! for the service, and [`HostError::refused_by_hyper`] words the requests
+//! hyper refuses for `crowdgate_conn_io`, which replaces hyper's bodyless
+//! automatic answers.
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
+use crowdgate_conn_io::Refused;
+use crowdgate_protocol::{ApiError, ErrorCode};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -62,31 +66,22 @@ pub enum HostError {
 }
 
 impl HostError {
-    /// The HTTP status of this error.
+    /// The HTTP status of this error (its code's).
     pub fn status(&self) -> StatusCode {
-        match self {
-            HostError::NotFound { .. } => StatusCode::NOT_FOUND,
-            HostError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
-            HostError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            HostError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            HostError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            HostError::BadBody | HostError::BadRequest => StatusCode::BAD_REQUEST,
-            HostError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            HostError::ComponentFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        StatusCode::from_u16(self.code().http_status()).expect("every code's status is valid")
     }
 
     /// The machine-readable `error` code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            HostError::NotFound { .. } => "not_found",
-            HostError::UriTooLong { .. } => "uri_too_long",
-            HostError::HeadersTooLarge { .. } => "headers_too_large",
-            HostError::BodyTooLarge { .. } => "body_too_large",
-            HostError::BodyTimeout => "body_timeout",
-            HostError::BadBody | HostError::BadRequest => "bad_request",
-            HostError::Overloaded => "overloaded",
-            HostError::ComponentFailed { .. } => "component_failed",
+            HostError::NotFound { .. } => ErrorCode::NotFound,
+            HostError::UriTooLong { .. } => ErrorCode::UriTooLong,
+            HostError::HeadersTooLarge { .. } => ErrorCode::HeadersTooLarge,
+            HostError::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
+            HostError::BodyTimeout => ErrorCode::BodyTimeout,
+            HostError::BadBody | HostError::BadRequest => ErrorCode::BadRequest,
+            HostError::Overloaded => ErrorCode::Overloaded,
+            HostError::ComponentFailed { .. } => ErrorCode::ComponentFailed,
         }
     }
 
@@ -148,15 +143,36 @@ impl HostError {
         )
     }
 
+    /// The error in the one JSON shape.
+    pub fn api_error(&self) -> ApiError {
+        ApiError {
+            error: self.code(),
+            field: self.field().map(str::to_string),
+            message: self.message(),
+        }
+    }
+
     /// The JSON body.
     pub fn json(&self) -> String {
-        let mut body = serde_json::Map::new();
-        body.insert("error".into(), self.code().into());
-        if let Some(field) = self.field() {
-            body.insert("field".into(), field.into());
-        }
-        body.insert("message".into(), self.message().into());
-        serde_json::Value::Object(body).to_string()
+        self.api_error().to_json()
+    }
+
+    /// What `crowdgate_conn_io` answers for a request hyper refused before
+    /// the host saw it (worded with the host's limits), counted like the
+    /// host's own refusals.
+    pub fn refused_by_hyper(refused: Refused) -> ApiError {
+        let error = match refused {
+            Refused::BadRequest => HostError::BadRequest,
+            Refused::UriTooLong => HostError::UriTooLong { len: None },
+            Refused::HeadersTooLarge => HostError::HeadersTooLarge { size: None },
+        };
+        metrics::counter!(
+            "crowdgate_host_requests_total",
+            "component" => "none",
+            "status" => error.status().as_u16().to_string()
+        )
+        .increment(1);
+        error.api_error()
     }
 
     /// The response the service returns.
@@ -179,25 +195,6 @@ impl HostError {
             headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
-    }
-
-    /// A complete HTTP/1.x response (`version` is e.g. `HTTP/1.1`), with
-    /// `date_line` (a whole `date: ...\r\n` line, or empty) copied from the
-    /// response it replaces. It always closes the connection.
-    pub fn raw_response(&self, version: &str, date_line: &[u8]) -> Bytes {
-        let body = self.json();
-        let status = self.status();
-        let mut out = format!(
-            "{version} {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-            status.as_str(),
-            status.canonical_reason().unwrap_or(""),
-            body.len()
-        )
-        .into_bytes();
-        out.extend_from_slice(date_line);
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(body.as_bytes());
-        Bytes::from(out)
     }
 }
 
@@ -222,15 +219,38 @@ mod tests {
     }
 
     #[test]
-    fn raw_response_is_complete_http() {
-        let raw = HostError::BadRequest.raw_response("HTTP/1.1", b"date: x\r\n");
-        let text = std::str::from_utf8(&raw).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
-        assert!(head.contains("content-type: application/json"));
-        assert!(head.contains(&format!("content-length: {}", body.len())));
-        assert!(head.contains("connection: close"));
-        assert!(head.ends_with("date: x"));
-        assert!(body.contains("\"bad_request\""));
+    fn every_host_error_is_a_protocol_error_with_its_status() {
+        let all = [
+            HostError::NotFound { path: "/x".into() },
+            HostError::UriTooLong { len: Some(9000) },
+            HostError::UriTooLong { len: None },
+            HostError::HeadersTooLarge { size: None },
+            HostError::BodyTooLarge {
+                limit: 1,
+                route: "/...".into(),
+            },
+            HostError::BodyTimeout,
+            HostError::BadBody,
+            HostError::BadRequest,
+            HostError::Overloaded,
+            HostError::ComponentFailed {
+                component: "c".into(),
+            },
+        ];
+        for error in all {
+            let parsed: ApiError = serde_json::from_str(&error.json()).unwrap();
+            assert_eq!(parsed, error.api_error());
+            assert_eq!(error.status().as_u16(), parsed.http_status(), "{error:?}");
+        }
+        for refused in [
+            Refused::BadRequest,
+            Refused::UriTooLong,
+            Refused::HeadersTooLarge,
+        ] {
+            assert_eq!(
+                HostError::refused_by_hyper(refused).error,
+                refused.api_error().error
+            );
+        }
     }
 }

@@ -12,7 +12,7 @@
 //!
 //! The host refuses oversized requests itself ([`limits`]: URI, head, and a
 //! body limit per route), answers every error it produces as JSON (even
-//! those hyper produces, see `conn_io`), and can keep compiled components
+//! those hyper produces, through `crowdgate_conn_io`), and can keep compiled components
 //! on disk so a restart skips compilation (`compile_cache`).
 //!
 //! # Layout
@@ -28,9 +28,11 @@
 //! - `loader`: engine configuration and precompilation ([`Host::load`]).
 //! - `compile_cache`: compiled components on disk, keyed by content and engine.
 //! - `server`: the hyper server and per-request dispatch ([`Host::serve`]).
-//! - `http_error`: the host's own error answers and their JSON shape.
-//! - `conn_io`: the socket wrapper that makes hyper's own error answers JSON
-//!   and closes refused connections without losing the answer.
+//! - `http_error`: the host's own error answers, as protocol's `ApiError`.
+//!
+//! The socket wrapper that makes hyper's own error answers JSON and closes
+//! refused connections without losing the answer is `crowdgate_conn_io`,
+//! shared with core.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -40,7 +42,6 @@ use std::time::Duration;
 
 mod bindings;
 mod compile_cache;
-mod conn_io;
 mod http_error;
 mod instance;
 pub mod key_value;

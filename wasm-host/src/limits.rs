@@ -19,7 +19,7 @@
 //! hyper's own read buffer is set to [`HYPER_MAX_BUF_BYTES`], well above both
 //! head limits, so these checks answer first; what hyper still refuses
 //! itself (heads beyond that buffer, targets beyond its 64 KiB maximum,
-//! unparsable requests) is turned into the same JSON by `conn_io`.
+//! unparsable requests) is turned into the same JSON by `crowdgate_conn_io`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -38,11 +38,11 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::conn_io::{ConnIo, ConnState};
 use crate::http_error::HostError;
 use crate::instance::InstanceState;
 use crate::limits::{self, CheckedBody};
 use crate::loader::{App, LoadedComponent};
+use crowdgate_conn_io::{ConnIo, ConnState};
 
 /// How often running guests are interrupted to yield and check the deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -77,7 +77,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let state = Arc::new(ConnState::default());
+        let state = Arc::new(ConnState::new(HostError::refused_by_hyper));
         let service = service_fn({
             let state = state.clone();
             move |req| {

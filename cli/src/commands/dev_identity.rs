@@ -94,7 +94,7 @@ pub async fn token(args: DevTokenArgs) -> anyhow::Result<()> {
     let key = args.dir.join(KEY_FILE);
     if !key.exists() {
         anyhow::bail!(
-            "no development identity key at {}: start `crowdgate up` (or `crowdgate dev-identity`) first, \
+            "no development identity key at {}: start `./dev up` (or `./dev crowdgate dev-identity`) first, \
              or pass the --dir it uses",
             key.display()
         );

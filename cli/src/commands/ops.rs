@@ -162,6 +162,13 @@ pub async fn run(args: OpsArgs) -> anyhow::Result<()> {
                 println!("{}", render_entry(entry));
             }
         }
+        // A value already in place is no change: core says so, audits nothing.
+        _ if answer["applied"].is_null() => {
+            println!(
+                "{}",
+                answer["message"].as_str().unwrap_or("nothing changed")
+            )
+        }
         _ => println!("{}", render_entry(&answer["applied"])),
     }
     Ok(())

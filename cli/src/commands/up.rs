@@ -12,6 +12,11 @@
 //! ([`crowdgate::local_ha`]: a primary, two replicas, three Sentinels), core and
 //! the worker find the primary through the Sentinels, and a data node that
 //! dies is restarted, so a `kill -9` of the primary shows a whole failover.
+//!
+//! The commands the banner prints run as printed from where `up` was
+//! started: they name this binary as the person can run it ([`self_command`]:
+//! `./dev crowdgate` under `./dev up`, else this executable's path), never a
+//! bare `crowdgate` that a fresh clone does not have on its `PATH`.
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -355,10 +360,22 @@ fn ensure_free(addr: SocketAddr) -> anyhow::Result<()> {
         .with_context(|| format!("{addr} is in use: stop what is using it or choose another address (see `crowdgate up --help`)"))
 }
 
-/// The `crowdgate dev-token` command that signs for this `up`: only the
-/// flags whose values differ from its defaults.
+/// How a person runs this binary from where `up` was started:
+/// `$CROWDGATE_COMMAND` when set (`./dev up` sets `./dev crowdgate`), else
+/// this executable's path (which runs whatever the `PATH`).
+fn self_command() -> String {
+    match std::env::var("CROWDGATE_COMMAND") {
+        Ok(command) if !command.trim().is_empty() => command,
+        _ => std::env::current_exe()
+            .map(|path| path.display().to_string())
+            .unwrap_or_else(|_| "crowdgate".into()),
+    }
+}
+
+/// The `dev-token` command that signs for this `up`: only the flags whose
+/// values differ from its defaults.
 fn dev_token_command(data_dir: &Path, identity_url: &str, round: &str) -> String {
-    let mut command = String::from("crowdgate dev-token demo-001");
+    let mut command = format!("{} dev-token demo-001", self_command());
     if data_dir != Path::new(".crowdgate") {
         command.push_str(&format!(" --dir {}", data_dir.display()));
     }
@@ -399,13 +416,16 @@ fn print_banner(
     );
     println!("  Ops token:  {token}");
     // The command as it works here: name core's address when it is not
-    // the one `crowdgate ops` assumes.
+    // the one `ops` assumes.
     let core_flag = if args.core_listen.to_string() == "127.0.0.1:8080" {
         String::new()
     } else {
         format!(" --core-url http://{}", args.core_listen)
     };
-    println!("              CROWDGATE_OPS_TOKEN={token} crowdgate ops status{core_flag}");
+    println!(
+        "              CROWDGATE_OPS_TOKEN={token} {} ops status{core_flag}",
+        self_command()
+    );
     println!(
         "              curl -H 'Authorization: Bearer {token}' http://{}/ops/v1/rounds/{round}",
         args.core_listen
@@ -447,5 +467,8 @@ async fn print_ha_banner(ha: &LocalHa) {
         println!("              then restarts the killed node as a replica of the new primary)");
     }
     println!("  Primary:    redis-cli -p {sentinel} SENTINEL get-master-addr-by-name {master}");
-    println!("              or `crowdgate ops status` (see Ops above)");
+    println!(
+        "              or `{} ops status` (see Ops above)",
+        self_command()
+    );
 }

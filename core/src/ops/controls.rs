@@ -45,23 +45,9 @@ pub fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     crowdgate_protocol::json::parse_object(bytes)
 }
 
-/// Refuses any field not in `allowed`, naming it.
+/// Refuses any body field not in `allowed`, naming it.
 fn only(body: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
-    match body.keys().find(|k| !allowed.contains(&k.as_str())) {
-        None => Ok(()),
-        Some(field) => {
-            let expected = if allowed.is_empty() {
-                "no fields".to_string()
-            } else {
-                allowed.join(", ")
-            };
-            Err(ApiError::for_field(
-                ErrorCode::UnknownField,
-                field,
-                format!("unknown field; expected {expected}"),
-            ))
-        }
-    }
+    super::only_known(body.keys().map(String::as_str), allowed, "field")
 }
 
 /// `PATCH .../admission`: any of the [`ADMISSION_LIMITS`] fields.
@@ -246,6 +232,17 @@ async fn apply(
         })?;
     let audit_id = match verdict {
         ChangeVerdict::Changed { audit_id } => audit_id,
+        ChangeVerdict::Unchanged => {
+            // Not a change: nothing written, nothing audited; said plainly.
+            metrics::counter!("crowdgate_ops_changes_total", "action" => action, "outcome" => "unchanged")
+                .increment(1);
+            tracing::info!(round, operator, action, "ops change changed nothing");
+            return Ok(Json(serde_json::json!({
+                "round": round,
+                "applied": null,
+                "message": "nothing changed: every value given is already the round's",
+            })));
+        }
         refused => {
             let failure = refusal(&change, refused);
             metrics::counter!("crowdgate_ops_changes_total", "action" => action, "outcome" => failure.body.error.as_str())
@@ -310,7 +307,9 @@ pub fn refusal(change: &Change, verdict: ChangeVerdict) -> Failure {
             R::CAP_PENCE,
             format!("must be at least the minimum investment ({minimum_pence} pence)"),
         ),
-        ChangeVerdict::Changed { .. } => unreachable!("a change that was made is not a refusal"),
+        ChangeVerdict::Changed { .. } | ChangeVerdict::Unchanged => {
+            unreachable!("a change that was made, or was no change, is not a refusal")
+        }
     }
 }
 

@@ -33,10 +33,12 @@ use crate::error::Failure;
 use crate::state::AppState;
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{MatchedPath, Query, Request, State};
 use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{get, patch, post, put};
-use crowdgate_protocol::ErrorCode;
+use crowdgate_protocol::{ApiError, ErrorCode};
 
 /// The ops routes, merged into core's router.
 pub fn routes() -> Router<AppState> {
@@ -79,6 +81,67 @@ pub fn routes() -> Router<AppState> {
             "/ops/v1/rounds/{round}/audit",
             get(audit::list).fallback(method_not_allowed),
         )
+        .route_layer(middleware::from_fn(refuse_unknown_query))
+}
+
+/// The query parameters each `/ops/v1` route takes; any other is refused.
+/// `None`: the dashboard page, which a browser may open with any.
+fn query_parameters(route: &str) -> Option<&'static [&'static str]> {
+    match route {
+        "/ops" | "/ops/" => None,
+        "/ops/v1/rounds/{round}/audit" => Some(&["limit"]),
+        _ => Some(&[]),
+    }
+}
+
+/// Refuses a query parameter the route does not take (422
+/// `unknown_field` naming it), as an unknown body field is: a misspelt
+/// `?limt=5` must not quietly mean the default.
+async fn refuse_unknown_query(
+    path: MatchedPath,
+    request: Request,
+    next: Next,
+) -> Result<Response, Failure> {
+    if let Some(allowed) = query_parameters(path.as_str()) {
+        let Query(given) =
+            Query::<Vec<(String, String)>>::try_from_uri(request.uri()).map_err(|_| {
+                Failure::for_field(
+                    ErrorCode::BadRequest,
+                    "query",
+                    "the query string is not valid",
+                )
+            })?;
+        only_known(
+            given.iter().map(|(name, _)| name.as_str()),
+            allowed,
+            "query parameter",
+        )?;
+    }
+    Ok(next.run(request).await)
+}
+
+/// Refuses the first of `given` (a body's fields, a query's parameters: a
+/// `kind`) that is not in `allowed`, naming it and what is taken instead.
+pub(crate) fn only_known<'a>(
+    mut given: impl Iterator<Item = &'a str>,
+    allowed: &[&str],
+    kind: &str,
+) -> Result<(), ApiError> {
+    match given.find(|name| !allowed.contains(name)) {
+        None => Ok(()),
+        Some(name) => {
+            let expected = if allowed.is_empty() {
+                format!("no {kind}s")
+            } else {
+                allowed.join(", ")
+            };
+            Err(ApiError::for_field(
+                ErrorCode::UnknownField,
+                name,
+                format!("unknown {kind}; expected {expected}"),
+            ))
+        }
+    }
 }
 
 /// A JSON 405 for a known ops path called with the wrong method.

@@ -15,6 +15,8 @@
 --
 -- Returns {verdict, detail}:
 --   'changed', audit entry id
+--   'unchanged', ''               every value given is already the stored one:
+--                                 nothing written, no audit entry
 --   'not_seeded', ''              the round has no data
 --   'wrong_phase', phase          the action is not allowed in this phase
 --   'past_closing', ''            open or resume after the closing time
@@ -33,6 +35,10 @@
 -- achieved rate (advance.lua) is measured afresh at the new rate, and wait
 -- estimates say they are uncertain meanwhile. These two are bookkeeping of
 -- the audited change, not changes of their own.
+--
+-- A value equal to the stored one is no change: it is left out of the
+-- entry, and a change of nothing but such values is 'unchanged' (a rate set
+-- to the rate it already has is not in the audit trail as a change).
 --
 -- Invariants kept: a change is never written without its audit entry, and an
 -- audit entry never names a change that was not written (one script, every
@@ -89,6 +95,15 @@ elseif action == 'set_cap' then
   if cap < minimum then return {'cap_below_minimum', fmt(minimum)} end
   if phase == P.FULL then changes[#changes + 1] = {R.PHASE, P.OPEN} end
 end
+-- Values already in place are no change (a phase move always is one).
+local real = {}
+for _, change in ipairs(changes) do
+  if change[1] == R.PHASE or redis.call('HGET', round, change[1]) ~= change[2] then
+    real[#real + 1] = change
+  end
+end
+changes = real
+if #changes == 0 then return {'unchanged', ''} end
 for _, change in ipairs(changes) do
   assert(change[1] ~= R.PHASE or can_move(phase, change[2]),
     'phase machine: ' .. action .. ' cannot move ' .. phase .. ' to ' .. tostring(change[2]))
@@ -108,7 +123,7 @@ for _, change in ipairs(changes) do
   if change[1] == R.PHASE then
     move_phase(round, phase, change[2])
   else
-    if change[1] == R.RATE_PER_MINUTE and redis.call('HGET', round, change[1]) ~= change[2] then
+    if change[1] == R.RATE_PER_MINUTE then
       redis.call('HSET', round, R.RATE_CHANGED_AT_MS, fmt(now_ms), R.ACHIEVED_RATE_MEASURED_MS, '0')
     end
     redis.call('HSET', round, change[1], change[2])

@@ -241,13 +241,13 @@ async fn a_new_rate_is_measured_afresh() {
     join(&f, 1_000, T0).await;
     tick(&f, T0, T0 + 40_000).await;
     let set_rate = |rate: u64| Change::Admission(vec![("rate_per_minute", rate)]);
-    // The same rate again is no change of rate.
+    // The same rate again is no change of rate (nor a change at all).
     let verdict = f
         .store
         .change(&set_rate(600), "op", T0 + 40_000)
         .await
         .unwrap();
-    assert!(matches!(verdict, ChangeVerdict::Changed { .. }));
+    assert_eq!(verdict, ChangeVerdict::Unchanged);
     let same = f.round().await;
     assert_eq!(
         (same.rate_changed_at_ms, same.achieved_rate_measured_ms > 0),

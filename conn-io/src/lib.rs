@@ -1,4 +1,5 @@
-//! The socket wrapper under hyper: JSON for hyper's own error answers, and a
+//! The socket wrapper under hyper that every Crowdgate HTTP server (core and
+//! the wasm host) serves through: JSON for hyper's own error answers, and a
 //! lingering close.
 //!
 //! **hyper's automatic answers.** A request hyper cannot parse (400), whose
@@ -6,9 +7,10 @@
 //! not fit its read buffer or has too many headers (431) never reaches the
 //! service: hyper answers it itself with a bodyless response and closes the
 //! connection. hyper has no hook to change that answer, and clients must get
-//! the host's JSON error shape for every error, so [`ConnIo`] recognises that
-//! response in the outgoing bytes and writes [`HostError::raw_response`]
-//! instead. Recognising it relies on two facts about hyper's HTTP/1 server:
+//! the one JSON error shape (`crowdgate_protocol::ApiError`) from every
+//! process, so [`ConnIo`] recognises that response in the outgoing bytes and
+//! writes [`raw_response`] of the [`Refused`] request's error instead.
+//! Recognising it relies on two facts about hyper's HTTP/1 server:
 //!
 //! - each response head is encoded whole into hyper's write buffer, so a
 //!   response that starts a write call starts at the beginning of `buf` (or
@@ -19,10 +21,10 @@
 //!
 //! The service counts the responses it returns ([`ConnState`]); a head at
 //! the start of a write is the service's own while any is owed, so a
-//! component's own empty 400 is never rewritten. Only a head matching
-//! hyper's form exactly, when none is owed, is replaced. If hyper ever wrote
-//! its answer mid-buffer the wrapper would let it through unchanged: the
-//! status stays right, only the body is missing.
+//! service's own empty 400 (a component's, say) is never rewritten. Only a
+//! head matching hyper's form exactly, when none is owed, is replaced. If
+//! hyper ever wrote its answer mid-buffer the wrapper would let it through
+//! unchanged: the status stays right, only the body is missing.
 //!
 //! The replacement is longer than what hyper handed over, and the socket may
 //! take it in several writes. The wrapper reports hyper's head as written at
@@ -30,7 +32,7 @@
 //! byte and before a flush or shutdown completes, so order and completeness
 //! hold whatever the socket accepts per call.
 //!
-//! **Lingering close.** When the host refuses a request without reading its
+//! **Lingering close.** When a server refuses a request without reading its
 //! body (413, 414, 431, 400), the client is usually still sending. Closing a
 //! socket with unread input makes the kernel send a TCP reset, and a reset
 //! can make the client's kernel drop our answer before the client reads it:
@@ -38,8 +40,12 @@
 //! after such a refusal the wrapper half-closes (the client sees the end of
 //! the response), then reads and discards input until the client closes,
 //! for at most [`LINGER_TIME`] and [`LINGER_MAX_BYTES`] — the discarded
-//! bytes are never buffered or handed to a guest. Other connections close
+//! bytes are never buffered or handed to a service. Other connections close
 //! at once.
+//!
+//! Use: per connection, an `Arc<ConnState>` shared by the service (which
+//! calls [`ConnState::response_returned`] for every response it returns)
+//! and `ConnIo::new(socket, state)` handed to hyper.
 
 use std::io;
 use std::pin::Pin;
@@ -52,7 +58,7 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-use crate::http_error::HostError;
+use crowdgate_protocol::{ApiError, ErrorCode};
 
 /// Longest a refused client is given to stop sending before the socket closes.
 pub const LINGER_TIME: Duration = Duration::from_secs(2);
@@ -61,16 +67,69 @@ pub const LINGER_MAX_BYTES: u64 = 32 << 20;
 /// hyper's automatic heads are ~80 bytes; nothing longer is looked at.
 const AUTO_HEAD_MAX: usize = 256;
 
+/// A request hyper refused before any service saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Not HTTP/1.x at all (hyper's 400).
+    BadRequest,
+    /// The request target is beyond hyper's maximum (414).
+    UriTooLong,
+    /// The head does not fit the read buffer or has too many headers (431).
+    HeadersTooLarge,
+}
+
+impl Refused {
+    /// The error in the one JSON shape, worded for any server; a server
+    /// that knows its own limits words it itself ([`ConnState::new`]).
+    pub fn api_error(self) -> ApiError {
+        match self {
+            Refused::BadRequest => {
+                ApiError::new(ErrorCode::BadRequest, "the request is not valid HTTP/1.1")
+            }
+            Refused::UriTooLong => ApiError::for_field(
+                ErrorCode::UriTooLong,
+                "uri",
+                "the request target is longer than this server accepts",
+            ),
+            Refused::HeadersTooLarge => ApiError::for_field(
+                ErrorCode::HeadersTooLarge,
+                "headers",
+                "the request line and headers are larger than this server accepts or hold too many headers",
+            ),
+        }
+    }
+}
+
 /// What the service tells the wrapper of its connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnState {
     /// Responses the service returned whose head has not been seen yet.
     heads_owed: AtomicUsize,
     /// Whether the client may still be sending when the connection closes.
     linger: AtomicBool,
+    /// Words (and may count) hyper's refusal of a request.
+    on_refused: fn(Refused) -> ApiError,
+}
+
+impl Default for ConnState {
+    /// Refusals answered with [`Refused::api_error`].
+    fn default() -> ConnState {
+        ConnState::new(Refused::api_error)
+    }
 }
 
 impl ConnState {
+    /// A connection whose refused requests are answered with
+    /// `on_refused`'s error (called once per refusal, so it may also
+    /// count them).
+    pub fn new(on_refused: fn(Refused) -> ApiError) -> ConnState {
+        ConnState {
+            heads_owed: AtomicUsize::new(0),
+            linger: AtomicBool::new(false),
+            on_refused,
+        }
+    }
+
     /// The service returned a response; hyper will write its head next.
     pub fn response_returned(&self) {
         self.heads_owed.fetch_add(1, Ordering::SeqCst);
@@ -143,18 +202,13 @@ impl<S: AsyncWrite + Unpin> ConnIo<S> {
         if self.replaced || !buf.starts_with(b"HTTP/1.") || interim || self.state.take_owed_head() {
             return None;
         }
-        let (head_len, error, replacement) = parse_automatic_answer(buf)?;
+        let (head_len, version, refused, date_line) = parse_automatic_answer(buf)?;
+        let error = (self.state.on_refused)(refused);
         tracing::debug!(
-            status = error.status().as_u16(),
+            status = error.http_status(),
             "hyper refused a request; answering JSON"
         );
-        metrics::counter!(
-            "crowdgate_host_requests_total",
-            "component" => "none",
-            "status" => error.status().as_u16().to_string()
-        )
-        .increment(1);
-        self.pending = replacement;
+        self.pending = raw_response(&error, version, date_line.as_bytes());
         self.replaced = true;
         self.state.linger_on_close();
         Some(head_len)
@@ -170,11 +224,39 @@ impl<S: AsyncWrite + Unpin> ConnIo<S> {
     }
 }
 
+/// A complete HTTP/1.x response carrying `error` (`version` is e.g.
+/// `HTTP/1.1`), with `date_line` (a whole `date: ...\r\n` line, or empty)
+/// copied from the response it replaces. It always closes the connection.
+pub fn raw_response(error: &ApiError, version: &str, date_line: &[u8]) -> Bytes {
+    let body = error.to_json();
+    let status = error.http_status();
+    let mut out = format!(
+        "{version} {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        reason(status),
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(date_line);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+    Bytes::from(out)
+}
+
+/// The reason phrase of the statuses hyper refuses with.
+fn reason(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        414 => "URI Too Long",
+        431 => "Request Header Fields Too Large",
+        _ => "",
+    }
+}
+
 /// Recognises hyper's automatic error response at the start of `buf`:
 /// `HTTP/1.x 400|414|431 Reason`, then only `content-length: 0`, `date`
-/// and possibly `connection`. Returns the head's length, the error and the
-/// replacement response.
-fn parse_automatic_answer(buf: &[u8]) -> Option<(usize, HostError, Bytes)> {
+/// and possibly `connection`. Returns the head's length, the HTTP version,
+/// what was refused and the `date` line.
+fn parse_automatic_answer(buf: &[u8]) -> Option<(usize, &str, Refused, String)> {
     let window = &buf[..buf.len().min(AUTO_HEAD_MAX)];
     let end = window.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&buf[..end]).ok()?;
@@ -183,10 +265,10 @@ fn parse_automatic_answer(buf: &[u8]) -> Option<(usize, HostError, Bytes)> {
     if version != "HTTP/1.1" && version != "HTTP/1.0" {
         return None;
     }
-    let error = match status.get(..3)? {
-        "400" => HostError::BadRequest,
-        "414" => HostError::UriTooLong { len: None },
-        "431" => HostError::HeadersTooLarge { size: None },
+    let refused = match status.get(..3)? {
+        "400" => Refused::BadRequest,
+        "414" => Refused::UriTooLong,
+        "431" => Refused::HeadersTooLarge,
         _ => return None,
     };
     let mut empty = false;
@@ -204,8 +286,7 @@ fn parse_automatic_answer(buf: &[u8]) -> Option<(usize, HostError, Bytes)> {
     if !empty {
         return None;
     }
-    let replacement = error.raw_response(version, date_line.as_bytes());
-    Some((end + 4, error, replacement))
+    Some((end + 4, version, refused, date_line))
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for ConnIo<S> {
@@ -336,6 +417,60 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(json["error"], "headers_too_large");
         assert!(state.linger.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn raw_response_is_complete_http() {
+        let raw = raw_response(&Refused::BadRequest.api_error(), "HTTP/1.1", b"date: x\r\n");
+        let text = std::str::from_utf8(&raw).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+        assert!(head.contains("content-type: application/json"));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        assert!(head.contains("connection: close"));
+        assert!(head.ends_with("date: x"));
+        let error: ApiError = serde_json::from_str(body).unwrap();
+        assert_eq!(error.error, ErrorCode::BadRequest);
+    }
+
+    /// hyper's HTTP/1 server over the wrapper, as core and the host run it.
+    async fn hyper_answers(request: &'static [u8]) -> String {
+        let (ours, mut peer) = duplex(1 << 16);
+        let state = Arc::new(ConnState::default());
+        let service = hyper::service::service_fn(|_| async {
+            Ok::<_, std::convert::Infallible>(hyper::Response::new(String::new()))
+        });
+        let server = tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+            hyper_util::rt::TokioIo::new(ConnIo::new(ours, state)),
+            service,
+        ));
+        peer.write_all(request).await.unwrap();
+        let mut received = Vec::new();
+        peer.read_to_end(&mut received).await.unwrap();
+        drop(peer);
+        let _ = server.await;
+        String::from_utf8(received).unwrap()
+    }
+
+    #[tokio::test]
+    async fn hypers_own_refusals_become_json() {
+        let got = hyper_answers(b"this is not http\r\n\r\n").await;
+        assert!(got.starts_with("HTTP/1.1 400 "), "{got}");
+        assert!(got.contains(r#""error":"bad_request""#), "{got}");
+        let headers: String = (0..150).map(|i| format!("x-h{i}: 1\r\n")).collect();
+        let request = format!("GET / HTTP/1.1\r\nhost: x\r\n{headers}\r\n");
+        let got = hyper_answers(request.leak().as_bytes()).await;
+        assert!(got.starts_with("HTTP/1.1 431 "), "{got}");
+        assert!(got.contains(r#""error":"headers_too_large""#), "{got}");
+    }
+
+    #[tokio::test]
+    async fn a_servers_own_wording_is_used() {
+        let state = Arc::new(ConnState::new(|_| {
+            ApiError::for_field(ErrorCode::HeadersTooLarge, "headers", "over 32 KiB")
+        }));
+        let got = through(state, HYPER_431).await;
+        assert!(got.ends_with(r#""message":"over 32 KiB"}"#), "{got}");
     }
 
     #[tokio::test]
