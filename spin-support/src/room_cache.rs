@@ -5,8 +5,9 @@
 //! each edge keeps the last state it fetched and refreshes it when it is older
 //! than [`FRESH_FOR_MS`]. If core is unreachable, a stale state (up to
 //! [`USABLE_FOR_MS`]) is better than an error: positions only lag. After a
-//! failed refresh, core is left alone for [`CORE_AWAY_MS`], so polls answer
-//! from the stale state at once instead of each waiting on a hung core.
+//! failed refresh, core is left alone for [`CORE_AWAY_MS`] (a second, after
+//! a quick failure), so polls answer from the stale state at once instead
+//! of each waiting on a hung core.
 
 use crate::Settings;
 use crate::core_client::{CoreClient, CoreError, CoreUnavailable};
@@ -20,10 +21,18 @@ pub const USABLE_FOR_MS: u64 = 30_000;
 /// While one request refreshes a stale state, others keep using the old one
 /// for this long, so a crowd of polls does not all call core at once.
 pub const REFRESH_LEASE_MS: u64 = 250;
-/// After core failed to give the state (down, or hung past the call's
-/// deadline), the stale state is used without asking core for this long:
-/// otherwise every poll past the lease would wait out the deadline again.
+/// After core failed to give the state slowly (hung, or unreachable past
+/// the call's deadline), the stale state is used without asking core for
+/// this long: otherwise every poll past the lease would wait out the
+/// deadline again.
 pub const CORE_AWAY_MS: u64 = 5_000;
+/// After core answered at once that it cannot give the state (a 503 while
+/// Redis fails over, a refused connection), core is left alone only this
+/// long: asking again costs nothing, and a longer pause would outlast the
+/// failover (joins answer 503 while core is away).
+pub const CORE_AWAY_AFTER_QUICK_FAILURE_MS: u64 = 1_000;
+/// A failed refresh that took less than this was a quick one.
+const QUICK_FAILURE_MS: u64 = 1_000;
 
 /// The round's state, from the cache or from core.
 pub async fn room_state(settings: &Settings, now_ms: u64) -> Result<RoomState, CoreUnavailable> {
@@ -54,6 +63,7 @@ pub async fn room_state(settings: &Settings, now_ms: u64) -> Result<RoomState, C
             let _ = store.set(&key, &bytes);
         }
     }
+    let asked_at = crate::now_ms();
     match fetch(settings).await {
         Ok(mut room) => {
             // Measure freshness by this edge's clock, not core's.
@@ -69,7 +79,13 @@ pub async fn room_state(settings: &Settings, now_ms: u64) -> Result<RoomState, C
             if let Some(store) = &store {
                 // From now, not from when the request began: the failed call
                 // may itself have taken the whole deadline.
-                let until = crate::now_ms() + CORE_AWAY_MS;
+                let failed_at = crate::now_ms();
+                let away = if failed_at.saturating_sub(asked_at) < QUICK_FAILURE_MS {
+                    CORE_AWAY_AFTER_QUICK_FAILURE_MS
+                } else {
+                    CORE_AWAY_MS
+                };
+                let until = failed_at + away;
                 let _ = store.set(&away_key(settings), until.to_string().as_bytes());
             }
             match cached {
@@ -81,7 +97,8 @@ pub async fn room_state(settings: &Settings, now_ms: u64) -> Result<RoomState, C
 }
 
 /// Whether core failed to give the room state within the last
-/// [`CORE_AWAY_MS`]: a caller that would otherwise wait on core for
+/// [`CORE_AWAY_MS`] (or [`CORE_AWAY_AFTER_QUICK_FAILURE_MS`] after a quick
+/// failure): a caller that would otherwise wait on core for
 /// something else (a join's place) answers 503 at once instead, so one
 /// request waits out at most one core deadline.
 pub fn core_is_away(settings: &Settings, now_ms: u64) -> bool {

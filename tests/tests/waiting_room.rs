@@ -1482,3 +1482,46 @@ async fn a_join_waits_out_one_core_deadline_when_core_hangs() {
     assert!(started.elapsed() < Duration::from_secs(2));
     hung.abort();
 }
+
+/// After core refused at once (down: connection refused, or a 503 while
+/// Redis fails over), the edge leaves it alone for a second, not the 5 s it
+/// gives a core that hung: joins work again as soon as core is back.
+#[tokio::test]
+async fn joins_work_again_within_a_second_of_a_core_that_refused_at_once() {
+    let mut system = System::start_with(RoundOptions::default(), false).await;
+    let edge = system.edge_url.clone();
+    let (code, body) = Visitor::signed_in(&edge, "first").join().await;
+    assert_eq!(code, 201, "{body}");
+
+    system.kill_core();
+    // The cached room state is fresh for a second; once it is older a join
+    // refreshes it first, and that refresh fails at once (refused).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (code, body) = Visitor::signed_in(&edge, "second").join().await;
+    let refused_at = Instant::now();
+    assert_eq!(code, 503, "{body}");
+
+    system.restart_core().await;
+    let ready_at = Instant::now();
+    let joined_at = loop {
+        let (code, body) = Visitor::signed_in(&edge, "second").join().await;
+        if code == 201 {
+            break Instant::now();
+        }
+        assert_eq!(code, 503, "{body}");
+        assert!(
+            ready_at.elapsed() < Duration::from_secs(10),
+            "joins still refused 10 s after core came back: {body}"
+        );
+        // Poll interval of a retrying client.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Away for a second from the refusal, then joins go through as soon as
+    // core answers (a 5 s pause would hold them until refused_at + 5 s).
+    let expected = ready_at.max(refused_at + Duration::from_secs(1));
+    let late = joined_at.saturating_duration_since(expected);
+    assert!(
+        late < Duration::from_millis(2_500),
+        "the first join after core came back went through {late:?} late"
+    );
+}
