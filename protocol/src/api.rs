@@ -109,6 +109,15 @@ pub struct RoomState {
     /// before anyone waiting. 0 from a core that does not say.
     #[serde(default)]
     pub deciding: u64,
+    /// Every amount ever accepted, and what failed settlements gave back
+    /// of it (`raised` = accepted − released). Their ratio is the share of
+    /// an accepted amount that comes back: the sell-out forecast expects
+    /// that share of what is raised to return. 0 from a core that does
+    /// not say.
+    #[serde(default)]
+    pub accepted_pence: i64,
+    #[serde(default)]
+    pub released_pence: i64,
     /// The pre-queue draw as published: its commitment from the start, and
     /// once the pre-queue is sealed what makes every number computable and
     /// checkable ([`crate::draw`]). `None` from a round seeded without one.

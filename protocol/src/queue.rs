@@ -182,7 +182,15 @@ const SPREAD_PER_INVESTMENT: f64 = 1.8;
 ///   so far, all their investments together (released amounts are not
 ///   raised, so a failed settlement lowers it). `None` until it rests on
 ///   [`MIN_INVESTORS_FOR_FORECAST`] investors.
-/// - `investments_left` = `(cap − raised) ÷ average`, rounded down.
+/// - `investments_left` = `(cap − raised + returning) ÷ average`, rounded
+///   down, where `returning` is what failed settlements are expected to
+///   give back of what is raised: the share of every accepted amount
+///   given back so far (`released ÷ accepted`) of `raised`. A round
+///   reaches its cap while thousands of investments are still settling,
+///   and the few percent that fail reopen it for people further back: a
+///   rehearsal told hundreds who then got in. Applying the share to all
+///   of `raised`, settled or not, overestimates the return, which errs
+///   towards not telling.
 /// - The take-up is `investor_count ÷ admitted_up_to` (at most 1): the
 ///   people admitted who have not decided yet count as not investing, so
 ///   it is low while admission runs ahead of investing. That bias is kept
@@ -212,7 +220,14 @@ pub fn sell_out_forecast(room: &RoomState, people_ahead: u64) -> Option<SellOutF
     if average <= 0 {
         return None;
     }
-    let remaining = (room.cap_pence - room.raised_pence).max(0);
+    let returning = match room.accepted_pence {
+        accepted if accepted > 0 => {
+            let share = room.released_pence.clamp(0, accepted) as i128;
+            (room.raised_pence.max(0) as i128 * share / accepted as i128) as i64
+        }
+        _ => 0,
+    };
+    let remaining = (room.cap_pence - room.raised_pence + returning).max(0);
     let investments_left = (remaining / average) as u64;
     let deciding = room.deciding.min(room.admitted_up_to);
     let take_up = (room.investor_count as f64 / room.admitted_up_to as f64).min(1.0);
@@ -297,6 +312,8 @@ mod tests {
             opens_at_ms: 0,
             prequeue_size: 0,
             deciding: 0,
+            accepted_pence: 0,
+            released_pence: 0,
             draw: None,
             as_of_ms: 0,
         }
@@ -592,6 +609,19 @@ mod tests {
             ..r.clone()
         };
         assert_eq!(status_of(6_001, &paused, 1).sell_out, s.sell_out);
+        // Money failed settlements are expected to give back counts as
+        // left: 3 of every 97 accepted came back, so about £29k of the £940k
+        // raised will too, and 178 investments' worth is left.
+        let failing = RoomState {
+            accepted_pence: 97_000_000,
+            released_pence: 3_000_000,
+            ..r.clone()
+        };
+        assert_eq!(sell_out_forecast(&failing, 178), None);
+        assert_eq!(
+            sell_out_forecast(&failing, 4_000).map(|f| (f.investments_left, f.remaining_pence)),
+            Some((178, 8_907_216))
+        );
         // Take-up never counts more than everyone ahead.
         let r = selling(94_000_000, 1_880, 1_000);
         assert!(sell_out_forecast(&r, 167).is_some());

@@ -298,6 +298,8 @@ impl RoundRecord {
                 registered
             },
             deciding,
+            accepted_pence: self.accepted_pence,
+            released_pence: self.released_pence,
             draw: self.public_draw(),
             as_of_ms: now_ms,
         }

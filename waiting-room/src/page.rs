@@ -806,6 +806,8 @@ mod tests {
             opens_at_ms: 0,
             prequeue_size: 0,
             deciding: 0,
+            accepted_pence: 0,
+            released_pence: 0,
             draw: None,
             as_of_ms: 0,
         }
