@@ -320,13 +320,7 @@ async fn failover(
             .primary_port()
             .await
             .context("the Sentinels name no primary")?;
-        let replica = system
-            .ha
-            .nodes()
-            .iter()
-            .map(|node| node.port)
-            .find(|&port| port != old)
-            .context("no replica")?;
+        let replica = *system.ha.ports_except(old).first().context("no replica")?;
         let target = match fault {
             Fault::KillPrimary | Fault::HangPrimary(_) => old,
             Fault::KillReplica => replica,

@@ -350,12 +350,7 @@ impl LocalHa {
             options,
         };
         let deadline = Instant::now() + ha.options.start_timeout;
-        let replica_ports: Vec<u16> = ha
-            .nodes
-            .iter()
-            .map(|node| node.port)
-            .filter(|&port| port != primary_port)
-            .collect();
+        let replica_ports = ha.ports_except(primary_port);
         for replica in ha.nodes.iter().filter(|node| node.port != primary_port) {
             poll(deadline, async || {
                 replicating(&ha.nodes[primary], replica).await
@@ -497,6 +492,16 @@ impl LocalHa {
 
     pub fn node_mut(&mut self, i: usize) -> &mut HaNode {
         &mut self.nodes[i]
+    }
+
+    /// The ports of the data nodes other than the one on `port`: with the
+    /// primary's port, its replicas.
+    pub fn ports_except(&self, port: u16) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .map(|node| node.port)
+            .filter(|&other| other != port)
+            .collect()
     }
 
     /// The data node on `port`, e.g. the one [`LocalHa::primary_port`] names.

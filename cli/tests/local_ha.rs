@@ -133,12 +133,7 @@ async fn losing_one_replica_leaves_writes_going_and_losing_both_stops_them() {
         .await
         .expect("the set starts");
     let primary = ha.primary_port().await.unwrap();
-    let replicas: Vec<u16> = ha
-        .nodes()
-        .iter()
-        .map(|node| node.port)
-        .filter(|&port| port != primary)
-        .collect();
+    let replicas = ha.ports_except(primary);
     ha.node_on(replicas[0]).unwrap().kill();
     // Once the primary has noticed (its replica count drops to one), it
     // still has a replica to write with.

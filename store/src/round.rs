@@ -143,34 +143,35 @@ impl RoundStore {
         draw_random: &[u8; draw::SECRET_BYTES],
     ) -> StoreResult<bool> {
         let key = self.keys.round();
-        let mut wanted = settings.fields();
-        wanted.extend(draw_fields(draw_random));
-        let names: Vec<&str> = wanted.iter().map(|(field, _)| *field).collect();
+        let fields = settings.fields();
+        // Which of them, and whether the draw's secret, the round has.
         let present: Vec<bool> = {
             let mut pipe = redis::pipe();
-            for name in &names {
-                pipe.hexists(&key, name);
+            for (field, _) in &fields {
+                pipe.hexists(&key, field);
             }
+            pipe.hexists(&key, R::DRAW_SECRET);
             pipe.query_async(&mut self.conn()).await?
         };
-        if present.iter().all(|present| *present) {
+        let (has_secret, present) = present.split_last().expect("one answer per HEXISTS");
+        let mut missing: Vec<(&str, String)> = fields
+            .into_iter()
+            .zip(present)
+            .filter(|(_, present)| !**present)
+            .map(|(field, _)| field)
+            .collect();
+        // The secret, its commitment and the chain's start go together: a
+        // round that has a secret keeps all three.
+        if !has_secret {
+            missing.extend(draw_fields(draw_random));
+        }
+        if missing.is_empty() {
             return Ok(false);
         }
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for (field, value) in settings.fields() {
+        for (field, value) in missing {
             pipe.hset_nx(&key, field, value);
-        }
-        // The secret, its commitment and the chain's start go together: a
-        // round that has a secret keeps all three.
-        let has_secret = names
-            .iter()
-            .zip(&present)
-            .any(|(name, present)| *name == R::DRAW_SECRET && *present);
-        if !has_secret {
-            for (field, value) in draw_fields(draw_random) {
-                pipe.hset_nx(&key, field, value);
-            }
         }
         let written: Vec<bool> = pipe.query_async(&mut self.conn()).await?;
         Ok(written.iter().any(|w| *w))

@@ -135,13 +135,7 @@ async fn one_lost_replica_stops_nothing_and_without_any_core_answers_503_not_201
     let pass = visitor.pass().await;
 
     let primary = system.ha.primary_port().await.expect("a primary");
-    let replicas: Vec<u16> = system
-        .ha
-        .nodes()
-        .iter()
-        .map(|n| n.port)
-        .filter(|p| *p != primary)
-        .collect();
+    let replicas = system.ha.ports_except(primary);
     let invest = |key: &'static str| {
         let (visitor, pass, edge_url) = (&visitor, &pass, &system.edge_url);
         async move {
@@ -328,13 +322,7 @@ async fn core_and_a_worker_started_while_redis_is_down_wait_for_it_instead_of_ex
 async fn core_restarted_while_the_primary_refuses_writes_starts_without_writing() {
     let mut system = HaSystem::start(round()).await;
     let primary = system.ha.primary_port().await.expect("a primary");
-    let replicas: Vec<u16> = system
-        .ha
-        .nodes()
-        .iter()
-        .map(|n| n.port)
-        .filter(|p| *p != primary)
-        .collect();
+    let replicas = system.ha.ports_except(primary);
     for &port in &replicas {
         system.ha.node_on(port).unwrap().kill();
     }
