@@ -928,3 +928,45 @@ async fn core_cuts_off_a_client_that_never_finishes_its_request_head() {
         started.elapsed()
     );
 }
+
+/// `GET /receipt/{id}` (the no-JavaScript receipt page) shows a receipt only
+/// to its investor: to a visitor with neither ticket nor sign-in, and for
+/// ids that are not investment ids (malformed, overlong, a path), it says
+/// there is no receipt here with a 404 page, never a 500, and asks core for
+/// nothing it cannot check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_is_refused_to_strangers_and_for_ids_that_are_not_investments() {
+    let system = System::start(RoundOptions::default()).await;
+    let http = reqwest::Client::new();
+    let long = "a".repeat(5_000);
+    for id in [
+        "inv_0123456789abcdef01234567",
+        "not-an-investment",
+        "..%2F..%2Fetc%2Fpasswd",
+        "inv_",
+        long.as_str(),
+    ] {
+        let response = http
+            .get(format!("{}/receipt/{id}", system.edge_url))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let page = response.text().await.unwrap();
+        assert_eq!(status, 404, "/receipt/{}: {page}", &id[..id.len().min(40)]);
+        assert!(
+            page.contains("There is no receipt to show here"),
+            "/receipt/{}: {page}",
+            &id[..id.len().min(40)]
+        );
+    }
+    assert_eq!(
+        crowdgate_tests::core_requests(
+            &system.core_url,
+            Some(crowdgate_protocol::routes::route::INVESTMENT)
+        )
+        .await,
+        0,
+        "a stranger's receipt lookups reached core"
+    );
+}
