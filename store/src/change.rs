@@ -90,6 +90,9 @@ pub enum ChangeVerdict {
     CapNotWholeShares { share_price_pence: i64 },
     /// A cap must be at least the minimum investment.
     CapBelowMinimum { minimum_pence: i64 },
+    /// A cap must leave room above what is raised for the smallest
+    /// investment (the minimum in whole shares): `lowest_cap_pence` would.
+    CapLeavesNoRoom { lowest_cap_pence: i64 },
 }
 
 /// `change.lua`'s KEYS and ARGV.
@@ -149,6 +152,9 @@ impl RoundStore {
             },
             "cap_below_minimum" => ChangeVerdict::CapBelowMinimum {
                 minimum_pence: number()?,
+            },
+            "cap_leaves_no_room" => ChangeVerdict::CapLeavesNoRoom {
+                lowest_cap_pence: number()?,
             },
             "not_seeded" => return Err(self.not_seeded()),
             other => return Err(unknown(&CHANGE_LUA, other)),

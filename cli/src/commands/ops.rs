@@ -68,7 +68,7 @@ pub enum OpsCommand {
     },
     /// Close the round for good: no more investments.
     Close,
-    /// Set the cap in pence; must be above what is already raised. A full
+    /// Set the cap in pence; must leave room above what is raised for the smallest investment. A full
     /// round reopens.
     SetCap {
         /// The new cap, pence.

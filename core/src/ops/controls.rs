@@ -307,6 +307,13 @@ pub fn refusal(change: &Change, verdict: ChangeVerdict) -> Failure {
             R::CAP_PENCE,
             format!("must be at least the minimum investment ({minimum_pence} pence)"),
         ),
+        ChangeVerdict::CapLeavesNoRoom { lowest_cap_pence } => invalid(
+            R::CAP_PENCE,
+            format!(
+                "must leave room for the smallest investment above the amount already \
+                 raised: at least {lowest_cap_pence} pence"
+            ),
+        ),
         ChangeVerdict::Changed { .. } | ChangeVerdict::Unchanged => {
             unreachable!("a change that was made, or was no change, is not a refusal")
         }
@@ -399,6 +406,14 @@ mod tests {
         ));
         assert_eq!((status, field.as_deref()), (422, Some("cap_pence")));
         assert!(message.contains("10000 pence"), "{message}");
+        let (status, field, message) = answer(refusal(
+            &Change::SetCap { cap_pence: 10_100 },
+            ChangeVerdict::CapLeavesNoRoom {
+                lowest_cap_pence: 11_000,
+            },
+        ));
+        assert_eq!((status, field.as_deref()), (422, Some("cap_pence")));
+        assert!(message.contains("at least 11000 pence"), "{message}");
     }
 
     #[test]

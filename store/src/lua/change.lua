@@ -22,6 +22,7 @@
 --   'past_closing', ''            open or resume after the closing time
 --   'opens_after_closing', closes_at_ms
 --   'cap_not_above_raised', raised_pence
+--   'cap_leaves_no_room', lowest cap that does: raised + the smallest investment
 --   'cap_not_whole_shares', share_price_pence
 --   'cap_below_minimum', min_investment_pence
 --
@@ -43,7 +44,8 @@
 -- Invariants kept: a change is never written without its audit entry, and an
 -- audit entry never names a change that was not written (one script, every
 -- read and check before the first write); raised <= cap (a new cap must be
--- above raised); phases move only through move_phase.
+-- above raised, with room for the smallest investment); phases move only
+-- through move_phase.
 
 local round, audit = KEYS[1], KEYS[2]
 local action, operator, now_ms = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -93,6 +95,11 @@ elseif action == 'set_cap' then
   if cap <= raised then return {'cap_not_above_raised', fmt(raised)} end
   if cap % price ~= 0 then return {'cap_not_whole_shares', fmt(price)} end
   if cap < minimum then return {'cap_below_minimum', fmt(minimum)} end
+  -- A cap with less room above raised than the smallest investment would
+  -- make a round that is open but can take nobody's money.
+  if not has_room(cap, raised, minimum, price) then
+    return {'cap_leaves_no_room', fmt(raised + smallest_investment(minimum, price))}
+  end
   if phase == P.FULL then changes[#changes + 1] = {R.PHASE, P.OPEN} end
 end
 -- Values already in place are no change (a phase move always is one).

@@ -93,7 +93,9 @@ if investor_total + amount > maximum then
   return refuse('over_investor_limit', maximum - investor_total)
 end
 if raised + amount > cap then return refuse('round_full', cap - raised) end
-local fills = raised + amount == cap
+-- Whatever is left below the smallest investment can never be sold: the
+-- investment that leaves it fills the round.
+local fills = not has_room(cap, raised + amount, minimum, price)
 assert(not fills or can_move(phase, P.FULL), 'phase machine: cannot fill a ' .. phase .. ' round')
 
 -- Writes start here; nothing below can fail on valid state.

@@ -13,9 +13,10 @@
 --   scheduled -> open           the clock (opens_at_ms), or ops (open now)
 --   open      -> paused         ops (pause)
 --   paused    -> open           ops (resume)
---   open | paused -> full       an investment takes raised to the cap
+--   open | paused -> full       an investment leaves less under the cap than
+--                               the smallest investment (see has_room)
 --   full      -> open           an amount is released (a failed settlement),
---                               or ops raise the cap
+--                               or ops raise the cap, and room is made
 --   any but closed -> closed    the clock (closes_at_ms), or ops (close)
 --   closed                      final: a closed round stays closed
 --
@@ -38,6 +39,19 @@ end
 -- Whether a time field (Unix ms, 0 = not set) has come at now_ms.
 local function has_come(at_ms, now_ms)
   return at_ms > 0 and now_ms >= at_ms
+end
+
+-- The smallest investment a round takes: its minimum rounded up to whole
+-- shares. Caps and investments are whole shares, so cap - raised is too.
+local function smallest_investment(minimum, price)
+  return minimum + (price - minimum % price) % price
+end
+
+-- Whether a round has room for one more investment. A round with less left
+-- under its cap than the smallest investment is full: nobody can invest
+-- what is left, so it must not stay open and keep admitting people.
+local function has_room(cap, raised, minimum, price)
+  return cap - raised >= smallest_investment(minimum, price)
 end
 
 -- The phase the clock says a round stored as `phase` is in at now_ms.

@@ -53,6 +53,8 @@ if balance < amount then
   redis.call('HINCRBY', round, R.RAISED_PENCE, -amount)
   redis.call('HINCRBY', round, R.RELEASED_PENCE, amount)
   redis.call('HINCRBY', totals, investor, -amount)
+  -- Any investment was at least the smallest one, so releasing it always
+  -- makes room for another (prelude's has_room).
   if phase == P.FULL then move_phase(round, phase, P.OPEN) end
   redis.call('HSET', record, I.STATUS, S.FAILED, I.FAILURE_REASON, 'insufficient_funds',
     I.SETTLED_AT_MS, now_ms)

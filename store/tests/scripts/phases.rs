@@ -244,3 +244,67 @@ async fn layout_names_are_strict_in_lua() {
         .unwrap_err();
     assert!(err.to_string().contains("has no name RAISED"), "{err}");
 }
+
+/// A round with less left than the smallest investment can take nobody's
+/// money, so the investment that leaves it fills the round (a rehearsal
+/// ended with £3 left under a £10 minimum and the round still open,
+/// admitting people who could only be refused). The smallest investment is
+/// the minimum in whole shares: £10.50 with £1.50 shares and a £10 minimum.
+#[tokio::test]
+async fn an_investment_leaving_less_than_the_smallest_investment_fills_the_round() {
+    let shares_of_150 = crowdgate_store::RoundSettings {
+        cap_pence: 10_050,
+        share_price_pence: 150,
+        ..settings()
+    };
+    let f = Fixture::new(shares_of_150.clone()).await;
+    assert!(matches!(
+        invest(&f.store, "i1", "ann", 9_000, T0).await,
+        InvestVerdict::Accepted(_)
+    ));
+    assert_eq!(
+        f.phase().await,
+        RoomPhase::Open,
+        "£10.50 left: room for one"
+    );
+    assert!(matches!(
+        invest(&f.store, "i2", "bob", 1_050, T0).await,
+        InvestVerdict::Accepted(_)
+    ));
+    assert_eq!(f.phase().await, RoomPhase::Full, "nothing left");
+
+    let f = Fixture::new(shares_of_150).await;
+    assert!(matches!(
+        invest(&f.store, "i1", "ann", 9_150, T0).await,
+        InvestVerdict::Accepted(_)
+    ));
+    assert_eq!(
+        f.phase().await,
+        RoomPhase::Full,
+        "£9 left (six shares) is below the £10.50 anyone may invest"
+    );
+    assert_eq!(
+        invest(&f.store, "i2", "bob", 1_050, T0).await,
+        InvestVerdict::RoundFull { left_pence: 900 }
+    );
+    // Raising the cap reopens it only with room for the smallest investment.
+    let change = async |c: Change| f.store.change(&c, "op", T0).await.unwrap();
+    assert_eq!(
+        change(Change::SetCap {
+            cap_pence: 9_150 + 150
+        })
+        .await,
+        ChangeVerdict::CapLeavesNoRoom {
+            lowest_cap_pence: 9_150 + 1_050
+        }
+    );
+    assert_eq!(f.phase().await, RoomPhase::Full);
+    assert!(matches!(
+        change(Change::SetCap {
+            cap_pence: 9_150 + 1_050
+        })
+        .await,
+        ChangeVerdict::Changed { .. }
+    ));
+    assert_eq!(f.phase().await, RoomPhase::Open);
+}
