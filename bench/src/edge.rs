@@ -150,9 +150,19 @@ pub(crate) async fn join_many(
     prefix: &str,
     count: usize,
 ) -> anyhow::Result<Vec<Place>> {
-    eprintln!("joining {count} visitors through core…");
+    join_many_in(core_url, ROUND, prefix, count).await
+}
+
+/// [`join_many`] in round `round`.
+pub(crate) async fn join_many_in(
+    core_url: &str,
+    round: &str,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<Vec<Place>> {
+    eprintln!("joining {count} visitors to round {round} through core…");
     let http = core_http();
-    let url = format!("{core_url}/v1/rounds/{ROUND}/queue");
+    let url = format!("{core_url}/v1/rounds/{round}/queue");
     let mut places = Vec::with_capacity(count);
     while places.len() < count {
         let batch = (count - places.len()).min(32);

@@ -20,10 +20,14 @@
 //!   investments, with 1 and 2 workers.
 //! - `restart`: `crowdgate host` start to first 200 with an empty, a warm
 //!   and no compile cache.
+//! - `isolation`: two rounds on one core and edge: the mid-sale round's
+//!   investment latency and admission rate, alone and while the other
+//!   round opens a large pre-queue.
 
 mod edge;
 mod host_cpu;
 mod invest;
+mod isolation;
 mod opening;
 mod replicated;
 mod restart;
@@ -37,7 +41,7 @@ use clap::{Parser, ValueEnum};
 /// addresses (`core listening`, `edge host listening`).
 const BENCH_LOG_FILTER: &str = "warn,crowdgate_core=info,crowdgate_core::routes=warn,crowdgate_core::ops=warn,crowdgate::commands::host=info";
 
-#[derive(Parser)]
+#[derive(Parser, Clone)]
 pub struct Args {
     /// Which benchmarks to run (default: all).
     #[arg(long, value_enum)]
@@ -79,6 +83,7 @@ enum Part {
     Replicated,
     Settle,
     Restart,
+    Isolation,
 }
 
 #[tokio::main]
@@ -126,6 +131,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if all || args.only == Some(Part::Restart) {
         restart::run(&args).await?;
+    }
+    if all || args.only == Some(Part::Isolation) {
+        isolation::run(&args).await?;
     }
     Ok(())
 }

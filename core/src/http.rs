@@ -18,7 +18,7 @@
 //! - `/healthz` and `/metrics` are for the platform.
 
 use crate::error::Failure;
-use crate::routes::{investments, passes, queue};
+use crate::routes::{investments, passes, queue, rounds};
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
@@ -101,6 +101,7 @@ pub async fn serve(
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
+        .route(route::ROUNDS, get(rounds::list))
         .route(route::QUEUE, post(queue::take_place))
         .route(route::STATE, get(queue::room_state))
         .route(route::PREQUEUE, get(passes::prequeue_number))
@@ -162,10 +163,10 @@ async fn shed_load(State(state): State<AppState>, request: Request, next: Next) 
 }
 
 async fn health(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
+    match state.rounds.handle(&state.config_round).ping().await {
         Ok(()) => Json(Health {
             status: "ok".into(),
-            round: state.round().to_string(),
+            round: state.config_round.clone(),
         })
         .into_response(),
         Err(err) => Failure::new(ErrorCode::Unhealthy, format!("redis: {err}"))

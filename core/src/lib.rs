@@ -11,7 +11,10 @@
 //! - [`store`]: seeding the round from its config, and store failures as
 //!   HTTP answers. The Redis layout, the scripts and their verdicts are the
 //!   `crowdgate-store` crate's.
-//! - [`admission`]: the [`admission::AdmissionController`] loop.
+//! - [`rounds`]: every round of the deployment ([`rounds::Rounds`]): a
+//!   round created through the ops API is served without a restart.
+//! - [`admission`]: the [`admission::AdmissionController`]: one driver
+//!   task per live round.
 //! - [`routes`]: the `/v1` API the edge calls (queue places and room state,
 //!   passes and pre-queue numbers, investments), one module per resource.
 //! - [`http`]: the router and its layers (edge token, load shedding, body
@@ -33,6 +36,7 @@ pub mod http;
 pub mod ids;
 pub mod ops;
 pub mod round_config;
+pub mod rounds;
 pub mod routes;
 pub mod startup;
 pub mod state;
@@ -98,8 +102,10 @@ pub async fn run(
         prepared = startup::prepare(&config, &progress) => prepared?,
         _ = stopped_rx.changed() => return Ok(()),
     };
+    let rounds = rounds::Rounds::new(store.redis().clone());
     let state = state::AppState {
-        store: store.clone(),
+        rounds: rounds.clone(),
+        config_round: store.round.clone(),
         keyring: config.keyring.clone(),
         ops_tokens: config.ops_tokens.clone(),
         edge_tokens: config.edge_tokens.clone(),
@@ -110,7 +116,7 @@ pub async fn run(
     tracing::info!(round = %store.round, primary = store.redis().primary().unwrap_or_default(), "core ready");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let controller = tokio::spawn(admission::AdmissionController::new(store).run(stop_rx));
+    let controller = tokio::spawn(admission::AdmissionController::new(rounds).run(stop_rx));
     let _ = server.await;
     let _ = stop_tx.send(true);
     let _ = controller.await;

@@ -166,7 +166,7 @@ impl RoundConfig {
             .map(|t| rfc3339_ms(t).expect("validated at load"))
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let r = &self.round;
         let invalid = |field: &str, problem: &str| ConfigError::Invalid {
             field: field.to_string(),

@@ -6,6 +6,7 @@
 
 use crate::auth::NamedTokens;
 use crate::error::Failure;
+use crate::rounds::Rounds;
 use crate::store::RoundStore;
 use crowdgate_protocol::Keyring;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -15,7 +16,10 @@ use tokio::sync::Semaphore;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: RoundStore,
+    /// Every round of the deployment.
+    pub rounds: Rounds,
+    /// The round of core's config file (`/healthz` names it).
+    pub config_round: String,
     /// Signs passes; verifies tickets and passes.
     pub keyring: Keyring,
     pub ops_tokens: NamedTokens,
@@ -27,17 +31,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The round this core serves (one per core).
-    pub fn round(&self) -> &str {
-        &self.store.round
-    }
-
-    /// core serves one round; any other round id is a 404.
-    pub fn check_round(&self, round: &str) -> Result<(), Failure> {
-        if round == self.round() {
-            Ok(())
-        } else {
-            Err(Failure::not_found(format!("no round {round:?} here")))
-        }
+    /// The handle on `round`, or 404 when the deployment has no such round.
+    pub async fn round(&self, round: &str) -> Result<RoundStore, Failure> {
+        self.rounds.get(round).await
     }
 }

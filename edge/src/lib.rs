@@ -1,5 +1,9 @@
 //! The edge Spin component: the investment gateway in front of core.
 //!
+//! Each path is also served under a round's base, `/r/{round}/api/…`; the
+//! bare paths are the deployment's default round
+//! ([`spin_support::Settings::for_path`]).
+//!
 //! - `POST /api/investments` — through the one investment gateway
 //!   ([`spin_support::gateway`]): the pass and the body are checked here, so
 //!   forged passes and malformed requests never cost core anything, then
@@ -22,14 +26,13 @@ use spin_support::{CoreClient, Settings, gateway, respond};
 
 #[http_component]
 async fn handle(request: Request) -> impl IntoResponse {
-    let settings = match Settings::load() {
-        Ok(settings) => settings,
+    let (settings, path) = match Settings::for_path(request.path()) {
+        Ok(found) => found,
         Err(err) => return respond::error(err),
     };
     if let Err(response) = respond::check_body_size(&request) {
         return response;
     }
-    let path = request.path().to_string();
     match (request.method(), path.strip_prefix("/api/investments")) {
         (Method::Post, Some("" | "/")) => invest(&settings, &request).await,
         (_, Some("" | "/")) => respond::method_not_allowed("POST"),
@@ -37,7 +40,7 @@ async fn handle(request: Request) -> impl IntoResponse {
             show(&settings, &request, &rest[1..]).await
         }
         (_, Some(_)) => respond::method_not_allowed("GET"),
-        _ => respond::not_found(&path),
+        _ => respond::not_found(request.path()),
     }
 }
 

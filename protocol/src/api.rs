@@ -296,13 +296,21 @@ pub struct PrequeueNumber {
     pub queue_number: u64,
 }
 
+/// core's answer to `GET /v1/rounds`: every round it runs, live or
+/// archived, sorted. The edge serves `/r/<round>/` only for these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundIds {
+    pub rounds: Vec<String>,
+}
+
 /// core's answer to `GET /healthz` when Redis answers (otherwise 503
 /// `unhealthy`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     /// Always `ok`.
     pub status: String,
-    /// The round this core serves.
+    /// The round of core's config file (it serves every round of the
+    /// deployment: `GET /ops/v1/rounds`).
     pub round: String,
 }
 

@@ -101,6 +101,8 @@ pub enum ErrorCode {
     RoundFull,
     /// A phase change that is not allowed from the current phase (409, ops).
     InvalidTransition,
+    /// Creating a round whose id is taken, live or archived (409, ops).
+    RoundExists,
     /// The ticket's one claim window has passed: join again (410).
     PassExpired,
     /// Leaving the queue with a ticket that claimed its pass: its turn is
@@ -141,7 +143,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 52] = [
+    pub const ALL: [ErrorCode; 53] = [
         ErrorCode::MalformedJson,
         ErrorCode::DuplicateField,
         ErrorCode::TokenMalformed,
@@ -178,6 +180,7 @@ impl ErrorCode {
         ErrorCode::RoundClosed,
         ErrorCode::RoundFull,
         ErrorCode::InvalidTransition,
+        ErrorCode::RoundExists,
         ErrorCode::PassExpired,
         ErrorCode::TurnUnderWay,
         ErrorCode::RoomFullNow,
@@ -213,7 +216,7 @@ impl ErrorCode {
             MethodNotAllowed => 405,
             BodyTimeout => 408,
             NotAdmitted | NumberNotDrawn | NotDrawnYet | RoundNotOpen | RoundClosed | RoundFull
-            | InvalidTransition | TurnUnderWay => 409,
+            | InvalidTransition | RoundExists | TurnUnderWay => 409,
             PassExpired => 410,
             BodyTooLarge => 413,
             UriTooLong => 414,
@@ -275,6 +278,7 @@ impl ErrorCode {
             RoundClosed => "round_closed",
             RoundFull => "round_full",
             InvalidTransition => "invalid_transition",
+            RoundExists => "round_exists",
             PassExpired => "pass_expired",
             TurnUnderWay => "turn_under_way",
             RoomFullNow => "room_full_now",

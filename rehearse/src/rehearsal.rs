@@ -80,7 +80,7 @@ pub async fn rehearse(
             before.phase
         );
     }
-    open_accounts(&target.redis, &target.round, &plans).await?;
+    open_accounts(&target.redis, &plans).await?;
 
     // The opening: scheduled so the first arrival comes LEAD from now, or
     // now if the round is already open (then nobody arrives before it).
@@ -351,7 +351,7 @@ fn fit_to_round(plans: Vec<InvestorPlan>, terms: &RoundTerms) -> Vec<InvestorPla
 }
 
 /// Opens each investor's account (a re-run finds them open and keeps them).
-async fn open_accounts(redis: &Redis, round: &str, plans: &[InvestorPlan]) -> anyhow::Result<()> {
+async fn open_accounts(redis: &Redis, plans: &[InvestorPlan]) -> anyhow::Result<()> {
     let accounts: Vec<Account> = plans
         .iter()
         .map(|p| Account {
@@ -360,7 +360,7 @@ async fn open_accounts(redis: &Redis, round: &str, plans: &[InvestorPlan]) -> an
         })
         .collect();
     for chunk in accounts.chunks(5_000) {
-        match crowdgate_settlement::accounts::open_accounts(redis, round, chunk).await {
+        match crowdgate_settlement::accounts::open_accounts(redis, chunk).await {
             Ok(()) => {}
             Err(ImportError::AlreadyExist(ids)) => {
                 tracing::warn!(

@@ -6,7 +6,7 @@
 //! `open_accounts.lua`), so nothing is ever half-imported.
 
 use crowdgate_protocol::invest::{MAX_AMOUNT_PENCE, validate_investor_id};
-use crowdgate_store::{OpenAccounts, Redis, Settlement, StoreError};
+use crowdgate_store::{OpenAccounts, Redis, StoreError};
 use std::collections::HashSet;
 
 /// One account to open.
@@ -128,21 +128,16 @@ pub fn parse_csv(text: &str) -> Result<Vec<Account>, ImportError> {
     }
 }
 
-/// Opens `accounts` in round `round`, all or none; returns once they are
-/// replicated as the round's Redis requires.
-pub async fn open_accounts(
-    redis: &Redis,
-    round: &str,
-    accounts: &[Account],
-) -> Result<(), ImportError> {
+/// Opens `accounts`, all or none; returns once they are replicated as the
+/// deployment's Redis requires. An account is the investor's, whichever
+/// rounds they invest in.
+pub async fn open_accounts(redis: &Redis, accounts: &[Account]) -> Result<(), ImportError> {
     let accounts: Vec<(&str, i64)> = accounts
         .iter()
         .map(|a| (a.investor_id.as_str(), a.balance_pence))
         .collect();
     let mut conn = redis.pin().await?;
-    let opened = Settlement::new(round)
-        .open_accounts(&mut conn, &accounts)
-        .await?;
+    let opened = crowdgate_store::open_accounts(&mut conn, &accounts).await?;
     // Either answer only on replicated state: "already exist" after a 503
     // confirms the first import.
     redis.confirm(conn.generation()).await?;

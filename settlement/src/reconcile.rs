@@ -407,7 +407,11 @@ impl Scan {
             ));
         }
 
-        let balances: HashMap<String, i64> = settlement.balances(redis).await?;
+        // Balances are the investors', every round's (checked as a whole by
+        // `reconcile_deployment`); none may be negative.
+        let balances = crowdgate_store::accounts_snapshot(redis, &[])
+            .await?
+            .balances;
         scan.accounts = balances.len() as u64;
         for (investor, balance) in &balances {
             if *balance < 0 {
@@ -553,6 +557,97 @@ fn report(before: &Snapshot, after: &Snapshot, scan: Scan, still: bool, scans: u
         accounts: scan.accounts,
         violations,
     }
+}
+
+/// The invariants of the deployment's accounts against every round's books.
+pub const DEPLOYMENT_CHECKS: &[&str] = &[
+    "Σ balances + debited = opened",
+    "debited = Σ every round's ledger debits",
+    "no negative balance",
+];
+
+/// What the check of the deployment's accounts found. Each figure is one
+/// moment's: they are read together in one `MULTI`/`EXEC`, so the checks
+/// hold on a deployment that keeps settling.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AccountsReport {
+    pub rounds: usize,
+    pub accounts: u64,
+    pub opened_pence: i64,
+    pub balances_pence: i64,
+    pub debited_pence: i64,
+    pub rounds_debits_pence: i64,
+    pub violations: Vec<String>,
+}
+
+impl AccountsReport {
+    pub fn is_clean(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+impl std::fmt::Display for AccountsReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "rounds                 {}", self.rounds)?;
+        writeln!(f, "accounts               {}", self.accounts)?;
+        writeln!(
+            f,
+            "balances + debited     {} + {} pence (opened {})",
+            self.balances_pence, self.debited_pence, self.opened_pence
+        )?;
+        writeln!(
+            f,
+            "rounds' debits         {} pence",
+            self.rounds_debits_pence
+        )?;
+        if self.violations.is_empty() {
+            write!(f, "OK: every account invariant holds")
+        } else {
+            writeln!(f, "VIOLATIONS ({}):", self.violations.len())?;
+            for v in &self.violations {
+                writeln!(f, "  - {v}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Checks the investors' accounts against the books of `rounds` (every
+/// round of the deployment, live and archived: each settled investment
+/// debited one balance, whichever round it was in).
+pub async fn reconcile_accounts(
+    redis: &mut Redis,
+    rounds: &[String],
+) -> StoreResult<AccountsReport> {
+    let snapshot = crowdgate_store::accounts_snapshot(redis, rounds).await?;
+    let balances_pence: i64 = snapshot.balances.values().sum();
+    let mut violations = Vec::new();
+    if balances_pence + snapshot.debited_pence != snapshot.opened_pence {
+        violations.push(format!(
+            "balances {} + debited {} ≠ opened {}",
+            balances_pence, snapshot.debited_pence, snapshot.opened_pence
+        ));
+    }
+    if snapshot.debited_pence != snapshot.rounds_debits_pence {
+        violations.push(format!(
+            "debited {} ≠ Σ the rounds' ledger debits {}",
+            snapshot.debited_pence, snapshot.rounds_debits_pence
+        ));
+    }
+    let mut negative: Vec<_> = snapshot.balances.iter().filter(|(_, b)| **b < 0).collect();
+    negative.sort();
+    for (investor, balance) in negative {
+        violations.push(format!("account {investor} is negative: {balance}"));
+    }
+    Ok(AccountsReport {
+        rounds: rounds.len(),
+        accounts: snapshot.balances.len() as u64,
+        opened_pence: snapshot.opened_pence,
+        balances_pence,
+        debited_pence: snapshot.debited_pence,
+        rounds_debits_pence: snapshot.rounds_debits_pence,
+        violations,
+    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 use crate::Settings;
 use crate::refusal::Refusal;
 use crowdgate_protocol::api::{
-    Investment, Left, PassGrant, PlaceRequest, PrequeueNumber, QueuePlace,
+    Investment, Left, PassGrant, PlaceRequest, PrequeueNumber, QueuePlace, RoundIds,
 };
 use crowdgate_protocol::routes::{
     EDGE_TOKEN_HEADER, IDEMPOTENCY_KEY_HEADER, REMAINING_PENCE_HEADER,
@@ -54,6 +54,19 @@ impl CoreError {
         match self {
             CoreError::Refused(refusal) => refusal.into_response(),
             CoreError::Unavailable(_) => crate::respond::unavailable(busy),
+        }
+    }
+
+    /// For what a cache fetches (`what`: "the room state"): any failure, a
+    /// refusal included, counts as core being unavailable, and the caller
+    /// falls back to what it has.
+    pub fn as_unavailable(self, what: &str) -> CoreUnavailable {
+        match self {
+            CoreError::Unavailable(why) => why,
+            CoreError::Refused(refusal) => CoreUnavailable(format!(
+                "core answered {} for {what}: {}",
+                refusal.status, refusal.body
+            )),
         }
     }
 
@@ -102,6 +115,15 @@ impl<'a> CoreClient<'a> {
             .send(Method::Post, CorePath::queue(self.round()), &[], body)
             .await?;
         read(response, &[200, 201], "queue place")
+    }
+
+    /// `GET /v1/rounds`: the ids of every round core runs (callers want the
+    /// cached list, [`crate::rounds::round_exists`]).
+    pub async fn round_ids(&self) -> Result<RoundIds, CoreError> {
+        let response = self
+            .send(Method::Get, CorePath::rounds(), &[], vec![])
+            .await?;
+        read(response, &[200], "round list")
     }
 
     /// `GET /state`: the room state (callers usually want the cached one,

@@ -1,7 +1,9 @@
 //! Credentials presented by a visitor: tickets, passes and identity tokens.
 //!
-//! Browsers send the ticket as the `cg_ticket` cookie and their identity
-//! token (set at sign-in) as `cg_identity`; apps send either as
+//! Browsers send the ticket as the round's ticket cookie
+//! ([`crate::Settings::ticket_cookie`]: `cg_ticket` for the default round)
+//! and their identity token (set at sign-in, one for every round) as
+//! `cg_identity`; apps send either as
 //! `Authorization: Bearer <token>`. Our own tokens (`v1.…`) and the
 //! platform's JWTs are told apart by shape, so one header serves both. The
 //! bearer header wins over a cookie of the same kind, so an app's explicit
@@ -14,7 +16,6 @@ use crowdgate_protocol::token::{Claims, is_crowdgate_token};
 use crowdgate_protocol::{ApiError, Credential, Investor, Keyring, Pass, Ticket};
 use spin_sdk::http::Request;
 
-pub const TICKET_COOKIE: &str = "cg_ticket";
 /// The identity token a browser brought from the platform (HttpOnly, for
 /// as long as the token is valid).
 pub const IDENTITY_COOKIE: &str = "cg_identity";
@@ -41,10 +42,10 @@ pub fn cookie(request: &Request, name: &str) -> Option<String> {
 /// The ticket token: a bearer that is not an identity JWT first (so a
 /// malformed one is refused as a malformed ticket, as core refuses it), then
 /// the cookie.
-pub fn ticket_token(request: &Request) -> Option<String> {
+pub fn ticket_token(settings: &crate::Settings, request: &Request) -> Option<String> {
     bearer(request)
         .filter(|t| !looks_like_jwt(t))
-        .or_else(|| cookie(request, TICKET_COOKIE))
+        .or_else(|| cookie(request, &settings.ticket_cookie()))
 }
 
 /// Whether `token` has a JWT's shape: three base64url parts, the first a
@@ -115,7 +116,7 @@ pub fn holder(
                 .map(|t| t.investor),
         };
     }
-    let token = cookie(request, TICKET_COOKIE)
+    let token = cookie(request, &settings.ticket_cookie())
         .ok_or_else(|| crowdgate_protocol::request::missing_credential(Credential::Ticket))?;
     keyring
         .check::<Ticket>(&token, round, now_s)

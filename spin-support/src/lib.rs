@@ -15,6 +15,8 @@
 //! - [`gateway`]: the one investment gateway (every check, then core), used
 //!   by the edge and by the waiting room's no-JavaScript form.
 //! - [`room_cache`]: the room state, cached about a second in key-value.
+//! - [`rounds`]: the rounds core runs, cached in key-value: a made-up
+//!   `/r/<round>/` is answered at the edge.
 //! - [`identity`]: investor identity tokens checked against the platform's
 //!   keys (static, or its JWKS fetched and cached in key-value).
 
@@ -26,6 +28,7 @@ pub mod identity;
 pub mod refusal;
 pub mod respond;
 pub mod room_cache;
+pub mod rounds;
 pub mod settings;
 
 pub use core_client::{CoreClient, CoreError};

@@ -10,7 +10,7 @@
 //! of each waiting on a hung core.
 
 use crate::Settings;
-use crate::core_client::{CoreClient, CoreError, CoreUnavailable};
+use crate::core_client::{CoreClient, CoreUnavailable};
 use crowdgate_protocol::RoomState;
 use spin_sdk::key_value::Store;
 
@@ -120,11 +120,5 @@ async fn fetch(settings: &Settings) -> Result<RoomState, CoreUnavailable> {
     CoreClient::new(settings)
         .room_state()
         .await
-        .map_err(|err| match err {
-            CoreError::Unavailable(why) => why,
-            CoreError::Refused(refusal) => CoreUnavailable(format!(
-                "core answered {} for the room state: {}",
-                refusal.status, refusal.body
-            )),
-        })
+        .map_err(|err| err.as_unavailable("the room state"))
 }

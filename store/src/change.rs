@@ -17,6 +17,19 @@ pub const ADMISSION_FIELDS: [&str; 4] = [
     R::PASS_TTL_SECONDS,
 ];
 
+/// The terms of a round ops may edit while it is scheduled (round hash
+/// fields): once it opens they are what investors were shown and invested
+/// on, and stay.
+pub const TERMS_FIELDS: [&str; 7] = [
+    R::NAME,
+    R::IDENTITY,
+    R::CAP_PENCE,
+    R::MIN_INVESTMENT_PENCE,
+    R::MAX_INVESTMENT_PENCE,
+    R::SHARE_PRICE_PENCE,
+    R::CLOSES_AT_MS,
+];
+
 /// One ops change, its values already range-checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -35,6 +48,9 @@ pub enum Change {
     Close,
     /// A new cap (must exceed raised; checked by the script).
     SetCap { cap_pence: i64 },
+    /// New terms for a scheduled round (each one of [`TERMS_FIELDS`]; the
+    /// combination already checked against the round's other terms).
+    EditTerms(Vec<(&'static str, String)>),
 }
 
 impl Change {
@@ -48,6 +64,7 @@ impl Change {
             Change::OpenAt { .. } => "schedule",
             Change::Close => "close",
             Change::SetCap { .. } => "set_cap",
+            Change::EditTerms(_) => "edit",
         }
     }
 
@@ -65,6 +82,12 @@ impl Change {
             }
             Change::OpenAt { opens_at_ms } => vec![(R::OPENS_AT_MS, opens_at_ms.to_string())],
             Change::SetCap { cap_pence } => vec![(R::CAP_PENCE, cap_pence.to_string())],
+            Change::EditTerms(values) => {
+                for (field, _) in values {
+                    assert!(TERMS_FIELDS.contains(field), "not a term: {field}");
+                }
+                values.clone()
+            }
             Change::Pause | Change::Resume | Change::OpenNow | Change::Close => vec![],
         }
     }

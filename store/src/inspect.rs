@@ -4,7 +4,6 @@
 
 use crate::Connection;
 use crate::error::StoreResult;
-use crate::keys::RoundKeys;
 use redis::AsyncCommands;
 
 /// A hash field as an integer (absent: 0).
@@ -20,14 +19,31 @@ pub async fn stream_len<C: Connection>(redis: &mut C, key: &str) -> StoreResult<
 
 /// Sets investors' balances outright (a test's funding; the real import is
 /// [`crate::Settlement::open_accounts`], all or none).
+///
+/// The accounts totals grow with them, as an import's would (the opened
+/// total by the balance set, less any balance it replaces), so the books
+/// still balance.
 pub async fn set_balances<C: Connection>(
     redis: &mut C,
-    keys: &RoundKeys,
     accounts: &[(&str, i64)],
 ) -> StoreResult<()> {
     if accounts.is_empty() {
         return Ok(());
     }
-    let _: () = redis.hset_multiple(keys.balances(), accounts).await?;
+    for (investor, pence) in accounts {
+        let old: Option<i64> = redis
+            .hget(crate::keys::deployment::BALANCES, *investor)
+            .await?;
+        let _: () = redis::pipe()
+            .atomic()
+            .hset(crate::keys::deployment::BALANCES, *investor, *pence)
+            .hincr(
+                crate::keys::deployment::ACCOUNTS,
+                crate::layout::accounts::OPENED_PENCE,
+                pence - old.unwrap_or(0),
+            )
+            .query_async(redis)
+            .await?;
+    }
     Ok(())
 }

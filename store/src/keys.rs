@@ -4,21 +4,7 @@
 //! Every key of a round carries the hash tag `{<round>}`, so the whole round
 //! lives in one cluster slot and a single script may touch any of its keys.
 
-/// Why `round` cannot be a round id, if it cannot: round ids are 1-32
-/// characters of a-z, 0-9 and `-`, because they stand inside every key name
-/// (and in tokens), so nothing else may reach a key.
-pub fn check_round_id(round: &str) -> Result<(), &'static str> {
-    let ok = !round.is_empty()
-        && round.len() <= 32
-        && round
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err("must be 1-32 characters of a-z, 0-9 and -")
-    }
-}
+pub use crowdgate_protocol::routes::check_round_id;
 
 /// Names of a round's Redis keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,10 +88,6 @@ impl RoundKeys {
     pub fn audit(&self) -> String {
         format!("{}:audit", self.prefix)
     }
-    /// Hash: investor id → available balance in pence.
-    pub fn balances(&self) -> String {
-        format!("{}:balances", self.prefix)
-    }
     /// Hash: investor id → shares allocated.
     pub fn shares(&self) -> String {
         format!("{}:shares", self.prefix)
@@ -120,6 +102,26 @@ impl RoundKeys {
     pub fn journal(&self) -> String {
         format!("{}:journal", self.prefix)
     }
+}
+
+/// Names of the deployment's own keys: those that belong to no one round.
+///
+/// They carry no round's hash tag, so a script that touches them and a
+/// round's keys (creating or archiving a round) needs every key on one
+/// primary: the deployment runs on one Redis primary under Sentinel (see
+/// docs/DEPLOY.md), never Redis Cluster.
+pub mod deployment {
+    /// Set: the ids of the rounds this deployment runs (created, not
+    /// archived). core drives each one's admission and serves its API.
+    pub const ROUNDS: &str = "cg:rounds";
+    /// Set: archived round ids: closed, kept for their records and the
+    /// books, no longer run or listed by default.
+    pub const ARCHIVED_ROUNDS: &str = "cg:rounds:archived";
+    /// Hash: investor id → available balance in pence. An investor's money
+    /// is theirs, not a round's: every round's settlement debits it.
+    pub const BALANCES: &str = "cg:accounts:balances";
+    /// Hash: the accounts totals. Fields: [`crate::layout::accounts`].
+    pub const ACCOUNTS: &str = "cg:accounts";
 }
 
 /// The consumer group settlement workers share.
@@ -145,7 +147,6 @@ mod tests {
             k.settlement_stream(),
             k.dead_letters(),
             k.audit(),
-            k.balances(),
             k.shares(),
             k.ledger(),
             k.journal(),

@@ -114,6 +114,16 @@ macro_rules! layout {
                 FAILED_PENCE = "failed_pence",
                 SHARES_ALLOCATED = "shares_allocated",
             }
+            /// The deployment's accounts totals ([`crate::keys::deployment::ACCOUNTS`]):
+            /// what was opened and what settlement has debited, in every round.
+            /// Σ balances + debited = opened, at every moment.
+            accounts ("AC", "the accounts totals") {
+                /// Σ opening balances of every account.
+                OPENED_PENCE = "opened_pence",
+                OPENED_COUNT = "opened_count",
+                /// Σ settled investments, every round (= Σ rounds' ledger debits).
+                DEBITED_PENCE = "debited_pence",
+            }
             /// An entry of the settlement stream (and, with `SOURCE_ENTRY`
             /// and `REASON`, of its dead-letter stream).
             entry ("E", "a settlement stream entry") {
@@ -236,6 +246,7 @@ mod tests {
             round::ALL,
             investment::ALL,
             ledger::ALL,
+            accounts::ALL,
             entry::ALL,
             journal::ALL,
             audit::ALL,

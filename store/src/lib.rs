@@ -21,6 +21,8 @@
 //! - [`scripts`]: the Lua sources (`src/lua/*.lua`), each assembled at build
 //!   time as names + `prelude.lua` (clock, phase machine, pre-queue seal) +
 //!   the script, and [`ScriptCall`], the one way a script is invoked.
+//! - [`rounds`]: the deployment's rounds: the live and archived sets,
+//!   creating a round ([`Created`]) and archiving one ([`Archived`]).
 //! - [`round`]: [`RoundStore`], core's handle: seeding, the room state,
 //!   investments, the durability check. Its script calls, one module each:
 //!   [`join`] ([`Placement`]), [`admission`] ([`Advance`]), [`claim`]
@@ -33,8 +35,10 @@
 //!   draw's secret is written when the round is seeded.
 //! - [`stream`]: [`Settlement`], the settlement side: the stream and its
 //!   consumer group, dead letters, backlog; with [`settle`] ([`Posting`]),
-//!   [`consumers`] (forgetting idle consumers), [`accounts`] (opening
-//!   accounts) and [`snapshot`] (what reconciliation reads).
+//!   [`consumers`] (forgetting idle consumers) and [`snapshot`] (what
+//!   reconciliation reads).
+//! - [`accounts`]: investors' accounts, the deployment's and not a round's
+//!   (opening them, and their balances and totals in one snapshot).
 //! - [`inspect`]: direct reads and writes for tests and benchmarks.
 //! - [`topology`]: where the round's Redis is (one URL, or a primary under
 //!   Sentinel) and how many replicas acknowledge a write ([`RedisConfig`]).
@@ -89,6 +93,7 @@ pub mod keys;
 pub mod leave;
 pub mod record;
 pub mod round;
+pub mod rounds;
 pub mod safety;
 pub mod scripts;
 pub mod settle;
@@ -102,7 +107,7 @@ pub mod unreachable;
 pub trait Connection: redis::aio::ConnectionLike + Send + Sync {}
 impl<T: redis::aio::ConnectionLike + Send + Sync> Connection for T {}
 
-pub use accounts::OpenAccounts;
+pub use accounts::{AccountsSnapshot, OpenAccounts, accounts_snapshot, open_accounts};
 pub use admission::Advance;
 pub use audit::{AuditEntry, FieldChange};
 pub use change::{Change, ChangeVerdict};
@@ -119,6 +124,7 @@ pub use leave::LeaveVerdict;
 pub use record::SealedDraw;
 pub use record::{InvestmentRecord, InvestmentSummary, LedgerRecord, RoundRecord};
 pub use round::{RoundSettings, RoundStore};
+pub use rounds::{Archived, Created};
 pub use safety::{durability_problem, primary_problems, replication_problem};
 pub use scripts::ScriptCall;
 pub use settle::Posting;

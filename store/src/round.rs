@@ -6,7 +6,7 @@
 use crate::Connection;
 use crate::connection::Redis;
 use crate::error::{StoreError, StoreResult};
-use crate::keys::RoundKeys;
+use crate::keys::{RoundKeys, deployment};
 use crate::layout::round as R;
 use crate::record::{Fields, InvestmentRecord, RoundRecord};
 use crowdgate_protocol::api::{IdentityMode, Investment};
@@ -88,7 +88,7 @@ impl RoundSettings {
 /// entries' hash chain starting from the commitment
 /// (`crowdgate_protocol::draw`). `random` is 32 bytes from the caller's
 /// CSPRNG.
-fn draw_fields(random: &[u8; draw::SECRET_BYTES]) -> Vec<(&'static str, String)> {
+pub(crate) fn draw_fields(random: &[u8; draw::SECRET_BYTES]) -> Vec<(&'static str, String)> {
     let secret = draw::secret_hex(random);
     let commitment = draw::commitment(&secret).expect("a secret made from 32 bytes is valid");
     vec![
@@ -134,6 +134,10 @@ impl RoundStore {
     /// `draw_random` (32 bytes from the caller's CSPRNG) makes the pre-queue
     /// draw's secret of a round seeded now; a seeded round keeps its own.
     ///
+    /// A seeded round is registered in the deployment's live rounds (unless
+    /// archived), so a round from a config file is driven and listed like
+    /// one created through the ops API.
+    ///
     /// A round that already has every field is only read: a process
     /// restarting while the primary refuses writes (no replica in reach,
     /// `NOREPLICAS`) starts without needing one.
@@ -144,16 +148,22 @@ impl RoundStore {
     ) -> StoreResult<bool> {
         let key = self.keys.round();
         let fields = settings.fields();
-        // Which of them, and whether the draw's secret, the round has.
+        // Which of them, whether the draw's secret, and whether the round
+        // is in the deployment's registry (live or archived).
         let present: Vec<bool> = {
             let mut pipe = redis::pipe();
             for (field, _) in &fields {
                 pipe.hexists(&key, field);
             }
             pipe.hexists(&key, R::DRAW_SECRET);
+            pipe.sismember(deployment::ROUNDS, &self.round);
+            pipe.sismember(deployment::ARCHIVED_ROUNDS, &self.round);
             pipe.query_async(&mut self.conn()).await?
         };
-        let (has_secret, present) = present.split_last().expect("one answer per HEXISTS");
+        let [present @ .., has_secret, live, archived] = present.as_slice() else {
+            unreachable!("one answer per command");
+        };
+        let registered = *live || *archived;
         let mut missing: Vec<(&str, String)> = fields
             .into_iter()
             .zip(present)
@@ -165,13 +175,16 @@ impl RoundStore {
         if !has_secret {
             missing.extend(draw_fields(draw_random));
         }
-        if missing.is_empty() {
+        if missing.is_empty() && registered {
             return Ok(false);
         }
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for (field, value) in missing {
-            pipe.hset_nx(&key, field, value);
+        for (field, value) in &missing {
+            pipe.hset_nx(&key, *field, value);
+        }
+        if !registered {
+            pipe.sadd(deployment::ROUNDS, &self.round);
         }
         let written: Vec<bool> = pipe.query_async(&mut self.conn()).await?;
         Ok(written.iter().any(|w| *w))

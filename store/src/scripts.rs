@@ -49,6 +49,10 @@ pub const CHANGE: &str = script_source!("change.lua");
 pub const SETTLE: &str = script_source!("settle.lua");
 /// `forget_consumer.lua`: removes an idle consumer holding nothing.
 pub const FORGET_CONSUMER: &str = script_source!("forget_consumer.lua");
+/// `create.lua`: a new round and its audit entry.
+pub const CREATE: &str = script_source!("create.lua");
+/// `archive.lua`: a closed round leaves the live set.
+pub const ARCHIVE: &str = script_source!("archive.lua");
 /// `open_accounts.lua`: investor accounts, all or none.
 pub const OPEN_ACCOUNTS: &str = script_source!("open_accounts.lua");
 
@@ -76,6 +80,8 @@ pub static INVEST_LUA: Lua = lua!("invest.lua", INVEST);
 pub static CHANGE_LUA: Lua = lua!("change.lua", CHANGE);
 pub static SETTLE_LUA: Lua = lua!("settle.lua", SETTLE);
 pub static FORGET_CONSUMER_LUA: Lua = lua!("forget_consumer.lua", FORGET_CONSUMER);
+pub static CREATE_LUA: Lua = lua!("create.lua", CREATE);
+pub static ARCHIVE_LUA: Lua = lua!("archive.lua", ARCHIVE);
 pub static OPEN_ACCOUNTS_LUA: Lua = lua!("open_accounts.lua", OPEN_ACCOUNTS);
 
 /// One call of a script: its KEYS and ARGV in the script's order. Each
@@ -140,6 +146,8 @@ mod tests {
             (SETTLE, "settle.lua"),
             (FORGET_CONSUMER, "forget_consumer.lua"),
             (OPEN_ACCOUNTS, "open_accounts.lua"),
+            (CREATE, "create.lua"),
+            (ARCHIVE, "archive.lua"),
         ] {
             let names = source.find("local R = strict(").unwrap();
             let prelude = source.find("-- prelude.lua:").unwrap();

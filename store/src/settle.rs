@@ -4,7 +4,7 @@
 
 use crate::Connection;
 use crate::error::StoreResult;
-use crate::keys::{RoundKeys, SETTLEMENT_GROUP};
+use crate::keys::{RoundKeys, SETTLEMENT_GROUP, deployment};
 use crate::scripts::{SETTLE_LUA, ScriptCall, unknown};
 use crate::stream::Settlement;
 
@@ -33,13 +33,14 @@ pub fn settle_call(
     ScriptCall {
         keys: vec![
             keys.investment(investment_id),
-            keys.balances(),
+            deployment::BALANCES.to_string(),
             keys.shares(),
             keys.ledger(),
             keys.journal(),
             keys.round(),
             keys.investor_totals(),
             keys.settlement_stream(),
+            deployment::ACCOUNTS.to_string(),
         ],
         args: vec![
             entry_id.to_string(),

@@ -120,14 +120,6 @@ impl Settlement {
             redis.hgetall(self.keys.investor_totals()).await?,
         ))
     }
-
-    /// Investor → balance pence (values that are not numbers left out).
-    pub async fn balances<C: Connection>(
-        &self,
-        redis: &mut C,
-    ) -> StoreResult<HashMap<String, i64>> {
-        Ok(int_fields(redis.hgetall(self.keys.balances()).await?))
-    }
 }
 
 fn int_fields(raw: Fields) -> HashMap<String, i64> {

@@ -66,8 +66,7 @@ impl HaSystem {
 
     /// Funds investor accounts on the primary.
     pub async fn fund(&self, accounts: &[(&str, i64)]) {
-        let keys = crowdgate_store::RoundKeys::new(ROUND);
-        crowdgate_store::inspect::set_balances(&mut self.primary().await, &keys, accounts)
+        crowdgate_store::inspect::set_balances(&mut self.primary().await, accounts)
             .await
             .unwrap();
     }

@@ -114,8 +114,13 @@ pub fn ticket_token(id: &str, number: u64, investor: &str) -> String {
 /// A pre-queue ticket (entry `entry`, no number yet) for `investor`, signed
 /// as the edge signs one at a pre-queue join, valid an hour.
 pub fn prequeue_ticket_token(id: &str, entry: u64, investor: &str) -> String {
+    prequeue_ticket_token_for(ROUND, id, entry, investor)
+}
+
+/// [`prequeue_ticket_token`] for round `round`.
+pub fn prequeue_ticket_token_for(round: &str, id: &str, entry: u64, investor: &str) -> String {
     keyring().sign(&crowdgate_protocol::Ticket {
-        round: ROUND.into(),
+        round: round.into(),
         id: id.into(),
         number: None,
         entry: Some(entry),
@@ -147,8 +152,13 @@ pub async fn core_requests(core_url: &str, route: Option<&str>) -> u64 {
 /// A pass for ticket `ticket` held by `investor`, signed as core signs one
 /// after a claim, valid an hour.
 pub fn pass_token(ticket: &str, number: u64, investor: &str) -> String {
+    pass_token_for(ROUND, ticket, number, investor)
+}
+
+/// [`pass_token`] for round `round`.
+pub fn pass_token_for(round: &str, ticket: &str, number: u64, investor: &str) -> String {
     keyring().sign(&crowdgate_protocol::Pass {
-        round: ROUND.into(),
+        round: round.into(),
         ticket: ticket.into(),
         number,
         issued_at: now_s(),
@@ -183,6 +193,28 @@ pub fn identity_claims(investor: &str) -> IdentityClaims {
 /// An identity token for `investor`, as the platform would hand one out.
 pub fn identity_token(investor: &str) -> String {
     identity_signer().mint(&identity_claims(investor))
+}
+
+/// An identity token for `investor` to join round `round`: its audience is
+/// the round (what the edge accepts when the deployment sets no audience of
+/// its own: docs/INTEGRATION.md).
+pub fn identity_token_for(investor: &str, round: &str) -> String {
+    identity_signer().mint(&DevSigner::claims(
+        IDENTITY_ISSUER,
+        round,
+        investor,
+        now_s(),
+        600,
+    ))
+}
+
+/// The round an edge URL is for: `<edge>/r/<round>` names it, the bare
+/// edge URL is the test systems' default round [`ROUND`].
+pub fn round_of_url(edge_url: &str) -> &str {
+    match edge_url.split_once("/r/") {
+        Some((_, round)) => round.split('/').next().unwrap_or(ROUND),
+        None => ROUND,
+    }
 }
 
 /// Unix seconds now (the store's clock, as core uses it).
@@ -516,6 +548,26 @@ impl System {
         }
     }
 
+    /// `POST /ops/v1/rounds`: creates a round (a round file's settings as
+    /// JSON) → (status code, body).
+    pub async fn create_round(&self, settings: serde_json::Value) -> (u16, serde_json::Value) {
+        json_of(
+            core_http()
+                .post(format!("{}/ops/v1/rounds", self.core_url))
+                .bearer_auth(OPS_TOKEN)
+                .json(&settings)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// The edge's base URL for round `round`: `<edge>/r/<round>`.
+    pub fn round_url(&self, round: &str) -> String {
+        format!("{}/r/{round}", self.edge_url)
+    }
+
     /// kill -9 of core.
     pub fn kill_core(&mut self) {
         self.core.kill();
@@ -607,7 +659,7 @@ impl System {
     /// Funds investor accounts directly in the ledger.
     pub async fn fund(&self, accounts: &[(&str, i64)]) {
         let mut redis = self.redis().await;
-        crowdgate_store::inspect::set_balances(&mut redis, &self.keys(), accounts)
+        crowdgate_store::inspect::set_balances(&mut redis, accounts)
             .await
             .unwrap();
     }
@@ -862,7 +914,7 @@ pub fn spawn_worker_in(
         placement
             .command(SETTLE, crowdgate_bin().as_os_str())
             .arg("settle")
-            .args(["--round", ROUND, "--consumer", consumer])
+            .args(["--consumer", consumer])
             .args(if flags.contains(&"--claim-idle-ms") {
                 &[][..]
             } else {
@@ -882,11 +934,12 @@ impl System {
     pub async fn wait_for_admission_steps(&self, steps: u32) {
         let http = core_http();
         let url = format!("{}/metrics", self.core_url);
+        // Steps of every round (the counter is labelled by round).
         let count = |text: &str| {
             text.lines()
-                .find_map(|l| l.strip_prefix("crowdgate_core_admission_steps_total "))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or(0.0) as u64
+                .filter(|l| l.starts_with("crowdgate_core_admission_steps_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.trim().parse::<f64>().ok())
+                .sum::<f64>() as u64
         };
         let start = count(&get_text(&http, &url).await);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -1047,6 +1100,16 @@ impl Visitor {
         }
     }
 
+    /// The same browser (cookie jar, identity) at another edge URL: another
+    /// round's page, say.
+    pub fn same_browser_at(&self, edge_url: &str) -> Visitor {
+        Visitor {
+            http: self.http.clone(),
+            edge_url: edge_url.to_string(),
+            investor: std::sync::Mutex::new(self.investor()),
+        }
+    }
+
     /// From now on, joins present an identity token for `investor`.
     pub fn sign_in_as(&self, investor: &str) {
         *self.investor.lock().unwrap() = Some(investor.to_string());
@@ -1062,7 +1125,8 @@ impl Visitor {
     pub async fn join(&self) -> (u16, serde_json::Value) {
         let mut request = self.http.post(format!("{}/api/join", self.edge_url));
         if let Some(investor) = self.investor() {
-            request = request.bearer_auth(identity_token(&investor));
+            let round = round_of_url(&self.edge_url);
+            request = request.bearer_auth(identity_token_for(&investor, round));
         }
         json_of(request.send().await.unwrap()).await
     }

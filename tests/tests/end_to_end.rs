@@ -41,7 +41,7 @@ async fn visitor_walks_from_queue_to_settled_investment() {
             .unwrap()
             .starts_with("text/html")
     );
-    assert!(page.text().await.unwrap().contains("/api/join"));
+    assert!(page.text().await.unwrap().contains(r#"api("api/join""#));
 
     let visitor = Visitor::signed_in(&system.edge_url, "alice");
     let (code, joined) = visitor.join().await;
@@ -79,7 +79,7 @@ async fn visitor_walks_from_queue_to_settled_investment() {
     // The ledger: investor debited, escrow credited, shares allocated.
     let mut redis = system.redis().await;
     let balance: i64 = redis::cmd("HGET")
-        .arg(crowdgate_store::RoundKeys::new(ROUND).balances())
+        .arg(crowdgate_store::keys::deployment::BALANCES)
         .arg("alice")
         .query_async(&mut redis)
         .await

@@ -23,7 +23,7 @@ use crowdgate::local_ha::HaOptions;
 use crowdgate_tests::ha::{Load, Outcome, check_books_with, investor_names};
 use crowdgate_tests::netns::{Network, TESTER};
 use crowdgate_tests::{
-    CORE, HOST, Proc, ROUND, RoundOptions, SETTLE, Visitor, identity_env, json_of, run_crowdgate,
+    CORE, HOST, Proc, RoundOptions, SETTLE, Visitor, identity_env, json_of, run_crowdgate,
     start_services_in,
 };
 use std::collections::HashMap;
@@ -107,13 +107,9 @@ impl NetSystem {
         let mut investors = investor_names("investor", INVESTORS);
         investors.extend(investor_names("ready", READY * FLAPS.len()));
         let funded: Vec<(&str, i64)> = investors.iter().map(|n| (n.as_str(), 1_000_000)).collect();
-        crowdgate_store::inspect::set_balances(
-            &mut set.primary().await,
-            &crowdgate_store::RoundKeys::new(ROUND),
-            &funded,
-        )
-        .await
-        .unwrap();
+        crowdgate_store::inspect::set_balances(&mut set.primary().await, &funded)
+            .await
+            .unwrap();
         let round = RoundOptions {
             cap_pence: CAP_PENCE,
             ..Default::default()

@@ -550,9 +550,9 @@ async fn account_import_is_all_or_nothing() {
         assert!(stderr.contains(line), "{line}: {stderr}");
     }
     let mut redis = system.redis().await;
-    let balances = crowdgate_store::RoundKeys::new(ROUND).balances();
+    let balances = crowdgate_store::keys::deployment::BALANCES;
     let len: u64 = redis::cmd("HLEN")
-        .arg(&balances)
+        .arg(balances)
         .query_async(&mut redis)
         .await
         .unwrap();
@@ -593,7 +593,7 @@ async fn account_import_is_all_or_nothing() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("imported 2 accounts"), "{stdout}");
     let bob: i64 = redis::cmd("HGET")
-        .arg(&balances)
+        .arg(balances)
         .arg("bob")
         .query_async(&mut redis)
         .await
@@ -615,7 +615,7 @@ async fn account_import_is_all_or_nothing() {
         "{stderr}"
     );
     let len: u64 = redis::cmd("HLEN")
-        .arg(&balances)
+        .arg(balances)
         .query_async(&mut redis)
         .await
         .unwrap();

@@ -14,7 +14,7 @@ use crowdgate_protocol::{
     ApiError, ErrorCode, InvestmentId, Investor, RoomPhase, RoomState, Ticket, queue,
 };
 use spin_sdk::http::{Request, Response};
-use spin_support::credentials::{self, IDENTITY_COOKIE, TICKET_COOKIE};
+use spin_support::credentials::{self, IDENTITY_COOKIE};
 use spin_support::identity::{self, IdentitySettings};
 use spin_support::{CoreClient, CoreError, Settings, gateway, now_ms, respond, room_cache};
 
@@ -105,9 +105,9 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
     let mut response = html_page(settings, &view, now, 200);
     if spent.is_some() {
         // The turn is over and this ticket with it (as for `/api/pass`).
-        forget_ticket_cookie(&mut response, request);
+        forget_ticket_cookie(settings, &mut response, request);
     } else if let Some(token) = reissued {
-        set_ticket_cookie(&mut response, request, &token);
+        set_ticket_cookie(settings, &mut response, request, &token);
     }
     response
 }
@@ -167,6 +167,7 @@ fn html_page(settings: &Settings, view: &PageView<'_>, now: u64, code: u16) -> R
     let view = page::View {
         room: view.room,
         round_id: &settings.round,
+        base: &settings.base,
         status: view.status,
         message: view.message,
         form_key: &form_key,
@@ -236,7 +237,7 @@ pub async fn sign_in(settings: &Settings, request: &Request) -> Response {
     let identity = match verify_identity(settings, &token, now).await {
         Ok(identity) => identity,
         Err(err) if json => return refuse_sign_in_json(request, err),
-        Err(err) => return refuse_sign_in(request, err.error),
+        Err(err) => return refuse_sign_in(settings, request, err.error),
     };
     let mut response = if json {
         respond::json(
@@ -248,7 +249,7 @@ pub async fn sign_in(settings: &Settings, request: &Request) -> Response {
             },
         )
     } else {
-        redirect(303, "/signin/done")
+        redirect(settings, 303, "/signin/done")
     };
     response.set_header("referrer-policy", "no-referrer");
     let lifetime_s = identity.expires_at.saturating_sub(now / 1000).max(1);
@@ -266,8 +267,8 @@ const REFUSED_FIELD: &str = "refused";
 /// A refused browser sign-in: 303 to `/signin?refused=<code>`, so the token
 /// leaves the address bar (and history) as after a good one. A token
 /// refused for itself is dropped from the cookie too.
-fn refuse_sign_in(request: &Request, code: ErrorCode) -> Response {
-    let mut response = redirect(303, &format!("/signin?{REFUSED_FIELD}={code}"));
+fn refuse_sign_in(settings: &Settings, request: &Request, code: ErrorCode) -> Response {
+    let mut response = redirect(settings, 303, &format!("/signin?{REFUSED_FIELD}={code}"));
     response.set_header("referrer-policy", "no-referrer");
     if (400..500).contains(&code.http_status()) {
         forget_identity_cookie(&mut response, request);
@@ -314,11 +315,12 @@ fn sign_in_reason(code: Option<ErrorCode>) -> (&'static str, u16) {
     }
 }
 
-/// An empty redirect to `location`, never cached.
-fn redirect(code: u16, location: &str) -> Response {
+/// An empty redirect to `path` (from `/`) in the request's round, never
+/// cached.
+fn redirect(settings: &Settings, code: u16, path: &str) -> Response {
     Response::builder()
         .status(code)
-        .header("location", location)
+        .header("location", settings.url(path))
         .header("cache-control", "no-store")
         .body(Vec::new())
         .build()
@@ -357,12 +359,12 @@ async fn sign_in_page(
 /// ticket would come back once the new, short-lived identity expires: on a
 /// shared computer, the previous person's place and pass. Then on to `/`.
 pub fn sign_in_done(settings: &Settings, request: &Request) -> Response {
-    let mut response = redirect(303, "/");
+    let mut response = redirect(settings, 303, "/");
     // A ticket cookie that `ticket_of` refuses — someone else's (it checks
     // the identity cookie just set), or one that no longer verifies — goes.
-    let held = credentials::cookie(request, TICKET_COOKIE).is_some();
+    let held = credentials::cookie(request, &settings.ticket_cookie()).is_some();
     if held && ticket_of(settings, request, now_ms()).is_err() {
-        forget_ticket_cookie(&mut response, request);
+        forget_ticket_cookie(settings, &mut response, request);
     }
     response
 }
@@ -374,16 +376,16 @@ pub fn sign_in_done(settings: &Settings, request: &Request) -> Response {
 /// sent ([`same_site`]), so no other page can sign a visitor out (a GET, an
 /// image or a link changes nothing). The investor's place stays theirs:
 /// signing in again finds it.
-pub fn sign_out(request: &Request, step: SignOutStep) -> Response {
+pub fn sign_out(settings: &Settings, request: &Request, step: SignOutStep) -> Response {
     if let Err(refusal) = same_site(request) {
         return respond::error(refusal);
     }
     let mut response = match step {
-        SignOutStep::Ticket => redirect(307, SIGN_OUT_IDENTITY_PATH),
-        SignOutStep::Identity => redirect(303, "/"),
+        SignOutStep::Ticket => redirect(settings, 307, SIGN_OUT_IDENTITY_PATH),
+        SignOutStep::Identity => redirect(settings, 303, "/"),
     };
     match step {
-        SignOutStep::Ticket => forget_ticket_cookie(&mut response, request),
+        SignOutStep::Ticket => forget_ticket_cookie(settings, &mut response, request),
         SignOutStep::Identity => forget_identity_cookie(&mut response, request),
     }
     response
@@ -590,7 +592,7 @@ async fn joined(
         // A browser without JavaScript: back to the page, now with a ticket.
         Response::builder()
             .status(303)
-            .header("location", "/")
+            .header("location", settings.url("/"))
             .body(Vec::new())
             .build()
     } else {
@@ -602,7 +604,7 @@ async fn joined(
             },
         )
     };
-    set_ticket_cookie(&mut response, request, &token);
+    set_ticket_cookie(settings, &mut response, request, &token);
     response
 }
 
@@ -678,7 +680,7 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
                 ..PageView::default()
             };
             let mut page = html_page(settings, &view, now, 200);
-            forget_ticket_cookie(&mut page, request);
+            forget_ticket_cookie(settings, &mut page, request);
             return page;
         }
         Err(CoreError::Refused(refusal)) => return show(&refusal.body.message, None, None),
@@ -697,7 +699,7 @@ pub async fn invest_form(settings: &Settings, request: &Request) -> Response {
         body: &body,
     };
     match gateway::invest(settings, attempt).await {
-        Ok(investment) => redirect(303, &receipt_path(&investment.investment_id)),
+        Ok(investment) => redirect(settings, 303, &receipt_path(&investment.investment_id)),
         Err(CoreError::Refused(refusal)) => show(
             &format!("Not accepted: {}", refusal.body.message),
             None,
@@ -800,7 +802,7 @@ pub async fn status(settings: &Settings, request: &Request) -> Response {
             }
             let mut response = respond::json(200, &status);
             if reissued {
-                set_ticket_cookie(&mut response, request, &token);
+                set_ticket_cookie(settings, &mut response, request, &token);
             }
             response
         }
@@ -935,7 +937,7 @@ pub async fn pass(settings: &Settings, request: &Request) -> Response {
             if spent {
                 // The turn is over and the ticket with it: a browser that
                 // joins next takes a new place instead of this spent one.
-                forget_ticket_cookie(&mut response, request);
+                forget_ticket_cookie(settings, &mut response, request);
             }
             response
         }
@@ -958,14 +960,14 @@ pub async fn leave(settings: &Settings, request: &Request) -> Response {
     match CoreClient::new(settings).leave_queue(&token).await {
         Ok(left) => {
             let mut response = respond::json(200, &left);
-            forget_ticket_cookie_if(&mut response, request, &token);
+            forget_ticket_cookie_if(settings, &mut response, request, &token);
             response
         }
         Err(err) => {
             let spent = err.code() == Some(ErrorCode::PassExpired);
             let mut response = err.into_response(LEAVE_BUSY);
             if spent {
-                forget_ticket_cookie_if(&mut response, request, &token);
+                forget_ticket_cookie_if(settings, &mut response, request, &token);
             }
             response
         }
@@ -987,9 +989,9 @@ const LEAVE_BUSY_PAGE: &str =
 pub async fn leave_form(settings: &Settings, request: &Request) -> Response {
     let now = now_ms();
     let home = |request: &Request| {
-        let mut response = redirect(303, "/");
-        if credentials::cookie(request, TICKET_COOKIE).is_some() {
-            forget_ticket_cookie(&mut response, request);
+        let mut response = redirect(settings, 303, "/");
+        if credentials::cookie(request, &settings.ticket_cookie()).is_some() {
+            forget_ticket_cookie(settings, &mut response, request);
         }
         response
     };
@@ -1028,7 +1030,7 @@ pub async fn leave_form(settings: &Settings, request: &Request) -> Response {
         response.set_header("retry-after", "1");
     }
     if spent {
-        forget_ticket_cookie_if(&mut response, request, &token);
+        forget_ticket_cookie_if(settings, &mut response, request, &token);
     }
     response
 }
@@ -1087,7 +1089,7 @@ fn ticket_of(
     request: &Request,
     now: u64,
 ) -> Result<(Ticket, String), Response> {
-    let Some(token) = credentials::ticket_token(request) else {
+    let Some(token) = credentials::ticket_token(settings, request) else {
         return Err(respond::error(ApiError::for_field(
             ErrorCode::MissingTicket,
             "ticket",
@@ -1100,7 +1102,8 @@ fn ticket_of(
     // A browser that signed in since as someone else: this ticket is not
     // theirs (joining fetches their own place). The subject is read
     // unverified because it only ever sets a ticket aside.
-    let browser_ticket = credentials::cookie(request, TICKET_COOKIE).as_ref() == Some(&token);
+    let browser_ticket =
+        credentials::cookie(request, &settings.ticket_cookie()).as_ref() == Some(&token);
     let signed_in_as = credentials::cookie(request, IDENTITY_COOKIE)
         .and_then(|identity| crowdgate_identity::unverified_subject(&identity));
     if let (true, Some(subject), Some(holder)) = (browser_ticket, signed_in_as, &ticket.investor)
@@ -1115,27 +1118,32 @@ fn ticket_of(
     Ok((ticket, token))
 }
 
-fn set_ticket_cookie(response: &mut Response, request: &Request, token: &str) {
+fn set_ticket_cookie(settings: &Settings, response: &mut Response, request: &Request, token: &str) {
     response.set_header(
         "set-cookie",
-        credentials::set_cookie(request, TICKET_COOKIE, token, TICKET_TTL_S),
+        credentials::set_cookie(request, &settings.ticket_cookie(), token, TICKET_TTL_S),
     );
 }
 
 /// Expires the ticket cookie when it holds `token` (a ticket just given up
 /// or spent); a browser's cookie for another place, or an app's bearer
 /// ticket, leaves it alone.
-fn forget_ticket_cookie_if(response: &mut Response, request: &Request, token: &str) {
-    if credentials::cookie(request, TICKET_COOKIE).as_deref() == Some(token) {
-        forget_ticket_cookie(response, request);
+fn forget_ticket_cookie_if(
+    settings: &Settings,
+    response: &mut Response,
+    request: &Request,
+    token: &str,
+) {
+    if credentials::cookie(request, &settings.ticket_cookie()).as_deref() == Some(token) {
+        forget_ticket_cookie(settings, response, request);
     }
 }
 
 /// Expires the ticket cookie (a spent ticket: its turn has ended).
-fn forget_ticket_cookie(response: &mut Response, request: &Request) {
+fn forget_ticket_cookie(settings: &Settings, response: &mut Response, request: &Request) {
     response.set_header(
         "set-cookie",
-        credentials::set_cookie(request, TICKET_COOKIE, "", 0),
+        credentials::set_cookie(request, &settings.ticket_cookie(), "", 0),
     );
 }
 

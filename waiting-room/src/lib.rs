@@ -22,6 +22,10 @@
 //!   /signout` (from the page itself, never another site) forgets both
 //!   cookies.
 //!
+//! Every path is served under a round's base, `/r/{round}/…` (the page at
+//! `/r/{round}/`), with its own room, tickets and passes; the bare paths
+//! are the deployment's default round (`round_id`), if it names one.
+//!
 //! Joining needs a signed-in investor (unless the round is anonymous): the
 //! identity token, checked against the platform's keys, names the investor,
 //! and one investor holds one place however many browsers or apps they use.
@@ -33,20 +37,34 @@ mod handlers;
 mod page;
 mod template;
 
+use crowdgate_protocol::{ApiError, ErrorCode};
 use spin_sdk::http::{IntoResponse, Method, Request};
 use spin_sdk::http_component;
 use spin_support::respond;
 
 #[http_component]
 async fn handle(request: Request) -> impl IntoResponse {
-    let settings = match spin_support::Settings::load() {
-        Ok(settings) => settings,
+    let (settings, path) = match spin_support::Settings::for_path(request.path()) {
+        Ok(found) => found,
         Err(err) => return respond::error(err),
     };
     if let Err(response) = respond::check_body_size(&request) {
         return response;
     }
-    let path = request.path().to_string();
+    // A round named in the URL must be one core runs (the default round is
+    // the deployment's own).
+    if !settings.base.is_empty() {
+        match spin_support::rounds::round_exists(&settings, spin_support::now_ms()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return respond::error(ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("no round {:?} here", settings.round),
+                ));
+            }
+            Err(_) => return respond::unavailable("the waiting room is busy for a moment"),
+        }
+    }
     match (request.method(), path.as_str()) {
         (Method::Get, "/") => handlers::page(&settings, &request).await,
         (_, "/") => respond::method_not_allowed("GET"),
@@ -67,9 +85,11 @@ async fn handle(request: Request) -> impl IntoResponse {
         (Method::Get, "/signin/done") => handlers::sign_in_done(&settings, &request),
         (_, "/signin/done") => respond::method_not_allowed("GET"),
         (_, "/signin") => respond::method_not_allowed("GET, POST"),
-        (Method::Post, "/signout") => handlers::sign_out(&request, handlers::SignOutStep::Ticket),
+        (Method::Post, "/signout") => {
+            handlers::sign_out(&settings, &request, handlers::SignOutStep::Ticket)
+        }
         (Method::Post, handlers::SIGN_OUT_IDENTITY_PATH) => {
-            handlers::sign_out(&request, handlers::SignOutStep::Identity)
+            handlers::sign_out(&settings, &request, handlers::SignOutStep::Identity)
         }
         (_, "/signout" | handlers::SIGN_OUT_IDENTITY_PATH) => respond::method_not_allowed("POST"),
         (Method::Post, "/invest") => handlers::invest_form(&settings, &request).await,
@@ -82,6 +102,6 @@ async fn handle(request: Request) -> impl IntoResponse {
             _ => respond::method_not_allowed("GET"),
         },
         (_, "/api/round") => respond::method_not_allowed("GET"),
-        _ => respond::not_found(&path),
+        _ => respond::not_found(request.path()),
     }
 }

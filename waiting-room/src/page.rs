@@ -56,6 +56,10 @@ pub struct View<'a> {
     pub room: Option<&'a RoomState>,
     /// The round id (fallback name).
     pub round_id: &'a str,
+    /// Where the round's URLs start (`/r/{round}`, or empty for the
+    /// default round's bare paths): the page's `<base>`, so its links,
+    /// forms and API calls (all relative) stay in its round.
+    pub base: &'a str,
     /// The visitor's status, when they hold a ticket.
     pub status: Option<&'a Status>,
     /// A result or problem to show instead of the state's usual message.
@@ -199,6 +203,7 @@ pub fn render(view: &View<'_>) -> String {
     let stage = Stage::of(view);
     let mut values = vec![
         ("ROUND_NAME", html_escape(round_name(view))),
+        ("BASE", html_escape(&format!("{}/", view.base))),
         ("STAGE", stage.as_str().to_string()),
         ("HEADING", html_escape(stage.heading())),
         ("STATE_MESSAGE", html_escape(&message_of(view, stage))),
@@ -272,7 +277,7 @@ fn draw_note(view: &View<'_>, stage: Stage) -> String {
         "It is revealed at opening"
     };
     format!(
-        r#"<p class="muted" id="draw-note">The pre-queue draw is fixed in advance: its commitment is <code>{}</code>. {when}, so you can check your number at <a href="/api/draw">/api/draw</a>.</p>"#,
+        r#"<p class="muted" id="draw-note">The pre-queue draw is fixed in advance: its commitment is <code>{}</code>. {when}, so you can check your number at <a href="api/draw">api/draw</a>.</p>"#,
         html_escape(&draw.commitment)
     )
 }
@@ -594,7 +599,7 @@ fn sign_in_panel(sign_in: Option<&SignIn<'_>>) -> String {
 fn noscript_action(view: &View<'_>, stage: Stage) -> String {
     match stage {
         Stage::Joining if view.status.is_none() => {
-            r#"<form method="post" action="/api/join"><button type="submit">Join the queue</button></form>"#
+            r#"<form method="post" action="api/join"><button type="submit">Join the queue</button></form>"#
                 .to_string()
         }
         Stage::Admitted => invest_form(view, "Invest"),
@@ -607,7 +612,7 @@ fn noscript_action(view: &View<'_>, stage: Stage) -> String {
 /// the amount (as typed, when the form comes back) and `button`.
 fn invest_form(view: &View<'_>, button: &str) -> String {
     format!(
-        r#"<form method="post" action="/invest">
+        r#"<form method="post" action="invest">
       <input type="hidden" name="key" value="{}">
       <p id="nojs-pass">{}</p>
       <p class="muted">{}</p>
@@ -851,6 +856,7 @@ mod tests {
         View {
             room,
             round_id: "demo-2025",
+            base: "",
             status,
             message: None,
             form_key: "nojs-1",
@@ -869,6 +875,27 @@ mod tests {
         &html[start..start + html[start..].find("</h1>").unwrap()]
     }
 
+    /// A round's page keeps every link, form and API call in its round: the
+    /// page's `<base>` is the round's, and nothing on it starts from `/`.
+    #[test]
+    fn every_address_on_the_page_stays_in_its_round() {
+        let room = room(RoomPhase::Open);
+        let who = investor();
+        let admitted = status(VisitorState::Admitted);
+        for base in ["", "/r/spring-27"] {
+            let html = render(&View {
+                base,
+                ..view(Some(&room), Some(&admitted), Some(&who))
+            });
+            let base_tag = format!(r#"<base href="{base}/">"#);
+            assert!(html.contains(&base_tag), "{base}");
+            let html = html.replace(&base_tag, "");
+            for absolute in [r#"action="/"#, r#"href="/"#, r#"api("/"#, r#"fetch("/"#] {
+                assert!(!html.contains(absolute), "{base}: {absolute}");
+            }
+        }
+    }
+
     #[test]
     fn the_draw_commitment_is_shown_to_those_it_concerns() {
         let mut scheduled = room(RoomPhase::Scheduled);
@@ -881,7 +908,7 @@ mod tests {
         let html = render(&view(Some(&scheduled), Some(&prequeue), Some(&who)));
         assert!(html.contains(&format!("<code>{}</code>", "ab12".repeat(16))));
         assert!(html.contains("It is revealed at opening"));
-        assert!(html.contains(r#"<a href="/api/draw">"#));
+        assert!(html.contains(r#"<a href="api/draw">"#));
         // Once admitted the draw no longer concerns the visitor; without a
         // draw (an older core) nothing is said.
         let admitted = status(VisitorState::Admitted);
@@ -917,7 +944,7 @@ mod tests {
         let html = render(&view(Some(&closed), None, None));
         assert_eq!(heading(&html), "This round is closed");
         assert!(html.contains(r#"<div id="queue" hidden>"#));
-        assert!(!html.contains(r#"action="/api/join""#));
+        assert!(!html.contains(r#"action="api/join""#));
     }
 
     #[test]
@@ -929,7 +956,7 @@ mod tests {
         assert!(html.contains("<title>Demo Bank plc — community round · Waiting room</title>"));
         assert!(html.contains(r#"id="round-name">Demo Bank plc — community round<"#));
         assert!(html.contains(r#"<span id="investor">Investing as Ada Lovelace</span>"#));
-        assert!(html.contains(r#"action="/signout""#));
+        assert!(html.contains(r#"action="signout""#));
         // The script can send them to sign in even when the page could not
         // tell they would need to.
         assert!(html.contains(r#"data-sign-in-url="https://platform.example/login""#));
@@ -961,7 +988,7 @@ mod tests {
         assert!(html.contains(
             r#"<section id="sign-in" class="message" role="status" aria-live="polite">"#
         ));
-        assert!(!html.contains(r#"action="/api/join""#));
+        assert!(!html.contains(r#"action="api/join""#));
         v.sign_in = Some(SignIn {
             url: None,
             reason: "Your sign-in has expired: sign in again.",
@@ -1022,12 +1049,12 @@ mod tests {
         ));
         assert!(html.contains("Accepted: £1,250.00 for 1,250 shares (reference inv_abc)."));
         // No pass running: nothing more to invest with.
-        assert!(!html.contains(r#"action="/invest""#));
+        assert!(!html.contains(r#"action="invest""#));
         // With the pass running, the form again, to invest more.
         v.pass_expires_at = Some(1_796_518_000);
         v.now_s = 1_796_517_700;
         let html = render(&v);
-        assert!(html.contains(r#"action="/invest""#));
+        assert!(html.contains(r#"action="invest""#));
         assert!(html.contains(r#">Invest more</button>"#));
         assert!(html.contains(
             "Your pass expires at 00:46:40 UTC (about 5 minutes from when this page was shown)"
@@ -1035,7 +1062,7 @@ mod tests {
         assert!(html.contains(r#"data-pass-expires="1796518000""#));
         // Not once it has run out.
         v.now_s = 1_796_518_000;
-        assert!(!render(&v).contains(r#"action="/invest""#));
+        assert!(!render(&v).contains(r#"action="invest""#));
     }
 
     #[test]
@@ -1131,7 +1158,7 @@ mod tests {
         // The form works without JavaScript (the script submits it to
         // /api/leave instead).
         assert!(html.contains(
-            r#"<form id="leave" method="post" action="/leave"><button id="leave-button" type="submit" class="secondary">Leave the queue</button></form>"#
+            r#"<form id="leave" method="post" action="leave"><button id="leave-button" type="submit" class="secondary">Leave the queue</button></form>"#
         ));
         // Singular and nothing-left wording, figures grouped as elsewhere.
         for (f, words) in [
@@ -1175,18 +1202,18 @@ mod tests {
         let s = status(VisitorState::Waiting);
         let html = render(&view(Some(&open), Some(&s), None));
         assert!(html.contains(r#"id="sell-out" role="status" aria-live="polite" hidden></p>"#));
-        assert!(html.contains(r#"<form id="leave" method="post" action="/leave">"#));
+        assert!(html.contains(r#"<form id="leave" method="post" action="leave">"#));
         // In the pre-queue too.
         let s = status(VisitorState::Prequeue);
         let html = render(&view(Some(&open), Some(&s), None));
-        assert!(html.contains(r#"<form id="leave" method="post" action="/leave">"#));
+        assert!(html.contains(r#"<form id="leave" method="post" action="leave">"#));
         // Not before joining, nor once admitted (a forecast there is ignored).
         let html = render(&view(Some(&open), None, None));
-        assert!(html.contains(r#"<form id="leave" method="post" action="/leave" hidden>"#));
+        assert!(html.contains(r#"<form id="leave" method="post" action="leave" hidden>"#));
         let mut s = status(VisitorState::Admitted);
         s.sell_out = Some(forecast(1, 1));
         let html = render(&view(Some(&open), Some(&s), None));
-        assert!(html.contains(r#"<form id="leave" method="post" action="/leave" hidden>"#));
+        assert!(html.contains(r#"<form id="leave" method="post" action="leave" hidden>"#));
         assert!(html.contains(r#"id="sell-out" role="status" aria-live="polite" hidden></p>"#));
     }
 

@@ -1,19 +1,33 @@
 //! HTTP routing: which component serves a request path.
 //!
 //! Pure logic, no I/O. Spin's route syntax is supported in the form Crowdgate
-//! uses: exact routes (`/hello`) and trailing wildcards (`/api/...` matches
-//! `/api` and everything below it; `/...` matches every path). An exact route
-//! beats any wildcard; among wildcards the longest prefix wins, so a
-//! catch-all can sit next to more specific routes in any order.
+//! uses: exact routes (`/hello`), trailing wildcards (`/api/...` matches
+//! `/api` and everything below it; `/...` matches every path) and
+//! single-segment wildcards (`/r/:round/api/investments/...`, the value
+//! passed as `spin-path-match-round`). An exact route beats any wildcard;
+//! among wildcards the one with more segments wins, and a literal segment
+//! beats a `:name`, so a catch-all can sit next to more specific routes in
+//! any order.
 
-/// A parsed route pattern.
+/// A parsed route pattern: its segments, and whether it is a wildcard.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Pattern {
-    /// Matches one path exactly (a trailing `/` is ignored).
-    Exact(String),
-    /// Matches the prefix itself and every path below it. The prefix has no
-    /// trailing `/`; the catch-all `/...` has the empty prefix.
-    Wildcard(String),
+struct Pattern {
+    /// The route without its wildcard and trailing `/` (`/api`, or the
+    /// empty string for the catch-all): `spin-component-route`.
+    prefix: String,
+    segments: Vec<Segment>,
+    /// `.../...`: matches the segments and everything below them.
+    wildcard: bool,
+}
+
+/// One `/`-separated segment of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    /// Matches itself only.
+    Literal(String),
+    /// `:name`: matches any one non-empty segment, passed to the component
+    /// as `spin-path-match-<name>`.
+    Param(String),
 }
 
 /// One route of the routing table.
@@ -37,6 +51,8 @@ pub struct RouteMatch<'a> {
     pub component_route: &'a str,
     /// The part of the path below the component route (`spin-path-info`).
     pub path_info: String,
+    /// Each `:name` segment's value (`spin-path-match-<name>`).
+    pub params: Vec<(&'a str, String)>,
 }
 
 /// All routes of an application, ready to answer lookups.
@@ -68,48 +84,104 @@ impl Router {
     }
 
     /// Finds the most specific route for `path` (the URI path, no query).
+    /// An exact route beats every wildcard; among wildcards the one with
+    /// more segments wins, and a literal segment beats a `:name` one.
     pub fn route(&self, path: &str) -> Option<RouteMatch<'_>> {
         let path = trim_trailing_slash(path);
-        let mut best: Option<(&Route, usize)> = None;
+        let mut best: Option<(&Route, (bool, usize, usize), Matched<'_>)> = None;
         for route in &self.routes {
-            // Rank: exact matches beat every wildcard; longer wildcards beat shorter.
-            let rank = match &route.pattern {
-                Pattern::Exact(p) if p == path => usize::MAX,
-                Pattern::Exact(_) => continue,
-                Pattern::Wildcard(prefix) if is_under(path, prefix) => prefix.len(),
-                Pattern::Wildcard(_) => continue,
+            let Some(matched) = matches(&route.pattern, path) else {
+                continue;
             };
-            if best.is_none_or(|(_, r)| rank > r) {
-                best = Some((route, rank));
+            let literals = route
+                .pattern
+                .segments
+                .iter()
+                .filter(|s| matches!(s, Segment::Literal(_)))
+                .count();
+            let rank = (
+                !route.pattern.wildcard,
+                route.pattern.segments.len(),
+                literals,
+            );
+            if best.as_ref().is_none_or(|(_, r, _)| rank > *r) {
+                best = Some((route, rank, matched));
             }
         }
-        let (route, _) = best?;
-        let (component_route, path_info) = match &route.pattern {
-            Pattern::Exact(p) => (p.as_str(), String::new()),
-            Pattern::Wildcard(prefix) => (prefix.as_str(), path[prefix.len()..].to_string()),
-        };
+        let (route, _, matched) = best?;
         Some(RouteMatch {
             component: route.component,
             matched_route: &route.raw,
-            component_route,
-            path_info,
+            component_route: &route.pattern.prefix,
+            path_info: path[matched.consumed..].to_string(),
+            params: matched.params,
         })
     }
+}
+
+/// How a path matched a pattern: how many of its bytes the segments took,
+/// and the `:name` values.
+struct Matched<'a> {
+    consumed: usize,
+    params: Vec<(&'a str, String)>,
+}
+
+/// Whether `path` matches `pattern` (segment by segment: `/api` covers
+/// `/api/x` but not `/apix`).
+fn matches<'a>(pattern: &'a Pattern, path: &str) -> Option<Matched<'a>> {
+    let mut consumed = 0;
+    let mut params = Vec::new();
+    let mut rest = path;
+    for segment in &pattern.segments {
+        let after_slash = rest.strip_prefix('/')?;
+        let end = after_slash.find('/').unwrap_or(after_slash.len());
+        let value = &after_slash[..end];
+        match segment {
+            Segment::Literal(literal) if literal == value => {}
+            Segment::Param(name) if !value.is_empty() => {
+                params.push((name.as_str(), value.to_string()));
+            }
+            _ => return None,
+        }
+        consumed += 1 + end;
+        rest = &after_slash[end..];
+    }
+    let whole = rest.is_empty() || rest == "/";
+    (pattern.wildcard || whole).then_some(Matched { consumed, params })
 }
 
 fn parse(raw: &str) -> Result<Pattern, String> {
     if !raw.starts_with('/') {
         return Err(format!("route `{raw}` must start with `/`"));
     }
-    if let Some(prefix) = raw.strip_suffix("/...") {
-        return Ok(Pattern::Wildcard(trim_trailing_slash(prefix).to_string()));
-    }
-    if raw.contains("...") {
+    let (prefix, wildcard) = match raw.strip_suffix("/...") {
+        Some(prefix) => (prefix, true),
+        None => (raw, false),
+    };
+    if prefix.contains("...") {
         return Err(format!(
             "route `{raw}`: a wildcard `...` is only allowed as the last segment"
         ));
     }
-    Ok(Pattern::Exact(trim_trailing_slash(raw).to_string()))
+    let prefix = match trim_trailing_slash(prefix) {
+        "/" if wildcard => "",
+        p => p,
+    };
+    let segments = prefix
+        .split('/')
+        .skip(1)
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.strip_prefix(':') {
+            Some("") => Err(format!("route `{raw}`: a `:` segment needs a name")),
+            Some(name) => Ok(Segment::Param(name.to_string())),
+            None => Ok(Segment::Literal(s.to_string())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Pattern {
+        prefix: prefix.to_string(),
+        segments,
+        wildcard,
+    })
 }
 
 /// `/a/b/` → `/a/b`, but `/` stays `/`.
@@ -118,14 +190,6 @@ fn trim_trailing_slash(path: &str) -> &str {
         Some(rest) if !rest.is_empty() => rest,
         _ => path,
     }
-}
-
-/// Whether `path` is `prefix` itself or below it (segment-wise: `/api`
-/// covers `/api/x` but not `/apix`).
-fn is_under(path: &str, prefix: &str) -> bool {
-    prefix.is_empty()
-        || path == prefix
-        || (path.starts_with(prefix) && path.as_bytes()[prefix.len()] == b'/')
 }
 
 #[cfg(test)]
@@ -193,6 +257,33 @@ mod tests {
         let r = router(&["/api/...", "/api"]);
         assert_eq!(component(&r, "/api"), Some(1));
         assert_eq!(component(&r, "/api/x"), Some(0));
+    }
+
+    #[test]
+    fn a_name_segment_matches_any_one_segment_and_literals_beat_it() {
+        let r = router(&[
+            "/...",
+            "/api/investments/...",
+            "/r/:round/api/investments/...",
+        ]);
+        assert_eq!(component(&r, "/r/spring/api/investments"), Some(2));
+        let m = r.route("/r/spring/api/investments/inv_1").unwrap();
+        assert_eq!(m.path_info, "/inv_1");
+        assert_eq!(m.params, vec![("round", "spring".to_string())]);
+        assert_eq!(m.component_route, "/r/:round/api/investments");
+        assert_eq!(component(&r, "/r/spring/"), Some(0));
+        assert_eq!(component(&r, "/r/spring/api/status"), Some(0));
+        assert_eq!(
+            component(&r, "/r//api/investments"),
+            Some(0),
+            "an empty segment is no name"
+        );
+        assert_eq!(component(&r, "/api/investments"), Some(1));
+
+        let r = router(&["/r/:round/...", "/r/bonds/..."]);
+        assert_eq!(component(&r, "/r/bonds/x"), Some(1));
+        assert_eq!(component(&r, "/r/shares/x"), Some(0));
+        assert!(Router::new([("/r/:/x", 0)]).is_err());
     }
 
     #[test]

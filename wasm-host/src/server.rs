@@ -290,6 +290,14 @@ fn set_spin_headers<B>(
     set("spin-component-route", matched.component_route);
     set("spin-base-path", "/");
     set("spin-client-addr", &peer.to_string());
+    for (name, value) in &matched.params {
+        if let (Ok(name), Ok(value)) = (
+            http::header::HeaderName::from_bytes(format!("spin-path-match-{name}").as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
 }
 
 /// Runs `req` in a fresh instance of `component`, until `deadline`.

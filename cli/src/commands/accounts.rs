@@ -24,9 +24,11 @@ pub enum AccountsCommand {
         /// each) and demo-skint (£5), as `crowdgate up` does.
         #[arg(long)]
         demo: bool,
-        /// Round whose ledger gets the accounts.
-        #[arg(long, default_value = "demo")]
-        round: String,
+        /// Accepted for older scripts: the round must exist, but the
+        /// accounts are not its own: an account belongs to the investor,
+        /// and every round's investments draw on it.
+        #[arg(long, hide = true)]
+        round: Option<String>,
         #[command(flatten)]
         redis: super::RedisArgs,
     },
@@ -51,14 +53,16 @@ pub async fn run(args: AccountsArgs) -> anyhow::Result<()> {
                 None => (crowdgate::demo::accounts(), "the demo accounts".to_string()),
             };
             let redis = redis.connect().await?;
-            super::existing_round(&redis, &round).await?;
-            open_accounts(&redis, &round, &accounts)
+            if let Some(round) = &round {
+                super::existing_round(&redis, round).await?;
+            }
+            open_accounts(&redis, &accounts)
                 .await
                 .with_context(|| format!("{source}: nothing imported"))?;
             let total: i64 = accounts.iter().map(|a| a.balance_pence).sum();
             let n = accounts.len();
             println!(
-                "imported {n} account{} into round {round} ({total} pence in all)",
+                "imported {n} account{} ({total} pence in all; every round's investments draw on them)",
                 if n == 1 { "" } else { "s" }
             );
             Ok(())

@@ -80,6 +80,51 @@ pub enum OpsCommand {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// The deployment's rounds: list, create from a round file, archive.
+    Rounds {
+        #[command(subcommand)]
+        command: RoundsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RoundsCommand {
+    /// Every live round with its phase, raised against cap, queue and rate.
+    List {
+        /// Also list archived rounds.
+        #[arg(long)]
+        archived: bool,
+    },
+    /// Create a round from a round file (the TOML `crowdgate.toml` has).
+    /// Every core serves it at once; no restart.
+    Create {
+        /// The round file.
+        file: std::path::PathBuf,
+    },
+    /// Change the terms of a round that has not opened (`--round`); each
+    /// is checked with the round's other terms, as in a round file.
+    Edit {
+        /// Shown to investors.
+        #[arg(long)]
+        name: Option<String>,
+        /// `required` (signed-in investors) or `anonymous`.
+        #[arg(long)]
+        identity: Option<String>,
+        #[arg(long)]
+        cap_pence: Option<i64>,
+        #[arg(long)]
+        min_investment_pence: Option<i64>,
+        #[arg(long)]
+        max_investment_pence: Option<i64>,
+        #[arg(long)]
+        share_price_pence: Option<i64>,
+        /// RFC 3339, e.g. 2027-03-01T16:00:00Z.
+        #[arg(long)]
+        closes_at: Option<String>,
+    },
+    /// Archive a closed round (`--round`): it leaves the list and is no
+    /// longer driven; its records and books stay.
+    Archive,
 }
 
 pub async fn run(args: OpsArgs) -> anyhow::Result<()> {
@@ -145,6 +190,66 @@ pub async fn run(args: OpsArgs) -> anyhow::Result<()> {
             format!("rounds/{round}/audit?limit={limit}"),
             None,
         ),
+        OpsCommand::Rounds { command } => match command {
+            RoundsCommand::List { archived } => (
+                reqwest::Method::GET,
+                format!("rounds?archived={archived}"),
+                None,
+            ),
+            RoundsCommand::Create { file } => {
+                // Checked here first, so a mistake names the file's line.
+                let config = crowdgate_core::RoundConfig::load(file)?;
+                (
+                    reqwest::Method::POST,
+                    "rounds".to_string(),
+                    Some(serde_json::to_value(&config)?),
+                )
+            }
+            RoundsCommand::Edit {
+                name,
+                identity,
+                cap_pence,
+                min_investment_pence,
+                max_investment_pence,
+                share_price_pence,
+                closes_at,
+            } => {
+                let mut body = serde_json::Map::new();
+                let mut put = |field: &str, value: Option<Value>| {
+                    if let Some(value) = value {
+                        body.insert(field.to_string(), value);
+                    }
+                };
+                put("name", name.clone().map(Value::from));
+                put("identity", identity.clone().map(Value::from));
+                put("cap_pence", cap_pence.map(Value::from));
+                put(
+                    "min_investment_pence",
+                    min_investment_pence.map(Value::from),
+                );
+                put(
+                    "max_investment_pence",
+                    max_investment_pence.map(Value::from),
+                );
+                put("share_price_pence", share_price_pence.map(Value::from));
+                put("closes_at", closes_at.clone().map(Value::from));
+                if body.is_empty() {
+                    anyhow::bail!(
+                        "nothing to edit: give at least one of --name, --identity, --cap-pence, --min-investment-pence, --max-investment-pence, --share-price-pence, --closes-at"
+                    );
+                }
+                (
+                    reqwest::Method::PATCH,
+                    format!("rounds/{round}"),
+                    Some(Value::Object(body)),
+                )
+            }
+            RoundsCommand::Archive => (
+                reqwest::Method::POST,
+                format!("rounds/{round}/archive"),
+                Some(json!({})),
+            ),
+        },
     };
     let answer = client.call(method, &path, body).await?;
     if args.json {
@@ -153,6 +258,9 @@ pub async fn run(args: OpsArgs) -> anyhow::Result<()> {
     }
     match &args.command {
         OpsCommand::Status => print!("{}", render_status(&answer)),
+        OpsCommand::Rounds {
+            command: RoundsCommand::List { .. },
+        } => print!("{}", render_rounds(&answer)),
         OpsCommand::Audit { .. } => {
             let entries = answer["entries"].as_array().cloned().unwrap_or_default();
             if entries.is_empty() {
@@ -248,6 +356,34 @@ fn explain(status: u16, body: &Value, round: &str) -> String {
         503 => format!("core is up but its data store is not: {message}"),
         _ => format!("core answered {status}: {message}"),
     }
+}
+
+/// `crowdgate ops rounds list` for people: one line per round.
+fn render_rounds(answer: &Value) -> String {
+    let rounds = answer["rounds"].as_array().cloned().unwrap_or_default();
+    if rounds.is_empty() {
+        return "no rounds: create one with `crowdgate ops rounds create <file>`\n".to_string();
+    }
+    let pounds = |v: &Value| format!("£{:.2}", v.as_i64().unwrap_or(0) as f64 / 100.0);
+    let mut text = String::new();
+    for r in &rounds {
+        let archived = if r["archived"].as_bool() == Some(true) {
+            " (archived)"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "{:<24} {:<9} raised {} of {}; {} waiting; {}/min  {}{archived}\n",
+            r["round"].as_str().unwrap_or("?"),
+            r["phase"].as_str().unwrap_or("no data"),
+            pounds(&r["raised_pence"]),
+            pounds(&r["cap_pence"]),
+            r["queue_length"].as_u64().unwrap_or(0),
+            r["rate_per_minute"].as_u64().unwrap_or(0),
+            r["name"].as_str().unwrap_or(""),
+        ));
+    }
+    text
 }
 
 /// `crowdgate ops status` for people.

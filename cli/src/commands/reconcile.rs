@@ -1,44 +1,75 @@
-//! `crowdgate reconcile`: check every invariant; exit non-zero on a violation.
+//! `crowdgate reconcile`: check every invariant of every round, and the
+//! investors' accounts against all of them; exit non-zero on a violation.
 //!
 //! A round that keeps moving cannot be checked in full (see
 //! `crowdgate_settlement::reconcile`): after `--wait-quiet-ms` it is checked
 //! in live mode, which says so and lists what it checked. Any violation it
-//! reports, in either mode, is proven.
+//! reports, in either mode, is proven. The accounts check (balances +
+//! debited = opened, and debited = Σ every round's debits) reads one
+//! moment's figures, so it holds on a deployment that keeps settling.
 
 use clap::Args;
-use crowdgate_settlement::reconcile::Options;
+use crowdgate_settlement::reconcile::{Options, reconcile, reconcile_accounts};
 use std::time::Duration;
 
 #[derive(Args)]
 pub struct ReconcileArgs {
-    /// Round to check.
-    #[arg(long, default_value = "demo")]
-    pub round: String,
+    /// Check only this round (and the accounts); default: every round,
+    /// live and archived.
+    #[arg(long)]
+    pub round: Option<String>,
     #[command(flatten)]
     pub redis: super::RedisArgs,
-    /// Wait up to this long (ms) for the round to hold still so that every
-    /// invariant can be checked; then check in live mode.
+    /// Wait up to this long (ms) for each round to hold still so that every
+    /// invariant can be checked; then check it in live mode.
     #[arg(long, default_value_t = 5_000)]
     pub wait_quiet_ms: u64,
 }
 
 pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     let mut redis = args.redis.connect().await?;
-    super::existing_round(&redis, &args.round).await?;
+    let mut every_round = crowdgate_store::rounds::live_rounds(&mut redis).await?;
+    every_round.extend(crowdgate_store::rounds::archived_rounds(&mut redis).await?);
+    every_round.sort();
+    let checked = match &args.round {
+        Some(round) => {
+            super::existing_round(&redis, round).await?;
+            vec![round.clone()]
+        }
+        None if every_round.is_empty() => {
+            anyhow::bail!(
+                "this Redis has no rounds: start core with a round file, or create one with `crowdgate ops rounds create`"
+            )
+        }
+        None => every_round.clone(),
+    };
     let options = Options {
         wait_quiet: Duration::from_millis(args.wait_quiet_ms),
     };
-    let report =
-        crowdgate_settlement::reconcile::reconcile(&mut redis, &args.round, &options).await?;
-    println!("round {}", args.round);
-    println!("{report}");
-    if !report.is_clean() {
-        anyhow::bail!(
-            "{} invariant violation(s) in round {} ({} mode)",
-            report.violations.len(),
-            args.round,
-            report.mode
-        );
+    let mut failed = Vec::new();
+    for round in &checked {
+        let report = reconcile(&mut redis, round, &options).await?;
+        println!("round {round}");
+        println!("{report}\n");
+        if !report.is_clean() {
+            failed.push(format!(
+                "{} invariant violation(s) in round {round} ({} mode)",
+                report.violations.len(),
+                report.mode
+            ));
+        }
+    }
+    let accounts = reconcile_accounts(&mut redis, &every_round).await?;
+    println!("accounts (every round)");
+    println!("{accounts}");
+    if !accounts.is_clean() {
+        failed.push(format!(
+            "{} violation(s) in the investors' accounts",
+            accounts.violations.len()
+        ));
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(failed.join("; "));
     }
     Ok(())
 }

@@ -209,7 +209,9 @@ async fn rehearse_deployment(
     rehearsal::rehearse(scenario, &target, options).await
 }
 
-/// The round core serves (`GET /ops/v1/rounds`).
+/// The round to rehearse: core's only round, or, when it runs several, the
+/// round of its config file (`/healthz`), which `crowdgate up` starts
+/// with (`GET /ops/v1/rounds`).
 async fn served_round(core_url: &str, token: &str) -> anyhow::Result<String> {
     let url = format!("{}/ops/v1/rounds", core_url.trim_end_matches('/'));
     let response = reqwest::Client::new()
@@ -225,10 +227,37 @@ async fn served_round(core_url: &str, token: &str) -> anyhow::Result<String> {
         );
     }
     let body: serde_json::Value = response.json().await?;
-    body["rounds"][0]
-        .as_str()
-        .map(str::to_string)
-        .context("core serves no round")
+    let rounds: Vec<String> = body["rounds"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|r| r["round"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    match rounds.as_slice() {
+        [] => bail!("core serves no round"),
+        [only] => Ok(only.clone()),
+        _ => {
+            let health: serde_json::Value = reqwest::Client::new()
+                .get(format!("{}/healthz", core_url.trim_end_matches('/')))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach core at {core_url}"))?
+                .json()
+                .await?;
+            health["round"]
+                .as_str()
+                .filter(|round| rounds.iter().any(|r| r == round))
+                .map(str::to_string)
+                .with_context(|| {
+                    format!(
+                        "core runs {} rounds and names none of them its own",
+                        rounds.len()
+                    )
+                })
+        }
+    }
 }
 
 /// A free loopback port (the children bind it a moment later).

@@ -1,6 +1,8 @@
-//! `crowdgate settle`
+//! `crowdgate settle`: settles every round of the deployment (one worker
+//! per round, `crowdgate_settlement::every_round`), or only `--round`.
 
 use clap::Args;
+use crowdgate_settlement::every_round::settle_every_round;
 use crowdgate_settlement::reconcile::{self, Mode, Options};
 use crowdgate_settlement::{SettlementWorker, WorkerSettings};
 use std::net::SocketAddr;
@@ -15,9 +17,10 @@ const STARTUP_WAIT_QUIET: Duration = Duration::from_secs(5);
 pub struct SettleArgs {
     #[command(flatten)]
     pub redis: super::RedisArgs,
-    /// Round id to settle.
-    #[arg(long, default_value = "demo")]
-    pub round: String,
+    /// Settle only this round; default: every round, including rounds
+    /// created while the worker runs.
+    #[arg(long)]
+    pub round: Option<String>,
     /// Consumer name: unique per live worker, and the same across its
     /// restarts so it settles the entries it held when it died (default:
     /// <host name>-<worker index>).
@@ -67,9 +70,12 @@ pub async fn run(args: SettleArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     // Its own connection: the worker's blocking reads would stall its reads.
-    let check = tokio::spawn(reconcile_at_startup(redis_config, args.round.clone()));
+    let check = tokio::spawn(reconcile_at_startup(
+        redis_config.clone(),
+        args.round.clone(),
+    ));
     let settings = WorkerSettings {
-        round: args.round,
+        round: args.round.clone().unwrap_or_default(),
         consumer,
         claim_idle: Duration::from_millis(args.claim_idle_ms),
         batch: args.batch,
@@ -77,9 +83,17 @@ pub async fn run(args: SettleArgs) -> anyhow::Result<()> {
         forget_idle_consumers: (args.forget_idle_consumers_ms > 0)
             .then(|| Duration::from_millis(args.forget_idle_consumers_ms)),
     };
-    tracing::info!(round = %settings.round, consumer = %settings.consumer, "settlement worker starting");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(SettlementWorker::new(settings, redis).run(stop_rx));
+    let worker = match args.round {
+        Some(round) => {
+            tracing::info!(%round, consumer = %settings.consumer, "settlement worker starting");
+            tokio::spawn(SettlementWorker::new(settings, redis).run(stop_rx))
+        }
+        None => {
+            tracing::info!(consumer = %settings.consumer, "settlement worker starting for every round");
+            tokio::spawn(settle_every_round(redis_config, redis, settings, stop_rx))
+        }
+    };
     super::shutdown_signal().await;
     let _ = stop_tx.send(true);
     check.abort();
@@ -87,9 +101,10 @@ pub async fn run(args: SettleArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks the round once and logs the result: ERROR only for a violation
-/// reconciliation proved, never for a round that moved while it was read.
-async fn reconcile_at_startup(redis_config: crowdgate_store::RedisConfig, round: String) {
+/// Checks each round (`round`, or every round) and the accounts once and
+/// logs the result: ERROR only for a violation reconciliation proved, never
+/// for a round that moved while it was read.
+async fn reconcile_at_startup(redis_config: crowdgate_store::RedisConfig, round: Option<String>) {
     let mut redis = match super::connect(&redis_config).await {
         Ok(redis) => redis,
         Err(err) => {
@@ -104,17 +119,51 @@ async fn reconcile_at_startup(redis_config: crowdgate_store::RedisConfig, round:
         Mode::Full => "every invariant",
         Mode::Live => "only those that hold at every instant (the round kept moving)",
     };
-    match reconcile::reconcile(&mut redis, &round, &options).await {
+    let every_round = async {
+        let mut rounds = crowdgate_store::rounds::live_rounds(&mut redis).await?;
+        rounds.extend(crowdgate_store::rounds::archived_rounds(&mut redis).await?);
+        Ok::<_, crowdgate_store::StoreError>(rounds)
+    };
+    let every_round = match every_round.await {
+        Ok(rounds) => rounds,
+        Err(err) => {
+            tracing::warn!(error = %err, "reconciliation at startup could not run");
+            return;
+        }
+    };
+    let checked_rounds = match &round {
+        Some(round) => vec![round.clone()],
+        None => every_round.clone(),
+    };
+    for round in checked_rounds {
+        match reconcile::reconcile(&mut redis, &round, &options).await {
+            Ok(report) if report.is_clean() => tracing::info!(
+                %round, mode = %report.mode, checked = checked(report.mode), accepted = report.accepted,
+                settled = report.settled, failed = report.failed, pending = report.pending,
+                dead_lettered = report.dead_lettered, "reconciliation at startup: clean"
+            ),
+            Ok(report) => tracing::error!(
+                %round, mode = %report.mode, violations = ?report.violations,
+                "reconciliation at startup found violations"
+            ),
+            Err(err) => {
+                tracing::warn!(%round, error = %err, "reconciliation at startup could not run")
+            }
+        }
+    }
+    match reconcile::reconcile_accounts(&mut redis, &every_round).await {
         Ok(report) if report.is_clean() => tracing::info!(
-            %round, mode = %report.mode, checked = checked(report.mode), accepted = report.accepted,
-            settled = report.settled, failed = report.failed, pending = report.pending,
-            dead_lettered = report.dead_lettered, "reconciliation at startup: clean"
+            rounds = report.rounds,
+            accounts = report.accounts,
+            "reconciliation of the accounts at startup: clean"
         ),
         Ok(report) => tracing::error!(
-            %round, mode = %report.mode, violations = ?report.violations,
-            "reconciliation at startup found violations"
+            violations = ?report.violations,
+            "reconciliation of the accounts at startup found violations"
         ),
-        Err(err) => tracing::warn!(error = %err, "reconciliation at startup could not run"),
+        Err(err) => {
+            tracing::warn!(error = %err, "reconciliation of the accounts at startup could not run")
+        }
     }
 }
 

@@ -205,14 +205,13 @@ pub async fn run(mut args: UpArgs) -> anyhow::Result<()> {
         )?);
         wait_until_ok(&format!("{core_url}/healthz"), &mut parts).await?;
 
-        seed_demo_accounts(&redis.config()?, &round_id).await?;
+        seed_demo_accounts(&redis.config()?).await?;
 
         parts.push(spawn(
             "settle",
             redis
                 .configure(&mut Command::new(&exe))
                 .arg("settle")
-                .args(["--round", &round_id])
                 .args(["--metrics-listen", &args.settle_metrics.to_string()]),
         )?);
         parts.push(spawn(
@@ -315,10 +314,10 @@ pub(super) async fn wait_until_ok(url: &str, parts: &mut [Part]) -> anyhow::Resu
     }
 }
 
-async fn seed_demo_accounts(config: &RedisConfig, round: &str) -> anyhow::Result<()> {
+async fn seed_demo_accounts(config: &RedisConfig) -> anyhow::Result<()> {
     let redis = super::connect(config).await?;
     let accounts = crowdgate::demo::accounts();
-    match crowdgate_settlement::accounts::open_accounts(&redis, round, &accounts).await {
+    match crowdgate_settlement::accounts::open_accounts(&redis, &accounts).await {
         Ok(()) => tracing::info!(accounts = accounts.len(), "demo accounts opened"),
         // A re-run: the accounts (and whatever they have spent) are kept.
         Err(crowdgate_settlement::accounts::ImportError::AlreadyExist(_)) => {

@@ -27,15 +27,14 @@ pub async fn list(
     headers: HeaderMap,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, Failure> {
-    authorize(&state, &headers, &round)?;
+    let (_, store) = authorize(&state, &headers, &round).await?;
     let limit = parse_limit(
         query
             .ok()
             .and_then(|Query(q)| q.get("limit").cloned())
             .as_deref(),
     )?;
-    let entries: Vec<Value> = state
-        .store
+    let entries: Vec<Value> = store
         .audit_entries(limit)
         .await?
         .iter()

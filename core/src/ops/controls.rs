@@ -26,7 +26,7 @@ pub use crate::round_config::{ADMISSION_LIMITS, MAX_CAP_PENCE};
 
 /// A request's JSON object body: a non-empty body must say it is JSON
 /// (415 otherwise, as on the investor API); then [`parse_body`].
-fn json_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn json_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if !bytes.iter().all(u8::is_ascii_whitespace) {
         crowdgate_protocol::request::require_json(
             headers
@@ -214,14 +214,24 @@ async fn apply(
     endpoint: &'static str,
     parse: impl FnOnce() -> Result<Change, ApiError>,
 ) -> Reply {
-    let operator = authorize(state, headers, round)?;
+    let (operator, store) = authorize(state, headers, round).await?;
     let change = parse().inspect_err(|e| {
         metrics::counter!("crowdgate_ops_changes_total", "action" => endpoint, "outcome" => e.error.as_str())
             .increment(1);
     })?;
+    commit(&store, operator, round, change).await
+}
+
+/// Applies a parsed change through the store and answers with its audit
+/// entry, or the refusal.
+pub(crate) async fn commit(
+    store: &crowdgate_store::RoundStore,
+    operator: &str,
+    round: &str,
+    change: Change,
+) -> Reply {
     let action = change.action();
-    let verdict = state
-        .store
+    let verdict = store
         .change(&change, operator, crate::clock::now_ms())
         .await
         .inspect_err(|e| {
@@ -254,7 +264,7 @@ async fn apply(
     metrics::counter!("crowdgate_ops_changes_total", "action" => action, "outcome" => "changed")
         .increment(1);
     tracing::info!(round, operator, action, audit_id, "ops change applied");
-    let entry = audit::entry(&state.store, &audit_id).await?;
+    let entry = audit::entry(store, &audit_id).await?;
     Ok(Json(
         serde_json::json!({ "round": round, "applied": entry }),
     ))
@@ -276,8 +286,15 @@ pub fn refusal(change: &Change, verdict: ChangeVerdict) -> Failure {
         Change::OpenAt { .. } => "reschedule",
         Change::Close => "close",
         Change::SetCap { .. } => "change the cap of",
+        Change::EditTerms(_) => "edit the terms of",
     };
     match verdict {
+        ChangeVerdict::WrongPhase { phase } if matches!(change, Change::EditTerms(_)) => {
+            transition(format!(
+                "cannot {verb} the round: it is {}, and a round's terms are fixed once it opens (they are what investors were shown)",
+                phase.as_str()
+            ))
+        }
         ChangeVerdict::WrongPhase { phase } => {
             let why = match phase {
                 RoomPhase::Scheduled => "it has not opened yet (open it now, or at a new time)",

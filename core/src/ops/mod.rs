@@ -9,6 +9,7 @@
 //!   through the store (`change.lua` checks the phase transition and the cap
 //!   against live values and writes the change with its audit entry in one
 //!   atomic step), and its verdict as an HTTP answer.
+//! - [`rounds`]: the deployment's rounds: list, create, archive.
 //! - [`status`]: the round's live figures (queue, money, settlement backlog).
 //! - [`audit`]: the audit trail, newest first.
 //! - [`dashboard`]: the self-contained HTML dashboard.
@@ -16,7 +17,10 @@
 //! | method | path | what |
 //! |---|---|---|
 //! | GET | `/ops` | dashboard |
-//! | GET | `/ops/v1/rounds` | the round this core serves |
+//! | GET | `/ops/v1/rounds[?archived=true]` | every live round with its phase and figures |
+//! | POST | `/ops/v1/rounds` | create a round (a round file's settings as JSON) |
+//! | PATCH | `/ops/v1/rounds/{round}` | a scheduled round's terms (name, cap, limits, share price, identity, closing time) |
+//! | POST | `/ops/v1/rounds/{round}/archive` | a closed round leaves the list |
 //! | GET | `/ops/v1/rounds/{round}` | live figures |
 //! | PATCH | `/ops/v1/rounds/{round}/admission` | rate, batch interval, max active, pass TTL |
 //! | POST | `/ops/v1/rounds/{round}/pause` · `resume` · `close` | phase changes |
@@ -27,18 +31,19 @@
 pub mod audit;
 pub mod controls;
 pub mod dashboard;
+pub mod rounds;
 pub mod status;
 
 use crate::error::Failure;
 use crate::state::AppState;
-use axum::Json;
 use axum::Router;
-use axum::extract::{MatchedPath, Query, Request, State};
+use axum::extract::{MatchedPath, Query, Request};
 use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, patch, post, put};
 use crowdgate_protocol::{ApiError, ErrorCode};
+use crowdgate_store::RoundStore;
 
 /// The ops routes, merged into core's router.
 pub fn routes() -> Router<AppState> {
@@ -47,11 +52,19 @@ pub fn routes() -> Router<AppState> {
         .route("/ops/", get(dashboard::page).fallback(method_not_allowed))
         .route(
             "/ops/v1/rounds",
-            get(list_rounds).fallback(method_not_allowed),
+            get(rounds::list)
+                .post(rounds::create)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/ops/v1/rounds/{round}/archive",
+            post(rounds::archive).fallback(method_not_allowed),
         )
         .route(
             "/ops/v1/rounds/{round}",
-            get(status::show).fallback(method_not_allowed),
+            get(status::show)
+                .patch(rounds::edit)
+                .fallback(method_not_allowed),
         )
         .route(
             "/ops/v1/rounds/{round}/admission",
@@ -90,6 +103,7 @@ fn query_parameters(route: &str) -> Option<&'static [&'static str]> {
     match route {
         "/ops" | "/ops/" => None,
         "/ops/v1/rounds/{round}/audit" => Some(&["limit"]),
+        "/ops/v1/rounds" => Some(&["archived"]),
         _ => Some(&[]),
     }
 }
@@ -152,25 +166,16 @@ async fn method_not_allowed() -> Failure {
     )
 }
 
-/// `GET /ops/v1/rounds`: the round this core serves (one per core).
-async fn list_rounds(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, Failure> {
-    authenticate_ops(&state, &headers)?;
-    Ok(Json(serde_json::json!({ "rounds": [state.store.round] })))
-}
-
-/// Authenticates, then checks the round; the order keeps a 404 from telling
+/// Authenticates, then finds the round; the order keeps a 404 from telling
 /// an unauthenticated caller which rounds exist.
-pub(crate) fn authorize<'a>(
+pub(crate) async fn authorize<'a>(
     state: &'a AppState,
     headers: &HeaderMap,
     round: &str,
-) -> Result<&'a str, Failure> {
+) -> Result<(&'a str, RoundStore), Failure> {
     let operator = authenticate_ops(state, headers)?;
-    state.check_round(round)?;
-    Ok(operator)
+    let store = state.round(round).await?;
+    Ok((operator, store))
 }
 
 /// The operator's name for a valid ops token, or 401 (the check itself is

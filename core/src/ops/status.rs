@@ -20,12 +20,12 @@ pub async fn show(
     Path(round): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, Failure> {
-    authorize(&state, &headers, &round)?;
+    let (_, store) = authorize(&state, &headers, &round).await?;
     let now_ms = crate::clock::now_ms();
-    let Some(figures) = state.store.figures(now_ms).await? else {
+    let Some(figures) = store.figures(now_ms).await? else {
         return Err(Failure::not_found(format!("round {round:?} is not seeded")));
     };
-    publish_gauges(&figures);
+    publish_gauges(&round, &figures);
     let mut answer = render(&round, &figures, now_ms);
     answer["redis"] = redis_status(&state).await;
     Ok(Json(answer))
@@ -34,7 +34,7 @@ pub async fn show(
 /// Which node is the primary now and what it says of its replicas, so a
 /// failover can be watched (`crowdgate ops status`).
 async fn redis_status(state: &AppState) -> Value {
-    let redis = state.store.redis();
+    let redis = state.rounds.redis();
     let (mode, master) = match redis.topology() {
         Topology::Single { .. } => ("single", None),
         Topology::Sentinel { master, .. } => ("sentinel", Some(master.clone())),
@@ -60,14 +60,21 @@ fn active(f: &Figures) -> u64 {
     f.claimed + f.reserved
 }
 
-fn publish_gauges(f: &Figures) {
+fn publish_gauges(round: &str, f: &Figures) {
     let backlog = &f.backlog;
-    metrics::gauge!("crowdgate_round_active_investors").set(active(f) as f64);
-    metrics::gauge!("crowdgate_settlement_backlog")
-        .set((backlog.pending + backlog.undelivered) as f64);
-    metrics::gauge!("crowdgate_settlement_dead_letters").set(f.dead_letters as f64);
-    metrics::gauge!("crowdgate_settlement_oldest_unsettled_age_seconds")
-        .set(backlog.oldest_age_ms.unwrap_or(0) as f64 / 1000.0);
+    let gauge = |name: &'static str, value: f64| {
+        metrics::gauge!(name, "round" => round.to_string()).set(value);
+    };
+    gauge("crowdgate_round_active_investors", active(f) as f64);
+    gauge(
+        "crowdgate_settlement_backlog",
+        (backlog.pending + backlog.undelivered) as f64,
+    );
+    gauge("crowdgate_settlement_dead_letters", f.dead_letters as f64);
+    gauge(
+        "crowdgate_settlement_oldest_unsettled_age_seconds",
+        backlog.oldest_age_ms.unwrap_or(0) as f64 / 1000.0,
+    );
 }
 
 /// The figures as the dashboard and `crowdgate ops status` read them.

@@ -32,7 +32,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Failure> {
-    state.check_round(&round)?;
+    let store = state.round(&round).await?;
     let CheckedAttempt {
         pass,
         request,
@@ -72,7 +72,7 @@ pub async fn create(
     // unclear failure can at worst replay the first attempt, never double it.
     let mut attempt = 1;
     let verdict = loop {
-        match state.store.invest(&new).await {
+        match store.invest(&new).await {
             Ok(verdict) => break verdict,
             Err(err) if attempt < INVEST_ATTEMPTS && err.is_unclear() => {
                 tracing::warn!(investment_id, attempt, error = %err, "invest call unclear, retrying");
@@ -96,9 +96,9 @@ pub async fn show(
     State(state): State<AppState>,
     Path((round, id)): Path<(String, String)>,
 ) -> Result<Json<Investment>, Failure> {
-    state.check_round(&round)?;
+    let store = state.round(&round).await?;
     let id = InvestmentId::parse(&id)?;
-    match state.store.investment(id.as_str()).await? {
+    match store.investment(id.as_str()).await? {
         Some(investment) => Ok(Json(investment)),
         None => Err(ApiError::investment_not_found(id.as_str(), &round).into()),
     }

@@ -2,6 +2,7 @@
 //! handler checks the round and the caller's credentials ([`crate::auth`]),
 //! asks the store, and turns its verdict into one HTTP answer.
 //!
+//! - [`rounds`]: the ids of every round, for the edge's list.
 //! - [`queue`]: queue places, leaving the queue, and the room state.
 //! - [`passes`]: pass claims (once per ticket) and pre-queue numbers.
 //! - [`investments`]: the invest endpoint and an investment's status.
@@ -9,3 +10,4 @@
 pub mod investments;
 pub mod passes;
 pub mod queue;
+pub mod rounds;

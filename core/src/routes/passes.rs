@@ -21,7 +21,7 @@ pub async fn claim(
     Path(round): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<PassGrant>, Failure> {
-    state.check_round(&round)?;
+    let store = state.round(&round).await?;
     let ticket = auth::verify_ticket(&state.keyring, &round, &headers, crate::clock::now_s())?;
     let Some(number) = ticket.number else {
         return Err(Failure::for_field(
@@ -31,7 +31,7 @@ pub async fn claim(
         ));
     };
     let now_ms = crate::clock::now_ms();
-    let expires_at_ms = match state.store.claim_pass(&ticket.id, number, now_ms).await? {
+    let expires_at_ms = match store.claim_pass(&ticket.id, number, now_ms).await? {
         ClaimVerdict::Granted { expires_at_ms } => expires_at_ms,
         ClaimVerdict::NotAdmitted => {
             return Err(Failure::new(ErrorCode::NotAdmitted, "not your turn yet"));
@@ -80,9 +80,9 @@ pub async fn prequeue_number(
     State(state): State<AppState>,
     Path((round, ticket)): Path<(String, String)>,
 ) -> Result<Json<PrequeueNumber>, Failure> {
-    state.check_round(&round)?;
+    let store = state.round(&round).await?;
     crowdgate_protocol::token::check_ticket_id(&ticket)?;
-    match state.store.prequeue_number(&ticket).await? {
+    match store.prequeue_number(&ticket).await? {
         store::PrequeueNumber::NotDrawn => Err(Failure::new(
             ErrorCode::NotDrawnYet,
             "the round has not opened; numbers are drawn at opening",

@@ -23,14 +23,13 @@ pub async fn take_place(
     Path(round): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<QueuePlace>), Failure> {
-    state.check_round(&round)?;
+    let store = state.round(&round).await?;
     let request = PlaceRequest::parse(&body)?;
     let joiner = request.investor_id.as_deref().map(|investor_id| Joiner {
         investor_id,
         max_investment_pence: request.max_investment_pence,
     });
-    let joined = state
-        .store
+    let joined = store
         .join(&crate::ids::new_ticket_id(), crate::clock::now_ms(), joiner)
         .await?;
     let Some(Joined {
@@ -77,8 +76,8 @@ pub async fn room_state(
     State(state): State<AppState>,
     Path(round): Path<String>,
 ) -> Result<Json<RoomState>, Failure> {
-    state.check_round(&round)?;
-    match state.store.room_state(crate::clock::now_ms()).await? {
+    let store = state.round(&round).await?;
+    match store.room_state(crate::clock::now_ms()).await? {
         Some(room) => Ok(Json(room)),
         None => Err(Failure::not_found(format!("round {round:?} is not seeded"))),
     }
@@ -95,12 +94,11 @@ pub async fn leave(
     Path(round): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Left>, Failure> {
-    state.check_round(&round)?;
+    let store = state.round(&round).await?;
     let ticket = auth::verify_ticket(&state.keyring, &round, &headers, crate::clock::now_s())?;
     let now_ms = crate::clock::now_ms();
     let investor = ticket.investor.as_ref().map(|i| i.id.as_str());
-    match state
-        .store
+    match store
         .leave(&ticket.id, ticket.number, investor, now_ms)
         .await?
     {

@@ -2,13 +2,16 @@
 --
 -- KEYS[1] round hash    cg:{r}:round
 -- KEYS[2] audit stream  cg:{r}:audit
--- ARGV[1] action: admission | pause | resume | open | schedule | close | set_cap
+-- ARGV[1] action: admission | pause | resume | open | schedule | close | set_cap | edit
 -- ARGV[2] operator name (from the ops token)
 -- ARGV[3] now, Unix ms
 -- ARGV[4..] field, value pairs to write (ranges already checked by core):
 --   admission: any of rate_per_minute, batch_interval_ms, max_active, pass_ttl_seconds
 --   schedule:  opens_at_ms
 --   set_cap:   cap_pence
+--   edit:      any of name, identity, cap_pence, min_investment_pence,
+--              max_investment_pence, share_price_pence, closes_at_ms (their
+--              combination checked by core against the round's other terms)
 --   pause, resume, open, close: none (the script picks the phase)
 -- (crowdgate-store's change.rs builds ARGV; an unknown action is a script
 -- error, since no caller sends one.)
@@ -29,7 +32,8 @@
 -- Which phases each action takes (the phase machine in the prelude allows
 -- every move these make): pause: open; resume: paused; open, schedule:
 -- scheduled; close, set_cap: any but closed (set_cap on a full round reopens
--- it); admission: any.
+-- it); admission: any; edit: scheduled only (once a round opens, its terms
+-- are what investors were shown and invested on).
 --
 -- A new rate_per_minute (a value other than the one stored) also records
 -- rate_changed_at_ms = now and sets achieved_rate_measured_ms to 0: the
@@ -67,6 +71,7 @@ local TAKES = {
   schedule = {[P.SCHEDULED] = true},
   close = LIVE,
   set_cap = LIVE,
+  edit = {[P.SCHEDULED] = true},
 }
 if not TAKES[action] then error('change.lua: unknown action ' .. tostring(action)) end
 if not TAKES[action][phase] then return {'wrong_phase', phase} end

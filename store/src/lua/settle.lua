@@ -1,13 +1,15 @@
 -- settle.lua: settles one accepted investment and acks its stream entry.
 --
 -- KEYS[1] investment record   cg:{r}:investment:<id>
--- KEYS[2] balances            cg:{r}:balances          investor -> pence
+-- KEYS[2] balances            cg:accounts:balances     investor -> pence, every
+--                             round's (an investor's money is theirs)
 -- KEYS[3] shares              cg:{r}:shares            investor -> shares
 -- KEYS[4] ledger totals       cg:{r}:ledger
 -- KEYS[5] journal stream      cg:{r}:journal
 -- KEYS[6] round hash          cg:{r}:round
 -- KEYS[7] investor totals     cg:{r}:investor_totals
 -- KEYS[8] settlement stream   cg:{r}:settlement
+-- KEYS[9] accounts totals     cg:accounts              debited_pence, every round's
 -- ARGV[1] stream entry id   ARGV[2] consumer group   ARGV[3] now, Unix ms
 --
 -- Returns {verdict, detail}:
@@ -22,12 +24,13 @@
 --
 -- Invariants kept: an investment is posted at most once (its status is the
 -- guard, checked first); sum of investor debits = escrow credits; no balance
--- goes below zero; a failed investment's amount is released from the cap
+-- goes below zero, whichever rounds' settlements interleave (the balance is
+-- read and debited in this one script); Σ balances + debited = opened; a failed investment's amount is released from the cap
 -- (raised = accepted - released). All reads and checks come before the
 -- first write.
 
 local record, balances, shares, ledger, journal = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local round, totals, stream = KEYS[6], KEYS[7], KEYS[8]
+local round, totals, stream, accounts = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local entry_id, group, now_ms = ARGV[1], ARGV[2], ARGV[3]
 
 local inv = redis.call('HMGET', record, I.STATUS, I.INVESTOR_ID, I.AMOUNT_PENCE, I.SHARES, I.INVESTMENT_ID)
@@ -66,6 +69,7 @@ end
 
 assert(balance - amount >= 0, 'invariant: no balance below zero')
 redis.call('HINCRBY', balances, investor, -amount)
+redis.call('HINCRBY', accounts, AC.DEBITED_PENCE, amount)
 redis.call('HINCRBY', shares, investor, share_count)
 redis.call('HINCRBY', ledger, L.ESCROW_PENCE, amount)
 redis.call('HINCRBY', ledger, L.DEBITS_PENCE, amount)

@@ -13,6 +13,7 @@ mod ops;
 mod phases;
 mod prequeue;
 mod replication;
+mod rounds;
 mod settle;
 mod support;
 
