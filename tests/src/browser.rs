@@ -194,6 +194,17 @@ impl Browser {
             .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
     }
 
+    /// Types `text` into the element `css` matches.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        self.client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("typing into {css}: {e}"));
+    }
+
     /// Whether the element `css` matches is shown.
     pub async fn is_shown(&self, css: &str) -> bool {
         self.client

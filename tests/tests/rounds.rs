@@ -595,3 +595,79 @@ async fn a_scheduled_rounds_terms_are_edited_and_an_opened_rounds_are_fixed() {
         "{body}"
     );
 }
+
+/// The dashboard in a real browser: it lists the rounds, creates one from
+/// its form (opened at once), refuses to edit an opened round's terms with
+/// core's reason, switches between rounds, and archives a closed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_lists_creates_switches_and_archives_rounds() {
+    use crowdgate_tests::browser::Browser;
+    let system = System::start_with(RoundOptions::default(), false).await;
+    let browser = Browser::start().await;
+    let within = Duration::from_secs(10);
+    browser
+        .client
+        .goto(&format!("{}/ops", system.core_url))
+        .await
+        .unwrap();
+    browser.type_into("#token", OPS_TOKEN).await;
+    browser.click("#sign-in").await;
+    browser.wait_for_exact("#round-id", within, ROUND).await;
+    browser
+        .wait_for_text("#rounds", within, |t| {
+            t.contains(ROUND) && t.contains("open")
+        })
+        .await;
+
+    // A new round from the form: created, listed and opened below.
+    browser.click("#new-round summary").await;
+    for (css, text) in [
+        ("#new-id", "bond"),
+        ("#new-name", "Bond round"),
+        ("#new-cap", "100"),
+        ("#new-min", "10"),
+        ("#new-max", "100"),
+        ("#new-price", "1"),
+    ] {
+        browser.type_into(css, text).await;
+    }
+    browser.click("#create").await;
+    browser
+        .wait_for_text("#message", within, |t| t.contains("Created round bond"))
+        .await;
+    browser.wait_for_exact("#round-id", within, "bond").await;
+    browser.wait_for_exact("#phase", within, "open").await;
+    browser
+        .wait_for_text("#rounds", within, |t| {
+            t.contains("bond") && t.contains(ROUND)
+        })
+        .await;
+    assert_eq!(listed(&system, "bond").await["cap_pence"], 10_000);
+
+    // An opened round's terms are fixed: core's reason is shown.
+    browser.type_into("#terms-cap", "200").await;
+    browser.click("#edit-terms").await;
+    browser
+        .wait_for_text("#message", within, |t| t.contains("fixed once it opens"))
+        .await;
+
+    // Back to the first round from the list, then archive the new one.
+    browser
+        .click(&format!("#rounds button[data-round='{ROUND}']"))
+        .await;
+    browser.wait_for_exact("#round-id", within, ROUND).await;
+    browser.click("#rounds button[data-round='bond']").await;
+    browser.wait_for_exact("#round-id", within, "bond").await;
+    browser.click("#close").await;
+    browser.client.accept_alert().await.unwrap();
+    browser.wait_for_exact("#phase", within, "closed").await;
+    browser.click("#archive").await;
+    browser.client.accept_alert().await.unwrap();
+    browser
+        .wait_for_text("#message", within, |t| t.contains("archive"))
+        .await;
+    browser
+        .wait_for_text("#rounds", within, |t| !t.contains("bond"))
+        .await;
+    browser.close().await;
+}
