@@ -83,8 +83,19 @@ async fn dev_up_as_the_readme_says_runs_a_round_end_to_end() {
             assert!(status.contains("1200"), "{status}");
         } else if command.ends_with("ops status") {
             assert!(out.contains("demo"), "{out}");
+        } else if command.contains("rounds create") {
+            // Live at once, at the edge too.
+            assert!(out.contains("create"), "{out}");
+            let page = reqwest::get("http://127.0.0.1:3000/r/bond/").await.unwrap();
+            assert_eq!(page.status(), 200);
+            assert!(page.text().await.unwrap().contains("mini-bond"));
+        } else if command.ends_with("rounds list") {
+            assert!(out.contains("bond") && out.contains("demo"), "{out}");
         } else if command.ends_with("reconcile") {
-            assert!(out.contains("OK"), "{out}");
+            assert!(
+                out.contains("round bond") && out.contains("OK: every account invariant holds"),
+                "{out}"
+            );
         } else if command.starts_with("curl") {
             // demo-001 holds a place already: the same one comes back.
             let joined: serde_json::Value =
