@@ -30,12 +30,15 @@ use std::path::Path;
 /// A configuration problem, naming the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read round config {path}: {source}")]
+    #[error("cannot read round config {path}: {reason}")]
     Read {
         path: String,
-        source: std::io::Error,
+        /// Not a `source`: the message says it once already.
+        reason: std::io::Error,
     },
-    #[error("round config {path} is not valid TOML: {message}")]
+    /// Not TOML, or not a round file's shape (a missing or unknown field,
+    /// a value of the wrong type): toml's message names the line.
+    #[error("round config {path}: {message}")]
     Parse { path: String, message: String },
     #[error("round config: `{field}` {problem}")]
     Invalid { field: String, problem: String },
@@ -111,9 +114,9 @@ impl Default for AdmissionSettings {
 
 impl RoundConfig {
     pub fn load(path: &Path) -> Result<RoundConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|reason| ConfigError::Read {
             path: path.display().to_string(),
-            source,
+            reason,
         })?;
         RoundConfig::parse(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {

@@ -37,7 +37,13 @@ impl Rounds {
         if let Some(store) = self.cached(round) {
             return Ok(store);
         }
-        let no_round = || Failure::not_found(format!("no round {round:?} here"));
+        let no_round = || {
+            Failure::for_field(
+                crowdgate_protocol::ErrorCode::NotFound,
+                "round",
+                format!("no round {round:?} here"),
+            )
+        };
         if crowdgate_store::check_round_id(round).is_err() {
             return Err(no_round());
         }

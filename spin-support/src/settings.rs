@@ -35,12 +35,14 @@ impl Settings {
     pub fn for_path(path: &str) -> Result<(Settings, String), ApiError> {
         let default_round = variable("round_id")?.trim().to_string();
         let round_path = RoundPath::parse(path, &default_round).map_err(|err| match err {
-            RoundPathError::BadRoundId => ApiError::new(
+            RoundPathError::BadRoundId => ApiError::for_field(
                 ErrorCode::NotFound,
+                "round",
                 format!("no such round: round URLs are /r/<round id>/, and {path:?} names none"),
             ),
-            RoundPathError::NoDefaultRound => ApiError::new(
+            RoundPathError::NoDefaultRound => ApiError::for_field(
                 ErrorCode::NotFound,
+                "round",
                 "this edge serves its rounds at /r/<round id>/ (it has no default round)",
             ),
         })?;

@@ -243,7 +243,11 @@ async fn tickets_and_passes_stay_in_their_round_and_closing_one_leaves_the_other
 
     // A round nobody created is a 404, at the edge and at core.
     let (code, body) = Visitor::new(&system.round_url("nope")).join().await;
-    assert_eq!(code, 404, "{body}");
+    assert_eq!(
+        (code, body["field"].as_str()),
+        (404, Some("round")),
+        "{body}"
+    );
     let (code, body) = json_of(
         core_http()
             .get(format!("{}/r/Not-A-Round/api/status", system.edge_url))

@@ -57,8 +57,9 @@ async fn handle(request: Request) -> impl IntoResponse {
         match spin_support::rounds::round_exists(&settings, spin_support::now_ms()).await {
             Ok(true) => {}
             Ok(false) => {
-                return respond::error(ApiError::new(
+                return respond::error(ApiError::for_field(
                     ErrorCode::NotFound,
+                    "round",
                     format!("no round {:?} here", settings.round),
                 ));
             }

@@ -50,7 +50,9 @@ pub struct DevIdentityArgs {
     /// The tokens' `iss` [default: http://<listen>].
     #[arg(long, value_parser = non_empty)]
     pub issuer: Option<String>,
-    /// The tokens' `aud`: the round id (or the deployment's audience).
+    /// The tokens' `aud`: the audience the edge accepts (`crowdgate up`'s
+    /// edge accepts `demo` in every round; an edge with no audience of its
+    /// own accepts a round's id in that round).
     #[arg(long, default_value = "demo", value_parser = non_empty)]
     pub audience: String,
     /// Where a signed-in investor is sent, with `?identity_token=<JWT>` added.
@@ -72,7 +74,9 @@ pub struct DevTokenArgs {
     /// The token's `iss`: the provider's issuer.
     #[arg(long, default_value = "http://127.0.0.1:3001", value_parser = non_empty)]
     pub issuer: String,
-    /// The token's `aud`: the round id.
+    /// The token's `aud`: the audience the edge accepts (`crowdgate up`'s
+    /// edge accepts `demo` in every round; an edge with no audience of its
+    /// own accepts a round's id in that round).
     #[arg(long, default_value = "demo", value_parser = non_empty)]
     pub audience: String,
     /// Lifetime of the token, in seconds (1 to 86400; tokens are accepted up to 30 s past expiry, for clock skew).

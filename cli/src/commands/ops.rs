@@ -110,15 +110,20 @@ pub enum RoundsCommand {
         /// `required` (signed-in investors) or `anonymous`.
         #[arg(long)]
         identity: Option<String>,
+        /// The most the round may raise, pence.
         #[arg(long)]
         cap_pence: Option<i64>,
+        /// The smallest investment, pence.
         #[arg(long)]
         min_investment_pence: Option<i64>,
+        /// The most one investor may invest in the round, pence.
         #[arg(long)]
         max_investment_pence: Option<i64>,
+        /// Amounts must be whole shares of this price, pence.
         #[arg(long)]
         share_price_pence: Option<i64>,
-        /// RFC 3339, e.g. 2027-03-01T16:00:00Z.
+        /// When it closes, RFC 3339 (e.g. 2027-03-01T16:00:00Z); `none` for
+        /// no closing time.
         #[arg(long)]
         closes_at: Option<String>,
     },
@@ -232,7 +237,13 @@ pub async fn run(args: OpsArgs) -> anyhow::Result<()> {
                     max_investment_pence.map(Value::from),
                 );
                 put("share_price_pence", share_price_pence.map(Value::from));
-                put("closes_at", closes_at.clone().map(Value::from));
+                put(
+                    "closes_at",
+                    closes_at.clone().map(|t| match t.as_str() {
+                        "none" => Value::Null,
+                        _ => Value::from(t),
+                    }),
+                );
                 if body.is_empty() {
                     anyhow::bail!(
                         "nothing to edit: give at least one of --name, --identity, --cap-pence, --min-investment-pence, --max-investment-pence, --share-price-pence, --closes-at"
@@ -261,6 +272,26 @@ pub async fn run(args: OpsArgs) -> anyhow::Result<()> {
         OpsCommand::Rounds {
             command: RoundsCommand::List { .. },
         } => print!("{}", render_rounds(&answer)),
+        OpsCommand::Rounds {
+            command: RoundsCommand::Create { .. },
+        } => {
+            let id = answer["round"].as_str().unwrap_or("?");
+            let new = &answer["applied"]["new"];
+            println!(
+                "created round {id} ({}): {} at the edge's /r/{id}/; audited as entry {}",
+                new["name"].as_str().unwrap_or(""),
+                new["phase"].as_str().unwrap_or("?"),
+                answer["applied"]["id"].as_str().unwrap_or("?")
+            );
+        }
+        OpsCommand::Rounds {
+            command: RoundsCommand::Archive,
+        } if !answer["applied"].is_null() => {
+            println!(
+                "archived round {round}: no longer listed or run; its records and books stay ({})",
+                render_entry(&answer["applied"])
+            );
+        }
         OpsCommand::Audit { .. } => {
             let entries = answer["entries"].as_array().cloned().unwrap_or_default();
             if entries.is_empty() {

@@ -291,7 +291,7 @@ pub fn refusal(change: &Change, verdict: ChangeVerdict) -> Failure {
     match verdict {
         ChangeVerdict::WrongPhase { phase } if matches!(change, Change::EditTerms(_)) => {
             transition(format!(
-                "cannot {verb} the round: it is {}, and a round's terms are fixed once it opens (they are what investors were shown)",
+                "cannot {verb} the round: it is {}, and a round's terms are fixed once it opens (they are what investors were shown); the cap still changes (set-cap), and the admission settings (set-rate)",
                 phase.as_str()
             ))
         }
