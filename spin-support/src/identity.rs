@@ -77,12 +77,14 @@ impl IdentitySettings {
     /// Reads the `identity_*` variables. `None` when no issuer is set: this
     /// deployment verifies no identities (an anonymous room, or a
     /// misconfiguration the caller reports).
-    pub fn load(round: &str) -> Result<Option<IdentitySettings>, ApiError> {
+    pub fn load(settings: &crate::Settings) -> Result<Option<IdentitySettings>, ApiError> {
         let Some(issuer) = optional_variable("identity_issuer")? else {
             return Ok(None);
         };
-        let audience = optional_variable("identity_audience")?.unwrap_or_else(|| round.to_string());
-        let sign_in_url = optional_variable("identity_sign_in_url")?;
+        let audience =
+            optional_variable("identity_audience")?.unwrap_or_else(|| settings.round.clone());
+        let sign_in_url = optional_variable("identity_sign_in_url")?
+            .map(|url| sign_in_url_for(&url, &settings.round, &settings.default_round));
         let shared_secret = optional_variable("identity_shared_secret")?.map(String::into_bytes);
         let jwks = optional_variable("identity_jwks")?;
         let public_key = optional_variable("identity_public_key")?;
@@ -200,9 +202,52 @@ impl IdentitySettings {
 /// The platform's sign-in page, when this deployment verifies identities
 /// and names one: what [`IdentitySettings::load`] would say, from two
 /// variables and without reading any keys (pages show it on every render).
-pub fn sign_in_url() -> Option<String> {
+pub fn sign_in_url(settings: &crate::Settings) -> Option<String> {
     optional_variable("identity_issuer").ok().flatten()?;
-    optional_variable("identity_sign_in_url").ok().flatten()
+    let url = optional_variable("identity_sign_in_url").ok().flatten()?;
+    Some(sign_in_url_for(
+        &url,
+        &settings.round,
+        &settings.default_round,
+    ))
+}
+
+/// The platform's sign-in link for `round`: as configured for the default
+/// round; for any other, with `round=<id>` added to its query, so the
+/// platform can send the browser back to that round's sign-in,
+/// `/r/<id>/signin?identity_token=…` (docs/INTEGRATION.md).
+pub fn sign_in_url_for(url: &str, round: &str, default_round: &str) -> String {
+    if round == default_round {
+        return url.to_string();
+    }
+    // A round id is a-z, 0-9 and `-`: nothing to escape.
+    let (base, fragment) = url.split_once('#').unwrap_or((url, ""));
+    let joiner = if base.contains('?') { '&' } else { '?' };
+    let fragment = if fragment.is_empty() {
+        String::new()
+    } else {
+        format!("#{fragment}")
+    };
+    format!("{base}{joiner}round={round}{fragment}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sign_in_url_for;
+
+    #[test]
+    fn another_rounds_sign_in_link_names_the_round() {
+        let url = "https://platform.example/login";
+        assert_eq!(sign_in_url_for(url, "demo", "demo"), url);
+        assert_eq!(
+            sign_in_url_for(url, "bond", "demo"),
+            "https://platform.example/login?round=bond"
+        );
+        assert_eq!(
+            sign_in_url_for("https://p.example/login?next=a#top", "bond", ""),
+            "https://p.example/login?next=a&round=bond#top"
+        );
+    }
 }
 
 /// `error` with the sign-in link, when there is one, ending its message.

@@ -96,6 +96,11 @@ async fn a_round_created_while_another_is_open_sells_through_the_same_edge_with_
     let page = get_text(&core_http(), &format!("{bond}/")).await;
     assert!(page.contains(r#"<base href="/r/bond/">"#), "{page}");
     assert!(page.contains("Round bond"), "{page}");
+    // Its sign-in link names the round, so the platform can send the
+    // browser back to it; the default round's link is as configured.
+    assert!(page.contains("sign-in?round=bond"), "{page}");
+    let default_page = get_text(&core_http(), &format!("{}/", system.edge_url)).await;
+    assert!(!default_page.contains("?round="), "{default_page}");
 
     // Twelve investors race for the £100 at £10 each: exactly ten get in.
     let racers: Vec<_> = (0..12)

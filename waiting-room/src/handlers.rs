@@ -89,8 +89,8 @@ pub async fn page(settings: &Settings, request: &Request) -> Response {
         match signed_in(settings, request, now).await {
             Ok(Some(identity)) => investor = Some(investor_of(&identity)),
             Ok(None) if anonymous_room => {}
-            Ok(None) => sign_in = Some(SignInNeeded::new(SIGN_IN_FIRST)),
-            Err(err) => sign_in = Some(SignInNeeded::new(&err.message)),
+            Ok(None) => sign_in = Some(SignInNeeded::new(settings, SIGN_IN_FIRST)),
+            Err(err) => sign_in = Some(SignInNeeded::new(settings, &err.message)),
         }
     }
     let view = PageView {
@@ -150,9 +150,9 @@ struct SignInNeeded {
 }
 
 impl SignInNeeded {
-    fn new(reason: &str) -> SignInNeeded {
+    fn new(settings: &Settings, reason: &str) -> SignInNeeded {
         SignInNeeded {
-            url: identity::sign_in_url(),
+            url: identity::sign_in_url(settings),
             reason: reason.to_string(),
         }
     }
@@ -163,7 +163,7 @@ fn html_page(settings: &Settings, view: &PageView<'_>, now: u64, code: u16) -> R
         Some(key) => key.to_string(),
         None => format!("nojs-{now:x}"),
     };
-    let sign_in_url = identity::sign_in_url();
+    let sign_in_url = identity::sign_in_url(settings);
     let view = page::View {
         room: view.room,
         round_id: &settings.round,
@@ -335,7 +335,7 @@ async fn sign_in_page(
     reason: &str,
     code: u16,
 ) -> Response {
-    let needed = SignInNeeded::new(reason);
+    let needed = SignInNeeded::new(settings, reason);
     // The round's name and figures, as on every page (when core answers).
     let room = room_cache::room_state(settings, now).await.ok();
     let view = PageView {
@@ -479,7 +479,8 @@ pub async fn join(settings: &Settings, request: &Request) -> Response {
             "identity",
             SIGN_IN_FIRST.trim_end_matches('.'),
         );
-        let refusal = identity::with_sign_in_link(refusal, identity::sign_in_url().as_deref());
+        let refusal =
+            identity::with_sign_in_link(refusal, identity::sign_in_url(settings).as_deref());
         return refuse_join(settings, request, refusal, now).await;
     }
     if room_cache::core_is_away(settings, now_ms()) {
@@ -558,7 +559,7 @@ async fn signed_in(
 }
 
 async fn verify_identity(settings: &Settings, token: &str, now: u64) -> Result<Identity, ApiError> {
-    match IdentitySettings::load(&settings.round)? {
+    match IdentitySettings::load(settings)? {
         Some(identity) => identity.verify(token, now).await,
         None => Err(ApiError::new(
             ErrorCode::Misconfigured,

@@ -17,7 +17,7 @@
 use anyhow::Context;
 use axum::Router;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, State};
+use axum::extract::{Form, Query, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -284,8 +284,30 @@ async fn jwks(State(provider): State<Shared>) -> Response {
         .into_response()
 }
 
-async fn sign_in_page(State(provider): State<Shared>) -> Response {
-    page_response(&provider, StatusCode::OK, None, "", "")
+/// The round a sign-in is for: the waiting room's sign-in link names a
+/// round other than its default (`?round=<id>`), and signing in returns
+/// there (`/r/<id>/signin` instead of `/signin`).
+#[derive(Deserialize, Default)]
+struct ForRound {
+    #[serde(default)]
+    round: String,
+}
+
+impl ForRound {
+    /// The round, if it can be one (anything else is ignored: the default round).
+    fn round(&self) -> Option<&str> {
+        let round = self.round.trim();
+        crowdgate_protocol::routes::check_round_id(round)
+            .ok()
+            .map(|_| round)
+    }
+}
+
+async fn sign_in_page(
+    State(provider): State<Shared>,
+    Query(for_round): Query<ForRound>,
+) -> Response {
+    page_response(&provider, StatusCode::OK, None, "", "", for_round.round())
 }
 
 #[derive(Deserialize)]
@@ -294,6 +316,20 @@ struct SignInForm {
     investor: String,
     #[serde(default)]
     name: String,
+    #[serde(default)]
+    round: String,
+}
+
+/// Where a signed-in investor goes: `return_to`, or for a round other than
+/// the default, that round's sign-in (`…/signin` becomes `…/r/<id>/signin`).
+fn return_to_for(return_to: &Url, round: Option<&str>) -> Url {
+    let mut url = return_to.clone();
+    if let Some(round) = round {
+        let path = url.path().to_string();
+        let (head, last) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+        url.set_path(&format!("{head}/r/{round}/{last}"));
+    }
+    url
 }
 
 /// Signs the investor in: 303 to `return_to?identity_token=<JWT>`, or the
@@ -304,8 +340,19 @@ async fn sign_in(
 ) -> Response {
     let Ok(Form(form)) = form else {
         let message = "The sign-in form could not be read; use the buttons below.";
-        return page_response(&provider, StatusCode::BAD_REQUEST, Some(message), "", "");
+        return page_response(
+            &provider,
+            StatusCode::BAD_REQUEST,
+            Some(message),
+            "",
+            "",
+            None,
+        );
     };
+    let for_round = ForRound {
+        round: form.round.clone(),
+    };
+    let round = for_round.round();
     let investor = form.investor.trim();
     if let Err(problem) = validate_investor_id(investor) {
         let message = problem
@@ -317,6 +364,7 @@ async fn sign_in(
             Some(&message),
             investor,
             &form.name,
+            round,
         );
     }
     let now = match now_s() {
@@ -340,7 +388,7 @@ async fn sign_in(
         provider.ttl_s,
     );
     let token = provider.signer.mint(&claims);
-    let mut location = provider.return_to.clone();
+    let mut location = return_to_for(&provider.return_to, round);
     location
         .query_pairs_mut()
         .append_pair("identity_token", &token);
@@ -369,6 +417,7 @@ fn page_response(
     message: Option<&str>,
     investor: &str,
     name: &str,
+    round: Option<&str>,
 ) -> Response {
     let headers: [(HeaderName, HeaderValue); 4] = [
         (header::CONTENT_SECURITY_POLICY, provider.csp.clone()),
@@ -382,17 +431,33 @@ fn page_response(
             HeaderValue::from_static("no-referrer"),
         ),
     ];
-    let html = page(provider, message, investor, name);
+    let html = page(provider, message, investor, name, round);
     (status, headers, Html(html)).into_response()
 }
 
 /// The sign-in page: self-contained (no scripts, no external anything),
 /// every variable escaped.
-fn page(provider: &Provider, message: Option<&str>, investor: &str, name: &str) -> String {
+fn page(
+    provider: &Provider,
+    message: Option<&str>,
+    investor: &str,
+    name: &str,
+    round: Option<&str>,
+) -> String {
+    // Each form carries the round back (escaped: a round id is a-z0-9-).
+    let round_field = round
+        .map(|r| {
+            format!(
+                "<input type=\"hidden\" name=\"round\" value=\"{}\">",
+                escape(r)
+            )
+        })
+        .unwrap_or_default();
     let buttons: String = demo::SIGN_IN_DEMO_INVESTORS
         .iter()
-        .map(demo_button)
+        .map(|demo| demo_button(demo, &round_field))
         .collect();
+    let return_to = return_to_for(&provider.return_to, round);
     let message = message
         .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(m)))
         .unwrap_or_default();
@@ -434,7 +499,7 @@ It signs identity tokens for audience <code>{audience}</code> as issuer <code>{i
 <div class="investors">
 {buttons}</div>
 <h2>Or as any investor</h2>
-<form class="typed" method="post" action="/sign-in">
+<form class="typed" method="post" action="/sign-in">{round_field}
 <label for="investor">Investor id (letters, digits, - _ . @)</label>
 <input id="investor" name="investor" required maxlength="64" value="{investor}" autocomplete="off" spellcheck="false">
 <label for="name">Display name (optional)</label>
@@ -452,19 +517,19 @@ Scripts: <code>crowdgate dev-token demo-001</code>. Public key: <a href="/.well-
         investor = escape(investor),
         name = escape(name),
         max_name = crowdgate_identity::MAX_NAME_CHARS,
-        return_to = escape(provider.return_to.as_str()),
+        return_to = escape(return_to.as_str()),
         ttl = provider.ttl_s,
     )
 }
 
 /// One demo investor's one-click sign-in.
-fn demo_button(demo: &DemoInvestor) -> String {
+fn demo_button(demo: &DemoInvestor, round_field: &str) -> String {
     let limit = demo
         .max_investment_pence
         .map(|pence| format!(" · KYC limit {}", pounds(pence)))
         .unwrap_or_default();
     format!(
-        "<form method=\"post\" action=\"/sign-in\"><input type=\"hidden\" name=\"investor\" value=\"{id}\">\
+        "<form method=\"post\" action=\"/sign-in\">{round_field}<input type=\"hidden\" name=\"investor\" value=\"{id}\">\
          <button type=\"submit\"><span class=\"who\">{name}</span>\
          <span class=\"what\">{id} · balance {balance}{limit}</span></button></form>\n",
         id = escape(demo.investor_id),
@@ -541,6 +606,46 @@ mod tests {
         assert_eq!(identity.investor_id, "demo-002");
         assert_eq!(identity.name.as_deref(), Some("Mary Somerville"));
         assert_eq!(identity.max_investment_pence, Some(50_000));
+        server.abort();
+    }
+
+    /// Another round's sign-in link names the round; signing in returns to
+    /// that round's sign-in. A value that cannot be a round is ignored.
+    #[tokio::test]
+    async fn a_sign_in_for_another_round_returns_to_that_round() {
+        let (base, server) = serve("http://127.0.0.1:3000/signin").await;
+        let page = client()
+            .get(format!("{base}/?round=bond"))
+            .send()
+            .await
+            .expect("answers")
+            .text()
+            .await
+            .expect("a page");
+        assert!(
+            page.contains(r#"<input type="hidden" name="round" value="bond">"#)
+                && page.contains("http://127.0.0.1:3000/r/bond/signin"),
+            "{page}"
+        );
+        for (round, path) in [
+            ("bond", "/r/bond/signin"),
+            ("Not A Round", "/signin"),
+            ("", "/signin"),
+        ] {
+            let answer = client()
+                .post(format!("{base}/sign-in"))
+                .form(&[("investor", "demo-002"), ("round", round)])
+                .send()
+                .await
+                .expect("answers");
+            assert_eq!(answer.status(), 303);
+            let location = answer.headers()[header::LOCATION].to_str().expect("ASCII");
+            assert_eq!(
+                Url::parse(location).expect("a URL").path(),
+                path,
+                "{round:?}"
+            );
+        }
         server.abort();
     }
 
