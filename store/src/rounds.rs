@@ -51,6 +51,20 @@ pub async fn archived_rounds(conn: &mut impl Connection) -> StoreResult<Vec<Stri
     Ok(ids)
 }
 
+/// Every round of the deployment, live and archived, sorted: what
+/// reconciliation checks and the edge may serve (an archived round's
+/// investments and receipts are still read).
+pub async fn every_round(conn: &mut impl Connection) -> StoreResult<Vec<String>> {
+    let (mut live, archived): (Vec<String>, Vec<String>) = redis::pipe()
+        .smembers(deployment::ROUNDS)
+        .smembers(deployment::ARCHIVED_ROUNDS)
+        .query_async(conn)
+        .await?;
+    live.extend(archived);
+    live.sort();
+    Ok(live)
+}
+
 /// Whether `round` names a round of this deployment, live or archived
 /// (an archived round's investments and receipts are still read).
 pub async fn exists(conn: &mut impl Connection, round: &str) -> StoreResult<bool> {
@@ -139,13 +153,5 @@ impl RoundStore {
             "not_seeded" => Err(self.not_seeded()),
             other => Err(unknown(&ARCHIVE_LUA, other)),
         }
-    }
-
-    /// Whether this round is archived.
-    pub async fn is_archived(&self) -> StoreResult<bool> {
-        Ok(self
-            .conn()
-            .sismember(deployment::ARCHIVED_ROUNDS, &self.round)
-            .await?)
     }
 }

@@ -28,9 +28,7 @@ pub struct ReconcileArgs {
 
 pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     let mut redis = args.redis.connect().await?;
-    let mut every_round = crowdgate_store::rounds::live_rounds(&mut redis).await?;
-    every_round.extend(crowdgate_store::rounds::archived_rounds(&mut redis).await?);
-    every_round.sort();
+    let every_round = crowdgate_store::rounds::every_round(&mut redis).await?;
     let checked = match &args.round {
         Some(round) => {
             super::existing_round(&redis, round).await?;

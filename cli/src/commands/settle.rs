@@ -119,12 +119,7 @@ async fn reconcile_at_startup(redis_config: crowdgate_store::RedisConfig, round:
         Mode::Full => "every invariant",
         Mode::Live => "only those that hold at every instant (the round kept moving)",
     };
-    let every_round = async {
-        let mut rounds = crowdgate_store::rounds::live_rounds(&mut redis).await?;
-        rounds.extend(crowdgate_store::rounds::archived_rounds(&mut redis).await?);
-        Ok::<_, crowdgate_store::StoreError>(rounds)
-    };
-    let every_round = match every_round.await {
+    let every_round = match crowdgate_store::rounds::every_round(&mut redis).await {
         Ok(rounds) => rounds,
         Err(err) => {
             tracing::warn!(error = %err, "reconciliation at startup could not run");

@@ -253,12 +253,8 @@ pub fn edited_terms(
     };
     // The file's checks, its field names made the body's (`round.cap_pence`
     // is `cap_pence` here).
-    config.validate().map_err(|err| match err {
-        ConfigError::Invalid { field, problem } => {
-            let field = field.strip_prefix("round.").unwrap_or(&field).to_string();
-            ApiError::for_field(ErrorCode::InvalidField, &field, problem)
-        }
-        other => ApiError::for_field(ErrorCode::InvalidField, "body", other.to_string()),
+    config.validate().map_err(|err| {
+        invalid_config(err, |field| field.strip_prefix("round.").unwrap_or(field))
     })?;
     let closes_at_ms = config.closes_at_ms().unwrap_or(0);
     if body.contains_key("closes_at") && closes_at_ms != 0 && closes_at_ms <= now_ms {
@@ -322,13 +318,22 @@ pub fn parse_round(body: &Map<String, Value>) -> Result<RoundConfig, ApiError> {
                 ApiError::for_field(ErrorCode::InvalidField, &path, message)
             }
         })?;
-    config.validate().map_err(|err| match err {
+    config
+        .validate()
+        .map_err(|err| invalid_config(err, |field| field))?;
+    Ok(config)
+}
+
+/// A round file's refusal as a 422 naming the field, as `name` spells it
+/// for the request (a round file's `round.cap_pence`, or a body's
+/// `cap_pence`).
+fn invalid_config(err: ConfigError, name: impl Fn(&str) -> &str) -> ApiError {
+    match err {
         ConfigError::Invalid { field, problem } => {
-            ApiError::for_field(ErrorCode::InvalidField, &field, problem)
+            ApiError::for_field(ErrorCode::InvalidField, name(&field), problem)
         }
         other => ApiError::for_field(ErrorCode::InvalidField, "body", other.to_string()),
-    })?;
-    Ok(config)
+    }
 }
 
 #[cfg(test)]

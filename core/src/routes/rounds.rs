@@ -10,9 +10,6 @@ use crowdgate_protocol::api::RoundIds;
 
 /// `GET /v1/rounds`
 pub async fn list(State(state): State<AppState>) -> Result<Json<RoundIds>, Failure> {
-    let mut redis = state.rounds.redis().clone();
-    let mut rounds = crowdgate_store::rounds::live_rounds(&mut redis).await?;
-    rounds.extend(crowdgate_store::rounds::archived_rounds(&mut redis).await?);
-    rounds.sort();
+    let rounds = crowdgate_store::rounds::every_round(&mut state.rounds.redis().clone()).await?;
     Ok(Json(RoundIds { rounds }))
 }
