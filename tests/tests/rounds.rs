@@ -90,6 +90,41 @@ async fn a_round_created_while_another_is_open_sells_through_the_same_edge_with_
         .create_round(json!({"round": {"id": "Bad Id"}}))
         .await;
     assert_eq!(code, 422, "{bad}");
+    // The list's query is checked like every ops query.
+    for (query, field) in [("archived=maybe", "archived"), ("archve=true", "archve")] {
+        let (code, body) = json_of(
+            core_http()
+                .get(format!("{}/ops/v1/rounds?{query}", system.core_url))
+                .bearer_auth(OPS_TOKEN)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!((code, body["field"].as_str()), (422, Some(field)), "{body}");
+    }
+    // A body that is not JSON: 400, nothing created.
+    let (code, body) = json_of(
+        core_http()
+            .post(format!("{}/ops/v1/rounds", system.core_url))
+            .bearer_auth(OPS_TOKEN)
+            .header("content-type", "application/json")
+            .body("hello")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("malformed_json")),
+        "{body}"
+    );
+    assert_eq!(
+        rounds(&system).await.len(),
+        2,
+        "the default round and bond only"
+    );
 
     let bond = system.round_url("bond");
     // Its page is its own: named, and every address under /r/bond/.
